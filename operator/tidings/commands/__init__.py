@@ -1,0 +1,1 @@
+"""Subcommands of the `tidings` CLI, one module each."""
