@@ -22,7 +22,9 @@ COMMANDS: dict[str, str] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tidings", description="Scheduled reports for Kubernetes.")
+    parser = argparse.ArgumentParser(
+        prog="tidings", description="Scheduled reports for Kubernetes."
+    )
     parser.add_argument("--version", action="version", version=f"tidings {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, help_text in COMMANDS.items():
@@ -35,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _command_module(name: str):  # noqa: ANN202 - a module object
+def _command_module(name: str):
     try:
         return importlib.import_module(f"tidings.commands.{name.replace('-', '_')}")
     except ModuleNotFoundError as exc:

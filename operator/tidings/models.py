@@ -101,7 +101,9 @@ class InlineSource(_Model):
     rows: list[dict[str, Any]] = Field(
         max_length=MAX_INLINE_ROWS,
         description="The rows, each an object of column name to value.",
-        json_schema_extra={"items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+        json_schema_extra={
+            "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+        },
     )
 
 
@@ -154,7 +156,6 @@ class Source(_Model):
                     "rule": "[has(self.inline), has(self.sql), has(self.http)]"
                     ".filter(x, x).size() == 1",
                     "message": "exactly one of inline, sql or http must be set",
-                    "fieldPath": "",
                 }
             ]
         }
@@ -214,7 +215,9 @@ class Window(_Model):
     )
 
 
-FilterValue = Annotated[str, Field(min_length=1, max_length=128)]
+FilterValue = Annotated[
+    str, Field(min_length=1, max_length=128, description="A value to match, exactly.")
+]
 
 
 class Filters(_Model):
@@ -242,7 +245,17 @@ class Filters(_Model):
     )
 
 
-Address = Annotated[str, Field(min_length=3, max_length=254)]
+Address = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=254,
+        description="A bare email address (name@example.com): no display name, ASCII only.",
+    ),
+]
+
+# The three lists as one CEL list; absent lists count as empty.
+_ALL_RECIPIENTS = "(self.?to.orValue([]) + self.?cc.orValue([]) + self.?bcc.orValue([]))"
 
 
 class Recipients(_Model):
@@ -252,33 +265,40 @@ class Recipients(_Model):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": f"size(self.to) + size(self.cc) + size(self.bcc) <= {MAX_RECIPIENTS}",
+                    "rule": f"size{_ALL_RECIPIENTS} <= {MAX_RECIPIENTS}",
                     "message": f"at most {MAX_RECIPIENTS} recipients across to, cc and bcc",
                 },
                 {
-                    "rule": "size(self.to) + size(self.cc) + size(self.bcc) >= 1",
+                    "rule": f"size{_ALL_RECIPIENTS} >= 1",
                     "message": "at least one recipient is required",
                 },
                 {
-                    "rule": "(self.to + self.cc + self.bcc).all(a, "
-                    "size((self.to + self.cc + self.bcc).filter(b, b.lowerAscii() == "
-                    "a.lowerAscii())) == 1)",
+                    "rule": f"{_ALL_RECIPIENTS}.map(a, a.lowerAscii())"
+                    f".all(a, size({_ALL_RECIPIENTS}.filter(b, b.lowerAscii() == a)) == 1)",
                     "message": "an address may appear only once across to, cc and bcc",
                 },
             ]
         }
     )
 
+    # list-type set: the apiserver itself refuses an exact duplicate inside one list.
     to: list[Address] = Field(
-        default_factory=list, max_length=MAX_RECIPIENTS, description="To: addresses."
+        default_factory=list,
+        max_length=MAX_RECIPIENTS,
+        description="To: addresses.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     cc: list[Address] = Field(
-        default_factory=list, max_length=MAX_RECIPIENTS, description="Cc: addresses."
+        default_factory=list,
+        max_length=MAX_RECIPIENTS,
+        description="Cc: addresses.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     bcc: list[Address] = Field(
         default_factory=list,
         max_length=MAX_RECIPIENTS,
         description="Bcc: addresses; in the envelope only, never in the headers.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
 
 
@@ -398,9 +418,7 @@ class Condition(_Model):
 
     type: str = Field(max_length=64, description="Ready or Delivered.")
     status: ConditionStatus = Field(description="True, False or Unknown.")
-    reason: str = Field(
-        default="", max_length=64, description="CamelCase reason, for machines."
-    )
+    reason: str = Field(default="", max_length=64, description="CamelCase reason, for machines.")
     message: str = Field(default="", max_length=2048, description="Explanation, for humans.")
     last_transition_time: str | None = Field(
         default=None, description="When status last changed (RFC 3339)."
@@ -465,7 +483,10 @@ class ScheduledReportStatus(_Model):
         default=None, description="The spec generation the operator last acted on."
     )
     conditions: list[Condition] = Field(
-        default_factory=list, max_length=8, description="Ready and Delivered conditions."
+        default_factory=list,
+        max_length=8,
+        description="Ready and Delivered conditions.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     history: list[HistoryEntry] = Field(
         default_factory=list,

@@ -1,0 +1,579 @@
+"""A real, local Kubernetes control plane for development and tests.
+
+Starts etcd, kube-apiserver and kube-controller-manager (built by hack/build-k8s-binaries from the
+pinned upstream releases) on free loopback ports, with TLS, RBAC, client-certificate auth against a
+generated CA and service-account signing keys. There is no kubelet and no scheduler: Pods stay
+Pending, which is what tests that stand in for a kubelet want.
+
+Used by `hack/dev-cluster up|down` and by the pytest fixtures, so both run the same code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import ipaddress
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+VERSIONS_FILE = REPO_ROOT / "hack" / "k8s-binaries" / "versions.env"
+BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
+SERVICE_CIDR = "10.96.0.0/16"
+
+
+class ControlPlaneError(RuntimeError):
+    """The control plane could not be started; the message says which part and where its log is."""
+
+
+def pinned_versions() -> dict[str, str]:
+    """KUBERNETES_VERSION and ETCD_VERSION from hack/k8s-binaries/versions.env."""
+    versions = {}
+    for line in VERSIONS_FILE.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            versions[key] = value
+    return versions
+
+
+def default_bin_dir() -> Path:
+    """Where hack/build-k8s-binaries caches the binaries for the pinned versions."""
+    versions = pinned_versions()
+    cache = os.environ.get("TIDINGS_CACHE_DIR") or str(
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tidings"
+    )
+    key = f"k8s-{versions['KUBERNETES_VERSION']}-etcd-{versions['ETCD_VERSION']}"
+    return Path(cache) / key / "bin"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# ------------------------------------------------------------------------------------ PKI
+
+
+def _write_key(path: Path, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> None:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+
+
+@dataclass
+class CertificateAuthority:
+    """A throwaway CA: signs the apiserver's serving cert and every client cert."""
+
+    cert_path: Path
+    key_path: Path
+
+    @classmethod
+    def create(cls, directory: Path, common_name: str = "tidings-dev-ca") -> CertificateAuthority:
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        now = dt.datetime.now(dt.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(key, hashes.SHA256())
+        )
+        directory.mkdir(parents=True, exist_ok=True)
+        ca = cls(directory / f"{common_name}.crt", directory / f"{common_name}.key")
+        ca.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        _write_key(ca.key_path, key)
+        return ca
+
+    def issue(
+        self,
+        directory: Path,
+        name: str,
+        common_name: str,
+        organizations: tuple[str, ...] = (),
+        dns_names: tuple[str, ...] = (),
+        ip_addresses: tuple[str, ...] = (),
+    ) -> tuple[Path, Path]:
+        """Sign a leaf certificate: a server cert when SANs are given, else a client cert.
+        Kubernetes reads the user from CN and the groups from O."""
+        ca_cert = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
+        ca_key = serialization.load_pem_private_key(self.key_path.read_bytes(), password=None)
+        key = ec.generate_private_key(ec.SECP256R1())
+        attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+        attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+        now = dt.datetime.now(dt.UTC)
+        server = bool(dns_names or ip_addresses)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name(attributes))
+            .issuer_name(ca_cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.ExtendedKeyUsage(
+                    [
+                        x509.ExtendedKeyUsageOID.SERVER_AUTH
+                        if server
+                        else x509.ExtendedKeyUsageOID.CLIENT_AUTH
+                    ]
+                ),
+                critical=False,
+            )
+        )
+        if server:
+            sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns_names]
+            sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        cert = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+        directory.mkdir(parents=True, exist_ok=True)
+        cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        _write_key(key_path, key)
+        return cert_path, key_path
+
+
+def write_kubeconfig(
+    path: Path, server: str, ca_cert: Path, client_cert: Path, client_key: Path, user: str
+) -> Path:
+    """A kubeconfig that authenticates with a client certificate (JSON is valid YAML)."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "tidings-dev",
+                "cluster": {"server": server, "certificate-authority": str(ca_cert)},
+            }
+        ],
+        "users": [
+            {
+                "name": user,
+                "user": {"client-certificate": str(client_cert), "client-key": str(client_key)},
+            }
+        ],
+        "contexts": [{"name": user, "context": {"cluster": "tidings-dev", "user": user}}],
+        "current-context": user,
+    }
+    path.write_text(json.dumps(config, indent=2))
+    path.chmod(0o600)
+    return path
+
+
+# ------------------------------------------------------------------------------ processes
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGKILL it when the test process dies, however it dies."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+@dataclass
+class ControlPlane:
+    """One running control plane. `start()` returns when /readyz answers ok."""
+
+    state_dir: Path
+    bin_dir: Path = field(default_factory=default_bin_dir)
+    die_with_parent: bool = False
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    apiserver_port: int = 0
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.state_dir / "pki"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state_dir / "kubeconfig"
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.apiserver_port}"
+
+    @property
+    def ca(self) -> CertificateAuthority:
+        return CertificateAuthority(self.pki_dir / "ca.crt", self.pki_dir / "ca.key")
+
+    def kubectl(
+        self,
+        *args: str,
+        kubeconfig: Path | None = None,
+        check: bool = True,
+        input: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the pinned kubectl against this control plane (admin unless told otherwise)."""
+        return subprocess.run(
+            [
+                str(self.bin_dir / "kubectl"),
+                "--kubeconfig",
+                str(kubeconfig or self.kubeconfig),
+                *args,
+            ],
+            check=check,
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=120,
+        )
+
+    def kubeconfig_for(self, user: str, groups: list[str] | tuple[str, ...] = ()) -> Path:
+        """A kubeconfig for any user and groups: a client cert signed by the cluster's CA."""
+        users_dir = self.state_dir / "users"
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in user)
+        cert, key = self.ca.issue(users_dir, safe, user, tuple(groups))
+        return write_kubeconfig(
+            users_dir / f"{safe}.kubeconfig", self.server, self.ca.cert_path, cert, key, user
+        )
+
+    def api_client(self, user: str | None = None, groups: list[str] | tuple[str, ...] = ()):
+        """A kubernetes.client.ApiClient as admin, or as the given user and groups."""
+        from kubernetes import config
+
+        path = self.kubeconfig if user is None else self.kubeconfig_for(user, groups)
+        return config.new_client_from_config(config_file=str(path))
+
+    # -- lifecycle
+
+    def start(self, crds_dir: Path | None = REPO_ROOT / "crds", timeout: float = 120) -> None:
+        missing = [b for b in BINARIES if not (self.bin_dir / b).is_file()]
+        if missing:
+            raise ControlPlaneError(
+                f"missing {', '.join(missing)} in {self.bin_dir}: run hack/build-k8s-binaries first"
+            )
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        (self.state_dir / "logs").mkdir(exist_ok=True)
+        try:
+            self._generate_pki()
+            self._start_etcd(timeout)
+            self._start_apiserver(timeout)
+            self._start_controller_manager()
+            if crds_dir is not None:
+                self.install_crds(crds_dir)
+        except BaseException:
+            self.stop()
+            raise
+        self._write_state()
+
+    def _generate_pki(self) -> None:
+        pki = self.pki_dir
+        ca = CertificateAuthority.create(pki, "ca")
+        self.apiserver_port = free_port()
+        ca.issue(
+            pki,
+            "apiserver",
+            "kube-apiserver",
+            dns_names=(
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ),
+            ip_addresses=("127.0.0.1", "10.96.0.1"),
+        )
+        admin_cert, admin_key = ca.issue(pki, "admin", "tidings-admin", ("system:masters",))
+        write_kubeconfig(
+            self.kubeconfig, self.server, ca.cert_path, admin_cert, admin_key, "tidings-admin"
+        )
+        kcm_cert, kcm_key = ca.issue(
+            pki, "kube-controller-manager", "system:kube-controller-manager"
+        )
+        write_kubeconfig(
+            self.state_dir / "kube-controller-manager.kubeconfig",
+            self.server,
+            ca.cert_path,
+            kcm_cert,
+            kcm_key,
+            "system:kube-controller-manager",
+        )
+        _write_key(pki / "service-account.key", rsa.generate_private_key(65537, 2048))
+        sa_key = serialization.load_pem_private_key(
+            (pki / "service-account.key").read_bytes(), password=None
+        )
+        (pki / "service-account.pub").write_bytes(
+            sa_key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        )
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        log = open(self.state_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - owned by child
+        proc = subprocess.Popen(
+            [str(self.bin_dir / name), *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=not self.die_with_parent,
+            preexec_fn=_die_with_parent if self.die_with_parent else None,
+        )
+        log.close()
+        self.processes[name] = proc
+        return proc
+
+    def _log_tail(self, name: str, lines: int = 25) -> str:
+        path = self.state_dir / "logs" / f"{name}.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def _wait(self, name: str, ready: callable, timeout: float) -> None:  # type: ignore[valid-type]
+        deadline = time.monotonic() + timeout
+        proc = self.processes[name]
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise ControlPlaneError(
+                    f"{name} exited with {proc.returncode}; log {self.state_dir}/logs/{name}.log:\n"
+                    + self._log_tail(name)
+                )
+            if ready():
+                return
+            time.sleep(0.2)
+        raise ControlPlaneError(
+            f"{name} not ready after {timeout:.0f}s; log {self.state_dir}/logs/{name}.log:\n"
+            + self._log_tail(name)
+        )
+
+    def _start_etcd(self, timeout: float) -> None:
+        client, peer = free_port(), free_port()
+        self.etcd_url = f"http://127.0.0.1:{client}"
+        self._spawn(
+            "etcd",
+            [
+                "--name=default",
+                f"--data-dir={self.state_dir / 'etcd'}",
+                f"--listen-client-urls={self.etcd_url}",
+                f"--advertise-client-urls={self.etcd_url}",
+                f"--listen-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-cluster=default=http://127.0.0.1:{peer}",
+                "--log-level=warn",
+                # Throwaway data: skipping fsync makes the suite several times faster on slow disks.
+                "--unsafe-no-fsync",
+            ],
+        )
+        self._wait("etcd", lambda: _http_ok(f"{self.etcd_url}/health"), timeout)
+
+    def _start_apiserver(self, timeout: float) -> None:
+        pki = self.pki_dir
+        self._spawn(
+            "kube-apiserver",
+            [
+                f"--etcd-servers={self.etcd_url}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.apiserver_port}",
+                f"--tls-cert-file={pki / 'apiserver.crt'}",
+                f"--tls-private-key-file={pki / 'apiserver.key'}",
+                f"--client-ca-file={pki / 'ca.crt'}",
+                "--authorization-mode=Node,RBAC",
+                f"--service-account-key-file={pki / 'service-account.pub'}",
+                f"--service-account-signing-key-file={pki / 'service-account.key'}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                # Loopback cannot be published as the kubernetes Service endpoint; nothing needs it.
+                "--endpoint-reconciler-type=none",
+                "--profiling=false",
+                "--v=1",
+            ],
+        )
+        context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+        self._wait("kube-apiserver", lambda: _http_ok(f"{self.server}/readyz", context), timeout)
+
+    def _start_controller_manager(self) -> None:
+        pki = self.pki_dir
+        kubeconfig = str(self.state_dir / "kube-controller-manager.kubeconfig")
+        self._spawn(
+            "kube-controller-manager",
+            [
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={pki / 'service-account.key'}",
+                f"--root-ca-file={pki / 'ca.crt'}",
+                f"--cluster-signing-cert-file={pki / 'ca.crt'}",
+                f"--cluster-signing-key-file={pki / 'ca.key'}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--leader-elect=false",
+                "--v=1",
+            ],
+        )
+
+    def install_crds(self, crds_dir: Path) -> None:
+        """Apply every manifest in crds/ and wait until each CRD is Established."""
+        manifests = sorted(p for p in crds_dir.glob("*.yaml"))
+        if not manifests:
+            return
+        for manifest in manifests:
+            self.kubectl("apply", "--server-side", "-f", str(manifest))
+        self.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+
+    def _write_state(self) -> None:
+        state = {
+            "server": self.server,
+            "kubeconfig": str(self.kubeconfig),
+            "pids": {name: proc.pid for name, proc in self.processes.items()},
+        }
+        (self.state_dir / "state.json").write_text(json.dumps(state, indent=2))
+
+    def stop(self) -> None:
+        """Stop every process this object started (newest first) and wait for them."""
+        for name in reversed(list(self.processes)):
+            _terminate(self.processes[name])
+        self.processes.clear()
+        with contextlib.suppress(FileNotFoundError):
+            (self.state_dir / "state.json").unlink()
+
+
+def _terminate(proc: subprocess.Popen, grace: float = 10) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=context) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def stop_from_state(state_dir: Path, grace: float = 10) -> list[int]:
+    """Stop a control plane started by another process (hack/dev-cluster down). Returns the
+    pids that were signalled."""
+    state_file = state_dir / "state.json"
+    if not state_file.exists():
+        return []
+    pids = list(json.loads(state_file.read_text())["pids"].values())
+    signalled = []
+    for pid in reversed(pids):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+            signalled.append(pid)
+    _wait_gone(signalled, grace)
+    for pid in signalled:
+        if _alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    _wait_gone(signalled, 5)
+    state_file.unlink()
+    return signalled
+
+
+def _wait_gone(pids: list[int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0): check /proc for its state.
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z":
+            return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    """hack/dev-cluster's entry point: `up` (start, write .dev/kubeconfig) or `down`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="dev-cluster", description=__doc__)
+    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument("--state-dir", type=Path, default=REPO_ROOT / ".dev")
+    args = parser.parse_args(argv)
+    state_dir: Path = args.state_dir.resolve()
+
+    if args.action == "down":
+        pids = stop_from_state(state_dir)
+        print(f"stopped {len(pids)} processes" if pids else "no control plane running")
+        return 0
+    if args.action == "status":
+        state_file = state_dir / "state.json"
+        if not state_file.exists():
+            print("no control plane running")
+            return 1
+        print(state_file.read_text())
+        return 0
+
+    if (state_dir / "state.json").exists():
+        print(
+            f"already running (see {state_dir / 'state.json'}); run `hack/dev-cluster down` first",
+            file=sys.stderr,
+        )
+        return 1
+    for stale in ("etcd", "pki", "users", "logs"):
+        path = state_dir / stale
+        if path.exists():
+            subprocess.run(["rm", "-rf", str(path)], check=True)
+    started = time.monotonic()
+    plane = ControlPlane(state_dir=state_dir)
+    try:
+        plane.start()
+    except ControlPlaneError as exc:
+        print(f"dev-cluster: {exc}", file=sys.stderr)
+        return 1
+    print(f"control plane ready in {time.monotonic() - started:.1f}s at {plane.server}")
+    print(f"export KUBECONFIG={plane.kubeconfig}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
