@@ -1,0 +1,194 @@
+"""The operator's configuration: every platform default comes from a TIDINGS_* environment
+variable, parsed here and only here, so the Helm chart, `tidings operator` and the tests agree.
+
+A bad value is refused at start-up with the variable's name and the rule it broke, rather than
+turning into a CronJob the apiserver rejects later for every report.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+
+SMTP_TLS_MODES = ("none", "starttls", "tls")
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+LOG_FORMATS = ("json", "text")
+# Kubernetes resource quantities in the canonical forms the apiserver keeps as written.
+_QUANTITY = re.compile(r"^([0-9]+m|[0-9]+|[0-9]+(Ki|Mi|Gi|Ti))$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class SettingsError(ValueError):
+    """A TIDINGS_* variable has a value the operator cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Platform defaults; `doc` metadata is the text of the table in docs/operator.md."""
+
+    renderer_image: str = field(
+        default="ghcr.io/tidings-dev/tidings-renderer:0.1.0",
+        metadata={"env": "TIDINGS_RENDERER_IMAGE", "doc": "Image the CronJob pods run."},
+    )
+    image_pull_policy: str = field(
+        default="IfNotPresent",
+        metadata={"env": "TIDINGS_RENDERER_PULL_POLICY", "doc": "Always, IfNotPresent or Never."},
+    )
+    smtp_host: str = field(
+        default="",
+        metadata={"env": "TIDINGS_SMTP_HOST", "doc": "Platform SMTP relay host (no auth)."},
+    )
+    smtp_port: int = field(
+        default=25, metadata={"env": "TIDINGS_SMTP_PORT", "doc": "Platform SMTP relay port."}
+    )
+    smtp_from: str = field(
+        default="", metadata={"env": "TIDINGS_SMTP_FROM", "doc": "From: address of reports."}
+    )
+    smtp_tls: str = field(
+        default="none",
+        metadata={"env": "TIDINGS_SMTP_TLS", "doc": "none, starttls (required) or tls."},
+    )
+    smtp_timeout: int = field(
+        default=30,
+        metadata={"env": "TIDINGS_SMTP_TIMEOUT", "doc": "SMTP timeout in seconds."},
+    )
+    cpu_request: str = field(
+        default="100m", metadata={"env": "TIDINGS_RENDERER_CPU_REQUEST", "doc": "Pod CPU request."}
+    )
+    memory_request: str = field(
+        default="256Mi",
+        metadata={"env": "TIDINGS_RENDERER_MEMORY_REQUEST", "doc": "Pod memory request."},
+    )
+    cpu_limit: str = field(
+        default="1", metadata={"env": "TIDINGS_RENDERER_CPU_LIMIT", "doc": "Pod CPU limit."}
+    )
+    memory_limit: str = field(
+        default="1Gi",
+        metadata={"env": "TIDINGS_RENDERER_MEMORY_LIMIT", "doc": "Pod memory limit."},
+    )
+    run_as_user: int = field(
+        default=10001,
+        metadata={"env": "TIDINGS_RENDERER_UID", "doc": "Non-root UID (and GID) of the pod."},
+    )
+    namespaces: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "env": "TIDINGS_NAMESPACES",
+            "doc": "Comma-separated namespaces to serve; empty means cluster-wide.",
+        },
+    )
+    starting_deadline_seconds: int = field(
+        default=3600,
+        metadata={
+            "env": "TIDINGS_STARTING_DEADLINE_SECONDS",
+            "doc": "A run missed by longer than this (controller down) is skipped.",
+        },
+    )
+    successful_jobs_history: int = field(
+        default=3,
+        metadata={"env": "TIDINGS_SUCCESSFUL_JOBS_HISTORY", "doc": "Finished Jobs kept."},
+    )
+    failed_jobs_history: int = field(
+        default=3,
+        metadata={"env": "TIDINGS_FAILED_JOBS_HISTORY", "doc": "Failed Jobs kept."},
+    )
+    metrics_port: int = field(
+        default=9090,
+        metadata={"env": "TIDINGS_METRICS_PORT", "doc": "Prometheus /metrics port; 0 = off."},
+    )
+    health_port: int = field(
+        default=8080,
+        metadata={"env": "TIDINGS_HEALTH_PORT", "doc": "/healthz port (liveness); 0 = off."},
+    )
+    peering_name: str = field(
+        default="tidings",
+        metadata={
+            "env": "TIDINGS_PEERING",
+            "doc": "KopfPeering object name; empty = standalone (one replica only).",
+        },
+    )
+    log_format: str = field(
+        default="json", metadata={"env": "TIDINGS_LOG_FORMAT", "doc": "json or text."}
+    )
+    log_level: str = field(
+        default="INFO", metadata={"env": "TIDINGS_LOG_LEVEL", "doc": "DEBUG, INFO, WARNING."}
+    )
+
+    @property
+    def standalone(self) -> bool:
+        return not self.peering_name
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Settings from the environment (pass os.environ); unset or empty variables keep defaults."""
+    values: dict[str, object] = {}
+    for spec in fields(Settings):
+        env = spec.metadata["env"]
+        raw = environ.get(env, "").strip()
+        if not raw:
+            continue
+        if spec.type in ("int", int):
+            try:
+                values[spec.name] = int(raw)
+            except ValueError:
+                raise SettingsError(f"{env}: must be an integer, got {raw!r}") from None
+        elif spec.name == "namespaces":
+            values[spec.name] = tuple(ns.strip() for ns in raw.split(",") if ns.strip())
+        else:
+            values[spec.name] = raw
+    settings = Settings(**values)  # type: ignore[arg-type]
+    _check(settings)
+    return settings
+
+
+def _check(s: Settings) -> None:
+    rules: list[tuple[bool, str, str]] = [
+        (s.smtp_tls in SMTP_TLS_MODES, "TIDINGS_SMTP_TLS", f"must be one of {SMTP_TLS_MODES}"),
+        (1 <= s.smtp_port <= 65535, "TIDINGS_SMTP_PORT", "must be a port number (1-65535)"),
+        (s.smtp_timeout > 0, "TIDINGS_SMTP_TIMEOUT", "must be positive"),
+        (
+            s.image_pull_policy in PULL_POLICIES,
+            "TIDINGS_RENDERER_PULL_POLICY",
+            f"must be one of {PULL_POLICIES}",
+        ),
+        (s.run_as_user > 0, "TIDINGS_RENDERER_UID", "must be a non-root UID (> 0)"),
+        (s.starting_deadline_seconds >= 10, "TIDINGS_STARTING_DEADLINE_SECONDS", "must be >= 10"),
+        (s.successful_jobs_history >= 0, "TIDINGS_SUCCESSFUL_JOBS_HISTORY", "must be >= 0"),
+        (s.failed_jobs_history >= 0, "TIDINGS_FAILED_JOBS_HISTORY", "must be >= 0"),
+        (0 <= s.metrics_port <= 65535, "TIDINGS_METRICS_PORT", "must be 0 or a port number"),
+        (0 <= s.health_port <= 65535, "TIDINGS_HEALTH_PORT", "must be 0 or a port number"),
+        (s.log_format in LOG_FORMATS, "TIDINGS_LOG_FORMAT", f"must be one of {LOG_FORMATS}"),
+        (
+            s.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"),
+            "TIDINGS_LOG_LEVEL",
+            "must be DEBUG, INFO, WARNING or ERROR",
+        ),
+        (bool(s.renderer_image), "TIDINGS_RENDERER_IMAGE", "must not be empty"),
+    ]
+    for name in ("cpu_request", "memory_request", "cpu_limit", "memory_limit"):
+        env = next(f.metadata["env"] for f in fields(Settings) if f.name == name)
+        rules.append(
+            (
+                bool(_QUANTITY.match(getattr(s, name))),
+                env,
+                "must be a quantity like 100m, 1, 256Mi or 1Gi",
+            )
+        )
+    rules.extend(
+        (bool(_DNS_LABEL.match(ns)), "TIDINGS_NAMESPACES", f"{ns!r} is not a namespace name")
+        for ns in s.namespaces
+    )
+    for ok, env, rule in rules:
+        if not ok:
+            raise SettingsError(f"{env}: {rule}")
+
+
+def env_table() -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) rows for the documentation."""
+    rows = []
+    for spec in fields(Settings):
+        default = spec.default
+        shown = ",".join(default) if isinstance(default, tuple) else str(default)
+        rows.append((spec.metadata["env"], shown, spec.metadata["doc"]))
+    return rows

@@ -1,0 +1,61 @@
+"""TIDINGS_* parsing: defaults, overrides, and refusals that name the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from tidings.controller.settings import Settings, SettingsError, env_table, load_settings
+
+
+def test_defaults_when_nothing_is_set() -> None:
+    settings = load_settings({})
+    assert settings == Settings()
+    assert settings.smtp_port == 25
+    assert settings.namespaces == ()
+    assert not settings.standalone
+
+
+def test_overrides_are_parsed_and_typed() -> None:
+    settings = load_settings(
+        {
+            "TIDINGS_RENDERER_IMAGE": "registry.local/renderer:1.2",
+            "TIDINGS_SMTP_HOST": "relay.mail.svc",
+            "TIDINGS_SMTP_PORT": "2525",
+            "TIDINGS_SMTP_TLS": "starttls",
+            "TIDINGS_NAMESPACES": "team-a, team-b,",
+            "TIDINGS_PEERING": "",
+            "TIDINGS_RENDERER_MEMORY_LIMIT": "2Gi",
+        }
+    )
+    assert settings.renderer_image == "registry.local/renderer:1.2"
+    assert settings.smtp_port == 2525
+    assert settings.smtp_tls == "starttls"
+    assert settings.namespaces == ("team-a", "team-b")
+    assert settings.memory_limit == "2Gi"
+    assert not settings.standalone  # empty means "unset": the default peering stays
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "rule"),
+    [
+        ("TIDINGS_SMTP_PORT", "smtp", "must be an integer"),
+        ("TIDINGS_SMTP_PORT", "70000", "port number"),
+        ("TIDINGS_SMTP_TLS", "ssl", "must be one of"),
+        ("TIDINGS_RENDERER_UID", "0", "non-root"),
+        ("TIDINGS_RENDERER_CPU_LIMIT", "0.5", "quantity"),
+        ("TIDINGS_NAMESPACES", "Team_A", "not a namespace name"),
+        ("TIDINGS_LOG_FORMAT", "xml", "must be one of"),
+    ],
+)
+def test_bad_values_name_the_variable_and_rule(env: str, value: str, rule: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        load_settings({env: value})
+    assert str(refused.value).startswith(f"{env}: ")
+    assert rule in str(refused.value)
+
+
+def test_env_table_documents_every_setting() -> None:
+    rows = env_table()
+    assert len(rows) == len(Settings.__dataclass_fields__)
+    assert ("TIDINGS_SMTP_PORT", "25", "Platform SMTP relay port.") in rows
+    assert all(name.startswith("TIDINGS_") and doc for name, _, doc in rows)

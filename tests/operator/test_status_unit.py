@@ -1,0 +1,289 @@
+"""Status decisions: phases, reactivation, run-now bookkeeping and Job outcomes, counted once."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from sr_bodies import report_body
+
+from tidings.controller import status as st
+from tidings.schedule import next_fire_time
+
+NOW = datetime(2025, 3, 29, 12, 0, tzinfo=UTC)  # the Saturday before Berlin springs forward
+
+
+def _reconciled(report: dict, problems: tuple[str, ...] = ()) -> st.Reconciliation:
+    return st.reconcile(report, problems, NOW, next_fire_time)
+
+
+def _with_status(report: dict, **status) -> dict:
+    report["status"] = status
+    return report
+
+
+def _condition(status: dict, type_: str) -> dict:
+    return next(c for c in status["conditions"] if c["type"] == type_)
+
+
+# --------------------------------------------------------------------------------- reconcile
+
+
+def test_active_report_next_send_at_crosses_dst_in_its_zone() -> None:
+    result = _reconciled(report_body(schedule="0 9 * * *"))
+    assert result.phase == "Active"
+    # Sunday 30 March 09:00 in Berlin is already summer time (UTC+2): 07:00Z, not 08:00Z.
+    assert result.change.status["nextSendAt"] == "2025-03-30T07:00:00Z"
+    ready = _condition(result.change.status, "Ready")
+    assert (ready["status"], ready["reason"], ready["observedGeneration"]) == (
+        "True",
+        "Scheduled",
+        1,
+    )
+    assert result.change.status["observedGeneration"] == 1
+    assert result.run_now is None
+
+
+def test_phases_for_manual_paused_and_invalid() -> None:
+    manual = _reconciled(report_body(schedule=""))
+    assert (manual.phase, manual.change.status["nextSendAt"]) == ("Manual", None)
+    paused = _reconciled(report_body(suspend=True))
+    assert paused.phase == "Paused"
+    assert _condition(paused.change.status, "Ready")["reason"] == "Paused"
+    assert [e.reason for e in paused.change.events] == ["Paused"]
+    invalid = _reconciled(report_body(), ("spec.schedule: not a cron expression",))
+    assert invalid.phase == "Invalid"
+    ready = _condition(invalid.change.status, "Ready")
+    assert (ready["status"], ready["message"]) == ("False", "spec.schedule: not a cron expression")
+    assert invalid.change.events[0].type == "Warning"
+
+
+def test_resuming_recomputes_next_send_at_and_says_so() -> None:
+    report = _with_status(report_body(), phase="Paused", observedGeneration=1)
+    result = _reconciled(report)
+    assert result.phase == "Active"
+    assert result.change.status["nextSendAt"] == "2025-03-31T07:00:00Z"  # Monday 09:00 CEST
+    assert [e.reason for e in result.change.events] == ["Resumed"]
+
+
+def test_disabled_sticks_until_the_spec_changes() -> None:
+    report = _with_status(
+        report_body(), phase="Disabled", observedGeneration=1, consecutiveFailures=3
+    )
+    assert _reconciled(report).phase == "Disabled"
+    assert _reconciled(report).change.status["nextSendAt"] is None
+    report["metadata"]["generation"] = 2
+    result = _reconciled(report)
+    assert result.phase == "Active"
+    assert result.change.status["consecutiveFailures"] == 0
+    assert [e.reason for e in result.change.events] == ["Reactivated"]
+
+
+def test_reactivate_annotation_acts_once_per_value() -> None:
+    report = _with_status(
+        report_body(), phase="Disabled", observedGeneration=1, consecutiveFailures=3
+    )
+    report["metadata"]["annotations"]["tidings.dev/reactivate"] = "monday"
+    result = _reconciled(report)
+    assert result.phase == "Active"
+    assert result.change.status["reactivateHandled"] == "monday"
+    # Disabled again later: the same annotation value must not reactivate it a second time.
+    report["status"].update(phase="Disabled", reactivateHandled="monday")
+    assert _reconciled(report).phase == "Disabled"
+
+
+def test_run_now_once_per_value_and_never_for_invalid() -> None:
+    report = report_body()
+    report["metadata"]["annotations"]["tidings.dev/run-now"] = "v1"
+    result = _reconciled(report)
+    assert (result.run_now, result.change.status["runNowHandled"]) == ("v1", "v1")
+    report["status"] = {"runNowHandled": "v1"}
+    assert _reconciled(report).run_now is None
+    report["metadata"]["annotations"]["tidings.dev/run-now"] = "v2"
+    refused = _reconciled(report, ("spec.recipients: at least one",))
+    assert refused.run_now is None
+    assert refused.change.status["runNowHandled"] == "v2"
+    assert [e.reason for e in refused.change.events] == ["InvalidSpec", "RunNowRefused"]
+
+
+def test_ready_transition_time_moves_only_when_status_flips() -> None:
+    first = _reconciled(report_body()).change.status
+    later = datetime(2025, 4, 1, tzinfo=UTC)
+    report = _with_status(report_body(), **first)
+    again = st.reconcile(report, (), later, next_fire_time).change.status
+    assert _condition(again, "Ready")["lastTransitionTime"] == "2025-03-29T12:00:00Z"
+    report = _with_status(report_body(suspend=True), **first)
+    paused = st.reconcile(report, (), later, next_fire_time).change.status
+    assert _condition(paused, "Ready")["lastTransitionTime"] == "2025-04-01T00:00:00Z"
+
+
+# ------------------------------------------------------------------------------ job outcomes
+
+
+def _job(name: str, condition: str | None, **extra) -> dict:
+    status: dict = {"failed": extra.pop("failed", 0)}
+    if condition:
+        status["conditions"] = [
+            {
+                "type": condition,
+                "status": "True",
+                "reason": extra.pop("reason", ""),
+                "message": extra.pop("message", ""),
+                "lastTransitionTime": "2025-03-31T07:03:00Z",
+            }
+        ]
+    return {
+        "metadata": {
+            "name": name,
+            "creationTimestamp": "2025-03-31T07:00:05Z",
+            "annotations": {
+                "batch.kubernetes.io/cronjob-scheduled-timestamp": "2025-03-31T09:00:00+02:00"
+            },
+        },
+        "spec": {"activeDeadlineSeconds": 600},
+        "status": status,
+    }
+
+
+def _pod(exit_code: int, message: str, finished: str = "2025-03-31T07:02:00Z") -> dict:
+    terminated = {"exitCode": exit_code, "message": message, "finishedAt": finished}
+    return {
+        "status": {"containerStatuses": [{"name": "renderer", "state": {"terminated": terminated}}]}
+    }
+
+
+RESULT = {
+    "outcome": "Delivered",
+    "failure": None,
+    "scheduledTime": "2025-03-31T07:00:00Z",
+    "windowStart": "2025-03-24T08:00:00Z",
+    "windowEnd": "2025-03-31T07:00:00Z",
+    "recipientsAccepted": 3,
+    "recipientsRejected": 1,
+    "bytes": 48213,
+    "renderer": "pdf",
+    "error": "",
+    "messageId": "<x@tidings>",
+}
+
+
+def test_running_job_has_no_outcome() -> None:
+    assert st.job_outcome(_job("r-1", None), [], NOW) is None
+
+
+def test_delivered_job_reads_the_termination_message() -> None:
+    outcome = st.job_outcome(_job("r-1", "Complete"), [_pod(0, json.dumps(RESULT))], NOW)
+    assert outcome is not None and outcome.delivered
+    entry = outcome.history_entry()
+    assert entry == {
+        "jobName": "r-1",
+        "scheduledTime": "2025-03-31T07:00:00Z",
+        "windowStart": "2025-03-24T08:00:00Z",
+        "windowEnd": "2025-03-31T07:00:00Z",
+        "finishedAt": "2025-03-31T07:02:00Z",
+        "outcome": "Delivered",
+        "recipientsAccepted": 3,
+        "recipientsRejected": 1,
+        "bytes": 48213,
+        "renderer": "pdf",
+        "error": "",
+    }
+
+
+def test_failures_are_classified() -> None:
+    permanent = {**RESULT, "outcome": "Failed", "failure": "permanent", "error": "550 no such user"}
+    job = _job("r-2", "Failed", reason="PodFailurePolicy")
+    outcome = st.job_outcome(job, [_pod(69, json.dumps(permanent))], NOW)
+    assert (outcome.failure, outcome.error) == ("permanent", "550 no such user")
+
+    job = _job("r-3", "Failed", reason="DeadlineExceeded")
+    outcome = st.job_outcome(job, [], NOW)
+    assert outcome.failure == "timeout" and "600s" in outcome.error
+    assert outcome.scheduled_time == "2025-03-31T07:00:00Z"  # from the CronJob's annotation
+    assert outcome.finished_at == "2025-03-31T07:03:00Z"
+
+    job = _job("r-4", "Failed", reason="BackoffLimitExceeded", failed=3)
+    crashed = st.job_outcome(job, [_pod(1, "Traceback ...\nKeyError: 'x'")], NOW)
+    assert crashed.failure == "transient"
+    assert crashed.error == "Traceback ...\nKeyError: 'x' (after 3 attempts)"
+
+    bare = st.job_outcome(_job("r-5", "Failed"), [_pod(137, "")], NOW)
+    assert bare.error == "the renderer exited with code 137"
+
+
+def _outcome(name: str, delivered: bool, finished: str, error: str = "boom") -> st.RunOutcome:
+    return st.RunOutcome(
+        job_name=name,
+        delivered=delivered,
+        failure=None if delivered else "transient",
+        finished_at=finished,
+        error="" if delivered else error,
+    )
+
+
+def _apply(report: dict, outcome: st.RunOutcome) -> st.StatusChange | None:
+    change = st.apply_outcome(report, outcome, NOW, next_fire_time)
+    if change:
+        report["status"] = {**report.get("status", {}), **change.status}
+    return change
+
+
+def test_three_failures_disable_and_success_resets() -> None:
+    report = _with_status(report_body(), phase="Active", observedGeneration=1)
+    for i in (1, 2):
+        change = _apply(report, _outcome(f"r-{i}", False, f"2025-03-2{i}T07:00:00Z"))
+        assert change.phase is None
+        assert [e.reason for e in change.events] == ["RunFailed"]
+    assert report["status"]["consecutiveFailures"] == 2
+    assert report["status"]["lastError"] == "boom"
+    assert _condition(report["status"], "Delivered")["reason"] == "TransientFailure"
+
+    change = _apply(report, _outcome("r-3", False, "2025-03-23T07:00:00Z"))
+    assert change.phase == "Disabled"
+    assert [e.reason for e in change.events] == ["RunFailed", "Disabled"]
+    assert "tidings.dev/reactivate" in change.events[-1].message
+    assert report["status"]["nextSendAt"] is None
+    assert _condition(report["status"], "Ready")["reason"] == "Disabled"
+
+    report["status"]["phase"] = "Active"
+    _apply(report, _outcome("r-4", True, "2025-03-24T07:00:00Z"))
+    status = report["status"]
+    assert (status["consecutiveFailures"], status["lastError"]) == (0, "")
+    assert status["lastSentAt"] == status["lastAttemptAt"] == "2025-03-24T07:00:00Z"
+    assert [h["jobName"] for h in status["history"]] == ["r-4", "r-3", "r-2", "r-1"]
+    assert status["nextSendAt"] == "2025-03-31T07:00:00Z"
+
+
+def test_a_job_is_counted_once() -> None:
+    report = _with_status(report_body(), phase="Active")
+    assert _apply(report, _outcome("r-1", False, "2025-03-21T07:00:00Z")) is not None
+    assert _apply(report, _outcome("r-1", False, "2025-03-21T07:00:00Z")) is None
+    assert report["status"]["consecutiveFailures"] == 1
+
+
+def test_out_of_order_arrival_follows_finish_times() -> None:
+    report = _with_status(report_body(), phase="Active")
+    _apply(report, _outcome("late-fail", False, "2025-03-22T07:00:00Z", error="newest"))
+    _apply(report, _outcome("early-ok", True, "2025-03-21T07:00:00Z"))
+    status = report["status"]
+    assert status["consecutiveFailures"] == 1  # the failure came after the success
+    assert status["lastError"] == "newest"
+    assert status["lastSentAt"] == "2025-03-21T07:00:00Z"
+    assert status["lastAttemptAt"] == "2025-03-22T07:00:00Z"
+    assert _condition(status, "Delivered")["status"] == "False"
+
+
+def test_history_is_bounded_newest_first() -> None:
+    report = _with_status(report_body(), phase="Active")
+    for i in range(25):
+        _apply(report, _outcome(f"r-{i:02d}", True, f"2025-03-01T07:{i:02d}:00Z"))
+    names = [h["jobName"] for h in report["status"]["history"]]
+    assert len(names) == 20 and names[0] == "r-24" and names[-1] == "r-05"
+
+
+def test_termination_message_takes_the_last_json_line() -> None:
+    assert st.parse_termination_message('warning: x\n{"outcome": "Delivered"}\n') == {
+        "outcome": "Delivered"
+    }
+    assert st.parse_termination_message("no json here") is None
+    assert st.parse_termination_message(None) is None
