@@ -1,0 +1,293 @@
+"""Generate the ScheduledReport CRD and the API field reference from the pydantic models.
+
+The models are the one source of truth; this module only translates pydantic's JSON Schema into
+the structural OpenAPI v3 subset the apiserver accepts: $refs inlined, titles dropped, Optional
+(anyOf with null) turned into the plain type, free-form objects marked
+x-kubernetes-preserve-unknown-fields, and `additionalProperties: false` removed (structural schemas
+forbid it next to `properties`; the apiserver prunes unknown fields instead).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from tidings import models
+
+CRD_NAME = f"{models.PLURAL}.{models.GROUP}"
+
+HEADER = (
+    "# Generated from operator/tidings/models.py by `tidings crd`: do not edit by hand.\n"
+    "# Regenerate with: tidings crd -o crds/scheduledreports.tidings.dev.yaml\n"
+)
+
+DESCRIPTION = (
+    "ScheduledReport renders a report from a data source on a cron schedule and emails it as a "
+    "PDF attachment. The operator runs it as a CronJob in the same namespace and writes the "
+    "outcome of every run to status."
+)
+
+# JSON Schema keys that carry over to the structural schema unchanged.
+_KEPT = (
+    "type",
+    "description",
+    "enum",
+    "pattern",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "minimum",
+    "maximum",
+    "required",
+    "default",
+    "x-kubernetes-validations",
+    "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys",
+)
+
+PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Type", "type": "string", "jsonPath": ".spec.reportType"},
+    {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule"},
+    {"name": "TZ", "type": "string", "jsonPath": ".spec.timeZone"},
+    {"name": "Status", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Last Sent", "type": "date", "jsonPath": ".status.lastSentAt"},
+    # A date column renders as an age, and the apiserver prints "<invalid>" for a future time:
+    # the next run is shown as its timestamp instead.
+    {"name": "Next", "type": "string", "jsonPath": ".status.nextSendAt"},
+    {"name": "Failures", "type": "integer", "jsonPath": ".status.consecutiveFailures"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+
+def structural_schema(model: type[models.BaseModel]) -> dict[str, Any]:
+    """The model's JSON Schema (camelCase names, as on the wire) as a structural schema."""
+    schema = model.model_json_schema(by_alias=True, mode="validation")
+    defs = schema.pop("$defs", {})
+    return _convert(schema, defs)
+
+
+def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    node = _resolve(node, defs)
+    out = {key: node[key] for key in _KEPT if key in node}
+    if "description" in out:
+        # Docstrings wrap lines; kubectl explain re-wraps them anyway.
+        out["description"] = " ".join(out["description"].split())
+    if "properties" in node:
+        out["properties"] = {
+            name: _convert(child, defs) for name, child in node["properties"].items()
+        }
+    elif node.get("type") == "object" and node.get("additionalProperties") not in (None, False):
+        # dict[str, Any]: a free-form object the apiserver must keep as is.
+        out["x-kubernetes-preserve-unknown-fields"] = True
+    if "items" in node:
+        out["items"] = _convert(node["items"], defs)
+    if out.get("default") is None or isinstance(out.get("default"), dict | list):
+        # Only scalar defaults are applied by the apiserver; containers default in the models.
+        out.pop("default", None)
+    if "required" in out and not out["required"]:
+        del out["required"]
+    return out
+
+
+def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """Inline $ref and unwrap Optional; keys next to the $ref (description) win."""
+    if "anyOf" in node:
+        variants = [v for v in node["anyOf"] if v.get("type") != "null"]
+        if len(variants) != 1:
+            raise ValueError(f"unions other than Optional have no structural schema: {node}")
+        rest = {k: v for k, v in node.items() if k != "anyOf"}
+        node = {**_resolve(variants[0], defs), **rest}
+    if "$ref" in node:
+        target = defs[node["$ref"].rsplit("/", 1)[-1]]
+        rest = {k: v for k, v in node.items() if k != "$ref"}
+        node = {**_resolve(target, defs), **rest}
+    return node
+
+
+def openapi_schema() -> dict[str, Any]:
+    """The whole object's schema: apiVersion, kind, metadata, spec and status."""
+    status = structural_schema(models.ScheduledReportStatus)
+    # kopf keeps handler progress in status; it must survive pruning (kopf issue #321).
+    status["x-kubernetes-preserve-unknown-fields"] = True
+    return {
+        "type": "object",
+        "description": DESCRIPTION,
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {
+                "type": "string",
+                "description": "Versioned schema of this object: tidings.dev/v1alpha1.",
+            },
+            "kind": {"type": "string", "description": "Always ScheduledReport."},
+            "metadata": {"type": "object"},
+            "spec": structural_schema(models.ScheduledReportSpec),
+            "status": status,
+        },
+    }
+
+
+def crd() -> dict[str, Any]:
+    """The CustomResourceDefinition manifest."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": CRD_NAME,
+            "labels": {"app.kubernetes.io/name": "tidings", "app.kubernetes.io/part-of": "tidings"},
+        },
+        "spec": {
+            "group": models.GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": models.KIND,
+                "listKind": f"{models.KIND}List",
+                "plural": models.PLURAL,
+                "singular": models.SINGULAR,
+                "shortNames": list(models.SHORT_NAMES),
+                "categories": list(models.CATEGORIES),
+            },
+            "versions": [
+                {
+                    "name": models.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "schema": {"openAPIV3Schema": openapi_schema()},
+                }
+            ],
+        },
+    }
+
+
+def crd_yaml() -> str:
+    """The CRD as committed in crds/: stable key order, so a diff shows a real change."""
+    return HEADER + yaml.dump(
+        crd(), Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True, width=100
+    )
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    """Shared sub-schemas are written out in full: anchors would only confuse readers."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+# ------------------------------------------------------------------------------ api reference
+
+
+def api_reference() -> str:
+    """docs/api.md: every field of spec and status with type, constraints and description."""
+    schema = openapi_schema()
+    lines = [
+        "# ScheduledReport API reference",
+        "",
+        "<!-- Generated from operator/tidings/models.py by `tidings crd --docs`: do not edit. -->",
+        "",
+        f"`apiVersion: {models.GROUP}/{models.VERSION}`, `kind: {models.KIND}`, namespaced, "
+        f"short name `{models.SHORT_NAMES[0]}`, category `{models.CATEGORIES[0]}`.",
+        "",
+        DESCRIPTION,
+        "",
+        "Every field below is also available from the cluster with "
+        "`kubectl explain scheduledreport.<path>`.",
+        "",
+        "The CRD schema enforces types, enums, lengths, item counts and the rules listed under "
+        "each object. The validating webhook (and `tidings validate FILE`) additionally checks "
+        "that the schedule is a valid five-field cron expression, the time zone is a real IANA "
+        "zone, each recipient is a syntactically valid bare address, the subject template uses "
+        "only `{name}` and `{date}`, and the data source is complete and keeps secrets in "
+        "Secrets. See docs for `tidings validate`.",
+        "",
+        "## kubectl get columns",
+        "",
+        "| Column | Source |",
+        "|---|---|",
+        *[f"| {c['name'].upper()} | `{c['jsonPath']}` ({c['type']}) |" for c in PRINTER_COLUMNS],
+    ]
+    for root in ("spec", "status"):
+        lines += ["", f"## {root}", ""]
+        lines += _object_section(root, schema["properties"][root])
+    return "\n".join(lines) + "\n"
+
+
+def _object_section(path: str, node: dict[str, Any]) -> list[str]:
+    """A table for one object, then a section for each nested object, depth first."""
+    lines = [node.get("description", ""), ""]
+    for rule in node.get("x-kubernetes-validations", []):
+        lines.append(f"- Rule: {rule['message']} (CEL `{rule['rule']}`)")
+    if node.get("x-kubernetes-validations"):
+        lines.append("")
+    lines += ["| Field | Type | Required | Default | Constraints | Description |"]
+    lines += ["|---|---|---|---|---|---|"]
+    nested = []
+    required = set(node.get("required", []))
+    for name, child in node.get("properties", {}).items():
+        child_path = f"{path}.{name}"
+        lines.append(
+            "| `{}` | {} | {} | {} | {} | {} |".format(
+                name,
+                _type_name(child),
+                "yes" if name in required else "",
+                _cell(_default_cell(child)),
+                _cell(_constraints(child)),
+                _cell(child.get("description", "")),
+            )
+        )
+        if "properties" in child:
+            nested.append((child_path, child))
+        elif "properties" in child.get("items", {}):
+            nested.append((f"{child_path}[]", child["items"]))
+    for child_path, child in nested:
+        lines += ["", f"### {child_path}", ""]
+        lines += _object_section(child_path, child)
+    return lines
+
+
+def _type_name(node: dict[str, Any]) -> str:
+    if node.get("type") == "array":
+        return f"list of {_type_name(node.get('items', {}))}"
+    if node.get("type") == "object" and "properties" not in node:
+        return "object (free-form)"
+    return str(node.get("type", "any"))
+
+
+def _default_cell(node: dict[str, Any]) -> str:
+    if "default" not in node:
+        return ""
+    value = node["default"]
+    return f"`{str(value).lower() if isinstance(value, bool) else value!r}`"
+
+
+def _constraints(node: dict[str, Any]) -> str:
+    parts = []
+    if "enum" in node:
+        parts.append("one of " + ", ".join(f"`{v}`" for v in node["enum"]))
+    for key, label in (
+        ("minLength", "min length"),
+        ("maxLength", "max length"),
+        ("minimum", "min"),
+        ("maximum", "max"),
+        ("minItems", "min items"),
+        ("maxItems", "max items"),
+    ):
+        if key in node:
+            parts.append(f"{label} {node[key]}")
+    if "pattern" in node:
+        parts.append(f"pattern `{node['pattern']}`")
+    items = node.get("items", {})
+    if "maxLength" in items:
+        parts.append(f"each at most {items['maxLength']} characters")
+    if node.get("x-kubernetes-list-type") == "set":
+        parts.append("no duplicates")
+    parts += [rule["message"] for rule in node.get("x-kubernetes-validations", [])]
+    return "; ".join(parts)
+
+
+def _cell(text: str) -> str:
+    """Markdown table cells: one line, pipes escaped."""
+    return " ".join(text.split()).replace("|", "\\|")

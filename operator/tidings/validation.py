@@ -1,0 +1,501 @@
+"""Validation of a ScheduledReport spec: the same rules at admission, in the operator and in
+`tidings validate`.
+
+Structure (types, enums, lengths, required fields) comes from the pydantic models; the semantic
+rules the CRD schema cannot express live here: cron syntax as both croniter and the Kubernetes
+CronJob controller understand it, IANA zones, address syntax and header injection, the subject
+placeholders, a complete source. Every problem names its field path and the rule it breaks.
+`validate_spec` never raises: bad input is what it exists to describe.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import functools
+import json
+import re
+import string
+import urllib.parse
+import zoneinfo
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import email_validator
+import pydantic
+from croniter import CroniterBadDateError, croniter
+
+from tidings import models
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One broken rule: `path` like spec.recipients.to[2], `message` the rule it breaks."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@dataclass
+class ValidationResult:
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def summary(self) -> str:
+        """All errors on one line, as admission responses and status messages show them."""
+        return "; ".join(str(problem) for problem in self.errors)
+
+
+def validate_spec(spec: Mapping[str, Any]) -> ValidationResult:
+    """Check a spec as it arrives from the API (camelCase keys) against every rule."""
+    result = ValidationResult()
+    if not isinstance(spec, Mapping):
+        result.errors.append(Problem("spec", "must be an object"))
+        return result
+    structural = _structural_problems(spec)
+    result.errors.extend(structural)
+    broken = [p.path for p in structural]
+    for problem in _semantic_problems(spec, result.warnings):
+        # A field that already has the wrong type or length gets no second, derived complaint.
+        if not any(_covers(path, problem.path) for path in broken):
+            result.errors.append(problem)
+    return result
+
+
+def _covers(broken: str, path: str) -> bool:
+    return path == broken or path.startswith((broken + ".", broken + "["))
+
+
+# ---------------------------------------------------------------------------------- structure
+
+
+def _structural_problems(spec: Mapping[str, Any]) -> list[Problem]:
+    try:
+        # Through JSON and strict: "3" is not an integer and "true" not a boolean, as in the API.
+        document = json.dumps(spec, default=_json_default)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return [Problem("spec", f"must be a JSON document ({exc})")]
+    try:
+        models.ScheduledReportSpec.model_validate_json(document, strict=True)
+    except pydantic.ValidationError as exc:
+        return [Problem(_path(error["loc"]), _message(error)) for error in exc.errors()]
+    return []
+
+
+def _json_default(value: object) -> object:
+    """Views that are not dicts (kopf's bodies) become dicts; YAML loaders turn unquoted dates
+    into date objects, which kubectl would have sent as strings."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    path = "spec"
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+_PATTERN_RULES = {
+    r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$": (
+        "must be a Kubernetes object name: lowercase letters, digits, '-' and '.', "
+        "starting and ending with a letter or digit"
+    ),
+    r"^[-._a-zA-Z0-9]+$": "must be a Secret or ConfigMap key: letters, digits, '-', '_' and '.'",
+    r"^[1-9][0-9]{0,3}[dh]$": "must be a number of days or hours, like 7d or 12h",
+    r"^https?://": "must be an http:// or https:// URL",
+}
+
+_TYPE_RULES = {
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "dict_type": "must be an object",
+    "list_type": "must be a list",
+    "missing": "is required",
+    "extra_forbidden": "unknown field",
+}
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    kind, ctx, loc = error["type"], error.get("ctx") or {}, error["loc"]
+    if kind == "extra_forbidden" and len(loc) >= 2 and str(loc[-2]).endswith("Ref"):
+        return (
+            f"unknown field; {loc[-2]} refers to an object by name only, "
+            "in the report's own namespace"
+        )
+    if kind in _TYPE_RULES:
+        return _TYPE_RULES[kind]
+    if kind == "string_too_short":
+        n = ctx["min_length"]
+        return "must not be empty" if n == 1 else f"must be at least {n} characters"
+    if kind == "string_too_long":
+        return f"must be at most {ctx['max_length']} characters"
+    if kind == "too_long":
+        return f"must have at most {ctx['max_length']} items"
+    if kind == "string_pattern_mismatch":
+        return _PATTERN_RULES.get(ctx["pattern"], f"must match {ctx['pattern']}")
+    if kind == "enum":
+        return f"must be one of {ctx['expected']}"
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx['ge']}"
+    if kind == "less_than_equal":
+        return f"must be at most {ctx['le']}"
+    message = str(error["msg"])
+    return message[:1].lower() + message[1:]
+
+
+# ----------------------------------------------------------------------------------- semantics
+
+
+def _semantic_problems(spec: Mapping[str, Any], warnings: list[str]) -> Iterator[Problem]:
+    """Rules beyond the schema, applied to whatever parts of the spec have the right shape."""
+    if isinstance(title := spec.get("title"), str) and _has_control(title):
+        yield Problem("spec.title", "must be one line without control characters")
+    if isinstance(schedule := spec.get("schedule"), str):
+        yield from (Problem("spec.schedule", m) for m in schedule_problems(schedule))
+    if isinstance(zone := spec.get("timeZone"), str) and (message := time_zone_problem(zone)):
+        yield Problem("spec.timeZone", message)
+    if isinstance(recipients := spec.get("recipients"), Mapping):
+        yield from _recipient_problems(recipients)
+    delivery = spec.get("delivery")
+    if isinstance(delivery, Mapping) and isinstance(
+        subject := delivery.get("subjectTemplate"), str
+    ):
+        path = "spec.delivery.subjectTemplate"
+        yield from (Problem(path, m) for m in subject_problems(subject))
+        if not subject_problems(subject) and "date" not in _placeholders(subject):
+            warnings.append(
+                f"{path}: has no {{date}} placeholder, so every run sends the same subject and "
+                "mail clients may thread the reports together"
+            )
+    if isinstance(source := spec.get("source"), Mapping):
+        yield from _source_problems(source)
+    filters = spec.get("filters")
+    if isinstance(filters, Mapping) and isinstance(window := filters.get("window"), Mapping):
+        yield from _window_problems(window)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _has_control(text: str) -> bool:
+    return bool(_CONTROL.search(text))
+
+
+# -- schedule
+
+
+@dataclass(frozen=True)
+class _CronField:
+    name: str
+    low: int
+    high: int
+    names: tuple[str, ...] = ()  # names[i] stands for low + i
+
+
+_CRON_FIELDS = (
+    _CronField("minute", 0, 59),
+    _CronField("hour", 0, 23),
+    _CronField("day-of-month", 1, 31),
+    _CronField(
+        "month",
+        1,
+        12,
+        ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"),
+    ),
+    _CronField("day-of-week", 0, 6, ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")),
+)
+_CRON_PART = re.compile(r"^(?:(?P<any>[*?])|(?P<start>\w+)(?:-(?P<end>\w+))?)(?:/(?P<step>\d+))?$")
+# A fixed start keeps validation independent of the clock; 8 years spans every leap-day pattern.
+_CRON_PROBE_START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+
+def schedule_problems(schedule: str) -> list[str]:
+    """Rules for spec.schedule: what both croniter (next fire time) and the Kubernetes CronJob
+    controller (robfig/cron's standard parser) accept, five fields, no macros or TZ prefix."""
+    if schedule == "":
+        return []
+    if "TZ=" in schedule.upper():
+        return ["must not carry a TZ= or CRON_TZ= prefix; set spec.timeZone instead"]
+    if schedule.strip().startswith("@"):
+        return [
+            "macros like @daily or @weekly are not supported; write the five fields, "
+            "e.g. '0 0 * * *' for daily at midnight"
+        ]
+    if re.search(r"[^ -~]", schedule):
+        return ["fields must be separated by spaces, without tabs, line breaks or other characters"]
+    fields = schedule.split()
+    if len(fields) != 5:
+        return [
+            "must have exactly five space-separated fields "
+            f"(minute hour day-of-month month day-of-week), found {len(fields)}"
+        ]
+    problems = [
+        problem
+        for text, spec in zip(fields, _CRON_FIELDS, strict=True)
+        for problem in _cron_field_problems(text, spec)
+    ]
+    if problems:
+        return problems
+    if not croniter.is_valid(schedule):
+        return ["is not a valid cron expression"]
+    try:
+        croniter(schedule, _CRON_PROBE_START).get_next(dt.datetime)
+    except (ValueError, KeyError, CroniterBadDateError):
+        return ["never fires: no date matches its day-of-month and month"]
+    return []
+
+
+def _cron_field_problems(text: str, spec: _CronField) -> Iterator[str]:
+    for part in text.split(","):
+        match = _CRON_PART.match(part)
+        if not match:
+            yield f"{spec.name} field: '{part}' is not a value, range (a-b), '*' or step (x/n)"
+            continue
+        if match["step"] is not None and int(match["step"]) == 0:
+            yield f"{spec.name} field: step in '{part}' must be at least 1"
+        if match["any"]:
+            continue
+        values = []
+        for token in (match["start"], match["end"]):
+            if token is None:
+                continue
+            value = _cron_value(token, spec)
+            if value is None:
+                hint = f" or a name like {spec.names[1]}" if spec.names else ""
+                yield f"{spec.name} field: '{token}' must be from {spec.low} to {spec.high}{hint}"
+            else:
+                values.append(value)
+        if len(values) == 2 and values[0] > values[1]:
+            yield f"{spec.name} field: range '{part}' must not run backwards"
+
+
+def _cron_value(token: str, spec: _CronField) -> int | None:
+    if token.isdigit() and token.isascii():
+        value = int(token)
+        return value if spec.low <= value <= spec.high else None
+    upper = token.upper()
+    return spec.low + spec.names.index(upper) if upper in spec.names else None
+
+
+# -- time zone
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    # localtime and posixrules are files in the zone directory, not zone names.
+    return frozenset(zoneinfo.available_timezones() - {"localtime", "posixrules", "Factory"})
+
+
+def time_zone_problem(zone: str) -> str | None:
+    """Rule for spec.timeZone: a name from the IANA database, like Europe/Berlin or UTC."""
+    if zone in _zones():
+        return None
+    message = "must be an IANA time zone name, like Europe/Berlin or UTC"
+    close = difflib.get_close_matches(zone, sorted(_zones()), n=1) if len(zone) <= 64 else []
+    return f"{message}; did you mean {close[0]}?" if close else message
+
+
+# -- recipients
+
+
+def address_problem(address: str) -> str | None:
+    """Rule for one recipient: a bare, ASCII address that email-validator accepts (syntax only,
+    no DNS) and that cannot smuggle headers or extra recipients into the message."""
+    if _has_control(address):
+        return "must not contain line breaks or control characters (header injection)"
+    if not address.isascii():
+        return "must be ASCII; write internationalized domains in punycode (xn--...)"
+    if any(c in address for c in ' <>"(),;:[]\\'):
+        return (
+            "must be a bare address like name@example.com: no display name, quotes, comments, "
+            "spaces or lists"
+        )
+    if "=?" in address:
+        return "must not contain MIME encoded-words (=?...?=)"
+    try:
+        email_validator.validate_email(
+            address,
+            check_deliverability=False,
+            strict=True,  # the RFC 5321 limit of 64 characters before the @
+            allow_smtputf8=False,
+            allow_display_name=False,
+            allow_quoted_local=False,
+            allow_domain_literal=False,
+        )
+    except email_validator.EmailNotValidError as exc:
+        return f"is not a valid email address: {exc}"
+    return None
+
+
+def _recipient_problems(recipients: Mapping[str, Any]) -> Iterator[Problem]:
+    seen: dict[str, str] = {}
+    total = 0
+    for kind in ("to", "cc", "bcc"):
+        addresses = recipients.get(kind)
+        if not isinstance(addresses, list):
+            continue
+        total += len(addresses)
+        for index, address in enumerate(addresses):
+            if not isinstance(address, str):
+                continue
+            path = f"spec.recipients.{kind}[{index}]"
+            if message := address_problem(address):
+                yield Problem(path, message)
+            key = address.lower()
+            if key in seen:
+                yield Problem(
+                    path,
+                    f"duplicates {seen[key]}: an address may appear only once across to, cc "
+                    "and bcc (compared case-insensitively)",
+                )
+            else:
+                seen[key] = path
+    if total > models.MAX_RECIPIENTS:
+        yield Problem(
+            "spec.recipients",
+            f"at most {models.MAX_RECIPIENTS} recipients across to, cc and bcc, found {total}",
+        )
+    if total == 0:
+        yield Problem("spec.recipients", "at least one recipient is required in to, cc or bcc")
+
+
+# -- subject
+
+
+_FORMATTER = string.Formatter()
+SUBJECT_PLACEHOLDERS = ("name", "date")
+
+
+def _placeholders(template: str) -> list[str]:
+    return [name for _, name, _, _ in _FORMATTER.parse(template) if name is not None]
+
+
+def subject_problems(template: str) -> list[str]:
+    """Rules for spec.delivery.subjectTemplate: one line, only {name} and {date}."""
+    if _has_control(template):
+        return ["must be one line without control characters (header injection)"]
+    try:
+        parsed = list(_FORMATTER.parse(template))
+    except ValueError as exc:
+        return [f"is not a valid template ({exc}); write {{{{ and }}}} for literal braces"]
+    problems = []
+    for _, name, format_spec, conversion in parsed:
+        if name is None:
+            continue
+        if name not in SUBJECT_PLACEHOLDERS:
+            problems.append(
+                f"unknown placeholder {{{name}}}; only {{name}} and {{date}} are allowed"
+            )
+        elif format_spec or conversion:
+            problems.append(f"placeholder {{{name}}} takes no format or conversion")
+    return problems
+
+
+# -- source
+
+
+_SOURCE_KINDS = ("inline", "sql", "http")
+_SQL_NOISE = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.DOTALL)
+
+
+def _source_problems(source: Mapping[str, Any]) -> Iterator[Problem]:
+    kinds = [kind for kind in _SOURCE_KINDS if source.get(kind) is not None]
+    if len(kinds) != 1:
+        found = ", ".join(kinds) if kinds else "none"
+        yield Problem(
+            "spec.source", f"exactly one of inline, sql or http must be set, found {found}"
+        )
+    sql, http = source.get("sql"), source.get("http")
+    query = sql.get("query") if isinstance(sql, Mapping) else None
+    if isinstance(query, str) and (message := sql_query_problem(query)):
+        yield Problem("spec.source.sql.query", message)
+    url = http.get("url") if isinstance(http, Mapping) else None
+    if isinstance(url, str) and (message := http_url_problem(url)):
+        yield Problem("spec.source.http.url", message)
+
+
+def sql_query_problem(query: str) -> str | None:
+    """Rule for spec.source.sql.query: one SELECT (or WITH ... SELECT) statement."""
+    code = _SQL_NOISE.sub(" ", query).strip().rstrip(";").strip()
+    if not code:
+        return "must be a SELECT statement"
+    if ";" in code:
+        return "must be a single statement: ';' may only end the query"
+    if code.split(None, 1)[0].lower() not in ("select", "with"):
+        return "must be a SELECT statement (or WITH ... SELECT)"
+    return None
+
+
+def http_url_problem(url: str) -> str | None:
+    """Rule for spec.source.http.url: an absolute http(s) URL without credentials in it."""
+    if _has_control(url) or " " in url:
+        return "must not contain spaces or control characters"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "must be an absolute http:// or https:// URL with a host"
+    if parts.username is not None or parts.password is not None:
+        return (
+            "must not contain credentials; put the Authorization value in a Secret (authSecretRef)"
+        )
+    return None
+
+
+# -- window
+
+
+def _window_problems(window: Mapping[str, Any]) -> Iterator[Problem]:
+    path = "spec.filters.window"
+    kinds = [
+        window.get("last") is not None,
+        window.get("previous") is not None,
+        window.get("from") is not None or window.get("to") is not None,
+    ]
+    if sum(kinds) != 1:
+        yield Problem(path, "exactly one of last, previous or from/to must be set")
+    if (window.get("from") is None) != (window.get("to") is None):
+        yield Problem(path, "from and to must be set together")
+    bounds = {}
+    for key in ("from", "to"):
+        value = window.get(key)
+        if isinstance(value, str):
+            parsed = _parse_instant(value)
+            if parsed is None:
+                yield Problem(f"{path}.{key}", "must be an ISO 8601 date or date-time")
+            else:
+                bounds[key] = parsed
+    start, end = bounds.get("from"), bounds.get("to")
+    if start and end and (start.tzinfo is None) == (end.tzinfo is None) and start >= end:
+        yield Problem(f"{path}.to", "must be after from")
+
+
+def _parse_instant(value: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.combine(dt.date.fromisoformat(value), dt.time())
+    except ValueError:
+        pass
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
