@@ -108,6 +108,24 @@ class Settings:
             "doc": "KopfPeering object name; empty = standalone (one replica only).",
         },
     )
+    webhook_port: int = field(
+        default=0,
+        metadata={
+            "env": "TIDINGS_WEBHOOK_PORT",
+            "doc": "Serve the validating admission webhook (HTTPS) on this port; 0 = off.",
+        },
+    )
+    webhook_cert_file: str = field(
+        default="",
+        metadata={
+            "env": "TIDINGS_WEBHOOK_CERT_FILE",
+            "doc": "PEM certificate of the webhook server; empty = kopf self-signs.",
+        },
+    )
+    webhook_key_file: str = field(
+        default="",
+        metadata={"env": "TIDINGS_WEBHOOK_KEY_FILE", "doc": "PEM private key for that cert."},
+    )
     log_format: str = field(
         default="json", metadata={"env": "TIDINGS_LOG_FORMAT", "doc": "json or text."}
     )
@@ -158,6 +176,12 @@ def _check(s: Settings) -> None:
         (s.failed_jobs_history >= 0, "TIDINGS_FAILED_JOBS_HISTORY", "must be >= 0"),
         (0 <= s.metrics_port <= 65535, "TIDINGS_METRICS_PORT", "must be 0 or a port number"),
         (0 <= s.health_port <= 65535, "TIDINGS_HEALTH_PORT", "must be 0 or a port number"),
+        (0 <= s.webhook_port <= 65535, "TIDINGS_WEBHOOK_PORT", "must be 0 or a port number"),
+        (
+            bool(s.webhook_cert_file) == bool(s.webhook_key_file),
+            "TIDINGS_WEBHOOK_CERT_FILE",
+            "must be set together with TIDINGS_WEBHOOK_KEY_FILE",
+        ),
         (s.log_format in LOG_FORMATS, "TIDINGS_LOG_FORMAT", f"must be one of {LOG_FORMATS}"),
         (
             s.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"),

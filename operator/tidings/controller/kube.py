@@ -1,0 +1,102 @@
+"""The few Kubernetes API calls the operator makes, on plain JSON dicts (camelCase, exactly as
+served), so the pure modules see the same shapes in tests and in production.
+
+The `kubernetes` client is synchronous; each call runs in a worker thread so kopf's event loop
+never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from tidings import models
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def load_api_client() -> client.ApiClient:
+    """In-cluster credentials inside a pod, else $KUBECONFIG / ~/.kube/config."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+def report_path(namespace: str, name: str = "") -> str:
+    base = f"/apis/{models.GROUP}/{models.VERSION}/namespaces/{namespace}/{models.PLURAL}"
+    return f"{base}/{name}" if name else base
+
+
+def cronjob_path(namespace: str, name: str = "") -> str:
+    base = f"/apis/batch/v1/namespaces/{namespace}/cronjobs"
+    return f"{base}/{name}" if name else base
+
+
+def job_path(namespace: str, name: str = "") -> str:
+    base = f"/apis/batch/v1/namespaces/{namespace}/jobs"
+    return f"{base}/{name}" if name else base
+
+
+def configmap_path(namespace: str, name: str = "") -> str:
+    base = f"/api/v1/namespaces/{namespace}/configmaps"
+    return f"{base}/{name}" if name else base
+
+
+def pods_path(namespace: str) -> str:
+    return f"/api/v1/namespaces/{namespace}/pods"
+
+
+class Kube:
+    """Raw JSON calls through one ApiClient. Errors are kubernetes ApiExceptions (.status)."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        request = self.api.param_serialize(
+            method,
+            path,
+            query_params=query or [],
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self.api.call_api(*request)
+        response.read()
+        if not 200 <= response.status <= 299:
+            raise ApiException(http_resp=response)
+        return json.loads(response.data) if response.data else None
+
+    async def get(self, path: str) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+        try:
+            return await asyncio.to_thread(self._call, "GET", path)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def list(self, path: str, label_selector: str) -> list[dict[str, Any]]:
+        query = [("labelSelector", label_selector)]
+        result = await asyncio.to_thread(self._call, "GET", path, None, query)
+        return result.get("items") or []
+
+    async def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await asyncio.to_thread(self._call, "POST", path, body)
+
+    async def merge_patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """JSON merge patch; a metadata.resourceVersion in `body` makes it conditional (409)."""
+        return await asyncio.to_thread(self._call, "PATCH", path, body, None, MERGE_PATCH)
