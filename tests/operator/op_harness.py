@@ -1,0 +1,256 @@
+"""Operator test harness: the operator as a real subprocess (`tidings operator`, as in a pod),
+a stand-in kubelet, and small API helpers.
+
+There is no kubelet in the test control plane. The stand-in does only what a kubelet does for
+these tests: it writes a Pod's status (phase, exit code, termination message) through the
+pods/status subresource. The real Job controller then decides the Job's fate (retries,
+podFailurePolicy, completion), and the CronJob and garbage-collector controllers do the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from kubernetes import client
+
+from tidings import models
+from tidings.controller import cronjob as cj
+from tidings.devcluster import free_port
+from tidings.schedule import rfc3339
+
+T = TypeVar("T")
+WAIT = 90.0  # a failsafe for eventual states, not a performance claim
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = WAIT) -> T:
+    """Poll until `probe` returns something truthy; fail naming `what` otherwise."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.3)
+    pytest.fail(f"timed out waiting for {what} (last seen: {last!r})")
+
+
+class OperatorProcess:
+    """`python -m tidings operator --standalone -n <ns>` with the admin kubeconfig."""
+
+    def __init__(self, kubeconfig: Path, namespace: str, log_path: Path, env: dict[str, str]):
+        self.namespace = namespace
+        self.log_path = log_path
+        self.health_port = free_port()
+        self.metrics_port = free_port()
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            "TIDINGS_HEALTH_PORT": str(self.health_port),
+            "TIDINGS_METRICS_PORT": str(self.metrics_port),
+            "TIDINGS_LOG_FORMAT": "json",
+            "TIDINGS_RENDERER_IMAGE": "tidings-renderer:test",
+            **env,
+        }
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("a")
+        cmd = [sys.executable, "-m", "tidings", "operator", "--standalone", "-n", self.namespace]
+        self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        wait_for("the operator's /healthz", self._healthy, timeout=60)
+
+    def _healthy(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            pytest.fail(f"the operator exited with {self.proc.returncode}:\n{self.log_tail()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2):
+                return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text().splitlines()[-lines:])
+
+    def metrics(self) -> str:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.read().decode()
+
+
+class Cluster:
+    """API helpers for one namespace, on plain dicts like the operator uses."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.api = api
+        self.ns = namespace
+        self.custom = client.CustomObjectsApi(api)
+        self.batch = client.BatchV1Api(api)
+        self.core = client.CoreV1Api(api)
+
+    # reports
+    def create_report(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.custom.create_namespaced_custom_object(
+            models.GROUP, models.VERSION, self.ns, models.PLURAL, body
+        )
+
+    def report(self, name: str) -> dict[str, Any]:
+        return self.custom.get_namespaced_custom_object(
+            models.GROUP, models.VERSION, self.ns, models.PLURAL, name
+        )
+
+    def patch_report(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.custom.patch_namespaced_custom_object(
+            models.GROUP, models.VERSION, self.ns, models.PLURAL, name, body
+        )
+
+    def annotate(self, name: str, **annotations: str) -> None:
+        self.patch_report(name, {"metadata": {"annotations": annotations}})
+
+    def status(self, name: str) -> dict[str, Any]:
+        return self.report(name).get("status") or {}
+
+    def wait_status(self, name: str, what: str, check: Callable[[dict], bool]) -> dict:
+        return wait_for(f"{name}: {what}", lambda: (s := self.status(name)) and check(s) and s)
+
+    # children, as raw JSON (camelCase)
+    def _raw(self, path: str, query: list | None = None) -> dict[str, Any] | None:
+        request = self.api.param_serialize(
+            "GET",
+            path,
+            query_params=query or [],
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        response = self.api.call_api(*request)
+        response.read()
+        if response.status == 404:
+            return None
+        assert response.status == 200, response.data
+        return json.loads(response.data)
+
+    def cronjob(self, name: str) -> dict[str, Any] | None:
+        return self._raw(f"/apis/batch/v1/namespaces/{self.ns}/cronjobs/{name}")
+
+    def jobs(self, selector: str = f"{cj.MANAGED_BY_LABEL}={cj.MANAGED_BY}") -> list[dict]:
+        path = f"/apis/batch/v1/namespaces/{self.ns}/jobs"
+        return self._raw(path, [("labelSelector", selector)])["items"]
+
+    def job(self, name: str) -> dict[str, Any] | None:
+        return self._raw(f"/apis/batch/v1/namespaces/{self.ns}/jobs/{name}")
+
+    def pods(self, job_name: str) -> list[dict[str, Any]]:
+        path = f"/api/v1/namespaces/{self.ns}/pods"
+        return self._raw(path, [("labelSelector", f"{cj.JOB_NAME_LABEL}={job_name}")])["items"]
+
+    def events(self, reason: str, name: str) -> list[client.CoreV1Event]:
+        selector = f"involvedObject.name={name},reason={reason}"
+        return self.core.list_namespaced_event(self.ns, field_selector=selector).items
+
+    def create_scheduled_job(self, cronjob_name: str, scheduled: datetime) -> str:
+        """A Job as the CronJob controller makes it at a fire time: `<cronjob>-<minutes>`."""
+        cronjob = self.cronjob(cronjob_name)
+        assert cronjob is not None, f"no CronJob {cronjob_name}"
+        zone = cronjob["spec"].get("timeZone") or "UTC"
+        name = f"{cronjob_name}-{int(scheduled.timestamp() // 60)}"
+        from zoneinfo import ZoneInfo
+
+        stamp = scheduled.astimezone(ZoneInfo(zone)).isoformat()
+        job = cj.job_from_template(cronjob, name, {cj.SCHEDULED_TIMESTAMP_ANNOTATION: stamp})
+        self.batch.create_namespaced_job(self.ns, job)
+        return name
+
+
+class StandInKubelet:
+    """Writes Pod status exactly as a kubelet reports a finished container."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    def pending_pod(self, job_name: str, attempt: int = 1) -> dict[str, Any]:
+        """The job's `attempt`-th pod once the Job controller has created it (oldest first)."""
+
+        def probe() -> dict | None:
+            pods = sorted(
+                self.cluster.pods(job_name), key=lambda p: p["metadata"]["creationTimestamp"]
+            )
+            if len(pods) >= attempt and pods[attempt - 1]["status"].get("phase") == "Pending":
+                return pods[attempt - 1]
+            return None
+
+        return wait_for(f"pod #{attempt} of Job {job_name}", probe)
+
+    def finish(self, pod: dict[str, Any], exit_code: int, message: str) -> None:
+        now = rfc3339(datetime.now(UTC))
+        status = {
+            "phase": "Succeeded" if exit_code == 0 else "Failed",
+            "startTime": now,
+            "containerStatuses": [
+                {
+                    "name": cj.CONTAINER,
+                    "image": pod["spec"]["containers"][0]["image"],
+                    "imageID": "",
+                    "ready": False,
+                    "restartCount": 0,
+                    "started": False,
+                    "state": {
+                        "terminated": {
+                            "exitCode": exit_code,
+                            "reason": "Completed" if exit_code == 0 else "Error",
+                            "message": message,
+                            "startedAt": now,
+                            "finishedAt": now,
+                        }
+                    },
+                }
+            ],
+        }
+        self.cluster.core.patch_namespaced_pod_status(
+            pod["metadata"]["name"], self.cluster.ns, {"status": status}
+        )
+
+    def run(
+        self, job_name: str, exit_code: int, result: dict[str, Any] | None, attempt: int = 1
+    ) -> None:
+        """Let the Job's next pod end with `exit_code`, its result line as the message."""
+        pod = self.pending_pod(job_name, attempt)
+        self.finish(pod, exit_code, json.dumps(result) if result else "")
+
+
+def result_line(delivered: bool, **fields: Any) -> dict[str, Any]:
+    """A renderer result line (run contract), Delivered or a failure."""
+    base: dict[str, Any] = {
+        "outcome": "Delivered" if delivered else "Failed",
+        "failure": None if delivered else "transient",
+        "scheduledTime": None,
+        "windowStart": "2025-03-24T08:00:00Z",
+        "windowEnd": "2025-03-31T07:00:00Z",
+        "recipientsAccepted": 1 if delivered else 0,
+        "recipientsRejected": 0,
+        "bytes": 20480 if delivered else 0,
+        "renderer": "pdf" if delivered else None,
+        "error": "" if delivered else "SMTP 451 try again later",
+        "messageId": "<run@tidings.test>" if delivered else "",
+    }
+    return {**base, **fields}

@@ -1,0 +1,164 @@
+"""ScheduledReport -> CronJob against the real control plane, with the operator as a subprocess."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from op_harness import Cluster, OperatorProcess, wait_for
+from sr_bodies import manifest
+
+from tidings.controller import cronjob as cj
+
+pytestmark = pytest.mark.cluster
+
+
+def _ready(status: dict) -> dict:
+    return next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
+
+
+def test_create_edit_restore_pause_and_delete(
+    run_operator: OperatorProcess, cluster: Cluster
+) -> None:
+    created = cluster.create_report(manifest("weekly"))
+    uid = created["metadata"]["uid"]
+    status = cluster.wait_status("weekly", "Active", lambda s: s.get("phase") == "Active")
+    assert _ready(status)["status"] == "True"
+
+    cronjob = cluster.cronjob("weekly")
+    spec = cronjob["spec"]
+    assert (spec["schedule"], spec["timeZone"], spec["suspend"]) == (
+        "0 9 * * 1",
+        "Europe/Berlin",
+        False,
+    )
+    assert spec["concurrencyPolicy"] == "Forbid"
+    (owner,) = cronjob["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["uid"], owner["controller"]) == ("ScheduledReport", uid, True)
+    pod = spec["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+    assert spec["jobTemplate"]["spec"]["backoffLimit"] == 2
+    configmap = cluster.core.read_namespaced_config_map("weekly-report", cluster.ns)
+    assert configmap.metadata.owner_references[0].uid == uid
+    assert "Payments completed changes" in configmap.data["report.yaml"]
+
+    # Edit -> the CronJob follows.
+    cluster.patch_report("weekly", {"spec": {"schedule": "30 7 * * 1-5"}})
+    wait_for(
+        "the new schedule", lambda: cluster.cronjob("weekly")["spec"]["schedule"] == "30 7 * * 1-5"
+    )
+
+    # Deleted by hand -> recreated.
+    old_uid = cluster.cronjob("weekly")["metadata"]["uid"]
+    cluster.batch.delete_namespaced_cron_job("weekly", cluster.ns)
+    recreated = wait_for(
+        "the CronJob to come back",
+        lambda: (c := cluster.cronjob("weekly")) and c["metadata"]["uid"] != old_uid and c,
+    )
+    assert recreated["spec"]["schedule"] == "30 7 * * 1-5"
+    assert cluster.events("CronJobRestored", "weekly")
+
+    # Edited by hand -> put back.
+    cluster.batch.patch_namespaced_cron_job(
+        "weekly", cluster.ns, {"spec": {"suspend": True, "schedule": "* * * * *"}}
+    )
+    wait_for(
+        "the hand edit to be reverted",
+        lambda: (
+            (s := cluster.cronjob("weekly")["spec"])["schedule"] == "30 7 * * 1-5"
+            and s["suspend"] is False
+        ),
+    )
+
+    # suspend: true -> Paused, CronJob suspended; false again -> Active with a fresh nextSendAt.
+    cluster.patch_report("weekly", {"spec": {"suspend": True}})
+    status = cluster.wait_status("weekly", "Paused", lambda s: s.get("phase") == "Paused")
+    assert "nextSendAt" not in status
+    assert _ready(status)["reason"] == "Paused"
+    wait_for("the CronJob to be suspended", lambda: cluster.cronjob("weekly")["spec"]["suspend"])
+    cluster.patch_report("weekly", {"spec": {"suspend": False}})
+    status = cluster.wait_status("weekly", "Active again", lambda s: s.get("phase") == "Active")
+    assert status["nextSendAt"] > datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    # GitOps: the operator wrote neither spec nor annotations, so only our three edits count.
+    report = cluster.report("weekly")
+    assert report["metadata"]["generation"] == 4
+    assert not report["metadata"].get("annotations")
+    assert report["status"]["observedGeneration"] == 4
+
+    # A run exists; deleting the report removes CronJob, ConfigMap, Job and Pod.
+    cluster.annotate("weekly", **{cj.RUN_NOW_ANNOTATION: "before-delete"})
+    job_name = wait_for("the run-now Job", lambda: [j["metadata"]["name"] for j in cluster.jobs()])[
+        0
+    ]
+    wait_for("its pod", lambda: cluster.pods(job_name))
+    cluster.custom.delete_namespaced_custom_object(
+        "tidings.dev", "v1alpha1", cluster.ns, "scheduledreports", "weekly"
+    )
+    wait_for("the CronJob to be collected", lambda: cluster.cronjob("weekly") is None)
+    wait_for("the Job to be collected", lambda: cluster.job(job_name) is None)
+    wait_for("the Pod to be collected", lambda: not cluster.pods(job_name))
+    names = [c.metadata.name for c in cluster.core.list_namespaced_config_map(cluster.ns).items]
+    assert "weekly-report" not in names
+    assert "kube-root-ca.crt" in names  # nothing else of the namespace was touched
+
+
+def test_invalid_spec_is_marked_and_never_runs(
+    run_operator: OperatorProcess, cluster: Cluster
+) -> None:
+    # The CRD schema cannot know IANA zones; the operator's validation does.
+    cluster.create_report(manifest("lost", timeZone="Mars/Olympus_Mons"))
+    status = cluster.wait_status("lost", "Invalid", lambda s: s.get("phase") == "Invalid")
+    ready = _ready(status)
+    assert ready["status"] == "False" and ready["reason"] == "InvalidSpec"
+    assert "spec.timeZone" in ready["message"]
+    assert cluster.cronjob("lost") is None
+    assert cluster.events("InvalidSpec", "lost")
+
+    cluster.annotate("lost", **{cj.RUN_NOW_ANNOTATION: "please"})
+    cluster.wait_status("lost", "run-now handled", lambda s: s.get("runNowHandled") == "please")
+    assert cluster.jobs() == []
+    assert cluster.events("RunNowRefused", "lost")
+
+    cluster.patch_report("lost", {"spec": {"timeZone": "Europe/Berlin"}})
+    cluster.wait_status("lost", "Active once fixed", lambda s: s.get("phase") == "Active")
+    assert cluster.cronjob("lost")["spec"]["suspend"] is False
+    assert cluster.report("lost")["metadata"]["generation"] == 2
+
+
+def _next_local(month: int, now: datetime) -> datetime:
+    """The next 1 <month> 09:00 Europe/Berlin, computed with zoneinfo alone."""
+    berlin = ZoneInfo("Europe/Berlin")
+    for year in (now.year, now.year + 1):
+        moment = datetime(year, month, 1, 9, 0, tzinfo=berlin)
+        if moment > now:
+            return moment.astimezone(UTC)
+    raise AssertionError("unreachable")
+
+
+def test_next_send_at_follows_berlin_dst(run_operator: OperatorProcess, cluster: Cluster) -> None:
+    # 1 March is winter time (UTC+1) and 1 April summer time (UTC+2) in every year.
+    cluster.create_report(manifest("winter", schedule="0 9 1 3 *"))
+    cluster.create_report(manifest("summer", schedule="0 9 1 4 *"))
+    now = datetime.now(UTC)
+    winter = cluster.wait_status("winter", "nextSendAt", lambda s: s.get("nextSendAt"))
+    summer = cluster.wait_status("summer", "nextSendAt", lambda s: s.get("nextSendAt"))
+    expected_winter = _next_local(3, now)
+    expected_summer = _next_local(4, now)
+    assert winter["nextSendAt"] == expected_winter.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert summer["nextSendAt"] == expected_summer.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert (expected_winter.hour, expected_summer.hour) == (8, 7)
+    assert cluster.report("winter")["metadata"]["generation"] == 1
+
+
+def test_manual_report_has_a_suspended_cronjob(
+    run_operator: OperatorProcess, cluster: Cluster
+) -> None:
+    cluster.create_report(manifest("adhoc", schedule=""))
+    status = cluster.wait_status("adhoc", "Manual", lambda s: s.get("phase") == "Manual")
+    assert "nextSendAt" not in status
+    spec = cluster.cronjob("adhoc")["spec"]
+    assert (spec["schedule"], spec["suspend"]) == (cj.MANUAL_PLACEHOLDER_SCHEDULE, True)
