@@ -1,0 +1,40 @@
+"""HTML to PDF with WeasyPrint, fetching nothing but data: URIs.
+
+Templates may be user-supplied, so the URL fetcher refuses file:// (local files such as the
+mounted secrets) and network URLs; images such as the logo are embedded as data: URIs. When
+WeasyPrint or its native libraries (Pango, HarfBuzz) cannot be loaded, PdfUnavailable says why
+and the caller falls back to the text rendering.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+
+class PdfUnavailable(Exception):
+    """WeasyPrint cannot be used here; the message is the reason shown in the text banner."""
+
+
+def _weasyprint() -> Any:
+    try:
+        import weasyprint
+    except (ImportError, OSError) as error:  # OSError: a native library failed to load
+        raise PdfUnavailable(f"{type(error).__name__}: {error}") from error
+    return weasyprint
+
+
+def check_available() -> None:
+    """Raise PdfUnavailable now rather than after the data has been loaded."""
+    _weasyprint()
+
+
+def render_pdf(html: str) -> bytes:
+    weasyprint = _weasyprint()
+    from weasyprint.urls import URLFetcher
+
+    # Refused fetches become warnings (a missing image), not a failed report.
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)
+    fetcher = URLFetcher(allowed_protocols=("data",), allow_redirects=False, timeout=5)
+    document = weasyprint.HTML(string=html, base_url=None, url_fetcher=fetcher)
+    return document.write_pdf()

@@ -1,0 +1,428 @@
+"""One run, end to end: report object -> rows -> filtered rows -> Report -> PDF (or text) ->
+email -> RunResult. Shared by `tidings render`, `tidings send` and `tidings run`.
+
+Transient failures (source unreachable, SMTP 4xx/timeouts) are retried inside the run with
+exponential backoff, within spec.failurePolicy.retries and timeoutSeconds; permanent ones end it
+at once. Rendering happens once: a retry resends the same bytes with the same Message-ID.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import gzip
+import io
+import json
+import logging
+import mimetypes
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pydantic
+import yaml
+
+from tidings import models
+from tidings.renderer import filters, reports, templating, text
+from tidings.renderer.mail import (
+    DEFAULT_MAX_BYTES,
+    Attachment,
+    SmtpSettings,
+    build_message,
+    encode,
+    message_id,
+    send,
+)
+from tidings.renderer.result import (
+    EX_SOFTWARE,
+    TRANSIENT,
+    InputError,
+    RunResult,
+    TidingsError,
+    failed,
+    redact,
+)
+from tidings.renderer.sources import QueryParams, load_rows
+from tidings.schedule import compute_window, parse_rfc3339, rfc3339, scheduled_time_from_job_name
+from tidings.schedule import zone as parse_zone
+
+log = logging.getLogger("tidings.renderer")
+
+DEFAULT_MAX_PDF_ROWS = 500
+RETRY_BASE_SECONDS = 2.0
+RETRY_MAX_SECONDS = 60.0
+
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------- the report object
+
+
+def parse_report(data: Any) -> models.ScheduledReport:
+    """A ScheduledReport from parsed YAML/JSON, or InputError (exit 65) listing every problem
+    with its field path, using the same rules as admission when tidings.validation is present."""
+    if not isinstance(data, Mapping) or "spec" not in data:
+        raise InputError("the file is not a ScheduledReport object (no spec)")
+    if data.get("kind", models.KIND) != models.KIND:
+        raise InputError(f"kind {data.get('kind')!r} is not {models.KIND}")
+    problems = _validation_problems(data["spec"])
+    try:
+        report = models.ScheduledReport.model_validate(data)
+    except pydantic.ValidationError as error:
+        problems = problems or [
+            f"{_path(e['loc'])}: {e['msg']}" for e in error.errors(include_url=False)
+        ]
+        raise InputError("invalid ScheduledReport: " + "; ".join(problems)) from None
+    if problems:
+        raise InputError("invalid ScheduledReport: " + "; ".join(problems))
+    return report
+
+
+def _validation_problems(spec: Any) -> list[str]:
+    try:
+        from tidings.validation import validate_spec
+    except ImportError:
+        return []
+    return [str(problem) for problem in validate_spec(spec).errors]
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def load_report(path: Path) -> models.ScheduledReport:
+    """The first ScheduledReport in a YAML (or JSON) file, parsed as the API server would see
+    it (unquoted dates stay strings)."""
+    from tidings.commands.validate import load_documents
+
+    try:
+        documents = load_documents(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise InputError(f"cannot read {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise InputError(f"{path} is not valid YAML: {error}") from None
+    for document in documents:
+        if isinstance(document, Mapping) and document.get("kind", models.KIND) == models.KIND:
+            return parse_report(document)
+    raise InputError(f"{path} holds no {models.KIND} object")
+
+
+def scheduled_time(env: Mapping[str, str], now: datetime) -> datetime:
+    """$TIDINGS_SCHEDULED_TIME, else the minutes in a CronJob-made Job name, else now."""
+    stamp = env.get("TIDINGS_SCHEDULED_TIME")
+    if stamp:
+        try:
+            return parse_rfc3339(stamp)
+        except ValueError as error:
+            raise InputError(f"TIDINGS_SCHEDULED_TIME: {error}") from None
+    from_name = scheduled_time_from_job_name(env.get("TIDINGS_JOB_NAME", ""))
+    return from_name or now
+
+
+def logo_data_uri(path: Path | None) -> str | None:
+    """The logo embedded as a data: URI (the PDF fetcher loads nothing else)."""
+    if path is None:
+        return None
+    mime = mimetypes.guess_type(path.name)[0] or ""
+    if mime not in ("image/png", "image/jpeg", "image/svg+xml", "image/gif"):
+        raise InputError(f"logo {path.name}: use a PNG, JPEG, GIF or SVG file")
+    try:
+        content = path.read_bytes()
+    except OSError as error:
+        raise InputError(f"cannot read logo {path}: {error.strerror}") from None
+    return f"data:{mime};base64,{base64.b64encode(content).decode()}"
+
+
+# ----------------------------------------------------------------------------------- rendering
+
+
+@dataclass
+class Options:
+    """Everything a run needs besides the report object and the scheduled time."""
+
+    secret_dir: Path | None = None
+    custom_template: str | None = None
+    logo: str | None = None
+    max_pdf_rows: int = DEFAULT_MAX_PDF_ROWS
+    max_bytes: int = DEFAULT_MAX_BYTES
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    sleep: Callable[[float], None] = time.sleep
+    force_text: str | None = None  # a reason: render text even if WeasyPrint is there
+    retries: int | None = None  # None: spec.failurePolicy.retries
+
+    def retries_for(self, sr: models.ScheduledReport) -> int:
+        return sr.spec.failure_policy.retries if self.retries is None else self.retries
+
+
+@dataclass
+class Rendered:
+    report: reports.Report
+    scheduled: datetime
+    window: tuple[datetime, datetime]
+    html: str
+    document: Attachment
+    renderer: str  # pdf | text
+    fallback_reason: str | None
+    csv: Attachment | None
+    subject: str
+    text_body: str
+    html_body: str
+
+    def result_fields(self) -> dict[str, Any]:
+        return {
+            "scheduled_time": rfc3339(self.scheduled),
+            "window_start": rfc3339(self.window[0]),
+            "window_end": rfc3339(self.window[1]),
+            "renderer": self.renderer,
+        }
+
+
+def render(
+    sr: models.ScheduledReport, scheduled: datetime, options: Options, deadline: float
+) -> Rendered:
+    """Load, filter, summarize and render; nothing is sent."""
+    spec = sr.spec
+    tz = parse_zone(spec.time_zone)
+    try:
+        window = compute_window(spec.filters.window, scheduled, spec.time_zone)
+    except ValueError as error:
+        raise InputError(str(error)) from None
+    if spec.template_ref is not None and options.custom_template is None:
+        raise InputError(
+            f"spec.templateRef: the custom template ({spec.template_ref.name}/"
+            f"{spec.template_ref.key}) is not available here"
+        )
+    params = QueryParams(
+        window_start=window[0].astimezone(UTC),
+        window_end=window[1].astimezone(UTC),
+        status=list(spec.filters.status),
+        tags=list(spec.filters.tags),
+        assignee=list(spec.filters.assignee),
+    )
+    timeout = max(1.0, min(30.0, deadline - time.monotonic()))
+    rows = retrying(
+        lambda: load_rows(spec.source, params, options.secret_dir, timeout),
+        options.retries_for(sr),
+        deadline,
+        options.sleep,
+        "data source",
+    )
+    report_type = str(spec.report_type)
+    kind = reports.KINDS[report_type]
+    filters.check_columns(rows, kind.required, f"reportType {report_type}")
+    kept = filters.apply_filters(
+        rows, spec.filters, window, reports.time_column_for(report_type, rows), tz
+    )
+    report = reports.build_report(
+        report_type=report_type,
+        title=spec.title,
+        name=sr.metadata.name,
+        namespace=sr.metadata.namespace,
+        rows=kept,
+        ctx=reports.Context(tz=tz, start=window[0], end=window[1]),
+        generated_at=options.now(),
+        max_table_rows=options.max_pdf_rows,
+    )
+    attach_csv = spec.delivery.attach_csv
+    html = templating.render_html(
+        report, custom_template=options.custom_template, logo=options.logo, csv_attached=attach_csv
+    )
+    stem = f"{sr.metadata.name}-{scheduled.astimezone(tz):%Y-%m-%d}"
+    document, renderer, reason = _document(html, report, stem, options.force_text, attach_csv)
+    return Rendered(
+        report=report,
+        scheduled=scheduled,
+        window=window,
+        html=html,
+        document=document,
+        renderer=renderer,
+        fallback_reason=reason,
+        csv=csv_attachment(report.rows, f"{stem}.csv.gz", tz) if attach_csv else None,
+        subject=templating.subject(
+            spec.delivery.subject_template,
+            title=spec.title,
+            date=f"{scheduled.astimezone(tz):%Y-%m-%d}",
+        ),
+        text_body=text.render_text(report, csv_attached=attach_csv),
+        html_body=templating.render_email_html(
+            report, attachment_name=document.filename, csv_attached=attach_csv
+        ),
+    )
+
+
+def _document(
+    html: str, report: reports.Report, stem: str, force_text: str | None, attach_csv: bool
+) -> tuple[Attachment, str, str | None]:
+    """The PDF, or the text fallback with the reason WeasyPrint could not be used."""
+    from tidings.renderer.pdf import PdfUnavailable, render_pdf
+
+    reason = force_text
+    if reason is None:
+        try:
+            return Attachment(f"{stem}.pdf", render_pdf(html), "application", "pdf"), "pdf", None
+        except PdfUnavailable as error:
+            reason = str(error)
+    log.warning("PDF renderer unavailable, attaching plain text: %s", reason)
+    body = text.render_text(report, fallback_reason=reason, csv_attached=attach_csv)
+    return Attachment(f"{stem}.txt", body.encode(), "text", "plain"), "text", reason
+
+
+def csv_attachment(rows: list[dict[str, Any]], filename: str, tz: Any) -> Attachment:
+    """All filtered rows, every column, gzip-compressed; times in ISO 8601 in the report's zone."""
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_csv_value(row.get(c), tz) for c in columns])
+    content = gzip.compress(buffer.getvalue().encode("utf-8"), mtime=0)
+    return Attachment(filename, content, "application", "gzip")
+
+
+def _csv_value(value: Any, tz: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.astimezone(tz).isoformat() if value.tzinfo else value.isoformat()
+    if isinstance(value, list | dict):
+        return json.dumps(value, default=str, ensure_ascii=False)
+    return str(value)
+
+
+# ------------------------------------------------------------------------------------ delivery
+
+
+def retrying(
+    action: Callable[[], T],
+    retries: int,
+    deadline: float,
+    sleep: Callable[[float], None],
+    what: str,
+) -> T:
+    """Run action; retry transient TidingsErrors with exponential backoff (2 s, 4 s, ... capped
+    at 60 s) while retries and time remain. The last error is raised as is."""
+    attempt = 0
+    while True:
+        try:
+            return action()
+        except TidingsError as error:
+            delay = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2**attempt)
+            if (
+                error.failure != TRANSIENT
+                or attempt >= retries
+                or time.monotonic() + delay > deadline
+            ):
+                raise
+            attempt += 1
+            log.warning("%s: %s; retry %d/%d in %.0fs", what, error, attempt, retries, delay)
+            sleep(delay)
+
+
+def deliver(
+    sr: models.ScheduledReport,
+    rendered: Rendered,
+    settings: SmtpSettings,
+    options: Options,
+    deadline: float,
+) -> RunResult:
+    """Build the message and send it; at least one accepted recipient means Delivered."""
+    recipients = sr.spec.recipients
+    domain = settings.sender.rpartition("@")[2].strip(" >")
+    msg_id = message_id(
+        sr.metadata.uid or f"{sr.metadata.namespace}/{sr.metadata.name}",
+        rendered.scheduled,
+        rendered.window[0],
+        rendered.window[1],
+        domain,
+    )
+    attachments = [rendered.document] + ([rendered.csv] if rendered.csv else [])
+    message = build_message(
+        sender=settings.sender,
+        to=recipients.to,
+        cc=recipients.cc,
+        subject=rendered.subject,
+        text=rendered.text_body,
+        html=rendered.html_body,
+        attachments=attachments,
+        msg_id=msg_id,
+        date=options.now(),
+    )
+    data = encode(message)
+    everyone = [*recipients.to, *recipients.cc, *recipients.bcc]
+    outcome = retrying(
+        lambda: send(data, everyone, settings, options.max_bytes),
+        options.retries_for(sr),
+        deadline,
+        options.sleep,
+        "SMTP",
+    )
+    note = ""
+    if outcome.rejected:
+        refused = "; ".join(f"{a}: {why}" for a, why in outcome.rejected.items())
+        note = f"delivered to {len(outcome.accepted)}; refused: {refused}"
+    return RunResult(
+        outcome="Delivered",
+        recipients_accepted=len(outcome.accepted),
+        recipients_rejected=len(outcome.rejected),
+        bytes=outcome.size,
+        error=note,
+        message_id=msg_id,
+        **rendered.result_fields(),
+    )
+
+
+def execute(
+    sr: models.ScheduledReport,
+    scheduled: datetime,
+    options: Options,
+    settings: Callable[[], SmtpSettings],
+) -> RunResult:
+    """A whole run; every failure becomes a RunResult with its exit code (never raises for a
+    TidingsError). `settings` is called only when there is something to send."""
+    deadline = time.monotonic() + sr.spec.failure_policy.timeout_seconds
+    fields: dict[str, Any] = {"scheduled_time": rfc3339(scheduled)}
+    try:
+        try:
+            window = compute_window(sr.spec.filters.window, scheduled, sr.spec.time_zone)
+            fields.update(window_start=rfc3339(window[0]), window_end=rfc3339(window[1]))
+        except ValueError as error:
+            raise InputError(str(error)) from None
+        rendered = render(sr, scheduled, options, deadline)
+        fields.update(rendered.result_fields())
+        return deliver(sr, rendered, settings(), options, deadline)
+    except TidingsError as error:
+        return failed(error, **fields)
+
+
+def internal_error(error: BaseException, secrets: list[str | None]) -> RunResult:
+    """An unexpected exception as a result: exit 1, transient (a retry may well work). Only the
+    exception's type and first line are kept, with any known secret value masked."""
+    log.exception("internal error")
+    first = (str(error).strip().splitlines() or [""])[0]
+    return RunResult(
+        outcome="Failed",
+        failure=TRANSIENT,
+        error=redact(f"internal error: {type(error).__name__}: {first}", secrets)[:1000],
+        exit_code=EX_SOFTWARE,
+    )
+
+
+def write_result(result: RunResult, path: str | None = None) -> None:
+    """The JSON line to $TIDINGS_RESULT_PATH (default /dev/termination-log) and to stdout. Failing
+    to write it never changes the run's outcome."""
+    line = result.to_json()
+    print(line, flush=True)
+    target = path or os.environ.get("TIDINGS_RESULT_PATH") or "/dev/termination-log"
+    try:
+        Path(target).write_text(line + "\n", encoding="utf-8")
+    except OSError as error:
+        log.warning("could not write the result to %s: %s", target, error.strerror)

@@ -1,0 +1,77 @@
+"""The plain-text rendering of a report: the email's text part, and the attachment when the PDF
+renderer is unavailable (it then opens with a banner saying why)."""
+
+from __future__ import annotations
+
+import textwrap
+
+from tidings.renderer.reports import Breakdown, Report
+
+CELL_WIDTH = 32
+
+
+def banner(reason: str) -> str:
+    rule = "=" * 78
+    body = textwrap.fill(
+        "NOTE: this report is plain text because the PDF renderer (WeasyPrint) is unavailable "
+        f"in this environment: {reason}",
+        width=76,
+        subsequent_indent="  ",
+    )
+    return f"{rule}\n{body}\n{rule}\n\n"
+
+
+def figures_text(report: Report) -> str:
+    width = max((len(f.label) for f in report.figures), default=0) + 2
+    lines = []
+    for figure in report.figures:
+        note = f"  ({figure.note})" if figure.note else ""
+        lines.append(f"  {figure.label + ':':<{width}} {figure.value}{note}")
+    return "\n".join(lines)
+
+
+def render_text(report: Report, *, fallback_reason: str | None = None, csv_attached: bool) -> str:
+    parts = [banner(fallback_reason)] if fallback_reason else []
+    parts.append(f"{report.title}\n{'-' * min(78, len(report.title))}\n")
+    parts.append(f"{report.type_label}, {report.window_label}\n")
+    parts.append(f"Generated {report.generated_label} for {report.namespace}/{report.name}\n\n")
+    parts.append(f"Summary\n{figures_text(report)}\n\n")
+    parts.extend(_breakdown(b) for b in report.breakdowns)
+    parts.append(f"Detail ({report.total_rows} rows)\n")
+    if report.table:
+        parts.append(
+            _table([c.label for c in report.columns], [[c.text for c in r] for r in report.table])
+        )
+    else:
+        parts.append("  No rows in this window.\n")
+    if report.shown_rows < report.total_rows:
+        parts.append(f"\n{truncation_note(report, csv_attached)}\n")
+    return "".join(parts)
+
+
+def truncation_note(report: Report, csv_attached: bool) -> str:
+    where = (
+        "the attached CSV file has all of them"
+        if csv_attached
+        else "set spec.delivery.attachCsv: true to receive all of them as a CSV file"
+    )
+    return f"Showing the first {report.shown_rows} of {report.total_rows} rows; {where}."
+
+
+def _breakdown(breakdown: Breakdown) -> str:
+    return f"{breakdown.title}\n{_table(breakdown.headers, breakdown.rows)}\n"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    def clip(text: str) -> str:
+        text = " ".join(text.split())
+        return text if len(text) <= CELL_WIDTH else text[: CELL_WIDTH - 1] + "…"
+
+    cells = [[clip(h) for h in headers]] + [[clip(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = [
+        "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in cells
+    ]
+    lines.insert(1, "  " + "  ".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n"
