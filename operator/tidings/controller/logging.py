@@ -14,7 +14,13 @@ from datetime import UTC, datetime
 _SECRETS = (
     # scheme://user:password@host -> scheme://user:***@host
     (re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/\s@]+:)[^@\s]+@"), r"\1***@"),
-    (re.compile(r"(?i)\b(authorization|password|passwd|token)([\"']?\s*[:=]\s*)\S+"), r"\1\2***"),
+    (
+        re.compile(
+            r"(?i)\b(authorization|password|passwd|token)([\"']?\s*[:=]\s*)"
+            r"((?:bearer|basic|token)\s+)?\S+"
+        ),
+        r"\1\2***",
+    ),
 )
 
 
