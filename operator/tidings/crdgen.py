@@ -9,11 +9,12 @@ forbid it next to `properties`; the apiserver prunes unknown fields instead).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import yaml
 
-from tidings import models
+from tidings import models, validation
 
 CRD_NAME = f"{models.PLURAL}.{models.GROUP}"
 
@@ -196,12 +197,13 @@ def api_reference() -> str:
         "Every field below is also available from the cluster with "
         "`kubectl explain scheduledreport.<path>`.",
         "",
-        "The CRD schema enforces types, enums, lengths, item counts and the rules listed under "
-        "each object. The validating webhook (and `tidings validate FILE`) additionally checks "
-        "that the schedule is a valid five-field cron expression, the time zone is a real IANA "
-        "zone, each recipient is a syntactically valid bare address, the subject template uses "
-        "only `{name}` and `{date}`, and the data source is complete and keeps secrets in "
-        "Secrets. See docs for `tidings validate`.",
+        "The CRD schema enforces the types, enums, lengths, item counts and rules listed "
+        "below, even without the webhook. The validating webhook, the operator (which marks a "
+        "report `Invalid`) and `tidings validate FILE` also check:",
+        "",
+        "| Field | Rule |",
+        "|---|---|",
+        *[f"| `{path}` | {_cell(rule)} |" for path, rule in validation.ADMISSION_RULES],
         "",
         "## kubectl get columns",
         "",
@@ -257,10 +259,7 @@ def _type_name(node: dict[str, Any]) -> str:
 
 
 def _default_cell(node: dict[str, Any]) -> str:
-    if "default" not in node:
-        return ""
-    value = node["default"]
-    return f"`{str(value).lower() if isinstance(value, bool) else value!r}`"
+    return f"`{json.dumps(node['default'], ensure_ascii=False)}`" if "default" in node else ""
 
 
 def _constraints(node: dict[str, Any]) -> str:

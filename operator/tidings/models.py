@@ -102,7 +102,11 @@ class InlineSource(_Model):
         max_length=MAX_INLINE_ROWS,
         description="The rows, each an object of column name to value.",
         json_schema_extra={
-            "items": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+            "items": {
+                "type": "object",
+                "description": "One row: column name to value (string, number, boolean or null).",
+                "x-kubernetes-preserve-unknown-fields": True,
+            }
         },
     )
 
@@ -467,8 +471,10 @@ class ScheduledReportStatus(_Model):
 
     model_config = ConfigDict(
         # kopf keeps its handler progress and diff base here (not in the user's annotations);
-        # without preserve-unknown-fields the apiserver would silently prune them.
+        # without preserve-unknown-fields the apiserver would silently prune them, and parsing
+        # a live object must not fail on them either.
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        extra="ignore",
     )
 
     phase: Phase | None = Field(

@@ -54,6 +54,56 @@ class ValidationResult:
         return "; ".join(str(problem) for problem in self.errors)
 
 
+# What the webhook checks beyond the CRD schema, for docs/api.md; the code below is the truth.
+ADMISSION_RULES: tuple[tuple[str, str], ...] = (
+    (
+        "spec.schedule",
+        "empty, or exactly five space-separated fields (minute hour day-of-month month "
+        "day-of-week) that both croniter and the Kubernetes CronJob controller accept: numbers "
+        "in range (day-of-week 0-6, Sunday is 0), JAN-DEC and SUN-SAT names, `*`, `?`, ranges "
+        "`a-b` (not backwards), lists and steps `/n` (n >= 1); no `TZ=`/`CRON_TZ=` prefix, no "
+        "`@daily`-style macros, no Quartz extensions (`L`, `W`, `#`); it must fire at least once",
+    ),
+    ("spec.timeZone", "a zone name from the IANA database, such as `Europe/Berlin` or `UTC`"),
+    ("spec.title", "one line, without control characters (it goes into the subject)"),
+    (
+        "spec.recipients",
+        "1 to 50 addresses across to, cc and bcc, none repeated (compared case-insensitively)",
+    ),
+    (
+        "spec.recipients.to[i], .cc[i], .bcc[i]",
+        "a bare ASCII address (`name@example.com`) that email-validator accepts without DNS "
+        "look-ups: no display name, quotes, comments, spaces, lists, line breaks, control "
+        "characters or MIME encoded-words; internationalized domains in punycode (`xn--`); at "
+        "most 64 characters before the @",
+    ),
+    (
+        "spec.delivery.subjectTemplate",
+        "one line; only the placeholders `{name}` and `{date}`, without format specs or "
+        "conversions; `{{` and `}}` for literal braces. Without `{date}` it is accepted with a "
+        "warning",
+    ),
+    ("spec.source", "exactly one of inline, sql or http"),
+    (
+        "spec.source.sql.query",
+        "a single SELECT (or WITH ... SELECT) statement; a trailing `;` is allowed",
+    ),
+    (
+        "spec.source.http.url",
+        "an absolute http(s) URL with a host and no credentials (use authSecretRef)",
+    ),
+    (
+        "spec.*SecretRef, spec.templateRef",
+        "by name (and key) only: the Secret or ConfigMap is always in the report's namespace",
+    ),
+    (
+        "spec.filters.window",
+        "exactly one of last, previous or from/to; from and to are ISO 8601 dates or "
+        "date-times, set together, and to is after from",
+    ),
+)
+
+
 def validate_spec(spec: Mapping[str, Any]) -> ValidationResult:
     """Check a spec as it arrives from the API (camelCase keys) against every rule."""
     result = ValidationResult()
