@@ -23,7 +23,7 @@ def test_overrides_are_parsed_and_typed() -> None:
             "TIDINGS_SMTP_PORT": "2525",
             "TIDINGS_SMTP_TLS": "starttls",
             "TIDINGS_NAMESPACES": "team-a, team-b,",
-            "TIDINGS_PEERING": "",
+            "TIDINGS_STANDALONE": "true",
             "TIDINGS_RENDERER_MEMORY_LIMIT": "2Gi",
         }
     )
@@ -32,7 +32,7 @@ def test_overrides_are_parsed_and_typed() -> None:
     assert settings.smtp_tls == "starttls"
     assert settings.namespaces == ("team-a", "team-b")
     assert settings.memory_limit == "2Gi"
-    assert not settings.standalone  # empty means "unset": the default peering stays
+    assert settings.standalone
 
 
 @pytest.mark.parametrize(
@@ -45,6 +45,8 @@ def test_overrides_are_parsed_and_typed() -> None:
         ("TIDINGS_RENDERER_CPU_LIMIT", "0.5", "quantity"),
         ("TIDINGS_NAMESPACES", "Team_A", "not a namespace name"),
         ("TIDINGS_LOG_FORMAT", "xml", "must be one of"),
+        ("TIDINGS_STANDALONE", "maybe", "must be true or false"),
+        ("TIDINGS_FAILED_JOBS_HISTORY", "15", "must be 0-10"),
     ],
 )
 def test_bad_values_name_the_variable_and_rule(env: str, value: str, rule: str) -> None:
@@ -59,3 +61,11 @@ def test_env_table_documents_every_setting() -> None:
     assert len(rows) == len(Settings.__dataclass_fields__)
     assert ("TIDINGS_SMTP_PORT", "25", "Platform SMTP relay port.") in rows
     assert all(name.startswith("TIDINGS_") and doc for name, _, doc in rows)
+
+
+def test_docs_list_every_variable() -> None:
+    from tidings.devcluster import REPO_ROOT
+
+    text = (REPO_ROOT / "docs" / "operator.md").read_text()
+    missing = [name for name, _, _ in env_table() if f"`{name}`" not in text]
+    assert not missing, f"docs/operator.md does not document {missing}"

@@ -19,6 +19,9 @@ _QUANTITY = re.compile(r"^([0-9]+m|[0-9]+|[0-9]+(Ki|Mi|Gi|Ti))$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
 class SettingsError(ValueError):
     """A TIDINGS_* variable has a value the operator cannot use."""
 
@@ -87,11 +90,11 @@ class Settings:
     )
     successful_jobs_history: int = field(
         default=3,
-        metadata={"env": "TIDINGS_SUCCESSFUL_JOBS_HISTORY", "doc": "Finished Jobs kept."},
+        metadata={"env": "TIDINGS_SUCCESSFUL_JOBS_HISTORY", "doc": "Finished Jobs kept (0-10)."},
     )
     failed_jobs_history: int = field(
         default=3,
-        metadata={"env": "TIDINGS_FAILED_JOBS_HISTORY", "doc": "Failed Jobs kept."},
+        metadata={"env": "TIDINGS_FAILED_JOBS_HISTORY", "doc": "Failed Jobs kept (0-10)."},
     )
     metrics_port: int = field(
         default=9090,
@@ -105,7 +108,14 @@ class Settings:
         default="tidings",
         metadata={
             "env": "TIDINGS_PEERING",
-            "doc": "KopfPeering object name; empty = standalone (one replica only).",
+            "doc": "KopfPeering object replicas coordinate through (its CRDs must be installed).",
+        },
+    )
+    standalone: bool = field(
+        default=False,
+        metadata={
+            "env": "TIDINGS_STANDALONE",
+            "doc": "true = no peering: only for a single replica.",
         },
     )
     webhook_port: int = field(
@@ -133,10 +143,6 @@ class Settings:
         default="INFO", metadata={"env": "TIDINGS_LOG_LEVEL", "doc": "DEBUG, INFO, WARNING."}
     )
 
-    @property
-    def standalone(self) -> bool:
-        return not self.peering_name
-
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Settings from the environment (pass os.environ); unset or empty variables keep defaults."""
@@ -151,6 +157,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
                 values[spec.name] = int(raw)
             except ValueError:
                 raise SettingsError(f"{env}: must be an integer, got {raw!r}") from None
+        elif spec.type in ("bool", bool):
+            if raw.lower() not in _BOOLEANS:
+                raise SettingsError(f"{env}: must be true or false, got {raw!r}")
+            values[spec.name] = _BOOLEANS[raw.lower()]
         elif spec.name == "namespaces":
             values[spec.name] = tuple(ns.strip() for ns in raw.split(",") if ns.strip())
         else:
@@ -172,8 +182,10 @@ def _check(s: Settings) -> None:
         ),
         (s.run_as_user > 0, "TIDINGS_RENDERER_UID", "must be a non-root UID (> 0)"),
         (s.starting_deadline_seconds >= 10, "TIDINGS_STARTING_DEADLINE_SECONDS", "must be >= 10"),
-        (s.successful_jobs_history >= 0, "TIDINGS_SUCCESSFUL_JOBS_HISTORY", "must be >= 0"),
-        (s.failed_jobs_history >= 0, "TIDINGS_FAILED_JOBS_HISTORY", "must be >= 0"),
+        # Kept Jobs must stay fewer than status.history entries, or a re-listed Job that fell
+        # out of the history would be counted again.
+        (0 <= s.successful_jobs_history <= 10, "TIDINGS_SUCCESSFUL_JOBS_HISTORY", "must be 0-10"),
+        (0 <= s.failed_jobs_history <= 10, "TIDINGS_FAILED_JOBS_HISTORY", "must be 0-10"),
         (0 <= s.metrics_port <= 65535, "TIDINGS_METRICS_PORT", "must be 0 or a port number"),
         (0 <= s.health_port <= 65535, "TIDINGS_HEALTH_PORT", "must be 0 or a port number"),
         (0 <= s.webhook_port <= 65535, "TIDINGS_WEBHOOK_PORT", "must be 0 or a port number"),
@@ -189,6 +201,7 @@ def _check(s: Settings) -> None:
             "must be DEBUG, INFO, WARNING or ERROR",
         ),
         (bool(s.renderer_image), "TIDINGS_RENDERER_IMAGE", "must not be empty"),
+        (_DNS_LABEL.match(s.peering_name) is not None, "TIDINGS_PEERING", "must be a DNS label"),
     ]
     for name in ("cpu_request", "memory_request", "cpu_limit", "memory_limit"):
         env = next(f.metadata["env"] for f in fields(Settings) if f.name == name)
@@ -213,6 +226,9 @@ def env_table() -> list[tuple[str, str, str]]:
     rows = []
     for spec in fields(Settings):
         default = spec.default
-        shown = ",".join(default) if isinstance(default, tuple) else str(default)
+        if isinstance(default, bool):
+            shown = str(default).lower()
+        else:
+            shown = ",".join(default) if isinstance(default, tuple) else str(default)
         rows.append((spec.metadata["env"], shown, spec.metadata["doc"]))
     return rows
