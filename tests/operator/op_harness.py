@@ -9,6 +9,7 @@ podFailurePolicy, completion), and the CronJob and garbage-collector controllers
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 from kubernetes import client
@@ -236,6 +237,74 @@ class StandInKubelet:
         """Let the Job's next pod end with `exit_code`, its result line as the message."""
         pod = self.pending_pod(job_name, attempt)
         self.finish(pod, exit_code, json.dumps(result) if result else "")
+
+
+class PodRunner(StandInKubelet):
+    """A stand-in kubelet that really runs the pod's command, the way a kubelet would: with
+    its env (downward-API fields resolved), its ConfigMap and Secret volumes written to a temp
+    dir, and the run contract's TIDINGS_* path overrides pointing there."""
+
+    # mount path in the pod -> the run contract's override for where it lives here
+    OVERRIDES: ClassVar[dict[str, str]] = {
+        "/etc/tidings/source": "TIDINGS_SOURCE_SECRET_DIR",
+        "/etc/tidings/smtp": "TIDINGS_SMTP_SECRET_DIR",
+        "/etc/tidings/template": "TIDINGS_TEMPLATE_DIR",
+    }
+
+    def __init__(self, cluster: Cluster, root: Path) -> None:
+        super().__init__(cluster)
+        self.root = root
+
+    def _materialize(self, volume: dict[str, Any], target: Path) -> None:
+        target.mkdir(parents=True, exist_ok=True)
+        if "configMap" in volume:
+            source = volume["configMap"]
+            found = self.cluster.core.read_namespaced_config_map(source["name"], self.cluster.ns)
+            data = {k: v.encode() for k, v in (found.data or {}).items()}
+        elif "secret" in volume:
+            source = volume["secret"]
+            found = self.cluster.core.read_namespaced_secret(source["secretName"], self.cluster.ns)
+            data = {k: base64.b64decode(v) for k, v in (found.data or {}).items()}
+        else:
+            return  # emptyDir: the empty directory is all there is
+        items = source.get("items") or [{"key": k, "path": k} for k in data]
+        for item in items:
+            (target / item["path"]).write_bytes(data[item["key"]])
+
+    def execute(self, job_name: str) -> int:
+        """Run the Job's next pod for real; returns its exit code after reporting it."""
+        pod = self.pending_pod(job_name)
+        spec = pod["spec"]
+        (container,) = spec["containers"]
+        workdir = self.root / pod["metadata"]["name"]
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        mounted: dict[str, Path] = {}
+        for mount in container.get("volumeMounts", []):
+            target = workdir / mount["name"]
+            self._materialize(volumes[mount["name"]], target)
+            mounted[mount["mountPath"]] = target
+        env = {"PATH": os.environ["PATH"]}
+        for var in container.get("env", []):
+            if "value" in var:
+                env[var["name"]] = var["value"]
+            else:
+                field = var["valueFrom"]["fieldRef"]["fieldPath"]
+                label = field.removeprefix("metadata.labels['").removesuffix("']")
+                env[var["name"]] = pod["metadata"]["labels"][label]
+        env["TIDINGS_REPORT_FILE"] = str(mounted["/etc/tidings/report"] / "report.yaml")
+        env.update({v: str(mounted[p]) for p, v in self.OVERRIDES.items() if p in mounted})
+        env["HOME"] = str(mounted["/tmp"])
+        env["XDG_CACHE_HOME"] = str(mounted["/tmp"] / ".cache")
+        termination_log = workdir / "termination-log"
+        env["TIDINGS_RESULT_PATH"] = str(termination_log)
+        done = subprocess.run(
+            container["command"], env=env, capture_output=True, text=True, timeout=300
+        )
+        message = termination_log.read_text() if termination_log.exists() else ""
+        if not message.strip() and done.returncode != 0:  # FallbackToLogsOnError
+            message = "\n".join((done.stdout + done.stderr).splitlines()[-80:])[-4096:]
+        self.finish(pod, done.returncode, message[:4096])
+        return done.returncode
 
 
 def result_line(delivered: bool, **fields: Any) -> dict[str, Any]:

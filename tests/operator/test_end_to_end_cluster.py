@@ -1,0 +1,115 @@
+"""End to end: report -> CronJob -> Job -> pod running the real renderer (`tidings run`, from the
+pod's own command, env and mounted files) -> email accepted by a real SMTP server on loopback ->
+the report's status shows the delivery."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from kubernetes import client
+from op_harness import Cluster, OperatorProcess, PodRunner
+from sr_bodies import manifest
+
+from tidings.devcluster import free_port
+
+pytestmark = pytest.mark.cluster
+
+
+@dataclass
+class Mailbox:
+    """aiosmtpd handler keeping what it accepted."""
+
+    messages: list[tuple[list[str], bytes]] = field(default_factory=list)
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((list(envelope.rcpt_tos), envelope.original_content))
+        return "250 OK: queued"
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    box = Mailbox()
+    port = free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box, port
+    controller.stop()
+
+
+@pytest.fixture
+def operator_env() -> dict[str, str]:
+    # The platform relay points at a closed port: delivery can only work through the
+    # namespace's SMTP Secret, mounted into the pod as files.
+    return {"TIDINGS_SMTP_HOST": "127.0.0.1", "TIDINGS_SMTP_PORT": str(free_port())}
+
+
+def test_scheduled_run_delivers_and_status_shows_it(
+    mailbox: tuple[Mailbox, int],
+    run_operator: OperatorProcess,
+    cluster: Cluster,
+    tmp_path: Path,
+) -> None:
+    box, port = mailbox
+    cluster.core.create_namespaced_secret(
+        cluster.ns,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="team-smtp"),
+            string_data={"host": "127.0.0.1", "port": str(port), "from": "tidings@team.test"},
+        ),
+    )
+    now = datetime.now(UTC)
+    rows = [
+        {"id": i, "title": f"Change {i}", "status": "completed", "completed_at": when.isoformat()}
+        for i, when in enumerate((now - timedelta(days=2), now - timedelta(days=1)), start=1)
+    ]
+    cluster.create_report(
+        manifest(
+            "weekly",
+            title="Payments weekly",
+            source={"inline": {"rows": rows}},
+            recipients={"to": ["ciso@example.com"], "cc": ["audit@example.com"]},
+            delivery={"smtpSecretRef": {"name": "team-smtp"}},
+            failurePolicy={"disableAfter": 3, "retries": 0, "timeoutSeconds": 600},
+        )
+    )
+    cluster.wait_status("weekly", "Active", lambda s: s.get("phase") == "Active")
+
+    # The CronJob controller's Job for the most recent minute: the renderer derives the
+    # scheduled time (and so the window) from the Job's name via TIDINGS_JOB_NAME.
+    scheduled = now.replace(second=0, microsecond=0)
+    job = cluster.create_scheduled_job("weekly", scheduled)
+    exit_code = PodRunner(cluster, tmp_path).execute(job)
+    assert exit_code == 0, cluster.pods(job)[0]["status"]["containerStatuses"][0]["state"]
+
+    status = cluster.wait_status(
+        "weekly",
+        "the delivery recorded",
+        lambda s: any(h["jobName"] == job for h in s.get("history", [])),
+    )
+    (entry,) = status["history"]
+    assert entry["outcome"] == "Delivered"
+    assert entry["scheduledTime"] == scheduled.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert entry["windowEnd"] == entry["scheduledTime"]
+    assert (entry["recipientsAccepted"], entry["recipientsRejected"]) == (2, 0)
+    assert entry["renderer"] in ("pdf", "text")
+    assert entry["bytes"] > 0
+    assert status["lastSentAt"] == entry["finishedAt"]
+    assert status["consecutiveFailures"] == 0
+
+    (recipients, raw) = box.messages[0]
+    assert len(box.messages) == 1
+    assert sorted(recipients) == ["audit@example.com", "ciso@example.com"]
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert message["From"] == "tidings@team.test"
+    assert "Payments weekly" in message["Subject"]
+    attachments = [part.get_content_type() for part in message.iter_attachments()]
+    expected = "application/pdf" if entry["renderer"] == "pdf" else "text/plain"
+    assert expected in attachments
+    assert cluster.report("weekly")["metadata"]["generation"] == 1
