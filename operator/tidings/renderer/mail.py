@@ -80,6 +80,12 @@ class SmtpSettings:
 def settings_from_environment(
     env: Mapping[str, str] | None = None, secret_dir: Path | None = None
 ) -> SmtpSettings:
+    return settings_from_values(environment_values(env, secret_dir))
+
+
+def environment_values(
+    env: Mapping[str, str] | None = None, secret_dir: Path | None = None
+) -> dict[str, str | None]:
     """The namespace's SMTP Secret (mounted directory with a `host` file) replaces the platform
     relay entirely; otherwise the platform relay comes from TIDINGS_SMTP_* variables."""
     env = os.environ if env is None else env
@@ -108,7 +114,7 @@ def settings_from_environment(
             "timeout": env.get("TIDINGS_SMTP_TIMEOUT"),
             "ca_file": env.get("TIDINGS_SMTP_CA_FILE"),
         }
-    return settings_from_values(values)
+    return values
 
 
 def settings_from_values(values: Mapping[str, str | None]) -> SmtpSettings:
@@ -241,6 +247,10 @@ def send(
             f"SMTP {settings.where} did not answer within {settings.timeout:g}s"
         ) from None
     except smtplib.SMTPServerDisconnected as error:
+        if isinstance(error.__context__, TimeoutError):  # smtplib re-raises a read timeout so
+            raise DeliveryDeferred(
+                f"SMTP {settings.where} did not answer within {settings.timeout:g}s"
+            ) from None
         raise DeliveryDeferred(f"SMTP {settings.where} closed the connection: {error}") from None
     except smtplib.SMTPException as error:  # e.g. no AUTH method in common
         raise DeliveryRefused(f"SMTP {settings.where}: {redact(str(error), secrets)}") from None
@@ -252,15 +262,16 @@ def send(
 
 
 def _connect(settings: SmtpSettings) -> smtplib.SMTP:
+    """Connected, greeted, EHLO'd and (for starttls) upgraded; certificates verified against the
+    host name, so the constructors get the host (smtplib uses it as the TLS server name)."""
     context = ssl.create_default_context(cafile=settings.ca_file)
     if settings.tls == "tls":
-        connection: smtplib.SMTP = smtplib.SMTP_SSL(timeout=settings.timeout, context=context)
+        connection: smtplib.SMTP = smtplib.SMTP_SSL(
+            settings.host, settings.port, timeout=settings.timeout, context=context
+        )
     else:
-        connection = smtplib.SMTP(timeout=settings.timeout)
+        connection = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
     try:
-        code, message = connection.connect(settings.host, settings.port)
-        if code != 220:
-            raise smtplib.SMTPConnectError(code, message)
         connection.ehlo_or_helo_if_needed()
         if settings.tls == "starttls":
             if not connection.has_extn("starttls"):

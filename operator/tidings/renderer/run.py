@@ -416,6 +416,23 @@ def internal_error(error: BaseException, secrets: list[str | None]) -> RunResult
     )
 
 
+def known_secrets(env: Mapping[str, str]) -> list[str | None]:
+    """Secret values this process may have seen, to mask in an unexpected error's message."""
+    found: list[str | None] = [env.get("TIDINGS_SMTP_PASSWORD")]
+    smtp_dir = Path(env.get("TIDINGS_SMTP_SECRET_DIR") or "/etc/tidings/smtp")
+    files = [
+        Path(env.get("TIDINGS_SOURCE_SECRET_DIR") or "/etc/tidings/source") / "value",
+        smtp_dir / "password",
+        Path(env.get("TIDINGS_SMTP_PASSWORD_FILE") or smtp_dir / "password"),
+    ]
+    for path in files:
+        try:
+            found.append(path.read_text(encoding="utf-8").strip())
+        except (OSError, UnicodeDecodeError):
+            continue
+    return found
+
+
 def write_result(result: RunResult, path: str | None = None) -> None:
     """The JSON line to $TIDINGS_RESULT_PATH (default /dev/termination-log) and to stdout. Failing
     to write it never changes the run's outcome."""

@@ -1,0 +1,63 @@
+"""`tidings run`: the renderer pod's entrypoint (the run contract in docs/renderer.md).
+
+Reads the report object from $TIDINGS_REPORT_FILE, the scheduled time from
+$TIDINGS_SCHEDULED_TIME or the Job name, the source secret, custom template and SMTP settings
+from their mounts and environment; renders, sends, writes one JSON line to $TIDINGS_RESULT_PATH
+(default /dev/termination-log) and exits with a sysexits code the operator understands.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+DEFAULT_REPORT_FILE = "/etc/tidings/report/report.yaml"
+DEFAULT_TEMPLATE_DIR = "/etc/tidings/template"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = "Configuration comes from the environment and mounted files only."
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+    import os
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from tidings.renderer import run as runner
+    from tidings.renderer.mail import settings_from_environment
+    from tidings.renderer.result import InputError, TidingsError, failed
+    from tidings.renderer.sources import secret_dir
+
+    logging.basicConfig(level=logging.INFO, format="tidings: %(levelname)s %(message)s")
+    env = os.environ
+    try:
+        try:
+            report = runner.load_report(Path(env.get("TIDINGS_REPORT_FILE") or DEFAULT_REPORT_FILE))
+            template = None
+            if report.spec.template_ref is not None:
+                path = Path(env.get("TIDINGS_TEMPLATE_DIR") or DEFAULT_TEMPLATE_DIR)
+                path = path / "template.html.j2"
+                try:
+                    template = path.read_text(encoding="utf-8")
+                except OSError:
+                    raise InputError(
+                        f"spec.templateRef: no template mounted at {path} (does ConfigMap "
+                        f"{report.spec.template_ref.name} have key {report.spec.template_ref.key}?)"
+                    ) from None
+            logo = env.get("TIDINGS_LOGO_FILE")
+            options = runner.Options(
+                secret_dir=secret_dir(),
+                custom_template=template,
+                logo=runner.logo_data_uri(Path(logo) if logo else None),
+                max_pdf_rows=int(env.get("TIDINGS_MAX_PDF_ROWS") or runner.DEFAULT_MAX_PDF_ROWS),
+                max_bytes=int(env.get("TIDINGS_MAX_MESSAGE_BYTES") or runner.DEFAULT_MAX_BYTES),
+            )
+            scheduled = runner.scheduled_time(env, datetime.now(UTC))
+            result = runner.execute(report, scheduled, options, settings_from_environment)
+        except TidingsError as error:
+            result = failed(error)
+    except Exception as error:  # anything unexpected still ends with a result line
+        result = runner.internal_error(error, runner.known_secrets(env))
+    runner.write_result(result)
+    return result.exit_code
