@@ -50,7 +50,8 @@ class ValidationResult:
         return not self.errors
 
     def summary(self) -> str:
-        """All errors on one line, as admission responses and status messages show them."""
+        """All errors on one line, as admission responses and status messages show them.
+        Messages never contain "; ", so the line splits back into problems."""
         return "; ".join(str(problem) for problem in self.errors)
 
 
@@ -132,11 +133,11 @@ def _structural_problems(spec: Mapping[str, Any]) -> list[Problem]:
         # Through JSON and strict: "3" is not an integer and "true" not a boolean, as in the API.
         document = json.dumps(spec, default=_json_default)
     except (TypeError, ValueError, RecursionError) as exc:
-        return [Problem("spec", f"must be a JSON document ({exc})")]
+        return [Problem("spec", f"must be a JSON document ({_one_clause(str(exc))})")]
     try:
         models.ScheduledReportSpec.model_validate_json(document, strict=True)
     except pydantic.ValidationError as exc:
-        return [Problem(_path(error["loc"]), _message(error)) for error in exc.errors()]
+        return [Problem(_path(e["loc"]), _one_clause(_message(e))) for e in exc.errors()]
     return []
 
 
@@ -148,6 +149,11 @@ def _json_default(value: object) -> object:
     if isinstance(value, dt.date):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+def _one_clause(text: str) -> str:
+    """Third-party wording on one line and without "; ", which separates problems."""
+    return " ".join(text.split()).replace("; ", ", ")
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -187,7 +193,7 @@ def _message(error: Mapping[str, Any]) -> str:
     kind, ctx, loc = error["type"], error.get("ctx") or {}, error["loc"]
     if kind == "extra_forbidden" and len(loc) >= 2 and str(loc[-2]).endswith("Ref"):
         return (
-            f"unknown field; {loc[-2]} refers to an object by name only, "
+            f"unknown field: {loc[-2]} refers to an object by name only, "
             "in the report's own namespace"
         )
     if kind in _TYPE_RULES:
@@ -283,10 +289,10 @@ def schedule_problems(schedule: str) -> list[str]:
     if schedule == "":
         return []
     if "TZ=" in schedule.upper():
-        return ["must not carry a TZ= or CRON_TZ= prefix; set spec.timeZone instead"]
+        return ["must not carry a TZ= or CRON_TZ= prefix (set spec.timeZone instead)"]
     if schedule.strip().startswith("@"):
         return [
-            "macros like @daily or @weekly are not supported; write the five fields, "
+            "macros like @daily or @weekly are not supported: write the five fields, "
             "e.g. '0 0 * * *' for daily at midnight"
         ]
     if re.search(r"[^ -~]", schedule):
@@ -360,7 +366,7 @@ def time_zone_problem(zone: str) -> str | None:
         return None
     message = "must be an IANA time zone name, like Europe/Berlin or UTC"
     close = difflib.get_close_matches(zone, sorted(_zones()), n=1) if len(zone) <= 64 else []
-    return f"{message}; did you mean {close[0]}?" if close else message
+    return f"{message} (did you mean {close[0]}?)" if close else message
 
 
 # -- recipients
@@ -372,7 +378,7 @@ def address_problem(address: str) -> str | None:
     if _has_control(address):
         return "must not contain line breaks or control characters (header injection)"
     if not address.isascii():
-        return "must be ASCII; write internationalized domains in punycode (xn--...)"
+        return "must be ASCII (write internationalized domains in punycode, xn--...)"
     if any(c in address for c in ' <>"(),;:[]\\'):
         return (
             "must be a bare address like name@example.com: no display name, quotes, comments, "
@@ -391,7 +397,7 @@ def address_problem(address: str) -> str | None:
             allow_domain_literal=False,
         )
     except email_validator.EmailNotValidError as exc:
-        return f"is not a valid email address: {exc}"
+        return f"is not a valid email address: {_one_clause(str(exc))}"
     return None
 
 
@@ -445,14 +451,15 @@ def subject_problems(template: str) -> list[str]:
     try:
         parsed = list(_FORMATTER.parse(template))
     except ValueError as exc:
-        return [f"is not a valid template ({exc}); write {{{{ and }}}} for literal braces"]
+        reason = _one_clause(str(exc))
+        return [f"is not a valid template ({reason}): write {{{{ and }}}} for literal braces"]
     problems = []
     for _, name, format_spec, conversion in parsed:
         if name is None:
             continue
         if name not in SUBJECT_PLACEHOLDERS:
             problems.append(
-                f"unknown placeholder {{{name}}}; only {{name}} and {{date}} are allowed"
+                f"unknown placeholder {{{name}}}: only {{name}} and {{date}} are allowed"
             )
         elif format_spec or conversion:
             problems.append(f"placeholder {{{name}}} takes no format or conversion")
@@ -488,7 +495,7 @@ def sql_query_problem(query: str) -> str | None:
     if not code:
         return "must be a SELECT statement"
     if ";" in code:
-        return "must be a single statement: ';' may only end the query"
+        return "must be a single statement (a semicolon may only end the query)"
     if code.split(None, 1)[0].lower() not in ("select", "with"):
         return "must be a SELECT statement (or WITH ... SELECT)"
     return None
@@ -502,12 +509,12 @@ def http_url_problem(url: str) -> str | None:
         parts = urllib.parse.urlsplit(url)
         parts.port  # noqa: B018 - parsing the port is the check
     except ValueError as exc:
-        return f"is not a valid URL ({exc})"
+        return f"is not a valid URL ({_one_clause(str(exc))})"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "must be an absolute http:// or https:// URL with a host"
     if parts.username is not None or parts.password is not None:
         return (
-            "must not contain credentials; put the Authorization value in a Secret (authSecretRef)"
+            "must not contain credentials: put the Authorization value in a Secret (authSecretRef)"
         )
     return None
 

@@ -62,6 +62,9 @@ class Invalid:
     path: str  # field path the rejection must name
     rule: str  # fragment of validate_spec's message for that path
     schema: bool = False  # the CRD schema rejects it without the webhook
+    # Unknown fields never reach the webhook: the apiserver prunes them, or with kubectl's
+    # default --validate=strict refuses them with 400 BadRequest (not 422) naming the field.
+    code: int = 422
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,7 @@ INVALID: list[Invalid] = [
         f"{SQL}.connectionSecretRef.namespace",
         "by name only",
         True,
+        400,
     ),
     Invalid(
         "secret-ref-name-invalid",
@@ -139,6 +143,7 @@ INVALID: list[Invalid] = [
         f"{SQL}.connectionUrl",
         "unknown field",
         True,
+        400,
     ),
     Invalid(
         "http-url-not-http",
@@ -267,6 +272,7 @@ INVALID: list[Invalid] = [
         "spec.delivery.smtpSecretRef.key",
         "by name only",
         True,
+        400,
     ),
     Invalid(
         "attach-csv-not-bool",
@@ -365,6 +371,7 @@ INVALID: list[Invalid] = [
         "spec.recipient",
         "unknown",
         True,
+        400,
     ),
     Invalid(
         "template-ref-without-key",

@@ -325,3 +325,53 @@ def test_validate_command_unreadable_inputs(tmp_path):
     assert lines[0] == f"{empty}: no ScheduledReport found"
     assert lines[1].startswith(f"{broken}: cannot read:")
     assert lines[2].startswith(f"{tmp_path / 'missing.yaml'}: cannot read:")
+
+
+# -- the admission handler, called as kopf calls it
+
+
+def test_admission_handler_rejects_with_422_listing_every_problem():
+    import kopf
+
+    from tidings.admission import validate_report
+
+    body = {"spec": changed({"timeZone": "Nowhere", "schedule": "@daily"})}
+    warnings: list[str] = []
+    with pytest.raises(kopf.AdmissionError) as exc:
+        validate_report(body=body, old=None, operation="CREATE", warnings=warnings)
+    assert exc.value.code == 422
+    assert str(exc.value) == (
+        "ScheduledReport is invalid: spec.schedule: macros like @daily or @weekly are not "
+        "supported: write the five fields, e.g. '0 0 * * *' for daily at midnight; "
+        "spec.timeZone: must be an IANA time zone name, like Europe/Berlin or UTC"
+    )
+
+
+def test_admission_handler_passes_warnings_and_skips_unchanged_specs():
+    from tidings.admission import validate_report
+
+    warnings: list[str] = []
+    spec = changed({"delivery.subjectTemplate": "{name}"})
+    validate_report(body={"spec": spec}, old=None, operation="CREATE", warnings=warnings)
+    assert warnings and "no {date} placeholder" in warnings[0]
+
+    broken = {"spec": changed({"timeZone": "Nowhere"}), "metadata": {"annotations": {"a": "1"}}}
+    validate_report(body=broken, old={"spec": broken["spec"]}, operation="UPDATE", warnings=[])
+
+
+def test_webhook_configuration_appends_the_handler_path():
+    from tidings.admission import WEBHOOK_ID, webhook_configuration
+
+    by_url = webhook_configuration("x", {"url": "https://127.0.0.1:9443/", "caBundle": "Q0E="})
+    hook = by_url["webhooks"][0]
+    assert hook["clientConfig"] == {
+        "url": f"https://127.0.0.1:9443/{WEBHOOK_ID}",
+        "caBundle": "Q0E=",
+    }
+    assert "namespaceSelector" not in hook
+    by_service = webhook_configuration(
+        "x", {"service": {"name": "tidings", "namespace": "tidings-system"}}, namespace="team"
+    )
+    hook = by_service["webhooks"][0]
+    assert hook["clientConfig"]["service"]["path"] == f"/{WEBHOOK_ID}"
+    assert hook["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "team"}}

@@ -97,6 +97,9 @@ def assert_reported_not_raised(result: ValidationResult) -> None:
     for problem in result.errors:
         assert problem.path == "spec" or problem.path.startswith(("spec.", "spec["))
         assert problem.message and str(problem) == f"{problem.path}: {problem.message}"
+        # The summary joins problems with "; " on one line: messages must not break that.
+        assert "; " not in problem.message and "\n" not in problem.message
+    assert result.summary().split("; ") == [str(p) for p in result.errors] or result.ok
     assert all(isinstance(w, str) and w for w in result.warnings)
 
 

@@ -1,0 +1,110 @@
+"""The committed CRD in a real apiserver, with no webhook registered: what the schema alone
+enforces, the printer columns, kubectl explain, and the status subresource."""
+
+from __future__ import annotations
+
+import pytest
+from tests.cases.admission_cases import BASE, INVALID, VALID, changed
+
+pytestmark = pytest.mark.cluster
+
+SCHEMA_CASES = [c for c in INVALID if c.schema]
+WEBHOOK_CASES = [c for c in INVALID if not c.schema]
+
+
+@pytest.mark.parametrize("case", SCHEMA_CASES, ids=lambda c: c.id)
+def test_schema_rejects_without_webhook(reports, case):
+    status, message = reports.rejection(case.id, case.spec)
+    assert status == case.code, message
+    assert case.path in message, message
+    assert "admission webhook" not in message
+
+
+@pytest.mark.parametrize("case", WEBHOOK_CASES, ids=lambda c: c.id)
+def test_semantic_rules_need_the_webhook(reports, case):
+    """The other half of the table passes the schema: proof that the webhook is what stops it
+    (and that the `schema` flags in the table are honest)."""
+    reports.create(f"loose-{case.id}", case.spec, dry_run=True)
+
+
+@pytest.mark.parametrize("case", VALID, ids=lambda c: c.id)
+def test_valid_reports_pass_the_schema(reports, case):
+    reports.create(case.id, case.spec, dry_run=True)
+
+
+def test_scalar_defaults_are_filled_in_by_the_apiserver(reports):
+    minimal = {k: BASE[k] for k in ("title", "reportType", "source", "recipients")}
+    reports.create("defaults", changed({"failurePolicy": {"retries": 1}}, minimal))
+    spec = reports.get("defaults")["spec"]
+    assert spec["timeZone"] == "UTC" and spec["schedule"] == "" and spec["suspend"] is False
+    assert spec["failurePolicy"] == {"retries": 1, "disableAfter": 3, "timeoutSeconds": 600}
+    assert "filters" not in spec and "delivery" not in spec
+
+
+def test_printer_columns(control_plane, reports):
+    reports.create("payments-weekly", BASE)
+    reports.patch_status(
+        "payments-weekly",
+        {
+            "phase": "Active",
+            "lastSentAt": "2025-01-06T08:00:02Z",
+            "nextSendAt": "2099-01-05T08:00:00Z",
+            "consecutiveFailures": 2,
+        },
+    )
+    out = control_plane.kubectl("get", "sr", "payments-weekly", "-n", reports.namespace).stdout
+    header, row = out.splitlines()
+    assert header.split() == [
+        "NAME", "TYPE", "SCHEDULE", "TZ", "STATUS", "LAST", "SENT", "NEXT", "FAILURES", "AGE",
+    ]  # fmt: skip
+    cells = row.split()
+    assert cells[:8] == [
+        "payments-weekly", "changes_summary", "0", "9", "*", "*", "1", "Europe/Berlin",
+    ]  # fmt: skip
+    assert cells[8] == "Active"
+    assert cells[9].endswith("d")  # LAST SENT renders as an age
+    assert cells[10] == "2099-01-05T08:00:00Z"  # NEXT as a timestamp, not "<invalid>"
+    assert cells[11] == "2"
+
+
+def test_category_lists_reports(control_plane, reports):
+    reports.create("in-category", BASE)
+    out = control_plane.kubectl("get", "tidings", "-n", reports.namespace, "-o", "name").stdout
+    assert "scheduledreport.tidings.dev/in-category" in out.split()
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("scheduledreport.spec.recipients", "Who receives the report; at most 50 in all."),
+        ("scheduledreport.spec.recipients.bcc", "in the envelope only, never in the headers"),
+        ("scheduledreport.spec.schedule", "Five-field cron expression"),
+        ("sr.spec.source.sql.connectionSecretRef", "Secret key holding the SQLAlchemy URL"),
+        ("sr.status.history.renderer", "pdf, or text when WeasyPrint was unavailable"),
+    ],
+)
+def test_kubectl_explain_shows_descriptions(control_plane, path, expected):
+    out = control_plane.kubectl("explain", path).stdout
+    assert expected in " ".join(out.split())
+
+
+def test_status_keeps_kopf_state_and_ignores_spec(reports):
+    reports.create("status-owner", BASE)
+    reports.patch_status(
+        "status-owner",
+        {"phase": "Manual", "kopf": {"progress": {"reconcile": {"retries": 1}}}},
+    )
+    stored = reports.get("status-owner")
+    assert stored["status"]["kopf"] == {"progress": {"reconcile": {"retries": 1}}}
+    # The status subresource cannot change spec: the operator never writes what users own.
+    reports.api.patch_namespaced_custom_object_status(
+        "tidings.dev",
+        "v1alpha1",
+        reports.namespace,
+        "scheduledreports",
+        "status-owner",
+        {"spec": {"title": "changed by status"}, "status": {"phase": "Paused"}},
+    )
+    stored = reports.get("status-owner")
+    assert stored["spec"]["title"] == BASE["title"]
+    assert stored["status"]["phase"] == "Paused"
