@@ -235,8 +235,9 @@ def _semantic_problems(spec: Mapping[str, Any], warnings: list[str]) -> Iterator
         subject := delivery.get("subjectTemplate"), str
     ):
         path = "spec.delivery.subjectTemplate"
-        yield from (Problem(path, m) for m in subject_problems(subject))
-        if not subject_problems(subject) and "date" not in _placeholders(subject):
+        problems = subject_problems(subject)
+        yield from (Problem(path, m) for m in problems)
+        if not problems and "date" not in _placeholders(subject):
             warnings.append(
                 f"{path}: has no {{date}} placeholder, so every run sends the same subject and "
                 "mail clients may thread the reports together"
