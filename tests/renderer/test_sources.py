@@ -1,0 +1,317 @@
+"""The sql source against a real PostgreSQL server and the http source against a real HTTP
+server on loopback: rows, bound parameters, and each failure classified."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from tests.renderer.conftest import EXAMPLE_AT, EXAMPLES, Postgres, pdf_text, write_report
+
+from tidings import models
+from tidings.cli import main
+from tidings.devcluster import free_port
+from tidings.renderer.result import EX_DATAERR, EX_TEMPFAIL, InputError, SourceUnavailable
+from tidings.renderer.sources import QueryParams, http_rows, load_rows, pick_rows
+
+SQL_EXAMPLE = EXAMPLES / "sql" / "changes_summary_postgres.yaml"
+INJECTION = "completed' OR '1'='1"
+DROP = "x'); DROP TABLE changes; --"
+
+
+@pytest.fixture(scope="module")
+def changes_db(postgres: Postgres) -> Postgres:
+    postgres.psql(
+        """
+        DROP TABLE IF EXISTS changes;
+        CREATE TABLE changes (id text, title text, status text, completed_at timestamptz,
+                              team text, assignee text, tags text[]);
+        INSERT INTO changes VALUES
+          ('CHG-1', 'Rotate keys', 'completed', '2024-05-07 10:00+00', 'payments', 'alice',
+           '{payments,security}'),
+          ('CHG-2', 'Hotfix payouts', 'rolled_back', '2024-05-08 12:30+00', 'payments', 'bob',
+           '{payments}'),
+          ('CHG-3', 'Reindex search', 'completed', '2024-05-08 09:00+00', 'search', 'chen',
+           '{search}'),
+          ('CHG-4', 'Last week''s change', 'completed', '2024-04-29 09:00+00', 'payments',
+           'dana', '{payments}'),
+          ('CHG-5', 'Literal status', 'completed'' OR ''1''=''1', '2024-05-09 09:00+00',
+           'payments', 'emeka', '{payments}');
+        """
+    )
+    return postgres
+
+
+@pytest.fixture
+def secret_dir(tmp_path: Path, changes_db: Postgres) -> Path:
+    directory = tmp_path / "source"
+    directory.mkdir()
+    (directory / "value").write_text(changes_db.url + "\n")
+    return directory
+
+
+def sql_report(query: str | None = None, **filters: Any) -> dict[str, Any]:
+    report = yaml.safe_load(SQL_EXAMPLE.read_text())
+    if query is not None:
+        report["spec"]["source"]["sql"]["query"] = query
+    report["spec"]["filters"].update(filters)
+    return report
+
+
+def render(tmp_path: Path, report: dict[str, Any], secret_dir: Path) -> tuple[int, Path]:
+    out = tmp_path / "out.pdf"
+    path = write_report(tmp_path, report)
+    code = main(
+        ["render", str(path), "-o", str(out), "--at", EXAMPLE_AT, "--secret-dir", str(secret_dir)]
+    )
+    return code, out
+
+
+def test_sql_example_renders_the_rows_its_query_selects(
+    tmp_path: Path, secret_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "sql.pdf"
+    code = main(
+        ["render", str(SQL_EXAMPLE), "-o", str(out), "--at", EXAMPLE_AT,
+         "--secret-dir", str(secret_dir)]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    flat = " ".join(pdf_text(out.read_bytes(), tmp_path).split())
+    assert "Payments changes from the change database" in flat
+    assert "CHG-1" in flat and "CHG-2" in flat and "Rolled back" in flat
+    assert "CHG-3" not in flat  # tag filter, bound as an array
+    assert "CHG-4" not in flat  # before the window, bound as timestamps
+    assert "CHG-5" not in flat  # its status is not in the filter
+
+
+def test_injection_in_a_filter_value_is_data(
+    tmp_path: Path, secret_dir: Path, changes_db: Postgres
+) -> None:
+    params = QueryParams(
+        window_start=datetime(2024, 5, 1, tzinfo=UTC),
+        window_end=datetime(2024, 5, 13, tzinfo=UTC),
+        status=[INJECTION],
+        tags=[DROP, "payments"],
+    )
+    source = models.Source.model_validate(sql_report()["spec"]["source"])
+    rows = load_rows(source, params, secret_dir)
+    # Only the row whose status literally is that string: the quote never became SQL.
+    assert [row["id"] for row in rows] == ["CHG-5"]
+    assert rows[0]["status"] == INJECTION
+    assert changes_db.psql("SELECT count(*) FROM changes").strip() == "5"
+
+
+def test_sql_rows_keep_database_types(secret_dir: Path) -> None:
+    params = QueryParams(datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 13, tzinfo=UTC))
+    source = models.Source.model_validate(sql_report()["spec"]["source"])
+    rows = load_rows(source, params, secret_dir)
+    assert {row["id"] for row in rows} == {"CHG-1", "CHG-2", "CHG-3", "CHG-5"}
+    first = next(row for row in rows if row["id"] == "CHG-1")
+    assert first["completed_at"] == datetime(2024, 5, 7, 10, tzinfo=UTC)
+    assert first["tags"] == ["payments", "security"]
+
+
+def test_the_query_runs_read_only(secret_dir: Path, changes_db: Postgres) -> None:
+    params = QueryParams(datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 13, tzinfo=UTC))
+    source = models.Source.model_validate(
+        sql_report("DELETE FROM changes RETURNING id, title, status, completed_at")["spec"][
+            "source"
+        ]
+    )
+    with pytest.raises(InputError, match="read-only transaction"):
+        load_rows(source, params, secret_dir)
+    assert changes_db.psql("SELECT count(*) FROM changes").strip() == "5"
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("SELECT id FROM changes WHERE", "syntax error at end of input"),
+        ("SELECT nope FROM changes", 'column "nope" does not exist'),
+        ("SELECT * FROM changes WHERE id = :who", "unknown parameter(s) :who"),
+    ],
+)
+def test_bad_query_is_exit_65_with_the_database_message(
+    tmp_path: Path,
+    secret_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    query: str,
+    message: str,
+) -> None:
+    code, _ = render(tmp_path, sql_report(query), secret_dir)
+    err = capsys.readouterr().err
+    assert code == EX_DATAERR
+    assert message in err
+
+
+def test_missing_column_is_exit_65_naming_it(
+    tmp_path: Path, secret_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = render(tmp_path, sql_report("SELECT id, title FROM changes"), secret_dir)
+    err = capsys.readouterr().err
+    assert code == EX_DATAERR
+    assert "reportType changes_summary needs column(s) status, completed_at" in err
+
+
+def test_unreachable_database_is_exit_75_and_never_shows_the_url(
+    tmp_path: Path, changes_db: Postgres, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "dead"
+    directory.mkdir()
+    url = changes_db.url.replace(f":{changes_db.port}/", f":{free_port()}/")
+    (directory / "value").write_text(url)
+    report = sql_report()
+    code, _ = render(tmp_path, report, directory)
+    err = capsys.readouterr().err
+    assert code == EX_TEMPFAIL
+    assert "cannot connect to the database" in err
+    assert changes_db.password not in err
+
+
+def test_unparseable_url_does_not_echo_the_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "bad"
+    directory.mkdir()
+    (directory / "value").write_text("not a url with hunter2-password")
+    code, _ = render(tmp_path, sql_report(), directory)
+    err = capsys.readouterr().err
+    assert code == EX_DATAERR
+    assert "not a usable SQLAlchemy URL" in err
+    assert "hunter2" not in err
+
+
+def test_missing_secret_mount_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _ = render(tmp_path, sql_report(), tmp_path / "nowhere")
+    assert code == EX_DATAERR
+    assert "the secret value is not mounted at" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------- http
+
+TOKEN = "Bearer t0ken-abc"
+DOCUMENT = {
+    "data": {
+        "items": [
+            {"id": "INC-1", "title": "Outage", "severity": "sev1", "status": "resolved",
+             "opened_at": "2024-05-07T10:00:00Z", "resolved_at": "2024-05-07T11:00:00Z"},
+            {"id": "INC-2", "title": "Slow <script>", "severity": "sev3", "status": "open",
+             "opened_at": "2024-05-08T10:00:00Z"},
+        ]
+    }
+}  # fmt: skip
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path
+        if path == "/incidents":
+            if self.headers.get("Authorization") != TOKEN:
+                self._reply(401, b'{"error": "unauthorized"}')
+                return
+            self._reply(200, json.dumps(DOCUMENT).encode())
+        elif path == "/broken":
+            self._reply(503, b"{}")
+        elif path == "/html":
+            self._reply(200, b"<html>not json</html>")
+        else:
+            self._reply(404, b"{}")
+
+    def _reply(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def http_base() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def http_report(url: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "tidings.dev/v1alpha1",
+        "kind": "ScheduledReport",
+        "metadata": {"name": "incidents-http", "namespace": "sre"},
+        "spec": {
+            "title": "Incidents from the tracker",
+            "reportType": "incidents_summary",
+            "source": {
+                "http": {
+                    "url": url,
+                    "rowsPath": "data.items",
+                    "authSecretRef": {"name": "tracker", "key": "token"},
+                }
+            },
+            "filters": {"window": {"previous": "week"}},
+            "timeZone": "Europe/Berlin",
+            "recipients": {"to": ["sre@example.com"]},
+        },
+    }
+
+
+def test_http_source_renders_rows_with_the_auth_header(
+    http_base: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = tmp_path / "token"
+    secret.mkdir()
+    (secret / "value").write_text(TOKEN + "\n")
+    code, out = render(tmp_path, http_report(f"{http_base}/incidents"), secret)
+    assert code == 0, capsys.readouterr().err
+    flat = " ".join(pdf_text(out.read_bytes(), tmp_path).split())
+    assert "INC-1" in flat and "Slow <script>" in flat
+
+
+@pytest.mark.parametrize(
+    ("path", "error", "message"),
+    [
+        ("/broken", SourceUnavailable, "answered HTTP 503"),
+        ("/missing", InputError, "answered HTTP 404"),
+        ("/html", InputError, "did not return a JSON document"),
+        ("/incidents", InputError, "answered HTTP 401"),  # no token
+    ],
+)
+def test_http_failures_are_classified(
+    http_base: str, path: str, error: type[Exception], message: str
+) -> None:
+    source = models.HttpSource(url=f"{http_base}{path}?token=query-secret")
+    with pytest.raises(error, match=message) as raised:
+        http_rows(source, None, timeout=5)
+    assert "query-secret" not in str(raised.value)
+
+
+def test_unreachable_http_source_is_transient() -> None:
+    source = models.HttpSource(url=f"http://127.0.0.1:{free_port()}/rows")
+    with pytest.raises(SourceUnavailable, match="cannot reach"):
+        http_rows(source, "Bearer secret-value", timeout=2)
+
+
+def test_rows_path_errors_name_the_path() -> None:
+    assert pick_rows({"a": [{"x": 1}]}, "a") == [{"x": 1}]
+    assert pick_rows({"a": [{"b": [{"x": 2}]}]}, "a.0.b") == [{"x": 2}]
+    with pytest.raises(InputError, match=r"nothing at 'a\.c'"):
+        pick_rows({"a": {"b": []}}, "a.c")
+    with pytest.raises(InputError, match="expected a list of rows"):
+        pick_rows({"a": 1}, "")
+    with pytest.raises(InputError, match="row 1 is a string"):
+        pick_rows([{"x": 1}, "oops"], "")
