@@ -47,10 +47,18 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = WAIT) ->
 
 
 class OperatorProcess:
-    """`python -m tidings operator --standalone -n <ns>` with the admin kubeconfig."""
+    """`python -m tidings operator [--standalone] -n <ns>` with the admin kubeconfig."""
 
-    def __init__(self, kubeconfig: Path, namespace: str, log_path: Path, env: dict[str, str]):
+    def __init__(
+        self,
+        kubeconfig: Path,
+        namespace: str,
+        log_path: Path,
+        env: dict[str, str],
+        standalone: bool = True,
+    ) -> None:
         self.namespace = namespace
+        self.standalone = standalone
         self.log_path = log_path
         self.health_port = free_port()
         self.metrics_port = free_port()
@@ -67,7 +75,9 @@ class OperatorProcess:
 
     def start(self) -> None:
         log = self.log_path.open("a")
-        cmd = [sys.executable, "-m", "tidings", "operator", "--standalone", "-n", self.namespace]
+        cmd = [sys.executable, "-m", "tidings", "operator", "-n", self.namespace]
+        if self.standalone:
+            cmd.append("--standalone")
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         wait_for("the operator's /healthz", self._healthy, timeout=60)
