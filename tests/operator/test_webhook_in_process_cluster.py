@@ -1,0 +1,78 @@
+"""With TIDINGS_WEBHOOK_PORT set, the operator process also answers admission reviews."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import urllib.request
+from pathlib import Path
+
+import pytest
+from op_harness import OperatorProcess
+from sr_bodies import manifest
+
+from tidings import models
+from tidings.admission import WEBHOOK_ID
+from tidings.devcluster import ControlPlane, free_port
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def webhook_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def operator_env(control_plane: ControlPlane, tmp_path: Path, webhook_port: int) -> dict:
+    cert, key = control_plane.ca.issue(
+        tmp_path, "webhook", "127.0.0.1", ip_addresses=("127.0.0.1",)
+    )
+    return {
+        "TIDINGS_WEBHOOK_PORT": str(webhook_port),
+        "TIDINGS_WEBHOOK_CERT_FILE": str(cert),
+        "TIDINGS_WEBHOOK_KEY_FILE": str(key),
+    }
+
+
+def _review(port: int, ca: Path, report: dict) -> dict:
+    review = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "0d5e1c6a-1",
+            "kind": {"group": models.GROUP, "version": models.VERSION, "kind": models.KIND},
+            "resource": {
+                "group": models.GROUP,
+                "version": models.VERSION,
+                "resource": models.PLURAL,
+            },
+            "namespace": "team",
+            "name": report["metadata"]["name"],
+            "operation": "CREATE",
+            "userInfo": {"username": "alice"},
+            "object": report,
+            "oldObject": None,
+            "dryRun": False,
+        },
+    }
+    request = urllib.request.Request(
+        f"https://127.0.0.1:{port}/{WEBHOOK_ID}",
+        data=json.dumps(review).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    context = ssl.create_default_context(cafile=str(ca))
+    with urllib.request.urlopen(request, context=context, timeout=10) as response:
+        return json.loads(response.read())["response"]
+
+
+def test_webhook_served_by_the_operator(
+    control_plane: ControlPlane, run_operator: OperatorProcess, webhook_port: int
+) -> None:
+    ca = control_plane.ca.cert_path
+    good = _review(webhook_port, ca, manifest("good"))
+    assert good["allowed"] is True
+    bad = _review(webhook_port, ca, manifest("bad", timeZone="Mars/Olympus_Mons"))
+    assert bad["allowed"] is False
+    assert bad["status"]["code"] == 422
+    assert "spec.timeZone" in bad["status"]["message"]
