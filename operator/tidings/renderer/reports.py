@@ -305,11 +305,18 @@ def severity_colour(name: str, used: set[str]) -> str:
     return "" if colour in used else colour
 
 
-def count_table(title: str, header: str, values: Iterable[str], top: int = 8) -> Breakdown:
-    """Counts of each value, largest first; the tail beyond `top` is summed as Other."""
+def count_table(
+    title: str,
+    header: str,
+    values: Iterable[str],
+    top: int = 8,
+    label: Callable[[str], str] = str,
+) -> Breakdown:
+    """Counts of each value, largest first; the tail beyond `top` is summed as Other. Names are
+    shown as they are; pass label=display for status-like values."""
     counts = Counter(values)
     ranked = counts.most_common()
-    rows = [[display(k), fmt_number(v)] for k, v in ranked[:top]]
+    rows = [[label(k), fmt_number(v)] for k, v in ranked[:top]]
     rest = sum(v for _, v in ranked[top:])
     if rest:
         rows.append([f"Other ({len(ranked) - top})", fmt_number(rest)])
@@ -374,7 +381,7 @@ def _changes(rows: list[Row], ctx: Context) -> Summary:
             Figure("Teams", fmt_number(len(teams))),
         ],
         breakdowns=[
-            count_table("By status", "Status", statuses),
+            count_table("By status", "Status", statuses, label=display),
             count_table("By team", "Team", (raw(r.get("team")) for r in rows)),
         ],
         chart_title="Changes per period, by status",
@@ -407,7 +414,9 @@ def _incidents(rows: list[Row], ctx: Context) -> Summary:
         ],
         breakdowns=[
             ordered_counts("By severity", "Severity", severities, order),
-            count_table("By status", "Status", (norm(r.get("status")) for r in rows)),
+            count_table(
+                "By status", "Status", (norm(r.get("status")) for r in rows), label=display
+            ),
             count_table("By team", "Team", (raw(r.get("team")) for r in rows)),
         ],
         chart_title="Incidents opened per period, by severity",
@@ -565,7 +574,12 @@ def _audit_log(rows: list[Row], ctx: Context) -> Summary:
         breakdowns=[
             count_table("By action", "Action", (raw(r.get("action")) for r in rows)),
             count_table("By actor", "Actor", (raw(r.get("actor")) for r in rows)),
-            count_table("By outcome", "Status", (norm(r.get("status", "success")) for r in rows)),
+            count_table(
+                "By outcome",
+                "Status",
+                (norm(r.get("status", "success")) for r in rows),
+                label=display,
+            ),
         ],
         chart_title="Events per period, by outcome",
         chart_svg=charts.stacked_bars(labels, series, title="Events per period, by outcome"),
@@ -576,7 +590,9 @@ def _custom(rows: list[Row], ctx: Context) -> Summary:
     columns = custom_columns(rows)
     breakdowns = []
     if any("status" in r for r in rows):
-        breakdowns.append(count_table("By status", "Status", (norm(r.get("status")) for r in rows)))
+        breakdowns.append(
+            count_table("By status", "Status", (norm(r.get("status")) for r in rows), label=display)
+        )
     chart_svg, chart_title = "", ""
     if rows and all("time" in r for r in rows):
         chart_title = "Rows per period"
@@ -786,7 +802,9 @@ def _risks(rows: list[Row], ctx: Context) -> Summary:
         breakdowns=[
             ordered_counts("By rating", "Rating", bands, ["critical", "high", "medium", "low"]),
             count_table("By category", "Category", (raw(r.get("category")) for r in rows)),
-            count_table("By status", "Status", (norm(r.get("status", "open")) for r in rows)),
+            count_table(
+                "By status", "Status", (norm(r.get("status", "open")) for r in rows), label=display
+            ),
         ],
         chart_title=f"Likelihood {TIMES} impact",
         chart_svg=charts.risk_matrix(cells, title="Likelihood by impact"),
@@ -815,7 +833,9 @@ def _findings(rows: list[Row], ctx: Context) -> Summary:
         ],
         breakdowns=[
             ordered_counts("By severity", "Severity", severities, order),
-            count_table("By status", "Status", (norm(r.get("status")) for r in rows)),
+            count_table(
+                "By status", "Status", (norm(r.get("status")) for r in rows), label=display
+            ),
             count_table(
                 "Open findings by owner",
                 "Owner",
