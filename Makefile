@@ -1,26 +1,37 @@
-# The two commands a newcomer needs are `make demo` (install, render the embedded example) and
-# `make test` (the whole suite, exactly what CI runs).
+# The two commands a newcomer needs: `make demo` (installs, renders the built-in example report to
+# report.pdf) and `make test` (installs what the tests need, then the whole suite; what CI runs).
 PYTHON ?= python3
-export PATH := $(shell hack/build-k8s-binaries --print-dir):$(PATH)
+export PATH := $(shell hack/build-k8s-binaries --print-dir):$(shell hack/install-go-tools --print-dir):$(PATH)
+LINTED := operator tests bench hack
 
-.PHONY: install demo test lint format binaries dev-up dev-down bench
+.PHONY: demo test deps test-deps binaries tools lint format dev-up dev-down bench
 
-install:
-	$(PYTHON) -m pip install -e '.[test]'
+demo: deps
+	$(PYTHON) -m tidings render examples/changes_summary.yaml -o report.pdf --at 2024-05-13T09:00:00+02:00
+	@echo "Wrote report.pdf: the changes_summary example for the week of 6-12 May 2024."
+
+deps:
+	hack/install-deps
+
+test-deps:
+	hack/install-deps --test
 
 binaries:
 	hack/build-k8s-binaries
 
-test: binaries lint
+tools:
+	hack/install-go-tools
+
+test: test-deps binaries tools lint
 	$(PYTHON) -m pytest
 
 lint:
-	$(PYTHON) -m ruff check operator tests bench hack
-	$(PYTHON) -m ruff format --check operator tests bench hack
+	$(PYTHON) -m ruff check $(LINTED)
+	$(PYTHON) -m ruff format --check $(LINTED)
 
 format:
-	$(PYTHON) -m ruff format operator tests bench hack
-	$(PYTHON) -m ruff check --fix operator tests bench hack
+	$(PYTHON) -m ruff format $(LINTED)
+	$(PYTHON) -m ruff check --fix $(LINTED)
 
 dev-up:
 	hack/dev-cluster up

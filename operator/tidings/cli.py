@@ -28,23 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tidings {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, help_text in COMMANDS.items():
-        module = _command_module(name)
-        if module is None:
-            continue
+        module = importlib.import_module(f"tidings.commands.{name}")
         command_parser = sub.add_parser(name, help=help_text, description=help_text)
         module.configure(command_parser)
         command_parser.set_defaults(_run=module.run)
     return parser
-
-
-def _command_module(name: str):
-    try:
-        return importlib.import_module(f"tidings.commands.{name.replace('-', '_')}")
-    except ModuleNotFoundError as exc:
-        # A command whose module is not written yet is simply not offered.
-        if exc.name == f"tidings.commands.{name.replace('-', '_')}":
-            return None
-        raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:
