@@ -17,6 +17,8 @@ LOG_FORMATS = ("json", "text")
 # Kubernetes resource quantities in the canonical forms the apiserver keeps as written.
 _QUANTITY = re.compile(r"^([0-9]+m|[0-9]+|[0-9]+(Ki|Mi|Gi|Ti))$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# A mail domain, optionally with a leading dot meaning "any subdomain of" (docs/permissions.md).
+MAIL_DOMAIN = re.compile(r"^\.?([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -79,6 +81,13 @@ class Settings:
         metadata={
             "env": "TIDINGS_NAMESPACES",
             "doc": "Comma-separated namespaces to serve; empty means cluster-wide.",
+        },
+    )
+    allowed_recipient_domains: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "env": "TIDINGS_ALLOWED_RECIPIENT_DOMAINS",
+            "doc": "Comma-separated internal recipient domains (docs/permissions.md).",
         },
     )
     starting_deadline_seconds: int = field(
@@ -161,7 +170,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             if raw.lower() not in _BOOLEANS:
                 raise SettingsError(f"{env}: must be true or false, got {raw!r}")
             values[spec.name] = _BOOLEANS[raw.lower()]
-        elif spec.name == "namespaces":
+        elif spec.name in ("namespaces", "allowed_recipient_domains"):
             values[spec.name] = tuple(ns.strip() for ns in raw.split(",") if ns.strip())
         else:
             values[spec.name] = raw
@@ -215,6 +224,14 @@ def _check(s: Settings) -> None:
     rules.extend(
         (bool(_DNS_LABEL.match(ns)), "TIDINGS_NAMESPACES", f"{ns!r} is not a namespace name")
         for ns in s.namespaces
+    )
+    rules.extend(
+        (
+            bool(MAIL_DOMAIN.match(d)),
+            "TIDINGS_ALLOWED_RECIPIENT_DOMAINS",
+            f"{d!r} is not a domain (example.com, or .example.com for its subdomains)",
+        )
+        for d in s.allowed_recipient_domains
     )
     for ok, env, rule in rules:
         if not ok:
