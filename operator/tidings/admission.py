@@ -1,19 +1,28 @@
 """The validating admission webhook for ScheduledReports (a kopf `on.validate` handler).
 
 Importing this module registers the handler in kopf's default registry, so the operator only has
-to import it and give kopf a webhook server (`settings.admission.server`). The handler runs
+to import it and give kopf a webhook server (`settings.admission.server`). The handler first runs
 `validate_spec` and rejects with HTTP 422 and every problem as "path: rule"; warnings (such as a
-subject without {date}) go back to kubectl through kopf's admission warnings.
+subject without {date}) go back to kubectl through kopf's admission warnings. Then, for changes
+that need the custom verb `schedule` (tidings.permissions), it asks the apiserver with a
+SubjectAccessReview whether the requesting user has it, and rejects with HTTP 403 if not.
+
+The permission check uses `memo.kube` and `memo.settings`, which the operator's startup handler
+sets; it fails closed (HTTP 500) when the apiserver cannot answer.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
-from tidings import models
+from tidings import models, permissions
+from tidings.controller.kube import Kube
+from tidings.controller.settings import Settings
 from tidings.validation import validate_spec
 
 # The handler id is also the path of the webhook URL kopf's server answers on.
@@ -27,7 +36,7 @@ def validate_report(
     warnings: list[str],
     **_: Any,
 ) -> None:
-    """Admit a ScheduledReport or raise kopf.AdmissionError(422) naming every broken rule."""
+    """The rules: raise kopf.AdmissionError(422) naming every broken one."""
     spec = body.get("spec")
     if operation == "UPDATE" and old is not None and old.get("spec") == spec:
         # Metadata-only updates (annotations, finalizers, labels) must go through even for a
@@ -39,6 +48,79 @@ def validate_report(
         raise kopf.AdmissionError(f"{models.KIND} is invalid: {result.summary()}", code=422)
 
 
+async def admit_report(
+    body: Mapping[str, Any],
+    old: Mapping[str, Any] | None,
+    operation: str | None,
+    userinfo: Mapping[str, Any],
+    warnings: list[str],
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    """The webhook: the rules first (422), then the `schedule` verb if a change needs it (403)."""
+    validate_report(body=body, old=old, operation=operation, warnings=warnings)
+    old_spec = old.get("spec") if operation == "UPDATE" and old is not None else None
+    await check_schedule_permission(memo.kube, memo.settings, body, old_spec, userinfo, warnings)
+
+
+async def check_schedule_permission(
+    kube: Kube,
+    settings: Settings,
+    body: Mapping[str, Any],
+    old_spec: Mapping[str, Any] | None,
+    userinfo: Mapping[str, Any],
+    warnings: list[str],
+) -> None:
+    """Raise kopf.AdmissionError(403) if the change needs `schedule` and the user lacks it."""
+    spec = body.get("spec") or {}
+    meta = body.get("metadata") or {}
+    namespace = meta.get("namespace", "")
+    domains = settings.allowed_recipient_domains
+    try:
+        if permissions.added_recipients(old_spec, spec):
+            own = await namespace_domains(kube, namespace, warnings)
+            domains = tuple(dict.fromkeys(domains + own))
+        needs = permissions.schedule_needs(old_spec, spec, domains)
+        if not needs:
+            return
+        review = await kube.create(
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            permissions.access_review(userinfo, namespace, meta.get("name")),
+        )
+    except ApiException as exc:
+        # Fail closed: without an answer nobody may schedule, but the reason must be visible.
+        raise kopf.AdmissionError(
+            f"cannot check the {permissions.SCHEDULE_VERB!r} permission: HTTP {exc.status} from "
+            f"the apiserver: {_api_message(exc)}",
+            code=500,
+        ) from exc
+    if not review.get("status", {}).get("allowed"):
+        user = userinfo.get("username", "")
+        raise kopf.AdmissionError(permissions.refusal(needs, user, namespace), code=403)
+
+
+async def namespace_domains(kube: Kube, namespace: str, warnings: list[str]) -> tuple[str, ...]:
+    """The namespace's own allowed recipient domains; a bad entry is ignored with a warning."""
+    found = await kube.get(f"/api/v1/namespaces/{namespace}")
+    annotations = ((found or {}).get("metadata") or {}).get("annotations") or {}
+    domains, rejected = permissions.parse_domains(
+        annotations.get(permissions.DOMAINS_ANNOTATION, "")
+    )
+    warnings.extend(
+        f"namespace {namespace} annotation {permissions.DOMAINS_ANNOTATION}: {entry!r} is not a "
+        "domain (example.com, or .example.com for its subdomains); ignored"
+        for entry in rejected
+    )
+    return domains
+
+
+def _api_message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body)["message"])
+    except (TypeError, ValueError, KeyError):
+        return str(exc.reason)
+
+
 def register(registry: kopf.OperatorRegistry | None = None) -> None:
     """Add the handler to a registry: kopf's default one at import, or a test's own."""
     kopf.on.validate(
@@ -48,7 +130,7 @@ def register(registry: kopf.OperatorRegistry | None = None) -> None:
         id=WEBHOOK_ID,
         operations=["CREATE", "UPDATE"],
         registry=registry,
-    )(validate_report)
+    )(admit_report)
 
 
 def webhook_configuration(

@@ -8,6 +8,7 @@ module's namespace points the apiserver at it with `clientConfig.url` and the CA
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import socket
 import time
@@ -19,6 +20,8 @@ import yaml
 from tests.cases.admission_cases import BASE, INVALID, VALID, changed, example_specs
 
 from tidings import admission, models
+from tidings.controller.kube import Kube
+from tidings.controller.settings import Settings
 from tidings.devcluster import CertificateAuthority, free_port
 
 pytestmark = pytest.mark.cluster
@@ -69,13 +72,17 @@ def wait_until_enforced(reports, timeout: float = 60) -> None:
     pytest.fail("the webhook configuration never took effect")
 
 
-@pytest.fixture(scope="module")
-def webhook(control_plane, kube, reports, tmp_path_factory) -> Iterator[dict]:
+@contextlib.contextmanager
+def serving_webhook(
+    control_plane, kube, namespace: str, pki: Path, settings: Settings | None = None
+) -> Iterator[dict]:
+    """kopf in-process with only the admission handler, and a ValidatingWebhookConfiguration for
+    `namespace` pointing at it; yields the configuration. The handler's permission check gets
+    what the operator's startup gives it: an admin client and `settings` (default: defaults)."""
     import kopf
     from kopf.testing import KopfRunner
     from kubernetes import client
 
-    pki = tmp_path_factory.mktemp("webhook-pki")
     ca = CertificateAuthority.create(pki, "tidings-webhook-test-ca")
     cert, key = ca.issue(pki, "webhook", "127.0.0.1", ip_addresses=("127.0.0.1",))
     port = free_port()
@@ -84,8 +91,18 @@ def webhook(control_plane, kube, reports, tmp_path_factory) -> Iterator[dict]:
     admission.register(registry)
     credentials = connection_info(control_plane.kubeconfig)
     kopf.on.login(registry=registry)(lambda **_: credentials)
-    settings = kopf.OperatorSettings()
-    settings.admission.server = kopf.WebhookServer(
+
+    @kopf.on.startup(registry=registry)
+    def connect(memo: kopf.Memo, **_) -> None:
+        memo.kube = Kube(control_plane.api_client())
+        memo.settings = settings or Settings()
+
+    @kopf.on.cleanup(registry=registry)
+    def disconnect(memo: kopf.Memo, **_) -> None:
+        memo.kube.api.close()
+
+    operator_settings = kopf.OperatorSettings()
+    operator_settings.admission.server = kopf.WebhookServer(
         addr="127.0.0.1",
         port=port,
         host="127.0.0.1",
@@ -93,36 +110,41 @@ def webhook(control_plane, kube, reports, tmp_path_factory) -> Iterator[dict]:
         pkeyfile=str(key),
         cafile=str(ca.cert_path),
     )
-    settings.posting.enabled = False
-
-    # A report the webhook would refuse, stored before the webhook exists: a report admitted
-    # under older rules, as after an upgrade.
-    reports.create("legacy", WEBHOOK_ONLY.spec)
-
+    operator_settings.posting.enabled = False
     runner = KopfRunner(
-        ["run", "--standalone", "--namespace", reports.namespace],
+        ["run", "--standalone", "--namespace", namespace],
         registry=registry,
-        settings=settings,
+        settings=operator_settings,
         timeout=60,
     )
     admission_api = client.AdmissionregistrationV1Api(kube)
     configuration = admission.webhook_configuration(
-        f"tidings-test-{reports.namespace}",
+        f"tidings-test-{namespace}",
         {
             "url": f"https://127.0.0.1:{port}",
             "caBundle": base64.b64encode(ca.cert_path.read_bytes()).decode(),
         },
-        namespace=reports.namespace,
+        namespace=namespace,
     )
     with runner:
         wait_for_port(port)
         admission_api.create_validating_webhook_configuration(configuration)
         try:
-            wait_until_enforced(reports)
             yield configuration
         finally:
             admission_api.delete_validating_webhook_configuration(configuration["metadata"]["name"])
     assert runner.exit_code == 0, runner.output
+
+
+@pytest.fixture(scope="module")
+def webhook(control_plane, kube, reports, tmp_path_factory) -> Iterator[dict]:
+    # A report the webhook would refuse, stored before the webhook exists: a report admitted
+    # under older rules, as after an upgrade.
+    reports.create("legacy", WEBHOOK_ONLY.spec)
+    pki = tmp_path_factory.mktemp("webhook-pki")
+    with serving_webhook(control_plane, kube, reports.namespace, pki) as configuration:
+        wait_until_enforced(reports)
+        yield configuration
 
 
 def test_configuration_uses_loopback_url_and_fails_closed(webhook):

@@ -73,7 +73,8 @@ def nice_ticks(maximum: float, count: int = 4) -> list[float]:
 
 
 def _fmt(value: float) -> str:
-    return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+    # Thousands separators, as in the tables next to the chart.
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
 
 
 def stacked_bars(

@@ -1,0 +1,359 @@
+"""The permission model against the real apiserver: Tidings' ClusterRoles aggregated into the
+built-in view/edit/admin, and the webhook asking for the custom verb `schedule` through a
+SubjectAccessReview on behalf of the requesting user.
+
+Each person is a client certificate (a distinct user) bound in this module's namespace to a
+BUILT-IN role (view, edit, admin), so what they may do proves the aggregation, plus the
+tidings-schedule ClusterRole for the one who may schedule.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import yaml
+from tests.cases.admission_cases import BASE, DROP, changed
+from tests.cluster.test_admission import DENIED, serving_webhook, wait_until_enforced
+
+from tidings import models, permissions
+from tidings.controller.settings import Settings
+from tidings.devcluster import REPO_ROOT
+
+pytestmark = pytest.mark.cluster
+
+ROLES_FILE = REPO_ROOT / "charts" / "tidings" / "templates" / "user-clusterroles.yaml"
+OPERATOR_DOMAINS = ("example.com",)
+NAMESPACE_DOMAINS = ".partner.example.org"  # the namespace annotation: subdomains of it
+MANUAL = changed({"schedule": DROP})
+# Who is bound to what in the namespace; "eve" starts as an editor and is promoted by "ada".
+PEOPLE = {
+    "vera": ["view"],
+    "eddie": ["edit"],
+    "sam": ["edit", permissions.SCHEDULE_ROLE],
+    "ada": ["admin"],
+    "eve": ["edit"],
+}
+
+
+@dataclass
+class Person:
+    """One user's view of the namespace's ScheduledReports."""
+
+    name: str
+    api: Any  # kubernetes.client.CustomObjectsApi with this user's client certificate
+    namespace: str
+
+    def _args(self) -> tuple[str, str, str, str]:
+        return (models.GROUP, models.VERSION, self.namespace, models.PLURAL)
+
+    def create(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        body = {
+            "apiVersion": f"{models.GROUP}/{models.VERSION}",
+            "kind": models.KIND,
+            "metadata": {"name": name},
+            "spec": spec,
+        }
+        return self.api.create_namespaced_custom_object(*self._args(), body)
+
+    def patch(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return self.api.patch_namespaced_custom_object(*self._args(), name, patch)
+
+    def get(self, name: str) -> dict[str, Any]:
+        return self.api.get_namespaced_custom_object(*self._args(), name)
+
+    def list(self) -> list[str]:
+        listed = self.api.list_namespaced_custom_object(*self._args())
+        return sorted(item["metadata"]["name"] for item in listed["items"])
+
+    def delete(self, name: str) -> None:
+        self.api.delete_namespaced_custom_object(*self._args(), name)
+
+    def refused(self, call: str, *args: Any) -> tuple[int, str]:
+        """(HTTP status, message) of a call that must fail."""
+        from kubernetes.client import ApiException
+
+        try:
+            getattr(self, call)(*args)
+        except ApiException as exc:
+            return exc.status, json.loads(exc.body)["message"]
+        pytest.fail(f"{self.name} was allowed to {call} {args[:1]}")
+
+
+def needs_schedule(path: str, change: str, user: str, namespace: str) -> str:
+    """The webhook's refusal for one change, as kubectl and clients show it."""
+    return f"{DENIED}: " + permissions.refusal([permissions.Need(path, change)], user, namespace)
+
+
+def wait_allowed(kube, user: str, namespace: str, verb: str, timeout: float = 60) -> None:
+    """Aggregation is asynchronous (the clusterrole-aggregation controller): wait until the
+    authorizer grants what the bindings should give."""
+    from kubernetes import client
+
+    review = client.V1SubjectAccessReview(
+        spec=client.V1SubjectAccessReviewSpec(
+            user=user,
+            groups=["system:authenticated"],
+            resource_attributes=client.V1ResourceAttributes(
+                group=models.GROUP, resource=models.PLURAL, verb=verb, namespace=namespace
+            ),
+        )
+    )
+    api = client.AuthorizationV1Api(kube)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if api.create_subject_access_review(review).status.allowed:
+            return
+        time.sleep(0.3)
+    pytest.fail(f"{user} never got {verb} on {models.PLURAL} in {namespace}")
+
+
+@pytest.fixture(scope="module")
+def roles(control_plane, kube) -> Iterator[list[dict]]:
+    """The chart's user ClusterRoles, applied as they are."""
+    from kubernetes import client
+
+    documents = [d for d in yaml.safe_load_all(ROLES_FILE.read_text()) if d]
+    control_plane.kubectl("apply", "--server-side", "-f", str(ROLES_FILE))
+    yield documents
+    rbac = client.RbacAuthorizationV1Api(kube)
+    for document in documents:
+        rbac.delete_cluster_role(document["metadata"]["name"])
+
+
+@pytest.fixture(scope="module")
+def people(control_plane, kube, reports, roles) -> Iterator[dict[str, Person]]:
+    from kubernetes import client
+
+    ns = reports.namespace
+    client.CoreV1Api(kube).patch_namespace(
+        ns, {"metadata": {"annotations": {permissions.DOMAINS_ANNOTATION: NAMESPACE_DOMAINS}}}
+    )
+    rbac = client.RbacAuthorizationV1Api(kube)
+    for user, role_names in PEOPLE.items():
+        for role in role_names:
+            rbac.create_namespaced_role_binding(ns, role_binding(f"{user}-{role}", role, user))
+    for user, verb in [
+        ("vera", "list"),
+        ("eddie", "create"),
+        ("sam", "schedule"),
+        ("ada", "delete"),
+    ]:
+        wait_allowed(kube, user, ns, verb)
+    clients = {user: control_plane.api_client(user=user) for user in PEOPLE}
+    yield {
+        user: Person(user, client.CustomObjectsApi(api_client), ns)
+        for user, api_client in clients.items()
+    }
+    for api_client in clients.values():
+        api_client.close()
+
+
+def role_binding(name: str, cluster_role: str, user: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": cluster_role,
+        },
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
+    }
+
+
+@pytest.fixture(scope="module")
+def webhook(control_plane, kube, reports, people, tmp_path_factory) -> Iterator[dict]:
+    pki = tmp_path_factory.mktemp("permissions-pki")
+    settings = Settings(allowed_recipient_domains=OPERATOR_DOMAINS)
+    with serving_webhook(control_plane, kube, reports.namespace, pki, settings) as configuration:
+        wait_until_enforced(reports)
+        yield configuration
+
+
+def rules_for_reports(kube, cluster_role: str) -> set[str]:
+    """The verbs a ClusterRole (as aggregated by the controller) grants on scheduledreports."""
+    from kubernetes import client
+
+    role = client.RbacAuthorizationV1Api(kube).read_cluster_role(cluster_role)
+    return {
+        verb
+        for rule in role.rules or []
+        if models.GROUP in (rule.api_groups or []) and models.PLURAL in (rule.resources or [])
+        for verb in rule.verbs
+    }
+
+
+def test_roles_aggregate_into_the_built_in_ones(kube, people):
+    read = {"get", "list", "watch"}
+    write = {"create", "update", "patch"}
+    assert rules_for_reports(kube, "view") == read
+    # edit gets tidings-edit directly and tidings-view through view; never delete or schedule.
+    assert rules_for_reports(kube, "edit") == read | write
+    assert rules_for_reports(kube, "admin") == read | write | {
+        "delete",
+        "deletecollection",
+        "schedule",
+    }
+
+
+def test_viewer_reads_reports_and_their_delivery_log_but_cannot_create(reports, people, webhook):
+    reports.create("read-me", BASE)
+    entry = {"jobName": "read-me-1", "outcome": "Delivered", "recipientsAccepted": 2}
+    reports.patch_status("read-me", {"history": [entry]})
+    vera = people["vera"]
+    assert "read-me" in vera.list()
+    assert vera.get("read-me")["spec"]["schedule"] == BASE["schedule"]
+    status = vera.api.get_namespaced_custom_object_status(*vera._args(), "read-me")["status"]
+    assert status["history"][0]["jobName"] == "read-me-1"
+
+    code, message = vera.refused("create", "vera-report", MANUAL)
+    assert code == 403
+    assert 'User "vera" cannot create resource "scheduledreports"' in message
+    code, message = vera.refused("patch", "read-me", {"metadata": {"annotations": {"x": "1"}}})
+    assert code == 403 and 'cannot patch resource "scheduledreports"' in message
+
+
+def test_editor_creates_a_manual_report_and_runs_it_now(people, webhook):
+    eddie = people["eddie"]
+    spec = changed({"schedule": DROP, "recipients.cc": ["ops@team.partner.example.org"]})
+    created = eddie.create("eddie-manual", spec)
+    assert "schedule" not in created["spec"]
+    eddie.patch("eddie-manual", {"metadata": {"annotations": {"tidings.dev/run-now": "r1"}}})
+    assert eddie.get("eddie-manual")["metadata"]["annotations"]["tidings.dev/run-now"] == "r1"
+    # Other edits of the report need nothing more.
+    eddie.patch("eddie-manual", {"spec": {"title": "Renamed by eddie"}})
+    assert eddie.get("eddie-manual")["spec"]["title"] == "Renamed by eddie"
+
+
+def test_editor_is_refused_a_schedule_naming_the_field_and_the_role(reports, people, webhook):
+    eddie, ns = people["eddie"], reports.namespace
+    code, message = eddie.refused("create", "eddie-weekly", BASE)
+    assert code == 403
+    assert message == needs_schedule("spec.schedule", "setting a schedule", "eddie", ns)
+
+    eddie.create("eddie-later", MANUAL)
+    code, message = eddie.refused("patch", "eddie-later", {"spec": {"schedule": "0 9 * * 1"}})
+    assert code == 403
+    assert message == needs_schedule("spec.schedule", "setting a schedule", "eddie", ns)
+    assert "schedule" not in eddie.get("eddie-later")["spec"]
+
+
+def test_editor_cannot_change_or_move_a_schedule_but_may_remove_it(reports, people, webhook):
+    eddie, ns = people["eddie"], reports.namespace
+    reports.create("scheduled-by-admin", BASE)
+    code, message = eddie.refused(
+        "patch", "scheduled-by-admin", {"spec": {"schedule": "0 6 * * *"}}
+    )
+    assert code == 403
+    assert message == needs_schedule("spec.schedule", "changing the schedule", "eddie", ns)
+    code, message = eddie.refused(
+        "patch", "scheduled-by-admin", {"spec": {"timeZone": "America/New_York"}}
+    )
+    assert code == 403
+    change = "moving the schedule to another time zone"
+    assert message == needs_schedule("spec.timeZone", change, "eddie", ns)
+    eddie.patch("scheduled-by-admin", {"spec": {"suspend": True}})
+    eddie.patch("scheduled-by-admin", {"spec": {"schedule": None}})
+    assert "schedule" not in eddie.get("scheduled-by-admin")["spec"]
+
+
+def test_editor_is_refused_an_external_recipient(reports, people, webhook):
+    eddie, ns = people["eddie"], reports.namespace
+    spec = changed({"schedule": DROP, "recipients.to": ["ciso@example.com", "a@gmail.com"]})
+    code, message = eddie.refused("create", "eddie-external", spec)
+    assert code == 403
+    shown = f"{OPERATOR_DOMAINS[0]}, {NAMESPACE_DOMAINS}"
+    change = f'adding the external recipient "a@gmail.com" (allowed domains: {shown})'
+    assert message == needs_schedule("spec.recipients.to[1]", change, "eddie", ns)
+    # The namespace's own domain covers its subdomains only, not itself.
+    spec = changed({"schedule": DROP, "recipients.bcc": ["x@partner.example.org"]})
+    code, message = eddie.refused("create", "eddie-parent-domain", spec)
+    assert code == 403 and "spec.recipients.bcc[0]: adding the external recipient" in message
+
+
+def test_editor_keeps_editing_a_report_with_existing_external_recipients(reports, people, webhook):
+    """Someone with `schedule` added a partner; an editor may still change other fields."""
+    eddie = people["eddie"]
+    reports.create("has-partner", changed({"schedule": DROP, "recipients.cc": ["a@gmail.com"]}))
+    eddie.patch(
+        "has-partner",
+        {"spec": {"title": "Retitled", "recipients": {"bcc": ["a@gmail.com"], "cc": None}}},
+    )
+    stored = eddie.get("has-partner")["spec"]
+    assert stored["title"] == "Retitled" and stored["recipients"]["bcc"] == ["a@gmail.com"]
+    code, message = eddie.refused(
+        "patch",
+        "has-partner",
+        {"spec": {"recipients": {"to": ["ciso@example.com", "b@gmail.com"]}}},
+    )
+    assert (
+        code == 403
+        and 'spec.recipients.to[1]: adding the external recipient "b@gmail.com"' in message
+    )
+
+
+def test_rule_violations_are_reported_before_permissions(people, webhook):
+    code, message = people["eddie"].refused(
+        "create", "eddie-typo", changed({"schedule": "0 9 * * 7"})
+    )
+    assert code == 422
+    assert f"{models.KIND} is invalid: spec.schedule: day-of-week field" in message
+
+
+def test_user_with_schedule_sets_schedules_and_external_recipients(people, webhook):
+    sam = people["sam"]
+    spec = changed({"recipients.to": ["ciso@example.com", "auditor@gmail.com"]})
+    sam.create("sam-weekly", spec)
+    sam.patch("sam-weekly", {"spec": {"schedule": "30 7 * * 1-5", "timeZone": "Asia/Tokyo"}})
+    stored = sam.get("sam-weekly")["spec"]
+    assert stored["schedule"] == "30 7 * * 1-5" and stored["timeZone"] == "Asia/Tokyo"
+    assert stored["recipients"]["to"][1] == "auditor@gmail.com"
+
+
+def test_only_namespace_admins_delete(reports, people, webhook):
+    reports.create("to-delete", MANUAL)
+    for user in ("vera", "eddie", "sam"):
+        code, message = people[user].refused("delete", "to-delete")
+        assert code == 403 and f'User "{user}" cannot delete resource' in message
+    people["ada"].delete("to-delete")
+    assert "to-delete" not in people["ada"].list()
+
+
+def test_namespace_admin_can_grant_schedule(kube, reports, people, webhook):
+    """admin holds `schedule` through aggregation, so RBAC lets a namespace admin bind
+    tidings-schedule (no escalation); the editor may then schedule."""
+    from kubernetes import client
+
+    eve, ns = people["eve"], reports.namespace
+    assert eve.refused("create", "eve-weekly", BASE)[0] == 403
+    binding = role_binding("eve-schedule", permissions.SCHEDULE_ROLE, "eve")
+    ada_client = people["ada"].api.api_client
+    client.RbacAuthorizationV1Api(ada_client).create_namespaced_role_binding(ns, binding)
+    wait_allowed(kube, "eve", ns, permissions.SCHEDULE_VERB)
+    eve.create("eve-weekly", BASE)
+    assert eve.get("eve-weekly")["spec"]["schedule"] == BASE["schedule"]
+
+
+def test_kubectl_shows_the_refusal(control_plane, reports, people, webhook):
+    manifest = yaml.safe_dump(
+        {
+            "apiVersion": f"{models.GROUP}/{models.VERSION}",
+            "kind": models.KIND,
+            "metadata": {"name": "kubectl-weekly", "namespace": reports.namespace},
+            "spec": BASE,
+        },
+        allow_unicode=True,
+    )
+    kubeconfig = control_plane.kubeconfig_for("eddie")
+    result = control_plane.kubectl(
+        "apply", "-f", "-", kubeconfig=kubeconfig, input=manifest, check=False
+    )
+    assert result.returncode != 0
+    expected = needs_schedule("spec.schedule", "setting a schedule", "eddie", reports.namespace)
+    assert expected in result.stderr
