@@ -137,6 +137,17 @@ def test_unset_relay_settings_are_not_passed() -> None:
     assert "TIDINGS_SMTP_HOST" not in _env(cj)
 
 
+def test_relay_credentials_come_by_reference_from_the_pods_namespace() -> None:
+    settings = Settings(smtp_host="relay.mail.svc", smtp_credentials_secret="relay-login")
+    env = _env(cronjob.desired_cronjob(report_body(), settings, suspend=False))
+    for key in ("username", "password"):
+        ref = env[f"TIDINGS_SMTP_{key.upper()}"]["secretKeyRef"]
+        assert ref == {"name": "relay-login", "key": key, "optional": True}
+    assert "TIDINGS_SMTP_PASSWORD" not in _env(
+        cronjob.desired_cronjob(report_body(), SETTINGS, False)
+    )
+
+
 def test_spec_configmap_is_the_report_snapshot() -> None:
     report = report_body()
     cm = cronjob.spec_configmap(report)

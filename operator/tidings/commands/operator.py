@@ -9,6 +9,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tidings.controller.settings import Settings
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +57,13 @@ def run(args: argparse.Namespace) -> int:
         # The validating webhook runs in this process; handlers.configure starts its server.
         importlib.import_module("tidings.admission")
 
+    if settings.webhook_tls_secret:
+        try:
+            settings = _start_webhook_tls(settings)
+        except Exception as exc:  # the operator cannot serve the webhook without a certificate
+            print(f"tidings operator: webhook certificate: {exc}", file=sys.stderr)
+            return 1
+
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
     namespaces = args.namespace or list(settings.namespaces)
@@ -70,3 +81,37 @@ def run(args: argparse.Namespace) -> int:
         memo=kopf.Memo(settings=settings),
     )
     return 0
+
+
+def _start_webhook_tls(settings: Settings) -> Settings:
+    """Issue or load the webhook certificate (shared by all replicas through its Secret), keep
+    it current in a background thread, and point the webhook server at its files."""
+    import dataclasses
+    import tempfile
+    import threading
+    from pathlib import Path
+
+    from tidings.controller.kube import load_api_client
+    from tidings.controller.webhook_tls_store import WebhookTLSStore
+
+    store = WebhookTLSStore(
+        api=load_api_client(),
+        namespace=settings.operator_namespace,
+        secret_name=settings.webhook_tls_secret,
+        service=settings.webhook_service,
+        configuration=settings.webhook_configuration,
+        cert_dir=Path(tempfile.mkdtemp(prefix="tidings-webhook-tls-")),
+    )
+    published = store.ensure()
+    # A daemon thread: it holds nothing that needs a clean shutdown.
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=store.run_periodically,
+        args=(stop, not published),
+        name="webhook-tls",
+        daemon=True,
+    )
+    thread.start()
+    return dataclasses.replace(
+        settings, webhook_cert_file=str(store.cert_file), webhook_key_file=str(store.key_file)
+    )

@@ -141,6 +141,22 @@ def _env(settings: Settings) -> list[dict[str, Any]]:
         "TIDINGS_SMTP_TIMEOUT": str(settings.smtp_timeout),
     }
     env.extend({"name": k, "value": v} for k, v in relay.items() if v)
+    if settings.smtp_credentials_secret:
+        # By reference, never by value: the CronJob is readable by namespace viewers. Optional,
+        # so a namespace without the Secret still sends through the relay without a login.
+        env.extend(
+            {
+                "name": f"TIDINGS_SMTP_{key.upper()}",
+                "valueFrom": {
+                    "secretKeyRef": {
+                        "name": settings.smtp_credentials_secret,
+                        "key": key,
+                        "optional": True,
+                    }
+                },
+            }
+            for key in ("username", "password")
+        )
     return env
 
 

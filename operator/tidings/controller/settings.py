@@ -145,6 +145,43 @@ class Settings:
         default="",
         metadata={"env": "TIDINGS_WEBHOOK_KEY_FILE", "doc": "PEM private key for that cert."},
     )
+    webhook_tls_secret: str = field(
+        default="",
+        metadata={
+            "env": "TIDINGS_WEBHOOK_TLS_SECRET",
+            "doc": "Secret in the operator's namespace where the operator keeps the webhook's "
+            "CA and certificate, issuing and rotating them; empty = not managed.",
+        },
+    )
+    webhook_service: str = field(
+        default="",
+        metadata={
+            "env": "TIDINGS_WEBHOOK_SERVICE",
+            "doc": "Service the apiserver reaches the webhook through (the certificate's name).",
+        },
+    )
+    webhook_configuration: str = field(
+        default="",
+        metadata={
+            "env": "TIDINGS_WEBHOOK_CONFIGURATION",
+            "doc": "ValidatingWebhookConfiguration whose caBundle the operator keeps current.",
+        },
+    )
+    operator_namespace: str = field(
+        default="",
+        metadata={
+            "env": "TIDINGS_OPERATOR_NAMESPACE",
+            "doc": "Namespace the operator runs in (the chart sets it from the pod).",
+        },
+    )
+    smtp_credentials_secret: str = field(
+        default="",
+        metadata={
+            "env": "TIDINGS_SMTP_CREDENTIALS_SECRET",
+            "doc": "Secret name (keys username, password) each renderer pod reads from its own "
+            "namespace, if there, to log in to the platform relay; empty = no login.",
+        },
+    )
     log_format: str = field(
         default="json", metadata={"env": "TIDINGS_LOG_FORMAT", "doc": "json or text."}
     )
@@ -202,6 +239,24 @@ def _check(s: Settings) -> None:
             bool(s.webhook_cert_file) == bool(s.webhook_key_file),
             "TIDINGS_WEBHOOK_CERT_FILE",
             "must be set together with TIDINGS_WEBHOOK_KEY_FILE",
+        ),
+        (
+            not (s.webhook_tls_secret and s.webhook_cert_file),
+            "TIDINGS_WEBHOOK_TLS_SECRET",
+            "must not be set together with TIDINGS_WEBHOOK_CERT_FILE (one source of the cert)",
+        ),
+        *(
+            (
+                bool(value) or not s.webhook_tls_secret,
+                env,
+                "must be set with TIDINGS_WEBHOOK_TLS_SECRET",
+            )
+            for value, env in (
+                (s.webhook_port, "TIDINGS_WEBHOOK_PORT"),
+                (s.webhook_service, "TIDINGS_WEBHOOK_SERVICE"),
+                (s.webhook_configuration, "TIDINGS_WEBHOOK_CONFIGURATION"),
+                (s.operator_namespace, "TIDINGS_OPERATOR_NAMESPACE"),
+            )
         ),
         (s.log_format in LOG_FORMATS, "TIDINGS_LOG_FORMAT", f"must be one of {LOG_FORMATS}"),
         (
