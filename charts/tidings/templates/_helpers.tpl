@@ -1,0 +1,81 @@
+{{/* Name of every object: the release name, suffixed with the chart name unless it has it. */}}
+{{- define "tidings.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "tidings.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "tidings.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{- define "tidings.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+
+{{- define "tidings.serviceAccountName" -}}
+{{- include "tidings.fullname" . -}}
+{{- end -}}
+
+{{- define "tidings.webhookService" -}}
+{{- printf "%s-webhook" (include "tidings.fullname" .) -}}
+{{- end -}}
+
+{{- define "tidings.webhookTLSSecret" -}}
+{{- printf "%s-webhook-tls" (include "tidings.fullname" .) -}}
+{{- end -}}
+
+{{- define "tidings.webhookConfiguration" -}}
+{{- printf "%s.%s" (include "tidings.fullname" .) "tidings.dev" -}}
+{{- end -}}
+
+{{/* The webhook handler id in tidings.admission (WEBHOOK_ID); its URL path on the server. */}}
+{{- define "tidings.webhookId" -}}
+validate.scheduledreports.tidings.dev
+{{- end -}}
+
+{{- define "tidings.mailpitName" -}}
+{{- printf "%s-mailpit" (include "tidings.fullname" .) -}}
+{{- end -}}
+
+{{/* The platform relay: the configured host, else Mailpit when it is on. */}}
+{{- define "tidings.smtpHost" -}}
+{{- if .Values.smtp.host -}}
+{{- .Values.smtp.host -}}
+{{- else if .Values.mailpit.enabled -}}
+{{- printf "%s.%s.svc" (include "tidings.mailpitName" .) .Release.Namespace -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "tidings.smtpPort" -}}
+{{- if and (not .Values.smtp.host) .Values.mailpit.enabled -}}1025{{- else -}}{{ .Values.smtp.port }}{{- end -}}
+{{- end -}}
+
+{{- define "tidings.smtpFrom" -}}
+{{- if .Values.smtp.from -}}
+{{- .Values.smtp.from -}}
+{{- else if .Values.mailpit.enabled -}}
+tidings@example.com
+{{- end -}}
+{{- end -}}
+
+{{- define "tidings.checks" -}}
+{{- if and (gt (int .Values.operator.replicas) 1) (not .Values.operator.peering.enabled) -}}
+{{- fail "operator.replicas > 1 needs operator.peering.enabled: standalone replicas would all act on every report" -}}
+{{- end -}}
+{{- if and .Values.webhook.certManager.enabled (not .Values.webhook.enabled) -}}
+{{- fail "webhook.certManager.enabled needs webhook.enabled" -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,145 @@
+"""The Helm chart without a cluster: lint, schema refusals, and agreement with the sources it
+copies (the CRD, the webhook shape, every operator setting, the docs table)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from chart_tools import CHART, VALUES_ALL, container_env, find, helm, render, values_table
+
+from tidings import admission, crdgen
+from tidings.controller.settings import Settings, SettingsError, env_table, load_settings
+from tidings.devcluster import REPO_ROOT
+
+
+@pytest.mark.parametrize("values", [(), ("-f", str(VALUES_ALL))], ids=["default", "all-options"])
+def test_helm_lint_passes(values: tuple[str, ...]) -> None:
+    done = helm("lint", "--strict", str(CHART), *values)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("operator.replicas=two", "at '/operator/replicas': got string, want integer"),
+        ("smtp.tls=ssl", "at '/smtp/tls': value must be one of 'none', 'starttls', 'tls'"),
+        ("smtp.port=70000", "at '/smtp/port': maximum"),
+        ("renderer.resources.limits.memory=1GB", "at '/renderer/resources/limits/memory'"),
+        ("operator.watchNamespaces[0]=Team_A", "at '/operator/watchNamespaces/0'"),
+        ("webhook.certManager.enabeld=true", "additional properties 'enabeld' not allowed"),
+        ("smtp.from=not-an-address", "at '/smtp/from'"),
+    ],
+)
+def test_schema_refuses_bad_values_naming_the_field(setting: str, message: str) -> None:
+    done = helm("template", "t", str(CHART), "--set", setting)
+    assert done.returncode != 0
+    assert message in done.stderr, done.stderr
+
+
+def test_template_refuses_several_standalone_replicas() -> None:
+    done = helm("template", "t", str(CHART), "--set", "operator.peering.enabled=false")
+    assert done.returncode != 0
+    assert "operator.replicas > 1 needs operator.peering.enabled" in done.stderr
+
+
+def test_chart_crd_is_the_generated_crd() -> None:
+    chart_copy = (CHART / "crds" / "scheduledreports.tidings.dev.yaml").read_text()
+    assert chart_copy == (REPO_ROOT / "crds" / "scheduledreports.tidings.dev.yaml").read_text(), (
+        "charts/tidings/crds differs from crds/: cp crds/*.yaml charts/tidings/crds/"
+    )
+    assert chart_copy == crdgen.crd_yaml()
+
+
+def test_peering_crds_are_the_ones_kopf_uses() -> None:
+    from kopf._cogs.structs import references  # the selectors kopf looks peering up with
+
+    crds = list(yaml.safe_load_all((CHART / "crds" / "kopf-peerings.yaml").read_text()))
+    served = {(c["spec"]["group"], c["spec"]["names"]["plural"], c["spec"]["scope"]) for c in crds}
+    for selector, scope in (
+        (references.CLUSTER_PEERINGS_K, "Cluster"),
+        (references.NAMESPACED_PEERINGS_K, "Namespaced"),
+    ):
+        assert (selector.group, selector.any_name, scope) in served
+
+
+def test_webhook_is_the_shape_admission_defines() -> None:
+    objects = render("rel", "tidings-system")
+    config = find(objects, "ValidatingWebhookConfiguration")
+    service = {"name": "rel-tidings-webhook", "namespace": "tidings-system", "port": 443}
+    expected = admission.webhook_configuration(config["metadata"]["name"], {"service": service})
+    assert config["webhooks"] == expected["webhooks"]
+    # The operator serves the path on the port the Service targets.
+    env = container_env(objects)
+    assert env["TIDINGS_WEBHOOK_PORT"] == "8443"
+    assert env["TIDINGS_WEBHOOK_CONFIGURATION"] == config["metadata"]["name"]
+    assert env["TIDINGS_WEBHOOK_SERVICE"] == service["name"]
+
+
+def test_every_operator_setting_is_set_by_the_chart_and_accepted() -> None:
+    default = container_env(render("rel", "tidings-system"))
+    everything = container_env(render("rel", "tidings-system", VALUES_ALL))
+    chart_sets = set(default) | set(everything)
+    missing = [env for env, _, _ in env_table() if env not in chart_sets]
+    assert not missing, f"the chart never sets {missing}"
+    for env in (default, everything):
+        literal = {k: v for k, v in env.items() if isinstance(v, str)}
+        literal["TIDINGS_OPERATOR_NAMESPACE"] = "tidings-system"  # the downward API's value
+        try:
+            load_settings(literal)
+        except SettingsError as exc:
+            pytest.fail(f"the chart renders a setting the operator refuses: {exc}")
+    settings = load_settings({k: v for k, v in everything.items() if isinstance(v, str)})
+    assert settings.namespaces == ("tidings-chart-team-a", "tidings-chart-team-b")
+    assert (settings.smtp_port, settings.smtp_tls) == (587, "starttls")
+    assert settings.webhook_cert_file == "/etc/tidings/webhook-tls/tls.crt"
+    assert not settings.webhook_tls_secret  # cert-manager's Secret, not the operator's
+    assert settings.renderer_image == "registry.example.com/tidings/renderer:0.1.0-test"
+    assert settings.metrics_port == 9191
+    assert len(Settings.__dataclass_fields__) == len(env_table())
+
+
+def test_mailpit_is_the_relay_when_on_and_no_host_is_set() -> None:
+    objects = render("demo", "tidings", set_values=("mailpit.enabled=true",))
+    env = container_env(objects)
+    assert env["TIDINGS_SMTP_HOST"] == "demo-tidings-mailpit.tidings.svc"
+    assert env["TIDINGS_SMTP_PORT"] == "1025"
+    service = find(objects, "Service", "demo-tidings-mailpit")
+    assert {p["port"] for p in service["spec"]["ports"]} == {1025, 8025}
+    assert "mailpit" not in str(container_env(render("demo", "tidings")))
+
+
+def test_operator_pod_is_locked_down() -> None:
+    deployment = find(render("rel", "tidings-system"), "Deployment", "rel-tidings-operator")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert container["command"] == ["tidings", "operator"]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+
+
+def test_rbac_has_no_wildcards_and_no_cluster_wide_secrets() -> None:
+    for values in ((), (VALUES_ALL,)):
+        for role in render("rel", "tidings-system", *values):
+            if role["kind"] not in ("ClusterRole", "Role"):
+                continue
+            for rule in role.get("rules") or ():
+                assert "*" not in rule["verbs"] + rule["resources"], role["metadata"]["name"]
+                if "secrets" in rule["resources"]:
+                    assert role["kind"] == "Role", "Secrets only in the release namespace"
+
+
+def test_docs_table_is_the_schema() -> None:
+    text = (REPO_ROOT / "docs" / "helm.md").read_text()
+    table = values_table()
+    assert table in text, (
+        "docs/helm.md's value table is out of date; regenerate it with "
+        "`python3 tests/chart/chart_tools.py`:\n" + table
+    )
