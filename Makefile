@@ -4,7 +4,7 @@ PYTHON ?= python3
 export PATH := $(shell hack/build-k8s-binaries --print-dir):$(shell hack/install-go-tools --print-dir):$(PATH)
 LINTED := operator tests bench hack
 
-.PHONY: demo test deps test-deps binaries tools lint format dev-up dev-down bench
+.PHONY: demo test deps test-deps binaries tools lint format dev-up dev-down kind-demo kind-demo-down bench
 
 demo: deps
 	$(PYTHON) -m tidings render examples/changes_summary.yaml -o report.pdf --at 2024-05-13T09:00:00+02:00
@@ -38,3 +38,10 @@ dev-up:
 
 dev-down:
 	hack/dev-cluster down
+
+# Needs Docker, kind, kubectl and helm; not part of CI (README, quickstart b).
+kind-demo:
+	hack/kind-demo
+
+kind-demo-down:
+	hack/kind-demo down

@@ -1,0 +1,49 @@
+"""README.md stays true: its tables name exactly what the code has, its links and make targets
+exist. (The full references, docs/api.md and docs/renderer.md, have their own tests.)"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tidings import models
+from tidings.renderer import reports
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def table_rows(heading: str) -> list[list[str]]:
+    """The cells of the first table under `heading` (header and rule rows dropped)."""
+    section = README.split(heading, 1)[1]
+    lines = re.search(r"(?m)((?:^\|.*\n)+)", section).group(1).splitlines()
+    return [[c.strip() for c in line.strip("|").split(" | ")] for line in lines[2:]]
+
+
+def test_fields_table_lists_every_spec_field() -> None:
+    documented = {row[0].strip("`") for row in table_rows("### The fields")}
+    aliases = {f.alias or name for name, f in models.ScheduledReportSpec.model_fields.items()}
+    assert documented == aliases
+
+
+def test_report_types_table_matches_the_renderer() -> None:
+    rows = {row[0].strip("`"): row for row in table_rows("### Report types and their rows")}
+    assert set(rows) == set(reports.KINDS) == {t.value for t in models.ReportType}
+    for name, kind in reports.KINDS.items():
+        required = set(re.findall(r"`([a-z_]+)`", rows[name][2]))
+        assert required == set(kind.required), name
+
+
+@pytest.mark.parametrize("target", sorted(set(re.findall(r"\bmake ([a-z][-a-z]*)", README))))
+def test_make_targets_exist(target: str) -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert re.search(rf"(?m)^{re.escape(target)}:", makefile), f"make {target} is in README only"
+
+
+@pytest.mark.parametrize(
+    "link", sorted({m.split("#")[0] for m in re.findall(r"\]\(([^)#:]+[^)]*)\)", README)})
+)
+def test_relative_links_resolve(link: str) -> None:
+    assert (ROOT / link).exists(), link
