@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -92,6 +93,74 @@ class Report:
     @property
     def shown_rows(self) -> int:
         return len(self.table)
+
+    @property
+    def compact(self) -> bool:
+        """A long detail table is set as a listing (see Listing)."""
+        return self.shown_rows > COMPACT_ABOVE
+
+    @cached_property
+    def listing(self) -> Listing:
+        return listing(self.columns, self.table)
+
+
+# WeasyPrint's cost is per box: a styled table spends one box per cell and ~10 ms per row on 2
+# cores, a one-line row one box. Tables up to this many rows keep the styled cells; longer
+# ones (a raised TIDINGS_MAX_PDF_ROWS) become a monospace listing, about 8 times faster.
+COMPACT_ABOVE = 500
+LISTING_CHARS = 124  # DejaVu Sans Mono at 6.6 pt across A4's 180 mm text width
+ELLIPSIS = "\u2026"
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The detail table as fixed-width text: one line per row, columns padded with spaces and
+    cut with an ellipsis, the row's strongest tone for its colour."""
+
+    header: str
+    lines: list[tuple[str, str]]
+
+
+def listing(columns: Sequence[Column], table: Sequence[Sequence[Cell]]) -> Listing:
+    # Line breaks or tabs in a value would break the one-line-per-row layout.
+    texts = [[" ".join(cell.text.split()) for cell in row] for row in table]
+    natural = [
+        max([len(column.label), *(len(row[i]) for row in texts)])
+        for i, column in enumerate(columns)
+    ]
+    widths = _fit(natural, LISTING_CHARS - 2 * (len(columns) - 1))
+    right = [column.kind == "number" for column in columns]
+
+    def line(values: Iterable[str]) -> str:
+        cells = []
+        for text, width, align_right in zip(values, widths, right, strict=True):
+            text = text if len(text) <= width else text[: max(0, width - 1)] + ELLIPSIS
+            cells.append(text.rjust(width) if align_right else text.ljust(width))
+        return "  ".join(cells).rstrip()
+
+    return Listing(
+        header=line(column.label for column in columns),
+        lines=[(line(values), _row_tone(row)) for values, row in zip(texts, table, strict=True)],
+    )
+
+
+def _fit(widths: list[int], budget: int) -> list[int]:
+    """Cap the widest columns at the largest width that makes the line fit (at least 4)."""
+    if sum(widths) <= budget:
+        return widths
+    low, high = 4, max(widths)
+    while low < high:
+        cap = (low + high + 1) // 2
+        if sum(min(w, cap) for w in widths) <= budget:
+            low = cap
+        else:
+            high = cap - 1
+    return [min(w, low) for w in widths]
+
+
+def _row_tone(row: Sequence[Cell]) -> str:
+    tones = {cell.tone for cell in row}
+    return next((t for t in ("bad", "warn") if t in tones), "")
 
 
 # ---------------------------------------------------------------------------------- vocabulary
