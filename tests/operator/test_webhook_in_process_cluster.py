@@ -35,7 +35,9 @@ def operator_env(control_plane: ControlPlane, tmp_path: Path, webhook_port: int)
     }
 
 
-def _review(port: int, ca: Path, report: dict) -> dict:
+def _review(port: int, ca: Path, report: dict, user: dict) -> dict:
+    # As the apiserver sends it: the object carries its namespace.
+    report = {**report, "metadata": {**report["metadata"], "namespace": "team"}}
     review = {
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
@@ -50,7 +52,7 @@ def _review(port: int, ca: Path, report: dict) -> dict:
             "namespace": "team",
             "name": report["metadata"]["name"],
             "operation": "CREATE",
-            "userInfo": {"username": "alice"},
+            "userInfo": user,
             "object": report,
             "oldObject": None,
             "dryRun": False,
@@ -70,9 +72,17 @@ def test_webhook_served_by_the_operator(
     control_plane: ControlPlane, run_operator: OperatorProcess, webhook_port: int
 ) -> None:
     ca = control_plane.ca.cert_path
-    good = _review(webhook_port, ca, manifest("good"))
+    admin = {"username": "admin", "groups": ["system:masters", "system:authenticated"]}
+    good = _review(webhook_port, ca, manifest("good"), admin)
     assert good["allowed"] is True
-    bad = _review(webhook_port, ca, manifest("bad", timeZone="Mars/Olympus_Mons"))
+    bad = _review(webhook_port, ca, manifest("bad", timeZone="Mars/Olympus_Mons"), admin)
     assert bad["allowed"] is False
     assert bad["status"]["code"] == 422
     assert "spec.timeZone" in bad["status"]["message"]
+    # The permission check asks the apiserver about the requesting user: alice has no RBAC.
+    alice = _review(webhook_port, ca, manifest("good"), {"username": "alice", "groups": []})
+    assert alice["allowed"] is False
+    assert alice["status"]["code"] == 403
+    assert alice["status"]["message"].startswith(
+        'ScheduledReport is forbidden: spec.schedule: setting a schedule needs the "schedule" verb'
+    )
