@@ -223,7 +223,7 @@ def test_editor_creates_a_manual_report_and_runs_it_now(people, webhook):
     eddie = people["eddie"]
     spec = changed({"schedule": DROP, "recipients.cc": ["ops@team.partner.example.org"]})
     created = eddie.create("eddie-manual", spec)
-    assert "schedule" not in created["spec"]
+    assert created["spec"]["schedule"] == ""  # the CRD defaults it
     eddie.patch("eddie-manual", {"metadata": {"annotations": {"tidings.dev/run-now": "r1"}}})
     assert eddie.get("eddie-manual")["metadata"]["annotations"]["tidings.dev/run-now"] == "r1"
     # Other edits of the report need nothing more.
@@ -241,7 +241,7 @@ def test_editor_is_refused_a_schedule_naming_the_field_and_the_role(reports, peo
     code, message = eddie.refused("patch", "eddie-later", {"spec": {"schedule": "0 9 * * 1"}})
     assert code == 403
     assert message == needs_schedule("spec.schedule", "setting a schedule", "eddie", ns)
-    assert "schedule" not in eddie.get("eddie-later")["spec"]
+    assert eddie.get("eddie-later")["spec"]["schedule"] == ""
 
 
 def test_editor_cannot_change_or_move_a_schedule_but_may_remove_it(reports, people, webhook):
@@ -260,7 +260,7 @@ def test_editor_cannot_change_or_move_a_schedule_but_may_remove_it(reports, peop
     assert message == needs_schedule("spec.timeZone", change, "eddie", ns)
     eddie.patch("scheduled-by-admin", {"spec": {"suspend": True}})
     eddie.patch("scheduled-by-admin", {"spec": {"schedule": None}})
-    assert "schedule" not in eddie.get("scheduled-by-admin")["spec"]
+    assert eddie.get("scheduled-by-admin")["spec"]["schedule"] == ""
 
 
 def test_editor_is_refused_an_external_recipient(reports, people, webhook):
