@@ -357,3 +357,18 @@ def test_kubectl_shows_the_refusal(control_plane, reports, people, webhook):
     assert result.returncode != 0
     expected = needs_schedule("spec.schedule", "setting a schedule", "eddie", reports.namespace)
     assert expected in result.stderr
+    # What docs/permissions.md suggests for checking who may schedule.
+    for user, answer in [("sam", "yes"), ("eddie", "no")]:
+        resource = f"{models.PLURAL}.{models.GROUP}"
+        can_i = control_plane.kubectl(
+            "auth",
+            "can-i",
+            "schedule",
+            resource,
+            "-n",
+            reports.namespace,
+            "--as",
+            user,
+            check=False,
+        )
+        assert can_i.stdout.strip() == answer, can_i.stderr
