@@ -117,7 +117,7 @@ def schedule_needs(
 
 def access_review(userinfo: Mapping[str, Any], namespace: str, name: str | None) -> dict[str, Any]:
     """A SubjectAccessReview asking whether the requesting user (the AdmissionReview's userInfo)
-    may `schedule` this report. An empty name (generateName on create) asks for any name."""
+    may `schedule` this report. Without a name, only rules not limited by resourceNames match."""
     resource = {
         "group": models.GROUP,
         "resource": models.PLURAL,
