@@ -30,6 +30,12 @@ def test_issued_certificate_serves_the_service_names_and_chains_to_the_ca(tmp_pa
     assert tls.renewal_reason(bundle, "tidings-webhook", "tidings-system", NOW) is None
 
 
+def test_longest_service_and_namespace_names_fit() -> None:
+    service, namespace = "s" * 63, "n" * 63
+    bundle = tls.issue(service, namespace, NOW)
+    assert tls.renewal_reason(bundle, service, namespace, NOW) is None
+
+
 def test_renewed_only_inside_the_renewal_window() -> None:
     bundle = tls.issue("svc", "ns", NOW)
     expiry = NOW + tls.CERT_VALIDITY

@@ -94,7 +94,9 @@ def issue(
     """
     names = dns_names(service, namespace)
     ca_key = _key()
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"tidings-webhook-ca {names[0]}")])
+    # Fixed common names: a CN holds at most 64 characters, a Service DNS name up to 131; the
+    # names that count are in the subjectAltName.
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tidings-webhook-ca")])
     not_before, not_after = now - BACKDATE, now + validity
     ca_cert = (
         x509.CertificateBuilder()
@@ -125,7 +127,7 @@ def issue(
     serving_key = _key()
     serving_cert = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tidings-webhook")]))
         .issuer_name(ca_name)
         .public_key(serving_key.public_key())
         .serial_number(x509.random_serial_number())
