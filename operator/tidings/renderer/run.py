@@ -275,26 +275,36 @@ def _document(
 
 
 def csv_attachment(rows: list[dict[str, Any]], filename: str, tz: Any) -> Attachment:
-    """All filtered rows, every column, gzip-compressed; times in ISO 8601 in the report's zone."""
+    """All filtered rows, every column, gzip-compressed; times in ISO 8601 in the report's zone.
+    Rows are streamed into the compressor (level 6: level 9 is several times slower for a
+    few percent on CSV), so the uncompressed text never exists whole in memory."""
     columns: dict[str, None] = {}
     for row in rows:
         columns.update(dict.fromkeys(row))
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_csv_value(row.get(c), tz) for c in columns])
-    content = gzip.compress(buffer.getvalue().encode("utf-8"), mtime=0)
-    return Attachment(filename, content, "application", "gzip")
+    buffer = io.BytesIO()
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as compressed,
+        io.TextIOWrapper(compressed, encoding="utf-8", newline="") as text_out,
+    ):
+        writer = csv.writer(text_out)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_csv_value(row.get(c), tz) for c in columns])
+    return Attachment(filename, buffer.getvalue(), "application", "gzip")
+
+
+_to_json = json.JSONEncoder(default=str, ensure_ascii=False).encode
 
 
 def _csv_value(value: Any, tz: Any) -> str:
+    if isinstance(value, str):
+        return value
     if value is None:
         return ""
     if isinstance(value, datetime):
         return value.astimezone(tz).isoformat() if value.tzinfo else value.isoformat()
     if isinstance(value, list | dict):
-        return json.dumps(value, default=str, ensure_ascii=False)
+        return _to_json(value)
     return str(value)
 
 
