@@ -20,6 +20,7 @@ import logging
 import os
 from collections import defaultdict
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,6 +44,7 @@ from tidings.controller.settings import Settings, load_settings
 
 REPORTS = (models.GROUP, models.VERSION, models.PLURAL)
 MANAGED = {cj.MANAGED_BY_LABEL: cj.MANAGED_BY}
+API_THREADS = 32  # API calls in flight at once
 ATTEMPTS = 8  # conflicting status writes / transient API errors before giving up on an event
 
 log = logging.getLogger("tidings.operator")
@@ -78,7 +80,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
             certfile=memo.settings.webhook_cert_file or None,
             pkeyfile=memo.settings.webhook_key_file or None,
         )
-    memo.kube = Kube(load_api_client())
+    # Every API call runs in a worker thread (kube.py): the default executor's min(32, cores
+    # + 4) threads would cap a burst of reports at a handful of requests in flight.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(API_THREADS))
+    memo.kube = Kube(load_api_client(pool_size=API_THREADS))
     memo.locks = defaultdict(asyncio.Lock)
 
 
@@ -99,7 +104,8 @@ async def reports_seen(**_: Any) -> int:
 @kopf.on.create(*REPORTS)
 @kopf.on.update(*REPORTS)
 async def reconcile_report(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    await sync_report(memo, body["metadata"]["namespace"], body["metadata"]["name"])
+    meta = body["metadata"]
+    await sync_report(memo, meta["namespace"], meta["name"], seen=dict(body))
 
 
 @kopf.on.event(*REPORTS)
@@ -111,12 +117,21 @@ async def report_metrics(event: Mapping[str, Any], body: kopf.Body, **_: Any) ->
         metrics.observe_report(meta["namespace"], meta["name"], body.get("status") or {})
 
 
-async def sync_report(memo: kopf.Memo, namespace: str, name: str) -> None:
-    """Make the report's children and status match its spec and annotations. Idempotent."""
+async def sync_report(
+    memo: kopf.Memo, namespace: str, name: str, seen: Mapping[str, Any] | None = None
+) -> None:
+    """Make the report's children and status match its spec and annotations. Idempotent.
+
+    `seen` is the report as the watch delivered it: the first attempt uses it rather than
+    reading it again (the status write is conditional on its resourceVersion, so a stale copy
+    costs a 409 and a re-read, never a lost update)."""
     kube: Kube = memo.kube
     async with memo.locks[(namespace, name)]:
-        for _attempt in range(ATTEMPTS):
-            report = await kube.get(report_path(namespace, name))
+        for attempt in range(ATTEMPTS):
+            if attempt == 0 and seen is not None:
+                report = seen
+            else:
+                report = await kube.get(report_path(namespace, name))
             if report is None or report["metadata"].get("deletionTimestamp"):
                 return  # garbage collection removes the children
             problems = [str(p) for p in validation.validate_spec(report.get("spec")).errors]
@@ -164,7 +179,9 @@ def _owned(child: Mapping[str, Any], report: Mapping[str, Any]) -> bool:
 async def _ensure(kube: Kube, report: Mapping[str, Any], path_for: Any, desired: dict) -> Any:
     namespace, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
     kind = desired["kind"]
-    actual = await kube.get(path_for(namespace, name))
+    # A report never reconciled has no children yet: create at once, read only on a conflict.
+    first = (report.get("status") or {}).get("observedGeneration") is None
+    actual = None if first else await kube.get(path_for(namespace, name))
     if actual is None:
         try:
             await kube.create(path_for(namespace), desired)

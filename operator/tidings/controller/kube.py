@@ -19,13 +19,17 @@ from tidings import models
 MERGE_PATCH = "application/merge-patch+json"
 
 
-def load_api_client() -> client.ApiClient:
-    """In-cluster credentials inside a pod, else $KUBECONFIG / ~/.kube/config."""
+def load_api_client(pool_size: int | None = None) -> client.ApiClient:
+    """In-cluster credentials inside a pod, else $KUBECONFIG / ~/.kube/config; `pool_size`
+    connections kept open (the client's default is 5 per core)."""
+    configuration = client.Configuration()
     try:
-        config.load_incluster_config()
+        config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
-        config.load_kube_config()
-    return client.ApiClient()
+        config.load_kube_config(client_configuration=configuration)
+    if pool_size:
+        configuration.connection_pool_maxsize = pool_size
+    return client.ApiClient(configuration)
 
 
 def report_path(namespace: str, name: str = "") -> str:

@@ -33,20 +33,28 @@ FAILURES = Gauge(
 )
 
 _phases: dict[tuple[str, str], str] = {}
+for _phase in [*(p.value for p in models.Phase), "Unknown"]:
+    REPORTS.labels(phase=_phase).set(0)
 
 
 def serve(port: int) -> None:
     start_http_server(port)
 
 
-def _publish_phases() -> None:
-    for phase in [*(p.value for p in models.Phase), "Unknown"]:
-        REPORTS.labels(phase=phase).set(sum(1 for p in _phases.values() if p == phase))
+def _set_phase(key: tuple[str, str], phase: str | None) -> None:
+    """Move one report between phase counts: O(1), as every report event lands here."""
+    old = _phases.pop(key, None) if phase is None else _phases.get(key)
+    if old == phase:
+        return
+    if old is not None:
+        REPORTS.labels(phase=old).dec()
+    if phase is not None:
+        _phases[key] = phase
+        REPORTS.labels(phase=phase).inc()
 
 
 def observe_report(namespace: str, name: str, status: Mapping[str, Any]) -> None:
-    _phases[(namespace, name)] = status.get("phase") or "Unknown"
-    _publish_phases()
+    _set_phase((namespace, name), status.get("phase") or "Unknown")
     FAILURES.labels(namespace=namespace, report=name).set(status.get("consecutiveFailures") or 0)
     last_sent = status.get("lastSentAt")
     if last_sent:
@@ -58,8 +66,7 @@ def observe_report(namespace: str, name: str, status: Mapping[str, Any]) -> None
 
 
 def forget_report(namespace: str, name: str) -> None:
-    _phases.pop((namespace, name), None)
-    _publish_phases()
+    _set_phase((namespace, name), None)
     for gauge in (FAILURES, LAST_SUCCESS):
         with contextlib.suppress(KeyError):
             gauge.remove(namespace, name)
