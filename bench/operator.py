@@ -1,0 +1,456 @@
+"""Operator scale on the real control plane: 1,000 ScheduledReports applied at once, against
+the same 1,000 CronJobs created directly by a plain client, measured in the same run.
+
+    python3 -m bench.operator [--reports 1000] [--jobs 200] [--idle 60] [--no-append]
+
+Starts its own etcd + kube-apiserver + kube-controller-manager (tidings.devcluster, binaries
+from hack/build-k8s-binaries) in a temp dir, and `python3 -m tidings operator` as a subprocess.
+
+- The operator runs as its own user, bound to cluster-admin. API Priority and Fairness
+  FlowSchemas (one per verb, on the exempt priority level so nothing is throttled) match that
+  user only, so the apiserver's `apiserver_flowcontrol_dispatched_requests_total` counts exactly
+  the operator's requests, by verb.
+- Times are taken from watches in this process: a report counts as done when its CronJob exists
+  and it has a status phase; a Job's status latency runs from the watch seeing the Job finished
+  (Complete) to the watch seeing its name in the report's status.history.
+- There is no kubelet: Jobs are finished by writing their pod's status, as a kubelet would.
+- The baseline (1,000 CronJobs POSTed by a thread pool, same manifests, own namespace) runs
+  before and after the operator; the table shows the faster, the note both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config, watch
+
+from bench.common import ROOT, percentile, report, table
+from tidings import models
+from tidings.controller import cronjob as cj
+from tidings.controller import status as st
+from tidings.controller.settings import load_settings
+from tidings.devcluster import ControlPlane, default_bin_dir, free_port
+from tidings.schedule import rfc3339
+
+USER = "tidings-bench-operator"
+VERBS = ["watch", "get", "list", "create", "patch", "update", "delete"]  # then "other"
+NS = "bench-reports"
+OPERATOR_ENV = {
+    "TIDINGS_RENDERER_IMAGE": "tidings-renderer:bench",
+    "TIDINGS_LOG_LEVEL": os.environ.get("TIDINGS_LOG_LEVEL", "WARNING"),
+}
+SPEC: dict[str, Any] = {
+    "title": "Payments completed changes — weekly",
+    "reportType": "changes_summary",
+    "source": {"inline": {"rows": [{"id": "CHG-1", "status": "completed", "title": "Deploy"}]}},
+    "schedule": "0 9 * * 1",
+    "timeZone": "Europe/Berlin",
+    "recipients": {"to": ["payments-leads@example.com"]},
+    "failurePolicy": {"disableAfter": 3, "retries": 2, "timeoutSeconds": 600},
+}
+DELIVERED = {
+    "outcome": "Delivered",
+    "failure": None,
+    "recipientsAccepted": 1,
+    "recipientsRejected": 0,
+    "bytes": 20480,
+    "renderer": "pdf",
+    "error": "",
+}
+
+
+def report_name(index: int) -> str:
+    return f"weekly-{index:04d}"
+
+
+def manifest(index: int) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{models.GROUP}/{models.VERSION}",
+        "kind": models.KIND,
+        "metadata": {"name": report_name(index), "namespace": NS},
+        "spec": SPEC,
+    }
+
+
+# ------------------------------------------------------------------------------- API plumbing
+
+
+def api_client(kubeconfig: Path, pool: int = 32) -> client.ApiClient:
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
+    configuration.connection_pool_maxsize = pool
+    return client.ApiClient(configuration)
+
+
+def raw(api: client.ApiClient, method: str, path: str, body: Any = None) -> Any:
+    request = api.param_serialize(
+        method,
+        path,
+        header_params={"Accept": "application/json", "Content-Type": "application/json"},
+        body=body,
+        auth_settings=["BearerToken"],
+    )
+    response = api.call_api(*request)
+    response.read()
+    if not 200 <= response.status <= 299:
+        raise RuntimeError(f"{method} {path}: {response.status} {response.data[:300]!r}")
+    return json.loads(response.data) if path != "/metrics" else response.data.decode()
+
+
+def operator_requests(api: client.ApiClient) -> dict[str, float]:
+    """Requests the apiserver dispatched for the operator's user so far, by verb."""
+    counts = dict.fromkeys([*VERBS, "other"], 0.0)
+    for line in raw(api, "GET", "/metrics").splitlines():
+        if line.startswith("apiserver_flowcontrol_dispatched_requests_total{"):
+            labels, value = line.rsplit(" ", 1)
+            for verb in counts:
+                if f'flow_schema="bench-op-{verb}"' in labels:
+                    counts[verb] += float(value)
+    return counts
+
+
+def non_watch(counts: dict[str, float]) -> float:
+    return sum(v for k, v in counts.items() if k != "watch")
+
+
+def setup_cluster(api: client.ApiClient) -> None:
+    """The operator's user bound to cluster-admin, and one FlowSchema per verb for it."""
+    raw(api, "POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
+        "metadata": {"name": USER},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "cluster-admin"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": USER}],
+    })  # fmt: skip
+    for precedence, verb in enumerate([*VERBS, "other"], start=100):
+        verbs = ["*"] if verb == "other" else [verb]
+        raw(api, "POST", "/apis/flowcontrol.apiserver.k8s.io/v1/flowschemas", {
+            "metadata": {"name": f"bench-op-{verb}"},
+            "spec": {
+                "priorityLevelConfiguration": {"name": "exempt"},
+                "matchingPrecedence": precedence,
+                "rules": [{
+                    "subjects": [{"kind": "User", "user": {"name": USER}}],
+                    "resourceRules": [{"verbs": verbs, "apiGroups": ["*"], "resources": ["*"],
+                                       "clusterScope": True, "namespaces": ["*"]}],
+                    "nonResourceRules": [{"verbs": verbs, "nonResourceURLs": ["*"]}],
+                }],
+            },
+        })  # fmt: skip
+    core = client.CoreV1Api(api)
+    for namespace in (NS, "bench-direct-1", "bench-direct-2"):
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    wait_for("the default ServiceAccount", lambda: _has_default_sa(core), 60)
+
+
+def _has_default_sa(core: client.CoreV1Api) -> bool:
+    return any(
+        sa.metadata.name == "default" for sa in core.list_namespaced_service_account(NS).items
+    )
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := probe():
+            return result
+        time.sleep(0.2)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+class Watcher(threading.Thread):
+    """Calls on_event(type, object as a dict) for every event of a list function, forever."""
+
+    def __init__(self, api: client.ApiClient, list_fn: Callable, *args: Any,
+                 on_event: Callable[[str, dict], None]) -> None:  # fmt: skip
+        super().__init__(daemon=True)
+        self.api, self.list_fn, self.args, self.on_event = api, list_fn, args, on_event
+
+    def run(self) -> None:
+        while True:
+            try:
+                for event in watch.Watch().stream(self.list_fn, *self.args, timeout_seconds=600):
+                    obj = event["object"]
+                    if not isinstance(obj, dict):
+                        obj = self.api.sanitize_for_serialization(obj)
+                    self.on_event(event["type"], obj)
+            except Exception:  # the control plane stopping, or a dropped connection: re-watch
+                time.sleep(1)
+
+
+class Stamps:
+    """First time (monotonic) each key was seen, and a way to wait for a number of them."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, float] = {}
+        self.cond = threading.Condition()
+
+    def mark(self, key: str) -> None:
+        with self.cond:
+            if key not in self.seen:
+                self.seen[key] = time.monotonic()
+                self.cond.notify_all()
+
+    def wait(self, keys: set[str], timeout: float) -> float:
+        """The time the last of `keys` was seen."""
+        with self.cond:
+            if not self.cond.wait_for(lambda: keys <= self.seen.keys(), timeout):
+                missing = sorted(keys - self.seen.keys())
+                raise TimeoutError(f"{len(missing)} never seen, e.g. {missing[:3]}")
+            return max(self.seen[k] for k in keys)
+
+
+# ------------------------------------------------------------------------------- measurements
+
+
+def direct_cronjobs(api: client.ApiClient, namespace: str, count: int, threads: int) -> float:
+    """Seconds to POST the CronJobs the operator would make for `count` reports."""
+    settings = load_settings(OPERATOR_ENV)
+    bodies = []
+    for index in range(count):
+        report = {**manifest(index), "metadata": {
+            "name": report_name(index), "namespace": namespace, "uid": f"uid-{index}",
+            "generation": 1}}  # fmt: skip
+        body = cj.desired_cronjob(report, settings, suspend=False)
+        body["metadata"].pop("ownerReferences")  # no owner exists: the GC would delete them
+        bodies.append(body)
+    path = f"/apis/batch/v1/namespaces/{namespace}/cronjobs"
+    start = time.monotonic()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda body: raw(api, "POST", path, body), bodies))
+    return time.monotonic() - start
+
+
+class Operator:
+    def __init__(self, kubeconfig: Path, log: Path) -> None:
+        self.health = free_port()
+        env = {
+            **os.environ,
+            **OPERATOR_ENV,
+            "KUBECONFIG": str(kubeconfig),
+            "TIDINGS_HEALTH_PORT": str(self.health),
+            "TIDINGS_METRICS_PORT": str(free_port()),  # served, as in production
+        }
+        with log.open("w") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tidings", "operator", "-n", NS, "--standalone"],
+                env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        wait_for("the operator's /healthz", self._healthy, 60)
+
+    def _healthy(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"the operator exited with {self.proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health}/healthz", timeout=2):
+                return True
+        except OSError:
+            return False
+
+    def peak_mib(self) -> float:
+        """VmHWM: the peak RSS so far."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError("no VmHWM")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time so far (/proc/<pid>/stat, in clock ticks)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> float:
+        """Stop it; its peak RSS over the whole run (wait4)."""
+        self.proc.send_signal(signal.SIGTERM)
+        timer = threading.Timer(30, self.proc.kill)
+        timer.start()
+        _, _, usage = os.wait4(self.proc.pid, 0)
+        timer.cancel()
+        self.proc.returncode = 0
+        return usage.ru_maxrss / 1024
+
+
+def settle(api: client.ApiClient, quiet: float = 5, timeout: float = 300) -> dict[str, float]:
+    """Wait until the operator has made no request for `quiet` seconds; its counts."""
+    last, since = operator_requests(api), time.monotonic()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        now = operator_requests(api)
+        if non_watch(now) != non_watch(last):
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return now
+    raise TimeoutError("the operator never went quiet")
+
+
+def finish_jobs(api: client.ApiClient, names: list[str], rate: float, threads: int,
+                job_done: Stamps, recorded: Stamps) -> list[float]:  # fmt: skip
+    """Create one Job per report (as the CronJob controller would), let each pod succeed at
+    `rate` per second, and return each Job's status latency."""
+    core = client.CoreV1Api(api)
+    fired = datetime(2024, 5, 13, 7, tzinfo=UTC)
+    jobs: dict[str, str] = {}
+
+    def create(index_name: tuple[int, str]) -> None:
+        index, name = index_name
+        cronjob = raw(api, "GET", f"/apis/batch/v1/namespaces/{NS}/cronjobs/{name}")
+        scheduled = fired + timedelta(minutes=index)
+        job_name = f"{name}-{int(scheduled.timestamp() // 60)}"
+        body = cj.job_from_template(
+            cronjob, job_name, {cj.SCHEDULED_TIMESTAMP_ANNOTATION: scheduled.isoformat()}
+        )
+        raw(api, "POST", f"/apis/batch/v1/namespaces/{NS}/jobs", body)
+        jobs[job_name] = rfc3339(scheduled)
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(create, enumerate(names)))
+
+    def pod_of(job_name: str) -> dict | None:
+        pods = core.list_namespaced_pod(NS, label_selector=f"{cj.JOB_NAME_LABEL}={job_name}")
+        return api.sanitize_for_serialization(pods.items[0]) if pods.items else None
+
+    pods = {j: wait_for(f"the pod of {j}", lambda j=j: pod_of(j), 120) for j in jobs}
+    time.sleep(3)  # let the operator finish reacting to the Jobs' creation
+    start = time.monotonic()
+    for i, (job_name, pod) in enumerate(pods.items()):
+        time.sleep(max(0.0, start + i / rate - time.monotonic()))
+        finished = rfc3339(datetime.now(UTC))
+        result = {**DELIVERED, "scheduledTime": jobs[job_name], "messageId": f"<{job_name}@b>"}
+        terminated = {"exitCode": 0, "reason": "Completed", "message": json.dumps(result),
+                      "startedAt": finished, "finishedAt": finished}  # fmt: skip
+        core.patch_namespaced_pod_status(pod["metadata"]["name"], NS, {"status": {
+            "phase": "Succeeded", "startTime": finished,
+            "containerStatuses": [{"name": cj.CONTAINER, "image": "tidings-renderer:bench",
+                                   "imageID": "", "ready": False, "restartCount": 0,
+                                   "state": {"terminated": terminated}}],
+        }})  # fmt: skip
+    keys = set(jobs)
+    job_done.wait(keys, 300)
+    recorded.wait(keys, 300)
+    return [recorded.seen[k] - job_done.seen[k] for k in keys]
+
+
+# ------------------------------------------------------------------------------------- driver
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reports", type=int, default=1000)
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--job-rate", type=float, default=10, help="pods finished per second")
+    parser.add_argument("--idle", type=float, default=60, help="seconds of idle to count")
+    parser.add_argument("--threads", type=int, default=16, help="concurrent client requests")
+    parser.add_argument("--log", type=Path, help="keep the operator's log here")
+    parser.add_argument("--no-append", action="store_true", help="print only")
+    args = parser.parse_args()
+    if not (default_bin_dir() / "kube-apiserver").is_file():
+        print(f"no kube-apiserver in {default_bin_dir()}: run hack/build-k8s-binaries first")
+        return 2
+    with tempfile.TemporaryDirectory(prefix="tidings-bench-") as tmp:
+        plane = ControlPlane(state_dir=Path(tmp) / "cp", die_with_parent=True)
+        plane.start()
+        try:
+            body = measure(plane, args, Path(tmp))
+        finally:
+            plane.stop()
+    report("Operator scale", body, append=not args.no_append)
+    return 0
+
+
+def measure(plane: ControlPlane, args: argparse.Namespace, tmp: Path) -> str:
+    admin = api_client(plane.kubeconfig)
+    setup_cluster(admin)
+    n = args.reports
+    names = {report_name(i) for i in range(n)}
+    direct = [direct_cronjobs(admin, "bench-direct-1", n, args.threads)]
+
+    cronjobs, statuses, job_done, recorded = Stamps(), Stamps(), Stamps(), Stamps()
+
+    def on_cronjob(kind: str, obj: dict) -> None:
+        cronjobs.mark(obj["metadata"]["name"])
+
+    def on_report(kind: str, obj: dict) -> None:
+        status = obj.get("status") or {}
+        if status.get("phase"):
+            statuses.mark(obj["metadata"]["name"])
+        for entry in status.get("history") or ():
+            recorded.mark(entry["jobName"])
+
+    def on_job(kind: str, obj: dict) -> None:
+        if st.job_finished(obj):
+            job_done.mark(obj["metadata"]["name"])
+
+    batch = client.BatchV1Api(admin)
+    custom = client.CustomObjectsApi(admin)
+    Watcher(admin, batch.list_namespaced_cron_job, NS, on_event=on_cronjob).start()
+    Watcher(admin, batch.list_namespaced_job, NS, on_event=on_job).start()
+    Watcher(admin, custom.list_namespaced_custom_object, models.GROUP, models.VERSION, NS,
+            models.PLURAL, on_event=on_report).start()  # fmt: skip
+
+    operator_kubeconfig = plane.kubeconfig_for(USER)
+    operator = Operator(operator_kubeconfig, args.log or tmp / "operator.log")
+    try:
+        before = settle(admin)
+        cpu_before = operator.cpu_seconds()
+        path = f"/apis/{models.GROUP}/{models.VERSION}/namespaces/{NS}/{models.PLURAL}"
+        start = time.monotonic()
+        with ThreadPoolExecutor(args.threads) as pool:
+            list(pool.map(lambda i: raw(admin, "POST", path, manifest(i)), range(n)))
+        applied = time.monotonic() - start
+        done = max(cronjobs.wait(names, 900), statuses.wait(names, 900)) - start
+        after = settle(admin)
+        rss_at_n = operator.peak_mib()
+        cpu = operator.cpu_seconds() - cpu_before
+        per_report = {k: (after[k] - before[k]) / n for k in after}
+
+        latencies = finish_jobs(admin, sorted(names)[: args.jobs], args.job_rate, args.threads,
+                                job_done, recorded)  # fmt: skip
+        quiet = settle(admin)
+        time.sleep(args.idle)
+        idle = operator_requests(admin)
+    finally:
+        peak = operator.stop()
+    direct.append(direct_cronjobs(admin, "bench-direct-2", n, args.threads))
+    baseline = min(direct)
+    idle_other = non_watch(idle) - non_watch(quiet)
+    idle_watch = idle["watch"] - quiet["watch"]
+    by_verb = ", ".join(f"{k} {v:.2f}" for k, v in per_report.items() if v and k != "watch")
+    p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
+    rows = [
+        (f"{n:,} reports applied at once, until each has its CronJob and a status",
+         f"{done:.1f} s (applied in {applied:.1f} s; operator CPU {cpu:.1f} s)",
+         f"{done / baseline:.1f}x baseline",
+         "≤ 2x", "met" if done <= 2 * baseline else "missed"),
+        (f"baseline: {n:,} CronJobs POSTed directly ({args.threads} threads)",
+         f"{baseline:.1f} s (runs: {', '.join(f'{d:.1f}' for d in direct)} s)", "1.0x", "", ""),
+        (f"operator peak RSS after {n:,} reports", f"{rss_at_n:.0f} MiB", "", "< 200 MiB",
+         "met" if rss_at_n < 200 else "missed"),
+        ("operator peak RSS over the whole run", f"{peak:.0f} MiB", "", "", ""),
+        ("operator API requests per report (non-watch)", f"{non_watch(per_report):.2f}",
+         f"{non_watch(per_report):.1f}x baseline (1 POST)", "", by_verb),
+        (f"status latency, Job Complete -> report status ({len(latencies)} Jobs, "
+         f"{args.job_rate:g}/s)", f"p50 {p50:.2f} s, p95 {p95:.2f} s", "", "p95 < 2 s",
+         "met" if p95 < 2 else "missed"),
+        (f"operator requests in {args.idle:g} s idle (non-watch / watch)",
+         f"{idle_other:.0f} / {idle_watch:.0f}", "", "0 non-watch",
+         "met" if idle_other == 0 else "missed"),
+    ]  # fmt: skip
+    return table(["measurement", "value", "ratio", "target", "result"], rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
