@@ -63,27 +63,49 @@ def peering(control_plane: ControlPlane, kube: client.ApiClient, namespace: str)
 
 def test_two_replicas_never_both_act(
     control_plane: ControlPlane,
+    kube: client.ApiClient,
     report_crd: None,
     peering: None,
     namespace: str,
     cluster: Cluster,
     tmp_path: Path,
 ) -> None:
-    replicas = [
-        OperatorProcess(
-            control_plane.kubeconfig, namespace, tmp_path / f"op{i}.log", {}, standalone=False
+    # POD_ID is kopf's identity for a replica (the chart sets it to the pod name).
+    replicas = {
+        name: OperatorProcess(
+            control_plane.kubeconfig,
+            namespace,
+            tmp_path / f"{name}.log",
+            {"POD_ID": name},
+            standalone=False,
         )
-        for i in (1, 2)
-    ]
+        for name in ("replica-1", "replica-2")
+    }
+    peers = client.CustomObjectsApi(kube)
+
+    def announced() -> dict | None:
+        peering = peers.get_namespaced_custom_object(
+            "kopf.dev", "v1", namespace, "kopfpeerings", "tidings"
+        )
+        status = peering.get("status") or {}
+        return status if status.keys() >= replicas.keys() else None
+
     try:
-        for replica in replicas:
+        for replica in replicas.values():
             replica.start()
-        paused = wait_for(
-            "one replica to pause in favour of the other",
-            lambda: [r for r in replicas if "Pausing operations" in r.log_path.read_text()],
+        # Both replicas have announced themselves: the higher random priority must win.
+        status = wait_for("both replicas in the KopfPeering status", announced)
+        winner = max(replicas, key=lambda name: status[name]["priority"])
+        active = replicas[winner]
+        (paused,) = [r for name, r in replicas.items() if name != winner]
+        # kopf starts paused and logs only transitions, so a replica that never saw itself
+        # alone stays silent; the winner must resume and the other must not be running.
+        wait_for(
+            "only the higher-priority replica to run",
+            lambda: (
+                last_peering_state(active) == "running" and last_peering_state(paused) != "running"
+            ),
         )
-        assert len(paused) == 1
-        (active,) = [r for r in replicas if r is not paused[0]]
 
         body = manifest("weekly", schedule="")
         body["metadata"]["annotations"] = {cj.RUN_NOW_ANNOTATION: "once"}
@@ -91,7 +113,19 @@ def test_two_replicas_never_both_act(
         cluster.wait_status("weekly", "run-now handled", lambda s: s.get("runNowHandled") == "once")
         assert len(cluster.jobs()) == 1
         assert "reconcile_report" in active.log_path.read_text()
-        assert "reconcile_report" not in paused[0].log_path.read_text()
+        assert "reconcile_report" not in paused.log_path.read_text()
+        assert last_peering_state(paused) != "running"
     finally:
-        for replica in replicas:
+        for replica in replicas.values():
             replica.stop()
+
+
+def last_peering_state(replica: OperatorProcess) -> str | None:
+    """ "running" or "paused" from the replica's last peering transition; None before any."""
+    state = None
+    for line in replica.log_path.read_text().splitlines():
+        if "Resuming operations" in line:
+            state = "running"
+        elif "Pausing operations" in line:
+            state = "paused"
+    return state
