@@ -33,6 +33,12 @@ format:
 	$(PYTHON) -m ruff format $(LINTED)
 	$(PYTHON) -m ruff check --fix $(LINTED)
 
+# Speed and memory against baselines measured in the same run; appends to docs/benchmarks.md.
+bench: deps binaries
+	$(PYTHON) -m bench.render
+	$(PYTHON) -m bench.cold_start
+	$(PYTHON) -m bench.operator
+
 dev-up:
 	hack/dev-cluster up
 
