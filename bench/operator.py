@@ -42,6 +42,7 @@ from bench.common import ROOT, percentile, report, table
 from tidings import models
 from tidings.controller import cronjob as cj
 from tidings.controller import status as st
+from tidings.controller.kube import MERGE_PATCH
 from tidings.controller.settings import load_settings
 from tidings.devcluster import ControlPlane, default_bin_dir, free_port
 from tidings.schedule import rfc3339
@@ -96,11 +97,17 @@ def api_client(kubeconfig: Path, pool: int = 32) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
-def raw(api: client.ApiClient, method: str, path: str, body: Any = None) -> Any:
+def raw(
+    api: client.ApiClient,
+    method: str,
+    path: str,
+    body: Any = None,
+    content_type: str = "application/json",
+) -> Any:
     request = api.param_serialize(
         method,
         path,
-        header_params={"Accept": "application/json", "Content-Type": "application/json"},
+        header_params={"Accept": "application/json", "Content-Type": content_type},
         body=body,
         auth_settings=["BearerToken"],
     )
@@ -151,7 +158,7 @@ def setup_cluster(api: client.ApiClient) -> None:
             },
         })  # fmt: skip
     core = client.CoreV1Api(api)
-    for namespace in (NS, "bench-direct-1", "bench-direct-2"):
+    for namespace in (NS, "bench-direct-1", "bench-direct-2", "bench-writes"):
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
     wait_for("the default ServiceAccount", lambda: _has_default_sa(core), 60)
 
@@ -231,6 +238,30 @@ def direct_cronjobs(api: client.ApiClient, namespace: str, count: int, threads: 
     start = time.monotonic()
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(lambda body: raw(api, "POST", path, body), bodies))
+    return time.monotonic() - start
+
+
+def direct_writes(api: client.ApiClient, namespace: str, count: int, threads: int) -> float:
+    """Seconds for a plain client to make the writes the operator makes per new report (the
+    report itself, its ConfigMap and CronJob, two status patches: ours and kopf's), reports in
+    parallel: what the apiserver alone needs for the operator's traffic."""
+    settings = load_settings(OPERATOR_ENV)
+    reports = f"/apis/{models.GROUP}/{models.VERSION}/namespaces/{namespace}/{models.PLURAL}"
+
+    def one(index: int) -> None:
+        body = {**manifest(index), "metadata": {"name": report_name(index)}}
+        created = raw(api, "POST", reports, body)
+        configmap = cj.spec_configmap(created)
+        raw(api, "POST", f"/api/v1/namespaces/{namespace}/configmaps", configmap)
+        cronjob = cj.desired_cronjob(created, settings, suspend=False)
+        raw(api, "POST", f"/apis/batch/v1/namespaces/{namespace}/cronjobs", cronjob)
+        status = f"{reports}/{report_name(index)}/status"
+        for fields in ({"phase": "Active"}, {"kopf": {"bench": True}}):
+            raw(api, "PATCH", status, {"status": fields}, MERGE_PATCH)
+
+    start = time.monotonic()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, range(count)))
     return time.monotonic() - start
 
 
@@ -425,6 +456,7 @@ def measure(plane: ControlPlane, args: argparse.Namespace, tmp: Path) -> str:
     finally:
         peak = operator.stop()
     direct.append(direct_cronjobs(admin, "bench-direct-2", n, args.threads))
+    writes = direct_writes(admin, "bench-writes", n, args.threads)
     baseline = min(direct)
     idle_other = non_watch(idle) - non_watch(quiet)
     idle_watch = idle["watch"] - quiet["watch"]
@@ -437,6 +469,8 @@ def measure(plane: ControlPlane, args: argparse.Namespace, tmp: Path) -> str:
          "≤ 2x", "met" if done <= 2 * baseline else "missed"),
         (f"baseline: {n:,} CronJobs POSTed directly ({args.threads} threads)",
          f"{baseline:.1f} s (runs: {', '.join(f'{d:.1f}' for d in direct)} s)", "1.0x", "", ""),
+        (f"floor: the operator's {n * 5:,} writes made by a plain client", f"{writes:.1f} s",
+         f"{writes / baseline:.1f}x baseline", "", "report, ConfigMap, CronJob, 2 status patches"),
         (f"operator peak RSS after {n:,} reports", f"{rss_at_n:.0f} MiB", "", "< 200 MiB",
          "met" if rss_at_n < 200 else "missed"),
         ("operator peak RSS over the whole run", f"{peak:.0f} MiB", "", "", ""),

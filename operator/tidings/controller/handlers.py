@@ -69,6 +69,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage()
     # Events are for humans: ours are posted explicitly; kopf's per-handler chatter is not.
     settings.posting.level = logging.WARNING
+    # After its own status patch kopf waits this long for that version to come back on the watch
+    # before acting on an older one. The 5 s default is too short under a burst (1,000 reports
+    # applied at once keep the event loop busy for longer): it then re-ran the creation handler
+    # for up to three reports in four. Waiting is cheap: any newer event ends it at once.
+    settings.persistence.consistency_timeout = 30
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     if not hasattr(memo, "settings"):
