@@ -34,7 +34,7 @@ format:
 	$(PYTHON) -m ruff check --fix $(LINTED)
 
 # Speed and memory against baselines measured in the same run; appends to docs/benchmarks.md.
-bench: deps binaries
+bench: test-deps binaries
 	$(PYTHON) -m bench.render
 	$(PYTHON) -m bench.cold_start
 	$(PYTHON) -m bench.operator
