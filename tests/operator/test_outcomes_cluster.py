@@ -189,6 +189,14 @@ def test_jobs_finished_while_stopped_are_counted_once(
     assert status["consecutiveFailures"] == 1  # the failure finished after the success
     assert status["lastError"] == "relay down"
     assert len(status["history"]) == 2
+    # kopf posts Events from a background queue: wait for them before stopping it again.
+    wait_for(
+        "one Delivered and one RunFailed Event",
+        lambda: (
+            len(cluster.events("RunFailed", "weekly")) == 1
+            and len(cluster.events("Delivered", "weekly")) == 1
+        ),
+    )
 
     # Listed again on another restart: both Jobs are seen again, nothing is counted twice.
     offset = run_operator.log_path.stat().st_size
