@@ -287,3 +287,20 @@ def test_termination_message_takes_the_last_json_line() -> None:
     }
     assert st.parse_termination_message("no json here") is None
     assert st.parse_termination_message(None) is None
+
+
+def test_runs_finishing_in_the_same_second_follow_their_scheduled_order() -> None:
+    # Finish times have second resolution: a success and a later-scheduled failure can share one.
+    same_second = "2025-03-31T07:05:00Z"
+    success = st.RunOutcome("r-1", True, None, same_second, scheduled_time="2025-03-24T07:00:00Z")
+    failure = st.RunOutcome(
+        "r-2", False, "transient", same_second, "relay down", "2025-03-31T07:00:00Z"
+    )
+    for order in ((success, failure), (failure, success)):
+        report = _with_status(report_body(), phase="Active")
+        for outcome in order:
+            _apply(report, outcome)
+        status = report["status"]
+        assert (status["consecutiveFailures"], status["lastError"]) == (1, "relay down")
+        assert [h["jobName"] for h in status["history"]] == ["r-2", "r-1"]
+        assert _condition(status, "Delivered")["status"] == "False"

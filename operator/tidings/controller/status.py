@@ -388,6 +388,11 @@ def job_outcome(
     )
 
 
+def _run_order(entry: Mapping[str, Any]) -> tuple[str, str]:
+    """A history entry's place in time: finish, then scheduled time (both RFC 3339 UTC)."""
+    return (entry.get("finishedAt") or "", entry.get("scheduledTime") or "")
+
+
 def already_recorded(status: Mapping[str, Any] | None, job_name: str) -> bool:
     return any(h.get("jobName") == job_name for h in (status or {}).get("history") or ())
 
@@ -398,7 +403,8 @@ def apply_outcome(
     """The status after one finished run, or None if this Job was already counted.
 
     Runs may be seen out of order (after a restart both Jobs are listed at once), so the
-    counter and the "last" fields follow finish times, not the order of arrival.
+    counter and the "last" fields follow finish times, not the order of arrival; runs that
+    finished in the same second (times have second resolution) are ordered by scheduled time.
     """
     status = report.get("status") or {}
     if already_recorded(status, outcome.job_name):
@@ -407,27 +413,31 @@ def apply_outcome(
     meta = report.get("metadata") or {}
     name = meta.get("name", "")
     generation = status.get("observedGeneration")
-    history = [outcome.history_entry(), *(status.get("history") or ())]
-    history.sort(key=lambda h: h.get("finishedAt") or "", reverse=True)
+    earlier = status.get("history") or ()
+    entry = outcome.history_entry()
+    history = sorted([entry, *earlier], key=_run_order, reverse=True)
     new: dict[str, Any] = {"history": history[: models.MAX_HISTORY]}
 
-    last_attempt = status.get("lastAttemptAt") or ""
-    last_sent = status.get("lastSentAt") or ""
+    this_run = _run_order(entry)
+    last_attempt = max(map(_run_order, earlier), default=("", ""))
+    last_attempt = max(last_attempt, (status.get("lastAttemptAt") or "", ""))
+    delivered_before = (h for h in earlier if h.get("outcome") == models.Outcome.DELIVERED)
+    last_sent = max(map(_run_order, delivered_before), default=("", ""))
+    last_sent = max(last_sent, (status.get("lastSentAt") or "", ""))
     failures = _int(status.get("consecutiveFailures"))
-    newest = outcome.finished_at >= last_attempt
+    newest = this_run >= last_attempt
     if newest:
         new["lastAttemptAt"] = outcome.finished_at
     events: list[Event] = []
 
     if outcome.delivered:
-        if outcome.finished_at > last_sent:
+        if this_run > last_sent:
             new["lastSentAt"] = outcome.finished_at
             # Failures that finished after this success still count.
             later = sum(
                 1
                 for h in history
-                if h.get("outcome") == models.Outcome.FAILED
-                and (h.get("finishedAt") or "") > outcome.finished_at
+                if h.get("outcome") == models.Outcome.FAILED and _run_order(h) > this_run
             )
             new["consecutiveFailures"] = min(failures, later)
             if newest:
@@ -441,7 +451,7 @@ def apply_outcome(
         events.append(Event("Normal", "Delivered", summary + "."))
         delivered_condition = (True, "Delivered", summary + ".")
     else:
-        if outcome.finished_at > last_sent:
+        if this_run > last_sent:
             failures += 1
             new["consecutiveFailures"] = failures
             if newest:
