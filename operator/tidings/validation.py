@@ -156,10 +156,20 @@ def _one_clause(text: str) -> str:
     return " ".join(text.split()).replace("; ", ", ")
 
 
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
 def _path(loc: tuple[int | str, ...]) -> str:
     path = "spec"
     for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif _PLAIN_KEY.match(part):
+            path += f".{part}"
+        else:
+            # Any other key is quoted, with ';' escaped, so no path can break the "; "-joined
+            # summary (an unknown field may be named anything).
+            path += "[" + json.dumps(part).replace(";", "\\u003b") + "]"
     return path
 
 
