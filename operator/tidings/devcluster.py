@@ -28,8 +28,11 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import NameOID
+
+from tidings import pki
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VERSIONS_FILE = REPO_ROOT / "hack" / "k8s-binaries" / "versions.env"
@@ -71,14 +74,8 @@ def free_port() -> int:
 # ------------------------------------------------------------------------------------ PKI
 
 
-def _write_key(path: Path, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> None:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+def _write_key(path: Path, key: PrivateKeyTypes) -> None:
+    path.write_bytes(pki.pem_private_key(key))
     path.chmod(0o600)
 
 
@@ -91,33 +88,9 @@ class CertificateAuthority:
 
     @classmethod
     def create(cls, directory: Path, common_name: str = "tidings-dev-ca") -> CertificateAuthority:
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
         now = dt.datetime.now(dt.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=365))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .sign(key, hashes.SHA256())
+        key, cert = pki.self_signed_ca(
+            common_name, now - dt.timedelta(minutes=5), now + dt.timedelta(days=365)
         )
         directory.mkdir(parents=True, exist_ok=True)
         ca = cls(directory / f"{common_name}.crt", directory / f"{common_name}.key")
@@ -138,7 +111,7 @@ class CertificateAuthority:
         Kubernetes reads the user from CN and the groups from O."""
         ca_cert = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
         ca_key = serialization.load_pem_private_key(self.key_path.read_bytes(), password=None)
-        key = ec.generate_private_key(ec.SECP256R1())
+        key = pki.new_key()
         attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
         attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
         now = dt.datetime.now(dt.UTC)

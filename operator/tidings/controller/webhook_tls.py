@@ -20,8 +20,9 @@ from datetime import datetime, timedelta
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tidings import pki
 
 CERT_VALIDITY = timedelta(days=365)
 RENEW_BEFORE = timedelta(days=30)
@@ -68,18 +69,6 @@ def dns_names(service: str, namespace: str) -> list[str]:
     ]
 
 
-def _key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
 def issue(
     service: str,
     namespace: str,
@@ -93,42 +82,15 @@ def issue(
     if that CA is still valid at `now`.
     """
     names = dns_names(service, namespace)
-    ca_key = _key()
     # Fixed common names: a CN holds at most 64 characters, a Service DNS name up to 131; the
     # names that count are in the subjectAltName.
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tidings-webhook-ca")])
     not_before, not_after = now - BACKDATE, now + validity
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    serving_key = _key()
+    ca_key, ca_cert = pki.self_signed_ca("tidings-webhook-ca", not_before, not_after)
+    serving_key = pki.new_key()
     serving_cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tidings-webhook")]))
-        .issuer_name(ca_name)
+        .issuer_name(ca_cert.subject)
         .public_key(serving_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
@@ -145,7 +107,7 @@ def issue(
     kept = _still_valid_cas(previous_ca, now)[:1]
     return TLSBundle(
         cert=serving_cert.public_bytes(serialization.Encoding.PEM),
-        key=_pem_key(serving_key),
+        key=pki.pem_private_key(serving_key),
         ca=trust + b"".join(c.public_bytes(serialization.Encoding.PEM) for c in kept),
     )
 
