@@ -47,22 +47,28 @@ def run_child(
         process = subprocess.Popen(
             list(argv), cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out, stderr=err
         )
-        timer = threading.Timer(timeout, process.kill)
-        timer.start()
-        try:
-            # Reap it ourselves: Popen.wait() would discard the rusage.
-            _, status, usage = os.wait4(process.pid, 0)
-        finally:
-            timer.cancel()
+        peak_mib = reap(process, timeout)
         seconds = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
-    child = Child(seconds, usage.ru_maxrss / 1024, process.returncode, stdout, stderr)
+    child = Child(seconds, peak_mib, process.returncode, stdout, stderr)
     if child.returncode != 0:
         raise RuntimeError(f"{shlex.join(argv)} exited {child.returncode}:\n{stderr[-3000:]}")
     return child
+
+
+def reap(process: subprocess.Popen, timeout: float) -> float:
+    """Wait for `process` (killed after `timeout` s), set its returncode and return its own
+    peak RSS in MiB. Reaped with wait4: Popen.wait() would discard the rusage."""
+    timer = threading.Timer(timeout, process.kill)
+    timer.start()
+    try:
+        _, status, usage = os.wait4(process.pid, 0)
+    finally:
+        timer.cancel()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_maxrss / 1024
 
 
 def median(values: Sequence[float]) -> float:

@@ -38,7 +38,7 @@ from typing import Any
 
 from kubernetes import client, config, watch
 
-from bench.common import ROOT, percentile, report, table
+from bench.common import ROOT, percentile, reap, report, table
 from tidings import models
 from tidings.controller import cronjob as cj
 from tidings.controller import status as st
@@ -306,12 +306,7 @@ class Operator:
     def stop(self) -> float:
         """Stop it; its peak RSS over the whole run (wait4)."""
         self.proc.send_signal(signal.SIGTERM)
-        timer = threading.Timer(30, self.proc.kill)
-        timer.start()
-        _, _, usage = os.wait4(self.proc.pid, 0)
-        timer.cancel()
-        self.proc.returncode = 0
-        return usage.ru_maxrss / 1024
+        return reap(self.proc, 30)
 
 
 def settle(api: client.ApiClient, quiet: float = 5, timeout: float = 300) -> dict[str, float]:
