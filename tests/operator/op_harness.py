@@ -13,6 +13,7 @@ import base64
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -81,6 +82,18 @@ class OperatorProcess:
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         wait_for("the operator's /healthz", self._healthy, timeout=60)
+        if self.env.get("TIDINGS_WEBHOOK_PORT"):
+            # kopf starts its webhook server after /healthz answers.
+            wait_for("the webhook port", self._webhook_listening, timeout=60)
+
+    def _webhook_listening(self) -> bool:
+        try:
+            socket.create_connection(
+                ("127.0.0.1", int(self.env["TIDINGS_WEBHOOK_PORT"])), 2
+            ).close()
+        except OSError:
+            return False
+        return True
 
     def _healthy(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
