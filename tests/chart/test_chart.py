@@ -98,14 +98,12 @@ def test_every_operator_setting_is_set_by_the_chart_and_accepted() -> None:
     assert len(Settings.__dataclass_fields__) == len(env_table())
 
 
-def test_mailpit_is_the_relay_when_on_and_no_host_is_set() -> None:
-    objects = render("demo", "tidings", set_values=("mailpit.enabled=true",))
-    env = container_env(objects)
-    assert env["TIDINGS_SMTP_HOST"] == "demo-tidings-mailpit.tidings.svc"
-    assert env["TIDINGS_SMTP_PORT"] == "1025"
-    service = find(objects, "Service", "demo-tidings-mailpit")
-    assert {p["port"] for p in service["spec"]["ports"]} == {1025, 8025}
-    assert "mailpit" not in str(container_env(render("demo", "tidings")))
+def test_the_relay_is_what_smtp_values_say() -> None:
+    env = container_env(
+        render("demo", "tidings", set_values=("smtp.host=relay.example", "smtp.port=2525"))
+    )
+    assert (env["TIDINGS_SMTP_HOST"], env["TIDINGS_SMTP_PORT"]) == ("relay.example", "2525")
+    assert container_env(render("demo", "tidings"))["TIDINGS_SMTP_HOST"] == ""
 
 
 def test_operator_pod_is_locked_down() -> None:

@@ -41,15 +41,18 @@ def test_flux_values_render(tmp_path: Path) -> None:
     assert env["TIDINGS_SMTP_TLS"] == "starttls"
 
 
-def test_kind_demo_values_render_and_name_the_mailpit_service() -> None:
+def test_kind_demo_values_render_and_relay_to_its_mailpit_service() -> None:
     script = (ROOT / "hack" / "kind-demo").read_text()
     flags = re.findall(r'--set ([a-zA-Z.]+)=("?[^\s"]*"?)', script)
-    assert {"image.repository", "image.pullPolicy", "mailpit.enabled"} <= {k for k, _ in flags}
+    assert {"image.repository", "image.pullPolicy", "smtp.host"} <= {k for k, _ in flags}
     sets = [f"{key}={'x' if '$' in value else value.strip(chr(34))}" for key, value in flags]
-    rendered = render("tidings", "tidings", set_values=tuple(sets))
-    services = {d["metadata"]["name"] for d in rendered if d["kind"] == "Service"}
+    env = container_env(render("tidings", "tidings", set_values=tuple(sets)))
+    mailpit = list(yaml.safe_load_all((ROOT / "hack" / "kind-demo-mailpit.yaml").read_text()))
+    service = next(d for d in mailpit if d["kind"] == "Service")
     port_forward = re.search(r"port-forward svc/(\S+) ", script).group(1)
-    assert port_forward in services
-    env = container_env(rendered)
-    assert env["TIDINGS_SMTP_HOST"].startswith(f"{port_forward}.tidings.svc")
+    assert port_forward == service["metadata"]["name"]
+    meta = service["metadata"]
+    assert env["TIDINGS_SMTP_HOST"] == f"{meta['name']}.{meta['namespace']}.svc"
+    smtp_port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "smtp")
+    assert env["TIDINGS_SMTP_PORT"] == str(smtp_port)
     assert env["TIDINGS_RENDERER_PULL_POLICY"] == "Never"

@@ -46,31 +46,6 @@ app.kubernetes.io/component: operator
 validate.scheduledreports.tidings.dev
 {{- end -}}
 
-{{- define "tidings.mailpitName" -}}
-{{- printf "%s-mailpit" (include "tidings.fullname" .) -}}
-{{- end -}}
-
-{{/* The platform relay: the configured host, else Mailpit when it is on. */}}
-{{- define "tidings.smtpHost" -}}
-{{- if .Values.smtp.host -}}
-{{- .Values.smtp.host -}}
-{{- else if .Values.mailpit.enabled -}}
-{{- printf "%s.%s.svc" (include "tidings.mailpitName" .) .Release.Namespace -}}
-{{- end -}}
-{{- end -}}
-
-{{- define "tidings.smtpPort" -}}
-{{- if and (not .Values.smtp.host) .Values.mailpit.enabled -}}1025{{- else -}}{{ .Values.smtp.port }}{{- end -}}
-{{- end -}}
-
-{{- define "tidings.smtpFrom" -}}
-{{- if .Values.smtp.from -}}
-{{- .Values.smtp.from -}}
-{{- else if .Values.mailpit.enabled -}}
-tidings@example.com
-{{- end -}}
-{{- end -}}
-
 {{- define "tidings.checks" -}}
 {{- if and (gt (int .Values.operator.replicas) 1) (not .Values.operator.peering.enabled) -}}
 {{- fail "operator.replicas > 1 needs operator.peering.enabled: standalone replicas would all act on every report" -}}
