@@ -1,6 +1,7 @@
-"""No image can be built here, so this proves the next best thing about renderer-image/: its apt
-package list is installed on this Debian host, and WeasyPrint renders a PDF whose native libraries
-all come from those packages (or what they depend on) and whose fonts come from the list."""
+"""renderer-image/apt-packages.txt is the one list for the image and the host: it is installed on
+this Debian host, and WeasyPrint renders a PDF whose native libraries all come from those packages
+(or what they depend on) and whose fonts come from the list. test_built_image.py checks the image
+itself, built from the Dockerfile by buildah."""
 
 from __future__ import annotations
 

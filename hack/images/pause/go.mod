@@ -1,0 +1,3 @@
+module tidings.dev/hack/images/pause
+
+go 1.26.0

@@ -1,0 +1,94 @@
+"""The image built from renderer-image/Dockerfile by buildah (hack/build-images), run as built:
+it renders a real PDF as the non-root user, and what the Dockerfile trims stays trimmed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tidings import devnode
+from tidings.devcluster import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    reason = None
+    if os.geteuid() != 0:
+        reason = "buildah builds and runs images as root here (no rootless setup)"
+    elif shutil.which("buildah") is None:
+        reason = "buildah is missing: run hack/install-deps --test"
+    if reason:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI must build the image, but: {reason}")
+        pytest.skip(reason)
+    try:
+        return devnode.build_images().renderer
+    except devnode.NodeError as exc:
+        pytest.fail(str(exc))
+
+
+@pytest.fixture
+def container(image: str) -> Iterator[str]:
+    name = subprocess.run(
+        ["buildah", "from", image], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    yield name
+    subprocess.run(["buildah", "rm", name], capture_output=True)
+
+
+def run_in(container: str, *command: str, stdin: bytes | None = None) -> bytes:
+    done = subprocess.run(
+        ["buildah", "run", "--isolation", "chroot", container, "--", *command],
+        capture_output=True,
+        input=stdin,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    return done.stdout
+
+
+def test_the_image_renders_a_pdf_as_its_non_root_user(container: str, tmp_path: Path) -> None:
+    example = (REPO_ROOT / "examples" / "changes_summary.yaml").read_bytes()
+    script = (
+        "cat > /tmp/report.yaml && tidings render /tmp/report.yaml -o /tmp/report.pdf "
+        "--at 2024-05-13T09:00:00+02:00 >&2 && id -u >&2 && cat /tmp/report.pdf"
+    )
+    done = subprocess.run(
+        ["buildah", "run", "--isolation", "chroot", container, "--", "sh", "-c", script],
+        capture_output=True,
+        input=example,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert done.stderr.decode().splitlines()[-1] == "10001"
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(done.stdout)
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "Payments completed changes" in text
+    assert "Rotate payment gateway API keys" in text
+    fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True)
+    assert "DejaVu" in fonts.stdout or "Liberation" in fonts.stdout
+
+
+def test_the_image_runs_tidings_as_uid_10001_with_caches_in_tmp(image: str) -> None:
+    config = json.loads(
+        subprocess.run(
+            ["buildah", "inspect", "--type", "image", image], capture_output=True, check=True
+        ).stdout
+    )["OCIv1"]["config"]
+    assert config["User"] == "10001:10001"
+    assert config["Entrypoint"] == ["tidings"]
+    assert {"HOME=/tmp", "XDG_CACHE_HOME=/tmp/.cache"} <= set(config["Env"])
+
+
+def test_the_unused_kubernetes_asyncio_client_is_not_shipped(container: str) -> None:
+    probe = "import importlib.util as u; print(u.find_spec('kubernetes.aio') is None)"
+    assert run_in(container, "python3", "-c", probe).strip() == b"True"
