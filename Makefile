@@ -4,7 +4,8 @@ PYTHON ?= python3
 export PATH := $(shell hack/build-k8s-binaries --print-dir):$(shell hack/install-go-tools --print-dir):$(PATH)
 LINTED := operator tests bench hack
 
-.PHONY: demo test deps test-deps binaries tools lint format dev-up dev-down kind-demo kind-demo-down bench
+.PHONY: demo test deps test-deps binaries node-binaries images tools lint format dev-up dev-down \
+	cluster-demo kind-demo kind-demo-down bench
 
 demo: deps
 	$(PYTHON) -m tidings render examples/changes_summary.yaml -o report.pdf --at 2024-05-13T09:00:00+02:00
@@ -19,10 +20,18 @@ test-deps:
 binaries:
 	hack/build-k8s-binaries
 
+# containerd, its runc shim and crictl for the real node (tests/node, cluster-demo).
+node-binaries:
+	hack/build-node-binaries
+
+# The renderer and pause images, built by buildah from renderer-image/Dockerfile (no Docker).
+images:
+	hack/build-images
+
 tools:
 	hack/install-go-tools
 
-test: test-deps binaries tools lint
+test: test-deps binaries node-binaries tools lint images
 	$(PYTHON) -m pytest
 
 lint:
@@ -45,7 +54,11 @@ dev-up:
 dev-down:
 	hack/dev-cluster down
 
-# Needs Docker, kind, kubectl and helm; not part of CI (README, quickstart b).
+# The whole loop on a local node: Linux, root, no Docker (README, quickstart b).
+cluster-demo: test-deps binaries node-binaries tools
+	hack/cluster-demo
+
+# Needs Docker, kind, kubectl and helm; not part of CI (README, quickstart c).
 kind-demo:
 	hack/kind-demo
 

@@ -2,8 +2,10 @@
 
 Starts etcd, kube-apiserver and kube-controller-manager (built by hack/build-k8s-binaries from the
 pinned upstream releases) on free loopback ports, with TLS, RBAC, client-certificate auth against a
-generated CA and service-account signing keys. There is no kubelet and no scheduler: Pods stay
-Pending, which is what tests that stand in for a kubelet want.
+generated CA and service-account signing keys. Alone it has no kubelet and no scheduler: Pods stay
+Pending, which is what tests that stand in for a kubelet want. With `node_ip` the apiserver serves
+on that address instead (the bridge of a real node, tidings.devnode) and publishes itself as the
+`kubernetes` Service, so pods reach it through kube-proxy.
 
 Used by `hack/dev-cluster up|down` and by the pytest fixtures, so both run the same code.
 """
@@ -37,7 +39,10 @@ from tidings import pki
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VERSIONS_FILE = REPO_ROOT / "hack" / "k8s-binaries" / "versions.env"
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
-SERVICE_CIDR = "10.96.0.0/16"
+# Outside the private ranges (RFC 2544's benchmarking block, like the node's subnet), so a
+# ClusterIP can never be mistaken for an address on some other network.
+SERVICE_CIDR = "198.18.1.0/24"
+KUBERNETES_SERVICE_IP = "198.18.1.1"
 
 
 class ControlPlaneError(RuntimeError):
@@ -195,6 +200,8 @@ class ControlPlane:
     die_with_parent: bool = False
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     apiserver_port: int = 0
+    # The address a real node's kubelet and pods reach the apiserver on (tidings.devnode).
+    node_ip: str | None = None
 
     @property
     def pki_dir(self) -> Path:
@@ -205,8 +212,12 @@ class ControlPlane:
         return self.state_dir / "kubeconfig"
 
     @property
+    def host(self) -> str:
+        return self.node_ip or "127.0.0.1"
+
+    @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.apiserver_port}"
+        return f"https://{self.host}:{self.apiserver_port}"
 
     @property
     def ca(self) -> CertificateAuthority:
@@ -287,7 +298,7 @@ class ControlPlane:
                 "kubernetes.default.svc",
                 "kubernetes.default.svc.cluster.local",
             ),
-            ip_addresses=("127.0.0.1", "10.96.0.1"),
+            ip_addresses=tuple(dict.fromkeys(("127.0.0.1", KUBERNETES_SERVICE_IP, self.host))),
         )
         admin_cert, admin_key = ca.issue(pki, "admin", "tidings-admin", ("system:masters",))
         write_kubeconfig(
@@ -304,6 +315,10 @@ class ControlPlane:
             kcm_key,
             "system:kube-controller-manager",
         )
+        if self.node_ip:
+            # The apiserver's identity towards kubelets (logs, exec); system:masters passes the
+            # kubelet's authorization.
+            ca.issue(pki, "apiserver-kubelet-client", "kube-apiserver", ("system:masters",))
         _write_key(pki / "service-account.key", rsa.generate_private_key(65537, 2048))
         sa_key = serialization.load_pem_private_key(
             (pki / "service-account.key").read_bytes(), password=None
@@ -372,12 +387,22 @@ class ControlPlane:
 
     def _start_apiserver(self, timeout: float) -> None:
         pki = self.pki_dir
+        if self.node_ip:
+            # Published as the `kubernetes` Service's endpoint, which pods reach via kube-proxy.
+            node_args = [
+                f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+                f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+                "--kubelet-preferred-address-types=InternalIP",
+            ]
+        else:
+            # Loopback cannot be the kubernetes Service's endpoint; without a node nothing needs it.
+            node_args = ["--endpoint-reconciler-type=none"]
         self._spawn(
             "kube-apiserver",
             [
                 f"--etcd-servers={self.etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={self.host}",
+                f"--advertise-address={self.host}",
                 f"--secure-port={self.apiserver_port}",
                 f"--tls-cert-file={pki / 'apiserver.crt'}",
                 f"--tls-private-key-file={pki / 'apiserver.key'}",
@@ -387,8 +412,7 @@ class ControlPlane:
                 f"--service-account-signing-key-file={pki / 'service-account.key'}",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
-                # Loopback cannot be published as the kubernetes Service endpoint; nothing needs it.
-                "--endpoint-reconciler-type=none",
+                *node_args,
                 "--profiling=false",
                 "--v=1",
             ],
@@ -471,8 +495,16 @@ def stop_from_state(state_dir: Path, grace: float = 10) -> list[int]:
     if not state_file.exists():
         return []
     pids = list(json.loads(state_file.read_text())["pids"].values())
+    signalled = stop_pids(list(reversed(pids)), grace)
+    state_file.unlink()
+    return signalled
+
+
+def stop_pids(pids: list[int], grace: float = 10) -> list[int]:
+    """SIGTERM each pid, SIGKILL what is left after `grace`, and return once all have exited
+    (raising if one survives SIGKILL). Returns the pids that were signalled."""
     signalled = []
-    for pid in reversed(pids):
+    for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
             signalled.append(pid)
@@ -482,7 +514,8 @@ def stop_from_state(state_dir: Path, grace: float = 10) -> list[int]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     _wait_gone(signalled, 5)
-    state_file.unlink()
+    if survivors := [pid for pid in signalled if _alive(pid)]:
+        raise ControlPlaneError(f"processes still running after SIGKILL: {survivors}")
     return signalled
 
 
@@ -505,17 +538,30 @@ def _alive(pid: int) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """hack/dev-cluster's entry point: `up` (start, write .dev/kubeconfig) or `down`."""
+    """hack/dev-cluster's entry point: `up [--node]` (start, write .dev/kubeconfig) or `down`."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="dev-cluster", description=__doc__)
     parser.add_argument("action", choices=["up", "down", "status"])
     parser.add_argument("--state-dir", type=Path, default=REPO_ROOT / ".dev")
+    parser.add_argument(
+        "--node",
+        action="store_true",
+        help="up: also a real node (containerd, kubelet, scheduler, kube-proxy; Linux, root)",
+    )
     args = parser.parse_args(argv)
     state_dir: Path = args.state_dir.resolve()
 
     if args.action == "down":
+        from tidings import devnode
+
+        node_state = state_dir / "node"
+        had_node = (node_state / "state.json").exists()
+        if had_node:
+            devnode.teardown(node_state)
         pids = stop_from_state(state_dir)
+        if had_node:
+            print("node torn down")
         print(f"stopped {len(pids)} processes" if pids else "no control plane running")
         return 0
     if args.action == "status":
@@ -537,15 +583,41 @@ def main(argv: list[str] | None = None) -> int:
         if path.exists():
             subprocess.run(["rm", "-rf", str(path)], check=True)
     started = time.monotonic()
-    plane = ControlPlane(state_dir=state_dir)
     try:
-        plane.start()
+        if args.node:
+            node = _start_with_node(state_dir)
+            plane = node.plane
+        else:
+            plane = ControlPlane(state_dir=state_dir)
+            plane.start()
     except ControlPlaneError as exc:
         print(f"dev-cluster: {exc}", file=sys.stderr)
         return 1
-    print(f"control plane ready in {time.monotonic() - started:.1f}s at {plane.server}")
+    what = "control plane and node" if args.node else "control plane"
+    print(f"{what} ready in {time.monotonic() - started:.1f}s at {plane.server}")
     print(f"export KUBECONFIG={plane.kubeconfig}")
     return 0
+
+
+def _start_with_node(state_dir: Path):  # type: ignore[no-untyped-def]
+    """The control plane on the node's bridge, then the node with this checkout's images."""
+    from tidings import devnode
+
+    reason = devnode.unavailable_reason()
+    if reason:
+        raise ControlPlaneError(reason)
+    images = devnode.build_images()
+    devnode.create_bridge()
+    plane = ControlPlane(state_dir=state_dir, node_ip=devnode.NODE_IP)
+    plane.start()
+    node = devnode.Node(plane, images=images.archives, sandbox_image=images.pause)
+    try:
+        node.start()
+    except BaseException:
+        plane.stop()
+        raise
+    print(f"renderer image {images.renderer} ({images.renderer_mb} MB as an archive)")
+    return node
 
 
 if __name__ == "__main__":

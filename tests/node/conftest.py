@@ -1,0 +1,68 @@
+"""The product as users run it: a real node (containerd, runc, kubelet, scheduler, kube-proxy)
+beside the real control plane, the image built from renderer-image/Dockerfile by buildah, the
+chart installed by helm, and an SMTP server on the host's bridge address that pods can reach.
+
+Everything here is session-scoped and started once: the node is machine-wide (one per machine).
+Where a node cannot run (not root, not Linux, parts missing) the tests skip with the reason,
+except under CI=true, where that is a failure: CI must run them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from tests.node.node_cluster import NodeCluster, Sink, unavailable
+
+from tidings import devnode
+from tidings.devcluster import ControlPlane, free_port
+from tidings.devnode import NODE_IP, Node
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.node)
+
+
+@pytest.fixture(scope="session")
+def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeCluster]:
+    reason = devnode.unavailable_reason()
+    if reason:
+        unavailable(reason)
+    try:
+        images = devnode.build_images()
+    except devnode.NodeError as exc:
+        pytest.fail(str(exc))
+    devnode.create_bridge()
+    plane = ControlPlane(
+        state_dir=tmp_path_factory.mktemp("node-cluster"), die_with_parent=True, node_ip=NODE_IP
+    )
+    sink = Sink(NODE_IP, free_port())
+    smtp = Controller(sink, hostname=NODE_IP, port=sink.port)
+    node = Node(plane, images=images.archives, sandbox_image=images.pause)
+    try:
+        plane.start()
+        node.start()
+        smtp.start()
+        api = plane.api_client()
+        yield NodeCluster(plane, node, images, sink, api)
+        api.close()
+    finally:
+        smtp.stop()
+        node.stop()
+        plane.stop()
+
+
+@pytest.fixture(scope="session")
+def installed(node_cluster: NodeCluster) -> NodeCluster:
+    """The chart installed with the locally built image; helm --wait returns when both
+    operator pods are Ready (readiness includes the webhook port)."""
+    done = node_cluster.install()
+    if done.returncode != 0:
+        pods = node_cluster.kubectl("get", "pods", "-A", "-o", "wide", check=False).stdout
+        pytest.fail(f"helm install failed:\n{done.stderr}\n{pods}")
+    return node_cluster

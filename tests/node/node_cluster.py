@@ -1,0 +1,117 @@
+"""What the node tests share: the cluster (control plane + real node + the chart), an SMTP sink
+on the host's bridge address that pods can reach, and the CI rule for skips."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from kubernetes import client
+from tests.chart.chart_tools import CHART, tool
+
+from tidings import devnode
+from tidings.devcluster import ControlPlane
+from tidings.devnode import Node
+
+RELEASE = "tidings"
+RELEASE_NAMESPACE = "tidings"
+SMTP_FROM = "reports@tidings.test"
+
+
+def unavailable(reason: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI must run the node tests, but: {reason}")
+    pytest.skip(reason)
+
+
+# ----------------------------------------------------------------------------------- SMTP
+
+
+@dataclass
+class Sink:
+    """An SMTP server on the bridge: records what it accepts; `refuse` makes it answer 550."""
+
+    host: str
+    port: int
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    refuse: str | None = None
+    lock: threading.Condition = field(default_factory=threading.Condition)
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.refuse:
+            return self.refuse
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.messages.append(
+                {
+                    "received_at": time.time(),
+                    "rcpt_tos": list(envelope.rcpt_tos),
+                    "content": envelope.original_content,
+                }
+            )
+            self.lock.notify_all()
+        return "250 OK: queued"
+
+    def wait_for(self, predicate, timeout: float) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+        """The first message `predicate` accepts; fails the test after `timeout`."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while True:
+                for message in self.messages:
+                    if predicate(message):
+                        return message
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    pytest.fail(
+                        f"no matching mail within {timeout:.0f}s ({len(self.messages)} seen)"
+                    )
+                self.lock.wait(left)
+
+
+# -------------------------------------------------------------------------------- cluster
+
+
+@dataclass
+class NodeCluster:
+    plane: ControlPlane
+    node: Node
+    images: devnode.Images
+    smtp: Sink
+    api: client.ApiClient
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None):  # type: ignore[no-untyped-def]
+        return self.plane.kubectl(*args, check=check, input=input)
+
+    def helm(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [tool("helm"), "--kubeconfig", str(self.plane.kubeconfig), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def chart_values(self, tag: str | None = None) -> list[str]:
+        repository, _, image_tag = self.images.renderer.partition(":")
+        return [
+            f"image.repository={repository}",
+            f"image.tag={tag or image_tag}",
+            "image.pullPolicy=Never",
+            f"smtp.host={self.smtp.host}",
+            f"smtp.port={self.smtp.port}",
+            f"smtp.from={SMTP_FROM}",
+        ]
+
+    def install(self, *extra: str) -> subprocess.CompletedProcess[str]:
+        args = ["upgrade", "--install", RELEASE, str(CHART), "-n", RELEASE_NAMESPACE]
+        args += ["--create-namespace", "--wait", "--timeout", "5m"]
+        for value in [*self.chart_values(), *extra]:
+            args += ["--set", value]
+        return self.helm(*args)
