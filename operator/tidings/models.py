@@ -498,7 +498,8 @@ class ScheduledReportSpec(_Model):
                     "rule": "!(self.reportType in ["
                     + ", ".join(f"'{t}'" for t in PROGRAM_REFUSED_TYPES)
                     + "]) || !has(self.program)",
-                    "message": f"program must not be set for this reportType: {PROGRAM_REFUSED_WHY}",
+                    "message": "program must not be set for this reportType: "
+                    + PROGRAM_REFUSED_WHY,
                     "fieldPath": ".program",
                     "reason": "FieldValueForbidden",
                 },

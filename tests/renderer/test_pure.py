@@ -11,9 +11,9 @@ import pytest
 
 from tidings import models
 from tidings.renderer import charts, reports, templating
-from tidings.renderer.reports.types import dora_snapshot, executive_summary
 from tidings.renderer.filters import apply_filters, check_columns, tags_of, to_datetime
 from tidings.renderer.mail import Attachment, build_message, check_size, encode, message_id
+from tidings.renderer.reports.types import dora_snapshot, executive_summary
 from tidings.renderer.result import (
     AttachmentTooLarge,
     InputError,

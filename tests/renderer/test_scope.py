@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -96,7 +96,7 @@ def test_team_filter_keeps_matching_rows_and_needs_the_column() -> None:
     assert [r["id"] for r in kept] == ["R-1", "R-3"]
     both = apply_filters(RISKS, models.Filters(team=["payments"]), WINDOW, None, UTC, "pci")
     assert [r["id"] for r in both] == ["R-1"]
-    with pytest.raises(MissingColumn, match="filters.team"):
+    with pytest.raises(MissingColumn, match=r"filters\.team"):
         apply_filters([{"id": "x"}], models.Filters(team=["payments"]), WINDOW, None, UTC)
 
 
@@ -147,9 +147,7 @@ def sql_source() -> dict[str, Any]:
 
 
 def test_sql_binds_the_program(tmp_path: Path, risks_secret: Path) -> None:
-    code, text = render_text(
-        tmp_path, risk_report(sql_source()), "--secret-dir", str(risks_secret)
-    )
+    code, text = render_text(tmp_path, risk_report(sql_source()), "--secret-dir", str(risks_secret))
     assert code == 0
     assert "Program PCI" in text
     assert "R-1" in text and "R-2" in text
@@ -171,7 +169,7 @@ def test_sql_binds_the_team_filter(tmp_path: Path, risks_secret: Path) -> None:
 class _Risks(BaseHTTPRequestHandler):
     """/scoped answers with the requested program's rows; /all ignores the parameter."""
 
-    seen: list[dict[str, list[str]]] = []
+    seen: ClassVar[list[dict[str, list[str]]]] = []
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)

@@ -81,8 +81,8 @@ def build_report(
         for s in summary.sections
     ]
     empty = not ordered
-    window = as_of_label(ctx.end, ctx.tz) if kind.snapshot else window_label(
-        ctx.start, ctx.end, ctx.tz
+    window = (
+        as_of_label(ctx.end, ctx.tz) if kind.snapshot else window_label(ctx.start, ctx.end, ctx.tz)
     )
     return Report(
         report_type=report_type,
@@ -146,6 +146,3 @@ def _table_row(
             cell_tone = severity_tone(value) if column.key == "severity" else tone(value)
         cells.append(Cell(text, cell_tone))
     return cells
-
-
-

@@ -22,7 +22,6 @@ from tidings.renderer.reports.common import (
 )
 from tidings.renderer.reports.fmt import decimals_of, display, fmt_number, norm, number, raw
 from tidings.renderer.reports.model import Column, Context, Figure, Kind, Row, Summary
-from tidings.renderer.result import InputError
 
 CHART_BARS = 20
 TIME = "time"

@@ -86,8 +86,8 @@ def summarize(rows: list[Row], ctx: Context) -> Summary:
                 "By posture",
                 ["Posture", "Clients"],
                 [
-                    [f"Strong ({STRONG}–100)", fmt_number(bands["strong"])],
-                    [f"Fair ({FAIR}–{STRONG - 1})", fmt_number(bands["fair"])],
+                    [f"Strong ({STRONG}\u2013100)", fmt_number(bands["strong"])],
+                    [f"Fair ({FAIR}\u2013{STRONG - 1})", fmt_number(bands["fair"])],
                     [f"Weak (below {FAIR})", fmt_number(bands["weak"])],
                 ],
             ),
@@ -119,10 +119,9 @@ def cell(row: Row, column: Column, ctx: Context, extra: dict[str, Any]) -> Cell 
     if column.key == "posture":
         score = posture(0, row)
         return Cell(f"{score:.0f}%", BAND_TONE[band(score)])
-    if column.key == "last_audit":
-        if audit_due(0, row, ctx):
-            last = row.get("last_audit")
-            return Cell("never" if last in (None, "") else cell_text(last, "date", ctx.tz), "warn")
+    if column.key == "last_audit" and audit_due(0, row, ctx):
+        last = row.get("last_audit")
+        return Cell("never" if last in (None, "") else cell_text(last, "date", ctx.tz), "warn")
     return None
 
 
@@ -134,9 +133,9 @@ KIND = Kind(
         S("client", "text", "client tenant name", required=True),
         S(
             "posture",
-            "number 0–100",
-            f"compliance posture score: strong {STRONG}–100, fair {FAIR}–{STRONG - 1}, weak below "
-            f"{FAIR}",
+            "number 0\u2013100",
+            f"compliance posture score: strong {STRONG}\u2013100, "
+            f"fair {FAIR}\u2013{STRONG - 1}, weak below {FAIR}",
             required=True,
         ),
         S("open_findings", "integer", "open audit findings", required=True),

@@ -89,8 +89,8 @@ KIND = Kind(
     schema=(
         S("id", "text", "risk identifier", required=True),
         S("title", "text", "the risk", required=True),
-        S("likelihood", "integer 1–5", "", required=True),
-        S("impact", "integer 1–5", "", required=True),
+        S("likelihood", "integer 1\u20135", "", required=True),
+        S("impact", "integer 1\u20135", "", required=True),
         S("category", "text", "security, operational, …"),
         S("status", "text", "`open` (default), `mitigating`, `accepted`, `closed`"),
         S("assignee", "text", "risk owner"),
