@@ -40,7 +40,13 @@ EXPECTED = {
     "custom_query": (
         "6 May 2024 \u2013 12 May 2024 (Europe/Berlin)",
         # Rolled up by team, headers from columnLabels, one number of decimals per column.
-        ["Team Cost (EUR) CPU core-hours", "platform", "1,846.66", "Cost (EUR) per period"],
+        [
+            "Groups 5 rows",
+            "Team Cost (EUR) CPU core-hours",
+            "platform",
+            "1,846.66",
+            "Cost (EUR) per period",
+        ],
         ["Rows 10", "Columns", "Cost eur", "ml-training"],  # no namespace rows, no count cards
     ),
     "compliance_readiness": (

@@ -101,7 +101,7 @@ class Kind:
     sort_key: Callable[[Row], Any] | None = None
     time_optional: bool = False  # window applies only when the rows have the time column
     cell: CellHook | None = None  # the type's own rendering of some cells
-    empty_message: str = "No data in this window."
+    empty_message: str = "No rows in this window."
 
     @property
     def required(self) -> tuple[str, ...]:
@@ -134,7 +134,7 @@ class Report:
     program: str = ""
     filters_label: str = ""  # the set filters, as shown under the title
     sections: list[Section] = field(default_factory=list)
-    empty_message: str = "No data in this window."
+    empty_message: str = "No rows in this window."
     csv_columns: list[str] = field(default_factory=list)
 
     @property

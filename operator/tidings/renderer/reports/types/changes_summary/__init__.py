@@ -65,4 +65,5 @@ KIND = Kind(
     ),
     summarize=summarize,
     sort_key=by_time("completed_at"),
+    empty_message="No changes in this window.",
 )

@@ -143,6 +143,7 @@ def summarize(rows: list[Row], ctx: Context) -> Summary:
         chart_svg=svg,
         rows=shown,
         columns=columns,
+        extra={"rollup": True} if plan else {},
     )
 
 

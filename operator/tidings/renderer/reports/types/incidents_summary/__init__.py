@@ -109,4 +109,5 @@ KIND = Kind(
     ),
     summarize=summarize,
     sort_key=by_time("opened_at"),
+    empty_message="No incidents were opened in this window.",
 )
