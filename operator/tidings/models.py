@@ -300,6 +300,7 @@ class Aggregate(_Model):
                 {
                     "rule": "self.function == 'count' || has(self.column)",
                     "message": "sum, avg, min and max need a column",
+                    "fieldPath": ".column",
                 }
             ]
         }
