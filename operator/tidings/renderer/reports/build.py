@@ -17,7 +17,15 @@ from tidings.renderer.reports.fmt import (
     tone,
     window_label,
 )
-from tidings.renderer.reports.model import Cell, Column, Context, Kind, Report, Row
+from tidings.renderer.reports.model import (
+    COMPACT_ABOVE,
+    Cell,
+    Column,
+    Context,
+    Kind,
+    Report,
+    Row,
+)
 from tidings.renderer.reports.types import discover
 
 KINDS: dict[str, Kind] = discover()
@@ -76,9 +84,10 @@ def build_report(
     def table(some: Sequence[Row]) -> list[list[Cell]]:
         return [_table_row(kind, row, shown_columns, ctx, summary.extra) for row in some]
 
+    # An extract is always a styled table, so it stays within the listing threshold.
+    extract_rows = max(0, min(max_table_rows, COMPACT_ABOVE))
     sections = [
-        dataclasses.replace(s, table=table(s.rows[: max(0, max_table_rows)]))
-        for s in summary.sections
+        dataclasses.replace(s, table=table(s.rows[:extract_rows])) for s in summary.sections
     ]
     empty = not ordered
     window = (
