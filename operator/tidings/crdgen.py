@@ -51,6 +51,7 @@ _KEPT = (
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Type", "type": "string", "jsonPath": ".spec.reportType"},
+    {"name": "Program", "type": "string", "jsonPath": ".spec.program"},
     {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule"},
     {"name": "TZ", "type": "string", "jsonPath": ".spec.timeZone"},
     {"name": "Status", "type": "string", "jsonPath": ".status.phase"},
@@ -203,7 +204,10 @@ def api_reference() -> str:
         "",
         "| Field | Rule |",
         "|---|---|",
-        *[f"| `{path}` | {_cell(rule)} |" for path, rule in validation.ADMISSION_RULES],
+        *[
+            f"| `{path}` | {_cell(rule)} |"
+            for path, rule in (*validation.ADMISSION_RULES, *validation.SCOPE_RULES)
+        ],
         "",
         "## kubectl get columns",
         "",

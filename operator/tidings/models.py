@@ -53,6 +53,25 @@ class ReportType(StrEnum):
     EXECUTIVE_SUMMARY = "executive_summary"
     RISK_REPORT = "risk_report"
     AUDIT_REPORT = "audit_report"
+    MSP_CLIENT_REPORT = "msp_client_report"
+
+
+# Meridian scopes these reports to one compliance program (spec.program is required); audit
+# reports cross programs, so a program there would hide findings (spec.program is refused).
+PROGRAM_SCOPED_TYPES = (
+    ReportType.COMPLIANCE_READINESS,
+    ReportType.EXECUTIVE_SUMMARY,
+    ReportType.RISK_REPORT,
+    ReportType.MSP_CLIENT_REPORT,
+)
+PROGRAM_REFUSED_TYPES = (ReportType.AUDIT_REPORT,)
+# Why, in the words validation and the CRD's CEL rules both use.
+PROGRAM_REQUIRED_WHY = (
+    "the program-scoped types ("
+    + ", ".join(PROGRAM_SCOPED_TYPES)
+    + ") report on one compliance program, so name it, e.g. program: soc2"
+)
+PROGRAM_REFUSED_WHY = "audit findings cross programs, so audit reports always cover every program"
 
 
 K8sName = Annotated[
@@ -121,8 +140,9 @@ class SqlSource(_Model):
         min_length=1,
         max_length=20000,
         description=(
-            "SELECT statement. Bound parameters :window_start, :window_end and :status, :tags, "
-            ":assignee (the filter values) are supplied; values are never interpolated."
+            "SELECT statement. Bound parameters :window_start, :window_end, :program and "
+            ":status, :tags, :assignee, :team (the filter values) are supplied; values are "
+            "never interpolated."
         ),
     )
 
@@ -134,7 +154,10 @@ class HttpSource(_Model):
         min_length=1,
         max_length=2048,
         pattern=r"^https?://",
-        description="http(s) URL of the JSON document. Query parameters may be included.",
+        description=(
+            "http(s) URL of the JSON document. Query parameters may be included; with "
+            "spec.program set, program=<program> is added."
+        ),
     )
     rows_path: str = Field(
         default="",
@@ -243,9 +266,109 @@ class Filters(_Model):
         max_length=MAX_FILTER_VALUES,
         description="Keep rows assigned to one of these people.",
     )
+    team: list[FilterValue] = Field(
+        default_factory=list,
+        max_length=MAX_FILTER_VALUES,
+        description="Keep rows whose team is one of these.",
+    )
     window: Window = Field(
         default_factory=lambda: Window(last="7d"),
         description="The data window; default the last 7 days.",
+    )
+
+
+ColumnName = Annotated[
+    str,
+    Field(min_length=1, max_length=128, description="A column name of the rows, as written."),
+]
+
+
+class AggregateFunction(StrEnum):
+    COUNT = "count"
+    SUM = "sum"
+    AVG = "avg"
+    MIN = "min"
+    MAX = "max"
+
+
+class Aggregate(_Model):
+    """One figure per group: count of rows, or count, sum, avg, min or max of a column."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.function == 'count' || has(self.column)",
+                    "message": "sum, avg, min and max need a column",
+                    "fieldPath": ".column",
+                }
+            ]
+        }
+    )
+
+    function: AggregateFunction = Field(description="count, sum, avg, min or max.")
+    column: ColumnName | None = Field(
+        default=None,
+        description=(
+            "The numeric column to aggregate; with count, rows where it has a value are "
+            "counted. The result's column is named function(column), e.g. sum(cost_eur)."
+        ),
+    )
+
+
+class Rollup(_Model):
+    """Group the rows by named columns and show one row per group with its aggregates."""
+
+    group_by: list[ColumnName] = Field(
+        min_length=1, max_length=10, description="Columns whose values form a group."
+    )
+    aggregates: list[Aggregate] = Field(
+        default_factory=lambda: [Aggregate(function=AggregateFunction.COUNT)],
+        min_length=1,
+        max_length=20,
+        description="What to compute per group; default a count of rows.",
+    )
+
+
+class QueryChart(_Model):
+    """What the chart plots."""
+
+    column: ColumnName = Field(
+        description=(
+            "Numeric column to plot: per period over the time column when the rows have "
+            "`time`, otherwise as bars by the first text column."
+        )
+    )
+    function: AggregateFunction = Field(
+        default=AggregateFunction.SUM,
+        description="How the column's values of one period combine; default sum.",
+    )
+
+
+class ColumnLabel(_Model):
+    """A header for one column."""
+
+    column: ColumnName = Field(description="The column (or aggregate, e.g. sum(cost_eur)).")
+    label: str = Field(min_length=1, max_length=128, description="The header shown for it.")
+
+
+class CustomQuery(_Model):
+    """Options of reportType custom_query."""
+
+    rollup: Rollup | None = Field(
+        default=None, description="Group by named columns with count, sum, avg, min, max."
+    )
+    chart: QueryChart | None = Field(
+        default=None, description="The numeric column the chart plots; default a row count."
+    )
+    column_labels: list[ColumnLabel] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Headers by column; columns not listed keep their names as written.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["column"],
+        },
     )
 
 
@@ -361,11 +484,57 @@ class ScheduledReportSpec(_Model):
     """What the user wants: which data, filtered how, rendered as which report, sent when and to
     whom. Written only by the user; the operator never changes it."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!(self.reportType in ["
+                    + ", ".join(f"'{t}'" for t in PROGRAM_SCOPED_TYPES)
+                    + "]) || has(self.program)",
+                    "message": f"program is required for this reportType: {PROGRAM_REQUIRED_WHY}",
+                    "fieldPath": ".program",
+                    "reason": "FieldValueRequired",
+                },
+                {
+                    "rule": "!(self.reportType in ["
+                    + ", ".join(f"'{t}'" for t in PROGRAM_REFUSED_TYPES)
+                    + "]) || !has(self.program)",
+                    "message": "program must not be set for this reportType: "
+                    + PROGRAM_REFUSED_WHY,
+                    "fieldPath": ".program",
+                    "reason": "FieldValueForbidden",
+                },
+                {
+                    "rule": "self.reportType == 'custom_query' || !has(self.customQuery)",
+                    "message": "customQuery is only for reportType custom_query",
+                    "fieldPath": ".customQuery",
+                    "reason": "FieldValueForbidden",
+                },
+            ]
+        }
+    )
+
     title: str = Field(
         min_length=1, max_length=200, description="Report title, shown in the PDF and subject."
     )
     report_type: ReportType = Field(description="Which built-in report layout to render.")
     source: Source = Field(description="Where the rows come from: exactly one kind.")
+    program: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description=(
+            "The compliance program the report is scoped to: sql binds it as :program, http "
+            "gets it as the query parameter program, and rows with a program column are "
+            "filtered on it. Required for compliance_readiness, executive_summary, "
+            "risk_report and msp_client_report; refused for audit_report, which crosses "
+            "programs."
+        ),
+    )
+    custom_query: CustomQuery | None = Field(
+        default=None,
+        description="Roll-up, chart and column labels of reportType custom_query.",
+    )
     filters: Filters = Field(default_factory=Filters, description="Row filters and data window.")
     schedule: str = Field(
         default="",

@@ -257,6 +257,7 @@ def _semantic_problems(spec: Mapping[str, Any], warnings: list[str]) -> Iterator
     filters = spec.get("filters")
     if isinstance(filters, Mapping) and isinstance(window := filters.get("window"), Mapping):
         yield from _window_problems(window)
+    yield from scope_problems(spec)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -567,3 +568,56 @@ def _parse_instant(value: str) -> dt.datetime | None:
         return dt.datetime.fromisoformat(value)
     except ValueError:
         return None
+
+
+# -- program scope and report-type options
+
+
+# What scope_problems checks, for docs/api.md (listed after ADMISSION_RULES).
+SCOPE_RULES: tuple[tuple[str, str], ...] = (
+    (
+        "spec.program",
+        f"required for {', '.join(models.PROGRAM_SCOPED_TYPES)}: "
+        f"{models.PROGRAM_REQUIRED_WHY}. Refused for "
+        f"{', '.join(models.PROGRAM_REFUSED_TYPES)}: {models.PROGRAM_REFUSED_WHY}. One line, "
+        "without control characters",
+    ),
+    ("spec.customQuery", "only with reportType custom_query"),
+)
+
+
+def scope_problems(spec: Mapping[str, Any]) -> Iterator[Problem]:
+    """spec.program against the report type (why is in the message: `tidings validate`
+    prints it), and options that belong to another report type."""
+    report_type = spec.get("reportType")
+    program = spec.get("program")
+    if report_type in models.PROGRAM_SCOPED_TYPES and program is None:
+        yield Problem(
+            "spec.program",
+            f"is required for reportType {report_type}: {models.PROGRAM_REQUIRED_WHY}",
+        )
+    if report_type in models.PROGRAM_REFUSED_TYPES and program is not None:
+        yield Problem(
+            "spec.program",
+            f"must not be set for reportType {report_type}: {models.PROGRAM_REFUSED_WHY}",
+        )
+    if isinstance(program, str) and _has_control(program):
+        yield Problem("spec.program", "must be one line without control characters")
+    if spec.get("customQuery") is not None and report_type != models.ReportType.CUSTOM_QUERY:
+        yield Problem(
+            "spec.customQuery",
+            f"is only for reportType custom_query, not {report_type} (remove it)",
+        )
+    query = spec.get("customQuery")
+    rollup = query.get("rollup") if isinstance(query, Mapping) else None
+    aggregates = rollup.get("aggregates") if isinstance(rollup, Mapping) else None
+    for index, aggregate in enumerate(aggregates if isinstance(aggregates, list) else []):
+        if (
+            isinstance(aggregate, Mapping)
+            and aggregate.get("function") in ("sum", "avg", "min", "max")
+            and aggregate.get("column") is None
+        ):
+            yield Problem(
+                f"spec.customQuery.rollup.aggregates[{index}].column",
+                f"is required for {aggregate['function']}: name the numeric column",
+            )

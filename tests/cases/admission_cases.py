@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from tidings.models import PROGRAM_SCOPED_TYPES
+
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 
 BASE: dict[str, Any] = {
@@ -83,6 +85,73 @@ SQL = "spec.source.sql"
 WINDOW = "spec.filters.window"
 
 INVALID: list[Invalid] = [
+    # -- program scope: the CRD's CEL rules catch these on their own, the webhook says why
+    Invalid(
+        "program-missing-for-risk-report",
+        changed({"reportType": "risk_report", "source": {"inline": {"rows": []}}}),
+        "spec.program",
+        "program-scoped types",
+        True,
+    ),
+    Invalid(
+        "program-missing-for-msp-client-report",
+        changed({"reportType": "msp_client_report"}),
+        "spec.program",
+        "is required for reportType msp_client_report",
+        True,
+    ),
+    Invalid(
+        "program-on-audit-report",
+        changed({"reportType": "audit_report", "program": "soc2"}),
+        "spec.program",
+        "audit findings cross programs",
+        True,
+    ),
+    Invalid("program-empty", changed({"program": ""}), "spec.program", "must not be empty", True),
+    Invalid(
+        "program-two-lines",
+        changed({"program": "soc2\nBcc: x@example.com"}),
+        "spec.program",
+        "one line",
+    ),
+    Invalid(
+        "team-filter-not-a-list",
+        changed({"filters.team": "payments"}),
+        "spec.filters.team",
+        "must be a list",
+        True,
+    ),
+    Invalid(
+        "custom-query-on-another-type",
+        changed({"customQuery": {"chart": {"column": "x"}}}),
+        "spec.customQuery",
+        "only for reportType custom_query",
+        True,
+    ),
+    Invalid(
+        "custom-query-sum-without-column",
+        changed(
+            {
+                "reportType": "custom_query",
+                "customQuery": {"rollup": {"groupBy": ["t"], "aggregates": [{"function": "sum"}]}},
+            }
+        ),
+        "spec.customQuery.rollup.aggregates[0].column",
+        "is required for sum",
+        True,
+    ),
+    Invalid(
+        "custom-query-unknown-function",
+        changed(
+            {
+                "reportType": "custom_query",
+                "customQuery": {"rollup": {"groupBy": ["t"], "aggregates": [{"function": "p95"}]}},
+            }
+        ),
+        "spec.customQuery.rollup.aggregates[0].function",
+        "must be one of",
+        True,
+    ),
     # -- structure: the CRD schema catches these on its own
     Invalid("title-missing", changed({"title": DROP}), "spec.title", "required", True),
     Invalid("title-empty", changed({"title": ""}), "spec.title", "must not be empty", True),
@@ -608,12 +677,37 @@ _REPORT_TYPES = {
     "executive_summary": {"http": {"url": "http://metrics.internal:8080/summary.json"}},
     "risk_report": {"inline": {"rows": []}},
     "audit_report": {"inline": {"rows": [{"finding": "MFA", "severity": "high", "open": True}]}},
+    "msp_client_report": {"http": {"url": "https://msp.example.com/clients.json"}},
 }
 
 VALID: list[Valid] = [
-    Valid(f"type-{kind}", changed({"reportType": kind, "source": source}))
+    Valid(
+        f"type-{kind}",
+        changed(
+            {"reportType": kind, "source": source}
+            | ({"program": "soc2"} if kind in PROGRAM_SCOPED_TYPES else {})
+        ),
+    )
     for kind, source in _REPORT_TYPES.items()
 ] + [
+    Valid("program-optional-elsewhere", changed({"program": "Payments PCI DSS"})),
+    Valid("team-filter", changed({"filters.team": ["payments", "checkout"]})),
+    Valid(
+        "custom-query-rollup",
+        changed(
+            {
+                "reportType": "custom_query",
+                "customQuery": {
+                    "rollup": {
+                        "groupBy": ["team"],
+                        "aggregates": [{"function": "count"}, {"function": "sum", "column": "x"}],
+                    },
+                    "chart": {"column": "x", "function": "avg"},
+                    "columnLabels": [{"column": "sum(x)", "label": "Total X"}],
+                },
+            }
+        ),
+    ),
     Valid("manual-only", changed({"schedule": DROP})),
     Valid("schedule-empty", changed({"schedule": ""})),
     Valid("minimal", {k: BASE[k] for k in ("title", "reportType", "source", "recipients")}),

@@ -42,7 +42,7 @@ def test_scalar_defaults_are_filled_in_by_the_apiserver(reports):
 
 
 def test_printer_columns(control_plane, reports):
-    reports.create("payments-weekly", BASE)
+    reports.create("payments-weekly", changed({"program": "payments-pci"}))
     reports.patch_status(
         "payments-weekly",
         {
@@ -55,16 +55,18 @@ def test_printer_columns(control_plane, reports):
     out = control_plane.kubectl("get", "sr", "payments-weekly", "-n", reports.namespace).stdout
     header, row = out.splitlines()
     assert header.split() == [
-        "NAME", "TYPE", "SCHEDULE", "TZ", "STATUS", "LAST", "SENT", "NEXT", "FAILURES", "AGE",
+        "NAME", "TYPE", "PROGRAM", "SCHEDULE", "TZ", "STATUS", "LAST", "SENT", "NEXT", "FAILURES",
+        "AGE",
     ]  # fmt: skip
     cells = row.split()
-    assert cells[:8] == [
-        "payments-weekly", "changes_summary", "0", "9", "*", "*", "1", "Europe/Berlin",
+    assert cells[:9] == [
+        "payments-weekly", "changes_summary", "payments-pci", "0", "9", "*", "*", "1",
+        "Europe/Berlin",
     ]  # fmt: skip
-    assert cells[8] == "Active"
-    assert cells[9].endswith("d")  # LAST SENT renders as an age
-    assert cells[10] == "2099-01-05T08:00:00Z"  # NEXT as a timestamp, not "<invalid>"
-    assert cells[11] == "2"
+    assert cells[9] == "Active"
+    assert cells[10].endswith("d")  # LAST SENT renders as an age
+    assert cells[11] == "2099-01-05T08:00:00Z"  # NEXT as a timestamp, not "<invalid>"
+    assert cells[12] == "2"
 
 
 def test_category_lists_reports(control_plane, reports):

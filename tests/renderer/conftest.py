@@ -43,6 +43,11 @@ def load_example(name: str) -> dict[str, Any]:
     return yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text(encoding="utf-8"))
 
 
+def python_path() -> dict[str, str]:
+    """PYTHONPATH for a child process, when set: a checkout's own sources, not an installed copy."""
+    return {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}
+
+
 def write_report(tmp_path: Path, report: dict[str, Any], name: str = "report.yaml") -> Path:
     path = tmp_path / name
     path.write_text(yaml.safe_dump(report, sort_keys=False, allow_unicode=True), encoding="utf-8")

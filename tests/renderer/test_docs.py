@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tidings.renderer import reports, result
+from tidings.renderer.reports.schema_doc import schema_table
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "renderer.md").read_text(encoding="utf-8")
 
@@ -28,6 +29,16 @@ def test_row_schema_is_documented(report_type: str) -> None:
         assert re.search(rf"^\| `{column}` \|[^|]*\| yes \|", text, re.M), column
     if kind.time_column and not kind.time_optional:
         assert f"Time column: `{kind.time_column}`" in text
+    # The table is the type's registered schema, word for word (schema_doc writes it).
+    if kind.schema:
+        assert schema_table(kind) in text, f"{report_type}: table differs from its schema"
+
+
+def test_every_type_has_its_own_folder_with_a_template() -> None:
+    from tidings.renderer.reports.types import DIRECTORY
+
+    folders = {p.parent.name for p in DIRECTORY.glob("*/template.html.j2")}
+    assert folders == set(reports.KINDS)
 
 
 def test_exit_codes_are_documented() -> None:

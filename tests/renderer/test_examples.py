@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
-from tests.renderer.conftest import EXAMPLE_AT, EXAMPLES, load_example
+from tests.renderer.conftest import EXAMPLE_AT, EXAMPLES, load_example, python_path
 
 from tidings.cli import main
 
@@ -39,28 +39,41 @@ EXPECTED = {
     ),
     "custom_query": (
         "6 May 2024 \u2013 12 May 2024 (Europe/Berlin)",
-        ["ml-training", "2,210", "observability-leads@example.com"],
-        [],
+        # Rolled up by team, headers from columnLabels, one number of decimals per column.
+        [
+            "Groups 5 rows",
+            "Team Cost (EUR) CPU core-hours",
+            "platform",
+            "1,846.66",
+            "Cost (EUR) per period",
+        ],
+        ["Rows 10", "Columns", "Cost eur", "ml-training"],  # no namespace rows, no count cards
     ),
     "compliance_readiness": (
-        "6 May 2024 \u2013 12 May 2024 (Europe/Berlin)",
+        "Program payments-compliance \u00b7 As of 13 May 2024 00:00 (Europe/Berlin)",
         ["CC6.2", "FAIL", "A.8.8", "PASS", "N/A", "81%"],
-        [],
+        ["6 May 2024 \u2013 12 May 2024"],  # a snapshot prints no window
     ),
     "executive_summary": (
-        "6 May 2024 \u2013 12 May 2024 (Europe/Berlin)",
+        "Program payments-compliance \u00b7 As of 13 May 2024 00:00 (Europe/Berlin)",
         ["Checkout availability", "99.97 %", "Open critical vulnerabilities", "+71.4%"],
-        [],
+        ["6 May 2024 \u2013 12 May 2024"],
     ),
     "risk_report": (
-        "6 May 2024 \u2013 12 May 2024 (UTC)",
-        ["RISK-014", "20 Critical", "RISK-040"],
-        ["RISK-009"],  # closed: left out by the status filter
+        "Program payments-compliance \u00b7 As of 13 May 2024 00:00 (UTC)",
+        ["RISK-014", "20 Critical", "RISK-040", "8 Medium", "2 Low", "Filtered on status: open"],
+        # closed: left out by the status filter; RISK-050: another program
+        ["RISK-009", "RISK-050"],
     ),
     "audit_report": (
-        "6 May 2024 \u2013 12 May 2024 (Europe/Berlin)",
+        "As of 13 May 2024 00:00 (Europe/Berlin)",
         ["F-103", "2024-05-10 overdue", "F-108"],
-        [],
+        ["6 May 2024 \u2013 12 May 2024", "Program"],  # audit reports cross programs
+    ),
+    "msp_client_report": (
+        "Program soc2-managed \u00b7 As of 13 May 2024 00:00 (Europe/Berlin)",
+        ["Everline Energy", "62%", "never", "Borealis Bank", "2023-03-30", "Average posture"],
+        ["Juniper Travel"],  # another program's client
     ),
 }
 
@@ -116,9 +129,13 @@ def test_long_report_spans_pages_with_running_header_and_page_x_of_y(tmp_path: P
             assert title in flat
             assert "6 May 2024 07:00 \u2013 13 May 2024 07:00 (UTC)" in flat
             assert "Time Actor Action Resource" in flat  # table header repeated
-    # Every event in the window is in the table once: 162 timestamps across the pages.
-    stamps = re.findall(r"2024-05-\d\d \d\d:\d\d", " ".join(pages))
-    assert len(stamps) == 162
+    # Every event in the window is in the full table once (162 timestamps), and the 13 denied
+    # ones once more in their own section, which comes first.
+    text = " ".join(pages)
+    denied, _, everything = text.partition("All events")
+    assert "Denied or failed events 13 rows" in " ".join(denied.split())
+    assert len(re.findall(r"2024-05-\d\d \d\d:\d\d", denied)) == 13
+    assert len(re.findall(r"2024-05-\d\d \d\d:\d\d", everything)) == 162
 
 
 def test_max_pdf_rows_keeps_summary_and_says_where_the_rest_is(tmp_path: Path) -> None:
@@ -142,7 +159,7 @@ def test_max_pdf_rows_keeps_summary_and_says_where_the_rest_is(tmp_path: Path) -
     flat = " ".join(" ".join(p.extract_text() for p in PdfReader(out).pages).split())
     assert "162 Events" in flat  # the summary still counts every row
     assert "Showing the first 20 of 162 rows; the attached CSV file has all of them." in flat
-    assert len(PdfReader(out).pages) <= 2
+    assert len(PdfReader(out).pages) <= 3  # summary, 13 denied events, 20 of all events
     import gzip
 
     lines = gzip.decompress(csv_out.read_bytes()).decode().splitlines()
@@ -164,7 +181,12 @@ def test_console_script_renders_without_a_cluster(tmp_path: Path) -> None:
         ],
         capture_output=True,
         text=True,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KUBECONFIG": "/nonexistent"},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "KUBECONFIG": "/nonexistent",
+            **python_path(),
+        },
         timeout=120,
     )
     assert done.returncode == 0, done.stderr

@@ -13,6 +13,7 @@ from tidings import models
 from tidings.renderer import charts, reports, templating
 from tidings.renderer.filters import apply_filters, check_columns, tags_of, to_datetime
 from tidings.renderer.mail import Attachment, build_message, check_size, encode, message_id
+from tidings.renderer.reports.types import dora_snapshot, executive_summary
 from tidings.renderer.result import (
     AttachmentTooLarge,
     InputError,
@@ -138,7 +139,7 @@ def test_dora_rejects_an_unknown_kind() -> None:
      ("failure_rate", 0.5, "low"), ("restore", None, "n/a")],
 )  # fmt: skip
 def test_dora_levels(metric: str, value: float | None, level: str) -> None:
-    assert reports.dora_level(metric, value) == level
+    assert dora_snapshot.dora_level(metric, value) == level
 
 
 def test_risk_scores_and_ordering() -> None:
@@ -191,12 +192,12 @@ def test_incidents_median_time_to_resolve_and_open_count() -> None:
 
 
 def test_executive_change_respects_higher_is_better() -> None:
-    assert reports.metric_change(0, {"value": 90, "previous": 100}) == (-10.0, False)
+    assert executive_summary.metric_change(0, {"value": 90, "previous": 100}) == (-10.0, False)
     latency = {"value": 90, "previous": 100, "higher_is_better": False}
-    assert reports.metric_change(0, latency) == (-10.0, True)
-    assert reports.metric_change(0, {"value": 5}) == (None, None)
+    assert executive_summary.metric_change(0, latency) == (-10.0, True)
+    assert executive_summary.metric_change(0, {"value": 5}) == (None, None)
     with pytest.raises(InputError, match="row 3: value 'lots' is not a number"):
-        reports.metric_change(3, {"value": "lots", "previous": 1})
+        executive_summary.metric_change(3, {"value": "lots", "previous": 1})
 
 
 def test_findings_overdue_counts_open_past_due_at_window_end() -> None:

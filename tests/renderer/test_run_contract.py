@@ -12,7 +12,14 @@ from email import policy
 from pathlib import Path
 from typing import Any
 
-from tests.renderer.conftest import EXAMPLE_AT, EXAMPLES, SmtpServer, load_example, write_report
+from tests.renderer.conftest import (
+    EXAMPLE_AT,
+    EXAMPLES,
+    SmtpServer,
+    load_example,
+    python_path,
+    write_report,
+)
 
 from tidings.devcluster import free_port
 from tidings.renderer.result import EX_DATAERR, EX_OK, RESULT_MAX_BYTES
@@ -43,6 +50,7 @@ def run_pod(
         "TIDINGS_RESULT_PATH": str(result_file),
         "TIDINGS_SOURCE_SECRET_DIR": str(tmp_path / "no-source-secret"),
         "TIDINGS_SMTP_SECRET_DIR": str(tmp_path / "no-smtp-secret"),
+        **python_path(),
     }
     code = (
         NO_WEASYPRINT

@@ -56,6 +56,7 @@ def test_names_scope_and_status_subresource():
     assert version["subresources"] == {"status": {}}
     assert [c["name"].upper() for c in version["additionalPrinterColumns"]] == [
         "TYPE",
+        "PROGRAM",
         "SCHEDULE",
         "TZ",
         "STATUS",
@@ -98,6 +99,8 @@ def test_everything_cel_touches_is_bounded():
     schema = crdgen.openapi_schema()
     ruled = [(p, n) for p, n in walk(schema) if n.get("x-kubernetes-validations")]
     assert {p for p, _ in ruled} == {
+        "spec",  # program against reportType, customQuery only for custom_query
+        "spec.customQuery.rollup.aggregates[]",
         "spec.source",
         "spec.filters.window",
         "spec.schedule",

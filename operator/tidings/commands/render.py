@@ -128,7 +128,9 @@ def run(args: argparse.Namespace) -> int:
         args.html.write_text(rendered.html, encoding="utf-8")
     if args.csv:
         tz = zone(report.spec.time_zone)
-        args.csv.write_bytes(runner.csv_attachment(rendered.report.rows, args.csv.name, tz).content)
+        shown = rendered.report
+        csv = runner.csv_attachment(shown.rows, args.csv.name, tz, shown.csv_columns)
+        args.csv.write_bytes(csv.content)
     print(
         f"wrote {output}: {rendered.report.type_label}, {rendered.report.total_rows} rows, "
         f"{rendered.report.window_label}",

@@ -72,8 +72,11 @@ def nice_ticks(maximum: float, count: int = 4) -> list[float]:
     return [i * step for i in range(round(top / step) + 1)]
 
 
-def _fmt(value: float) -> str:
-    # Thousands separators, as in the tables next to the chart.
+def _fmt(value: float, decimals: int | None = None) -> str:
+    # Thousands separators, as in the tables next to the chart; `decimals` makes every value
+    # label of one chart read alike (412.30 next to 301.75, not 412.3).
+    if decimals is not None:
+        return f"{value:,.{decimals}f}"
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
 
 
@@ -84,6 +87,7 @@ def stacked_bars(
     title: str,
     width: float = 680,
     height: float = 190,
+    decimals: int | None = None,
 ) -> str:
     """Vertical stacked bars, one per label, with a legend; for trends and per-category counts."""
     left, right, top, bottom = 36.0, 8.0, 26.0, 30.0
@@ -142,7 +146,14 @@ def stacked_bars(
             )
         if totals[i] > 0 and bar_w >= 14:
             body.append(
-                _text(cx, y - 3, _fmt(totals[i]), font_size=8, fill=INK, text_anchor="middle")
+                _text(
+                    cx,
+                    y - 3,
+                    _fmt(totals[i], decimals),
+                    font_size=8,
+                    fill=INK,
+                    text_anchor="middle",
+                )
             )
         if i % every == 0:
             body.append(
@@ -156,7 +167,12 @@ def stacked_bars(
 
 
 def horizontal_bars(
-    labels: Sequence[str], values: Sequence[float], *, title: str, width: float = 680
+    labels: Sequence[str],
+    values: Sequence[float],
+    *,
+    title: str,
+    width: float = 680,
+    decimals: int | None = None,
 ) -> str:
     """One bar per category, labels on the left: for comparing named things (no time axis)."""
     label_w, value_w, row_h = 170.0, 60.0, 17.0
@@ -189,7 +205,9 @@ def horizontal_bars(
             f'<rect x="{label_w:.1f}" y="{y + 2:.1f}" width="{max(length, 1):.1f}" '
             f'height="{row_h - 5:.1f}" rx="1.5" fill="{INFO}"/>'
         )
-        body.append(_text(label_w + length + 4, y + 11, _fmt(value), font_size=8, fill=INK))
+        body.append(
+            _text(label_w + length + 4, y + 11, _fmt(value, decimals), font_size=8, fill=INK)
+        )
     return _svg(width, height, body, title)
 
 

@@ -1,4 +1,5 @@
-"""Row filtering: the data window on the report type's time column, then status, tags, assignee.
+"""Row filtering: the data window on the report type's time column, then status, tags, assignee,
+team, and the report's program.
 
 Rows come from YAML (dates and datetimes already parsed), JSON (strings) or SQL (driver types),
 so values are normalized here: times to aware datetimes in the report's zone (a naive value is
@@ -81,9 +82,14 @@ def apply_filters(
     window: tuple[datetime, datetime],
     time_column: str | None,
     tz: ZoneInfo,
+    program: str | None = None,
+    program_column_required: bool = False,
 ) -> list[Row]:
     """The rows inside [start, end) on time_column (when the type has one) that match every set
-    filter. Matching of status, tags and assignee ignores case. Row order is kept."""
+    filter and the program. Matching of status, tags, assignee, team and program ignores case.
+    Rows are filtered on the program when they have a `program` column; inline rows must have
+    it (program_column_required), sql and http sources may have scoped their rows already
+    (:program, ?program=). Row order is kept."""
     start, end = window
     checks: list[tuple[str, set[str]]] = [
         (key, {v.casefold() for v in values})
@@ -91,18 +97,24 @@ def apply_filters(
             ("status", filters.status),
             ("tags", filters.tags),
             ("assignee", filters.assignee),
+            ("team", filters.team),
         )
         if values
     ]
     for key, _ in checks:
         check_columns(rows, [key], f"filters.{key}")
+    if program is not None:
+        if program_column_required:
+            check_columns(rows, ["program"], "spec.program (on inline rows)")
+        if any("program" in row for row in rows):
+            checks.append(("program", {program.casefold()}))
     kept: list[Row] = []
     for index, row in enumerate(rows):
         if time_column is not None:
             moment = row_time(row, time_column, index, tz)
             if moment is None or not (start <= moment < end):
                 continue
-        if all(_matches(row[key], key, wanted) for key, wanted in checks):
+        if all(_matches(row.get(key), key, wanted) for key, wanted in checks):
             kept.append(row)
     return kept
 

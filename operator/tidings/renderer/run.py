@@ -17,7 +17,7 @@ import logging
 import mimetypes
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -205,6 +205,8 @@ def render(
         status=list(spec.filters.status),
         tags=list(spec.filters.tags),
         assignee=list(spec.filters.assignee),
+        team=list(spec.filters.team),
+        program=spec.program,
     )
     timeout = max(1.0, min(30.0, deadline - time.monotonic()))
     rows = retrying(
@@ -218,7 +220,13 @@ def render(
     kind = reports.KINDS[report_type]
     filters.check_columns(rows, kind.required, f"reportType {report_type}")
     kept = filters.apply_filters(
-        rows, spec.filters, window, reports.time_column_for(report_type, rows), tz
+        rows,
+        spec.filters,
+        window,
+        reports.time_column_for(report_type, rows),
+        tz,
+        program=spec.program,
+        program_column_required=spec.source.inline is not None,
     )
     report = reports.build_report(
         report_type=report_type,
@@ -229,6 +237,8 @@ def render(
         ctx=reports.Context(tz=tz, start=window[0], end=window[1]),
         generated_at=options.now(),
         max_table_rows=options.max_pdf_rows,
+        spec=spec,
+        source_columns=dict.fromkeys(key for row in rows for key in row),
     )
     attach_csv = spec.delivery.attach_csv
     html = templating.render_html(
@@ -244,7 +254,9 @@ def render(
         document=document,
         renderer=renderer,
         fallback_reason=reason,
-        csv=csv_attachment(report.rows, f"{stem}.csv.gz", tz) if attach_csv else None,
+        csv=csv_attachment(report.rows, f"{stem}.csv.gz", tz, report.csv_columns)
+        if attach_csv
+        else None,
         subject=templating.subject(
             spec.delivery.subject_template,
             title=spec.title,
@@ -274,11 +286,14 @@ def _document(
     return Attachment(f"{stem}.txt", body.encode(), "text", "plain"), "text", reason
 
 
-def csv_attachment(rows: list[dict[str, Any]], filename: str, tz: Any) -> Attachment:
+def csv_attachment(
+    rows: list[dict[str, Any]], filename: str, tz: Any, header: Sequence[str] = ()
+) -> Attachment:
     """All filtered rows, every column, gzip-compressed; times in ISO 8601 in the report's zone.
+    `header` comes first (the report's columns), so even an empty window has a header row.
     Rows are streamed into the compressor (level 6: level 9 is several times slower for a
     few percent on CSV), so the uncompressed text never exists whole in memory."""
-    columns: dict[str, None] = {}
+    columns: dict[str, None] = dict.fromkeys(header)
     for row in rows:
         columns.update(dict.fromkeys(row))
     buffer = io.BytesIO()
@@ -303,7 +318,9 @@ def _csv_value(value: Any, tz: Any) -> str:
         return ""
     if isinstance(value, datetime):
         return value.astimezone(tz).isoformat() if value.tzinfo else value.isoformat()
-    if isinstance(value, list | dict):
+    if isinstance(value, list | tuple):
+        return "; ".join(_csv_value(v, tz) for v in value)  # as list cells read in the PDF
+    if isinstance(value, dict):
         return _to_json(value)
     return str(value)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tidings import models
 from tidings.renderer.result import InputError, SourceUnavailable, redact
@@ -36,6 +36,8 @@ class QueryParams:
     status: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     assignee: list[str] = field(default_factory=list)
+    team: list[str] = field(default_factory=list)
+    program: str | None = None  # spec.program; None (SQL NULL) when the report has none
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +46,8 @@ class QueryParams:
             "status": list(self.status),
             "tags": list(self.tags),
             "assignee": list(self.assignee),
+            "team": list(self.team),
+            "program": self.program,
         }
 
 
@@ -82,7 +86,7 @@ def load_rows(
             if source.http.auth_secret_ref
             else None
         )
-        return http_rows(source.http, auth, timeout)
+        return http_rows(scoped_http(source.http, params.program), auth, timeout)
     raise InputError("source: exactly one of inline, sql or http must be set")
 
 
@@ -171,6 +175,17 @@ def _url_secrets(url: str) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------- http
+
+
+def scoped_http(http: models.HttpSource, program: str | None) -> models.HttpSource:
+    """The http source with spec.program added as the query parameter `program` (replacing
+    one the URL already has), so the endpoint can return that program's rows only."""
+    if program is None:
+        return http
+    parts = urlsplit(http.url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "program"]
+    query.append(("program", program))
+    return http.model_copy(update={"url": urlunsplit(parts._replace(query=urlencode(query)))})
 
 
 def http_rows(http: models.HttpSource, authorization: str | None, timeout: float) -> list[Row]:

@@ -15,6 +15,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from tidings.renderer.reports import Report
+from tidings.renderer.reports.types import type_templates
 from tidings.renderer.result import InputError
 
 CUSTOM_NAME = "custom.html.j2"
@@ -22,6 +23,7 @@ CUSTOM_NAME = "custom.html.j2"
 
 def _environment(custom_template: str | None = None) -> SandboxedEnvironment:
     loaders: list[Any] = [PackageLoader("tidings", "templates")]
+    loaders.append(type_templates())
     if custom_template is not None:
         loaders.insert(0, DictLoader({CUSTOM_NAME: custom_template}))
     return SandboxedEnvironment(

@@ -33,17 +33,22 @@ def figures_text(report: Report) -> str:
 def render_text(report: Report, *, fallback_reason: str | None = None, csv_attached: bool) -> str:
     parts = [banner(fallback_reason)] if fallback_reason else []
     parts.append(f"{report.title}\n{'-' * min(78, len(report.title))}\n")
-    parts.append(f"{report.type_label}, {report.window_label}\n")
+    program = f"Program {report.program}, " if report.program else ""
+    parts.append(f"{report.type_label}, {program}{report.window_label}\n")
+    if report.filters_label:
+        parts.append(f"Filtered on {report.filters_label}\n")
     parts.append(f"Generated {report.generated_label} for {report.namespace}/{report.name}\n\n")
+    if report.empty:
+        parts.append(f"No data in this window\n  {report.empty_message}\n")
+        return "".join(parts)
     parts.append(f"Summary\n{figures_text(report)}\n\n")
     parts.extend(_breakdown(b) for b in report.breakdowns)
+    labels = [c.label for c in report.columns]
+    for section in report.sections:
+        parts.append(f"{section.title} ({len(section.rows)} rows)\n")
+        parts.append(_table(labels, [[c.text for c in r] for r in section.table]) + "\n")
     parts.append(f"Detail ({report.total_rows} rows)\n")
-    if report.table:
-        parts.append(
-            _table([c.label for c in report.columns], [[c.text for c in r] for r in report.table])
-        )
-    else:
-        parts.append("  No rows in this window.\n")
+    parts.append(_table(labels, [[c.text for c in r] for r in report.table]))
     if report.shown_rows < report.total_rows:
         parts.append(f"\n{truncation_note(report, csv_attached)}\n")
     return "".join(parts)
