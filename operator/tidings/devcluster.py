@@ -607,7 +607,7 @@ def _start_with_node(state_dir: Path):  # type: ignore[no-untyped-def]
     if reason:
         raise ControlPlaneError(reason)
     images = devnode.build_images()
-    devnode.create_bridge()
+    devnode.prepare_host(state_dir / "node")
     plane = ControlPlane(state_dir=state_dir, node_ip=devnode.NODE_IP)
     plane.start()
     node = devnode.Node(plane, images=images.archives, sandbox_image=images.pause)

@@ -48,6 +48,8 @@ RUNTIME_BINARIES = ("containerd", "containerd-shim-runc-v2", "ctr", "crictl")
 CNI_BIN_DIR = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
 # containerd's own state is kept under our name; the shims' sockets stay under /run/containerd/s.
 CONTAINERD_STATE = Path("/run/tidings-node/containerd")
+# Where the running (or last, killed) node keeps its state: a later teardown finds its mounts.
+STATE_MARKER = CONTAINERD_STATE.parent / "state-dir"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 HOST_TOOLS = ("runc", "iptables", "ip", "mount", "umount")
 
@@ -120,8 +122,15 @@ def _run(*args: str, check: bool = True, timeout: float = 60) -> subprocess.Comp
 # ------------------------------------------------------------------------------- network
 
 
+def prepare_host(state_dir: Path) -> None:
+    """Clean up after any earlier node on this machine (a killed run leaves pods, mounts and
+    namespaces behind), then make the bridge. Comes first: the apiserver binds the bridge."""
+    teardown(state_dir)
+    create_bridge()
+
+
 def create_bridge() -> None:
-    """The bridge with the host's address; the apiserver binds it, so it comes first."""
+    """The bridge with the host's address."""
     if _run("ip", "link", "show", BRIDGE, check=False).returncode != 0:
         _run("ip", "link", "add", BRIDGE, "type", "bridge")
     _run("ip", "addr", "replace", f"{NODE_IP}/24", "dev", BRIDGE)
@@ -268,7 +277,7 @@ def kube_proxy_config(kubeconfig: Path) -> dict:
 @dataclass
 class Node:
     """kubelet, scheduler, kube-proxy and containerd joined to `plane` (started with
-    node_ip=NODE_IP after create_bridge())."""
+    node_ip=NODE_IP after prepare_host())."""
 
     plane: ControlPlane
     images: list[Path] = field(default_factory=list)
@@ -291,8 +300,9 @@ class Node:
             raise NodeError(reason)
         if self.plane.node_ip != NODE_IP:
             raise NodeError(f"the control plane must be started with node_ip={NODE_IP}")
-        teardown(self.state_dir)  # whatever an earlier, killed run left behind
         create_bridge()
+        STATE_MARKER.parent.mkdir(parents=True, exist_ok=True)
+        STATE_MARKER.write_text(str(self.state_dir))
         for sub in ("logs", "cni/net.d", "cni/ipam", "kubelet", "pod-logs", "pki"):
             (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
         (self.state_dir / "resolv.conf").write_text("nameserver 127.0.0.1\n")
@@ -497,16 +507,29 @@ def _shim_pids() -> list[int]:
     return pids
 
 
+def _kubepods_cgroups() -> list[Path]:
+    """The kubelet's `kubepods` hierarchy in every cgroup v1 controller (v2: the one tree),
+    deepest first."""
+    dirs: list[Path] = []
+    for root in [*CGROUP_ROOT.glob("*/kubepods"), *CGROUP_ROOT.glob("kubepods*")]:
+        dirs += [p for p in root.rglob("*") if p.is_dir()] + [root]
+    return sorted(dirs, key=lambda p: len(p.parts), reverse=True)
+
+
+def _kill_pods_processes() -> None:
+    """Containers outlive a killed shim (they are reparented): kill what is left in kubepods."""
+    pids = set()
+    for cgroup in _kubepods_cgroups():
+        with contextlib.suppress(OSError):
+            pids |= {int(pid) for pid in (cgroup / "cgroup.procs").read_text().split()}
+    if pids:
+        stop_pids(sorted(pids), grace=5)
+
+
 def _remove_cgroups() -> None:
-    """The kubelet's `kubepods` hierarchy in every cgroup v1 controller (v2: the one tree)."""
-    for top in CGROUP_ROOT.glob("*/kubepods"), CGROUP_ROOT.glob("kubepods*"):
-        for root in top:
-            for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-                if path.is_dir():
-                    with contextlib.suppress(OSError):
-                        path.rmdir()
-            with contextlib.suppress(OSError):
-                root.rmdir()
+    for cgroup in _kubepods_cgroups():
+        with contextlib.suppress(OSError):
+            cgroup.rmdir()
 
 
 def teardown(state_dir: Path, k8s_bin: Path | None = None, grace: float = 15) -> None:
@@ -519,13 +542,15 @@ def teardown(state_dir: Path, k8s_bin: Path | None = None, grace: float = 15) ->
         pids = list(json.loads(state_file.read_text())["pids"].values())
     pids += _shim_pids()
     stop_pids(pids, grace)
+    _kill_pods_processes()
 
     # The bridge plugin's veths go with their pods' namespaces.
     for netns in _our_netns():
         _run("ip", "netns", "delete", netns, check=False)
-    for point in _mounts_under(
-        (str(state_dir), str(CONTAINERD_STATE), "/run/containerd/io.containerd")
-    ):
+    state_dirs = {str(state_dir)}
+    with contextlib.suppress(OSError):
+        state_dirs.add(STATE_MARKER.read_text().strip())
+    for point in _mounts_under((*state_dirs, str(CONTAINERD_STATE))):
         if _run("umount", point, check=False).returncode != 0:
             _run("umount", "-l", point, check=False)
     k8s_bin = k8s_bin or default_bin_dir()
@@ -533,9 +558,10 @@ def teardown(state_dir: Path, k8s_bin: Path | None = None, grace: float = 15) ->
         _run(str(k8s_bin / "kube-proxy"), "--cleanup", check=False)
     _remove_cgroups()
     _run("ip", "link", "delete", BRIDGE, check=False)
-    shutil.rmtree(CONTAINERD_STATE, ignore_errors=True)
-    for sub in ("kubelet", "cni", "pod-logs", "containerd"):
-        shutil.rmtree(state_dir / sub, ignore_errors=True)
+    shutil.rmtree(CONTAINERD_STATE.parent, ignore_errors=True)
+    for directory in state_dirs:
+        for sub in ("kubelet", "cni", "pod-logs", "containerd"):
+            shutil.rmtree(Path(directory) / sub, ignore_errors=True)
     with contextlib.suppress(FileNotFoundError):
         state_file.unlink()
 

@@ -13,12 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
-from tests.node.node_cluster import NodeCluster, Sink, unavailable
+from tests.node.node_cluster import NodeCluster, running, unavailable
 
 from tidings import devnode
-from tidings.devcluster import ControlPlane, free_port
-from tidings.devnode import NODE_IP, Node
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -37,24 +34,8 @@ def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeClust
         images = devnode.build_images()
     except devnode.NodeError as exc:
         pytest.fail(str(exc))
-    devnode.create_bridge()
-    plane = ControlPlane(
-        state_dir=tmp_path_factory.mktemp("node-cluster"), die_with_parent=True, node_ip=NODE_IP
-    )
-    sink = Sink(NODE_IP, free_port())
-    smtp = Controller(sink, hostname=NODE_IP, port=sink.port)
-    node = Node(plane, images=images.archives, sandbox_image=images.pause)
-    try:
-        plane.start()
-        node.start()
-        smtp.start()
-        api = plane.api_client()
-        yield NodeCluster(plane, node, images, sink, api)
-        api.close()
-    finally:
-        smtp.stop()
-        node.stop()
-        plane.stop()
+    with running(tmp_path_factory.mktemp("node-cluster"), images, die_with_parent=True) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

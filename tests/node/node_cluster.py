@@ -3,20 +3,24 @@ on the host's bridge address that pods can reach, and the CI rule for skips."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from kubernetes import client
 from tests.chart.chart_tools import CHART, tool
 
 from tidings import devnode
-from tidings.devcluster import ControlPlane
-from tidings.devnode import Node
+from tidings.devcluster import ControlPlane, free_port
+from tidings.devnode import NODE_IP, Node
 
 RELEASE = "tidings"
 RELEASE_NAMESPACE = "tidings"
@@ -115,3 +119,26 @@ class NodeCluster:
         for value in [*self.chart_values(), *extra]:
             args += ["--set", value]
         return self.helm(*args)
+
+
+@contextlib.contextmanager
+def running(
+    state_dir: Path, images: devnode.Images, die_with_parent: bool = False
+) -> Iterator[NodeCluster]:
+    """A control plane on the node's bridge, the node, and the SMTP sink; all stopped after."""
+    devnode.prepare_host(state_dir / "node")
+    plane = ControlPlane(state_dir=state_dir, die_with_parent=die_with_parent, node_ip=NODE_IP)
+    sink = Sink(NODE_IP, free_port())
+    smtp = Controller(sink, hostname=NODE_IP, port=sink.port)
+    node = Node(plane, images=images.archives, sandbox_image=images.pause)
+    try:
+        plane.start()
+        node.start()
+        smtp.start()
+        api = plane.api_client()
+        yield NodeCluster(plane, node, images, sink, api)
+        api.close()
+    finally:
+        smtp.stop()
+        node.stop()
+        plane.stop()
