@@ -67,12 +67,15 @@ def sql_report(query: str | None = None, **filters: Any) -> dict[str, Any]:
     return report
 
 
-def render(tmp_path: Path, report: dict[str, Any], secret_dir: Path) -> tuple[int, Path]:
+def render(
+    tmp_path: Path, report: dict[str, Any], secret_dir: Path, *flags: str
+) -> tuple[int, Path]:
     out = tmp_path / "out.pdf"
     path = write_report(tmp_path, report)
     code = main(
-        ["render", str(path), "-o", str(out), "--at", EXAMPLE_AT, "--secret-dir", str(secret_dir)]
-    )
+        ["render", str(path), "-o", str(out), "--at", EXAMPLE_AT, "--secret-dir", str(secret_dir),
+         *flags]
+    )  # fmt: skip
     return code, out
 
 
