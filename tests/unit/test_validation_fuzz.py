@@ -58,7 +58,7 @@ dates = st.one_of(
             "2025-01-01T15:00",
             "2025-03-30T02:30",
         ]
-    ),  # fmt: skip
+    ),
 )
 zones = st.sampled_from(["UTC", "Europe/Berlin", "Pacific/Kiritimati", "Etc/GMT+12", "Nowhere"])
 braces = st.text(alphabet="{}namedtx :!r0-— \r\n", max_size=30)
