@@ -44,7 +44,7 @@ def parse(query: str) -> Query:
     """Read `query`; raises SqlTextError when it is not well-formed PostgreSQL text."""
     out: list[str] = []
     names: list[str] = []
-    statements: list[str] = [""]  # the code (no quotes or comments) of each statement
+    statements: list[list[str]] = [[]]  # the code (no quotes or comments) of each statement
     i, n = 0, len(query)
     while i < n:
         char = query[i]
@@ -62,12 +62,12 @@ def parse(query: str) -> Query:
         elif char in "eE" and not after_ident and rest("'", i + 1):
             end = _quoted_end(query, i + 1, "'", backslash=True)
             out.append(query[i:end])
-            statements[-1] += " '' "
+            statements[-1].append(" '' ")
             i = end
         elif char in "'\"":
             end = _quoted_end(query, i, char, backslash=False)
             out.append(query[i:end])
-            statements[-1] += " '' "
+            statements[-1].append(" '' ")
             i = end
         elif char == "$" and not after_ident and (tag := _DOLLAR_TAG.match(query, i)):
             close = query.find(tag.group(), tag.end())
@@ -75,7 +75,7 @@ def parse(query: str) -> Query:
                 raise SqlTextError(f"the dollar quote {tag.group()} opened at {i} is not closed")
             end = close + len(tag.group())
             out.append(query[i:end])
-            statements[-1] += " '' "
+            statements[-1].append(" '' ")
             i = end
         elif char == "$" and not after_ident and (positional := _POSITIONAL.match(query, i)):
             raise SqlTextError(
@@ -84,28 +84,28 @@ def parse(query: str) -> Query:
             )
         elif rest("\\:", i):
             out.append(":")
-            statements[-1] += ":"
+            statements[-1].append(":")
             i += 2
         elif rest("::", i):
             out.append("::")
-            statements[-1] += "::"
+            statements[-1].append("::")
             i += 2
         elif char == ":" and not after_ident and (bind := _BIND.match(query, i)):
             name = bind.group(1)
             if name not in names:
                 names.append(name)
             out.append(f"${names.index(name) + 1}")
-            statements[-1] += " $ "
+            statements[-1].append(" $ ")
             i = bind.end()
         elif char == ";":
             out.append(char)
-            statements.append("")
+            statements.append([])
             i += 1
         else:
             out.append(char)
-            statements[-1] += char
+            statements[-1].append(char)
             i += 1
-    code = [s for s in statements if s.strip()]
+    code = [text for text in map("".join, statements) if text.strip()]
     first = _WORD.search(code[0]) if code else None
     return Query("".join(out), tuple(names), len(code), first.group().lower() if first else "")
 

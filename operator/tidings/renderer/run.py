@@ -41,6 +41,7 @@ from tidings.renderer.mail import (
 )
 from tidings.renderer.result import (
     EX_SOFTWARE,
+    EX_TEMPFAIL,
     TRANSIENT,
     InputError,
     RunResult,
@@ -426,7 +427,7 @@ def deliver(
             outcome="Failed",
             failure=TRANSIENT,
             error=f"delivery unconfirmed, not sent again: {note}; check whether it arrived",
-            exit_code=75,
+            exit_code=EX_TEMPFAIL,
             **fields,
         )
     return RunResult(outcome="Delivered", error=note, **fields)
