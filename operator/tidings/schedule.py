@@ -95,8 +95,8 @@ def compute_window(
     if window.from_ or window.to:
         if not (window.from_ and window.to):
             raise ValueError("filters.window: from and to must be set together")
-        start = _parse_bound(window.from_, tz, "filters.window.from")
-        end = _parse_bound(window.to, tz, "filters.window.to")
+        start = parse_bound(window.from_, tz, "filters.window.from")
+        end = parse_bound(window.to, tz, "filters.window.to")
         if start >= end:
             raise ValueError("filters.window: from must be before to")
         return start, end
@@ -124,7 +124,7 @@ def _previous_period(period: str, fire: datetime, tz: ZoneInfo) -> tuple[datetim
     raise ValueError(f"filters.window.previous {period!r} must be week, month or quarter")
 
 
-def _parse_bound(value: str, tz: ZoneInfo, field: str) -> datetime:
+def parse_bound(value: str, tz: ZoneInfo, field: str) -> datetime:
     """An ISO 8601 date (local midnight) or date-time (naive = local wall time)."""
     text = value.strip()
     try:

@@ -26,7 +26,9 @@ import email_validator
 import pydantic
 from croniter import CroniterBadDateError, croniter
 
-from tidings import models
+from tidings import models, sqltext
+from tidings.renderer import netguard
+from tidings.schedule import parse_bound
 
 
 @dataclass(frozen=True)
@@ -87,11 +89,15 @@ ADMISSION_RULES: tuple[tuple[str, str], ...] = (
     ("spec.source", "exactly one of inline, sql or http"),
     (
         "spec.source.sql.query",
-        "a single SELECT (or WITH ... SELECT) statement; a trailing `;` is allowed",
+        "a single SELECT (or WITH ... SELECT) statement as PostgreSQL reads it (dollar quotes, "
+        "E-strings, nested comments); a trailing `;` is allowed; only the parameters "
+        "`:window_start`, `:window_end`, `:program`, `:status`, `:tags`, `:assignee`, `:team`, "
+        "and `\\:` for a colon outside quotes that is not a parameter",
     ),
     (
         "spec.source.http.url",
-        "an absolute http(s) URL with a host and no credentials (use authSecretRef)",
+        "an absolute http(s) URL with a host and no credentials (use authSecretRef), not at a "
+        "link-local or cloud metadata address",
     ),
     (
         "spec.*SecretRef, spec.templateRef",
@@ -100,7 +106,8 @@ ADMISSION_RULES: tuple[tuple[str, str], ...] = (
     (
         "spec.filters.window",
         "exactly one of last, previous or from/to; from and to are ISO 8601 dates or "
-        "date-times, set together, and to is after from",
+        "date-times between the years 1900 and 9998, set together, and to is after from when "
+        "both are read in the report's time zone",
     ),
 )
 
@@ -256,7 +263,9 @@ def _semantic_problems(spec: Mapping[str, Any], warnings: list[str]) -> Iterator
         yield from _source_problems(source)
     filters = spec.get("filters")
     if isinstance(filters, Mapping) and isinstance(window := filters.get("window"), Mapping):
-        yield from _window_problems(window)
+        zone = spec.get("timeZone") or "UTC"
+        zone = zone if isinstance(zone, str) and time_zone_problem(zone) is None else "UTC"
+        yield from _window_problems(window, zone)
     yield from scope_problems(spec)
 
 
@@ -482,7 +491,6 @@ def subject_problems(template: str) -> list[str]:
 
 
 _SOURCE_KINDS = ("inline", "sql", "http")
-_SQL_NOISE = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.DOTALL)
 
 
 def _source_problems(source: Mapping[str, Any]) -> Iterator[Problem]:
@@ -502,15 +510,28 @@ def _source_problems(source: Mapping[str, Any]) -> Iterator[Problem]:
 
 
 def sql_query_problem(query: str) -> str | None:
-    """Rule for spec.source.sql.query: one SELECT (or WITH ... SELECT) statement."""
-    code = _SQL_NOISE.sub(" ", query).strip().rstrip(";").strip()
-    if not code:
+    """Rule for spec.source.sql.query: one SELECT (or WITH ... SELECT) statement, read as
+    PostgreSQL reads it, using only the parameters the renderer binds."""
+    try:
+        parsed = sqltext.parse(query)
+    except sqltext.SqlTextError as exc:
+        return f"cannot be read as PostgreSQL: {_one_clause(str(exc))}"
+    if parsed.statements == 0:
         return "must be a SELECT statement"
-    if ";" in code:
+    if parsed.statements > 1:
         return "must be a single statement (a semicolon may only end the query)"
-    if code.split(None, 1)[0].lower() not in ("select", "with"):
+    if parsed.first_word not in ("select", "with"):
         return "must be a SELECT statement (or WITH ... SELECT)"
+    unknown = [name for name in parsed.names if name not in SQL_PARAMETERS]
+    if unknown:
+        return (
+            f"uses unknown parameter(s) {', '.join(':' + n for n in unknown)}, available: "
+            f"{', '.join(':' + n for n in SQL_PARAMETERS)} (write \\: for a literal colon)"
+        )
     return None
+
+
+SQL_PARAMETERS = ("window_start", "window_end", "status", "tags", "assignee", "team", "program")
 
 
 def http_url_problem(url: str) -> str | None:
@@ -528,13 +549,19 @@ def http_url_problem(url: str) -> str | None:
         return (
             "must not contain credentials: put the Authorization value in a Secret (authSecretRef)"
         )
+    if address := netguard.denied_literal(parts.hostname):
+        return (
+            f"must not point at {address}, a link-local or cloud metadata address "
+            "(the renderer refuses these, and redirects to them)"
+        )
     return None
 
 
 # -- window
 
 
-def _window_problems(window: Mapping[str, Any]) -> Iterator[Problem]:
+def _window_problems(window: Mapping[str, Any], zone: str) -> Iterator[Problem]:
+    """The renderer's own parsing (schedule.parse_bound in the report's zone) decides."""
     path = "spec.filters.window"
     kinds = [
         window.get("last") is not None,
@@ -549,25 +576,28 @@ def _window_problems(window: Mapping[str, Any]) -> Iterator[Problem]:
     for key in ("from", "to"):
         value = window.get(key)
         if isinstance(value, str):
-            parsed = _parse_instant(value)
-            if parsed is None:
+            try:
+                parsed = parse_bound(value, zoneinfo.ZoneInfo(zone), key)
+                parsed.astimezone(dt.UTC)
+            except ValueError:
                 yield Problem(f"{path}.{key}", "must be an ISO 8601 date or date-time")
+                continue
+            except OverflowError:
+                parsed = None
+            if parsed is None or not WINDOW_YEARS[0] <= parsed.year <= WINDOW_YEARS[1]:
+                yield Problem(
+                    f"{path}.{key}",
+                    f"must be between the years {WINDOW_YEARS[0]} and {WINDOW_YEARS[1]}",
+                )
             else:
                 bounds[key] = parsed
     start, end = bounds.get("from"), bounds.get("to")
-    if start and end and (start.tzinfo is None) == (end.tzinfo is None) and start >= end:
+    if start and end and start >= end:
         yield Problem(f"{path}.to", "must be after from")
 
 
-def _parse_instant(value: str) -> dt.datetime | None:
-    try:
-        return dt.datetime.combine(dt.date.fromisoformat(value), dt.time())
-    except ValueError:
-        pass
-    try:
-        return dt.datetime.fromisoformat(value)
-    except ValueError:
-        return None
+# Room on both sides for zone offsets and the chart's period arithmetic.
+WINDOW_YEARS = (1900, 9998)
 
 
 # -- program scope and report-type options

@@ -647,6 +647,53 @@ INVALID: list[Invalid] = [
         changed({"filters.window": {"from": "2025-02-01", "to": "2025-01-01"}}),
         f"{WINDOW}.to",
         "after from",
+    ),  # The fault campaign's cases: each was accepted, then failed (or did harm) at run time.
+    Invalid(
+        "sql-semicolon-after-dollar-quote",
+        changed({"source.sql.query": "SELECT $$'$$ AS a; UPDATE canary SET v='x'; SELECT '$$'"}),
+        f"{SQL}.query",
+        "single statement",
+    ),
+    Invalid(
+        "sql-semicolon-after-e-string",
+        changed({"source.sql.query": "SELECT E'\\'' AS a; UPDATE canary SET v='x'; SELECT ''''"}),
+        f"{SQL}.query",
+        "single statement",
+    ),
+    Invalid(
+        "sql-unclosed-nested-comment",
+        changed({"source.sql.query": "SELECT 1 /* a /* b */ ; UPDATE canary SET v='x'"}),
+        f"{SQL}.query",
+        "is not closed",
+    ),
+    Invalid(
+        "sql-unknown-parameter",
+        changed({"source.sql.query": "SELECT * FROM changes WHERE owner = :owner"}),
+        f"{SQL}.query",
+        "unknown parameter(s) :owner",
+    ),
+    Invalid(
+        "http-url-metadata-address",
+        changed({"source": {"http": {"url": "http://169.254.169.254/latest/meta-data/"}}}),
+        "spec.source.http.url",
+        "link-local or cloud metadata",
+    ),
+    Invalid(
+        "window-year-one",
+        changed({"filters.window": {"from": "0001-01-01", "to": "0001-01-02"}}),
+        f"{WINDOW}.from",
+        "between the years 1900 and 9998",
+    ),
+    Invalid(
+        "window-offset-from-after-local-to",
+        changed(
+            {
+                "filters.window": {"from": "2025-01-01T12:00:00-05:00", "to": "2025-01-01T15:00"},
+                "timeZone": "UTC",
+            }
+        ),
+        f"{WINDOW}.to",
+        "after from",
     ),
 ]
 
@@ -670,7 +717,8 @@ _REPORT_TYPES = {
     "custom_query": {
         "sql": {
             "connectionSecretRef": {"name": "warehouse", "key": "url"},
-            "query": "SELECT 'a;b' AS note, count(*) FROM events WHERE ts >= :window_start",
+            "query": "SELECT 'a;b' AS note, $$:c; d$$ AS e, count(*) FROM events "
+            "WHERE ts >= :window_start AND ts::date < (:window_end)::date",
         }
     },
     "compliance_readiness": {"inline": {"rows": [{"control": "AC-2", "status": "met"}]}},
@@ -731,6 +779,15 @@ VALID: list[Valid] = [
     Valid(
         "fixed-window",
         changed({"filters.window": {"from": "2025-01-01", "to": "2025-04-01T00:00:00+02:00"}}),
+    ),
+    Valid(
+        "fixed-window-offset-and-local",
+        changed(
+            {
+                "filters.window": {"from": "2025-01-01T12:00:00-05:00", "to": "2025-01-01T18:00"},
+                "timeZone": "UTC",
+            }
+        ),
     ),
     Valid("paused", changed({"suspend": True, "timeZone": "America/Argentina/Buenos_Aires"})),
     Valid(

@@ -35,9 +35,11 @@ def test_schedule_zone_policy_and_owner() -> None:
     assert spec["concurrencyPolicy"] == "Forbid"
     assert spec["startingDeadlineSeconds"] == SETTINGS.starting_deadline_seconds
     job = spec["jobTemplate"]["spec"]
-    assert job["backoffLimit"] == 2
+    # Retries (failurePolicy.retries: 2) happen inside the one pod; a second pod would repeat
+    # them and could mail the window again, even after a disruption (no Ignore rule).
+    assert job["backoffLimit"] == 0
     assert job["activeDeadlineSeconds"] == 600
-    rule = job["podFailurePolicy"]["rules"][0]
+    (rule,) = job["podFailurePolicy"]["rules"]
     assert rule["action"] == "FailJob"
     assert rule["onExitCodes"] == {
         "containerName": "renderer",
@@ -59,7 +61,7 @@ def test_defaults_apply_when_failure_policy_is_absent() -> None:
     report = report_body()
     del report["spec"]["failurePolicy"]
     job = cronjob.desired_cronjob(report, SETTINGS, suspend=False)["spec"]["jobTemplate"]["spec"]
-    assert (job["backoffLimit"], job["activeDeadlineSeconds"]) == (4, 600)
+    assert (job["backoffLimit"], job["activeDeadlineSeconds"]) == (0, 600)
 
 
 def test_manual_report_gets_a_suspended_placeholder() -> None:

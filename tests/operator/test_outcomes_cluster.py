@@ -102,9 +102,11 @@ def test_success_failures_disable_and_reactivate(
     assert 'tidings_reports{phase="Active"} 1.0' in metrics
 
 
-def test_permanent_exit_fails_at_once_transient_is_retried(
+def test_one_pod_per_run_whether_the_failure_is_permanent_or_transient(
     run_operator: OperatorProcess, cluster: Cluster, kubelet: StandInKubelet
 ) -> None:
+    """Retries live in the renderer (failurePolicy.retries); the Job never starts a second pod,
+    which would repeat them and could mail the window again."""
     spec = {"failurePolicy": {"disableAfter": 5, "retries": 2, "timeoutSeconds": 600}}
     cluster.create_report(manifest("weekly", **spec))
     cluster.wait_status("weekly", "Active", lambda s: s.get("phase") == "Active")
@@ -115,21 +117,22 @@ def test_permanent_exit_fails_at_once_transient_is_retried(
     job = _finished(cluster, permanent)
     failed = next(c for c in job["status"]["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "PodFailurePolicy"
-    assert len(cluster.pods(permanent)) == 1  # no retry despite backoffLimit 2
+    assert len(cluster.pods(permanent)) == 1
     status = _recorded(cluster, "weekly", permanent)
     assert _history(status)[permanent]["error"] == "550 5.1.1 no such mailbox"
     delivered = next(c for c in status["conditions"] if c["type"] == "Delivered")
     assert delivered["reason"] == "PermanentFailure"
 
     transient = cluster.create_scheduled_job("weekly", MONDAY + timedelta(weeks=1))
-    kubelet.run(transient, 75, result_line(False, error="SMTP 421 busy"))
-    # The Job controller starts a second pod after its backoff; that one delivers.
-    kubelet.run(transient, 0, result_line(True), attempt=2)
+    unconfirmed = "delivery unconfirmed, not sent again: outcome unknown (closed)"
+    kubelet.run(transient, 75, result_line(False, error=unconfirmed))
     job = _finished(cluster, transient)
-    assert job["status"].get("succeeded") == 1 and job["status"].get("failed") == 1
+    failed = next(c for c in job["status"]["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "BackoffLimitExceeded"
+    assert len(cluster.pods(transient)) == 1  # no second pod, no second copy
     status = _recorded(cluster, "weekly", transient)
-    assert _history(status)[transient]["outcome"] == "Delivered"
-    assert status["consecutiveFailures"] == 0
+    assert _history(status)[transient]["error"] == unconfirmed  # not "after N attempts"
+    assert status["consecutiveFailures"] == 2
     assert cluster.report("weekly")["metadata"]["generation"] == 1
 
 

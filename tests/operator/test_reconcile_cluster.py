@@ -40,7 +40,7 @@ def test_create_edit_restore_pause_and_delete(
     assert pod["automountServiceAccountToken"] is False
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
-    assert spec["jobTemplate"]["spec"]["backoffLimit"] == 2
+    assert spec["jobTemplate"]["spec"]["backoffLimit"] == 0  # retries live in the pod
     configmap = cluster.core.read_namespaced_config_map("weekly-report", cluster.ns)
     assert configmap.metadata.owner_references[0].uid == uid
     assert "Payments completed changes" in configmap.data["report.yaml"]

@@ -211,6 +211,19 @@ def test_failures_are_classified() -> None:
     assert bare.error == "the renderer exited with code 137"
 
 
+def test_a_partial_delivery_names_who_is_missing_in_status() -> None:
+    note = "partially delivered to 2 of 3; not delivered to: b@example.com: 451 4.3.0 busy"
+    result = {**RESULT, "recipientsAccepted": 2, "error": note}
+    outcome = st.job_outcome(_job("r-6", "Complete"), [_pod(0, json.dumps(result))], NOW)
+    assert outcome.delivered and outcome.history_entry()["error"] == note
+    report = _with_status(report_body(), phase="Active")
+    change = _apply(report, outcome)
+    delivered = _condition(report["status"], "Delivered")
+    assert (delivered["status"], delivered["reason"]) == ("True", "PartiallyDelivered")
+    assert note in delivered["message"]
+    assert [(e.type, e.reason) for e in change.events] == [("Warning", "Delivered")]
+
+
 def _outcome(name: str, delivered: bool, finished: str, error: str = "boom") -> st.RunOutcome:
     return st.RunOutcome(
         job_name=name,

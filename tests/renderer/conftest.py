@@ -295,3 +295,88 @@ def postgres() -> Iterator[Postgres]:
             capture_output=True,
         )
         shutil.rmtree(base, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------- misbehaving peers
+
+
+class FaultySmtp:
+    """A minimal SMTP server on loopback that misbehaves on purpose, one connection per thread.
+
+    - `drop-after-data`: accepts MAIL, RCPT and DATA, reads the whole message up to the final
+      ".", records it as a full copy, and closes the connection without a reply;
+    - `drip`: sends its greeting one byte per `drip_seconds`, for as long as the client stays.
+    """
+
+    def __init__(self, fault: str, drip_seconds: float = 0.5) -> None:
+        self.fault = fault
+        self.drip_seconds = drip_seconds
+        self.copies: list[bytes] = []
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(8)
+        self.port = self.listener.getsockname()[1]
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return SmtpServer("127.0.0.1", self.port, Recorder()).env(**extra)
+
+    def close(self) -> None:
+        self.stop_event.set()
+        self.listener.close()
+        self.thread.join(5)
+
+    def _serve(self) -> None:
+        self.listener.settimeout(0.2)
+        while not self.stop_event.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    def _session(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            if self.fault == "drip":
+                for byte in b"220 slow.example.com ESMTP" * 1000:
+                    if self.stop_event.wait(self.drip_seconds):
+                        return
+                    conn.sendall(bytes([byte]))
+                return
+            reader = conn.makefile("rb")
+            conn.sendall(b"220 drop.example.com ESMTP\r\n")
+            while line := reader.readline():
+                verb = line[:4].upper()
+                if verb in (b"EHLO", b"HELO"):
+                    conn.sendall(b"250 drop.example.com\r\n")
+                elif verb == b"DATA":
+                    conn.sendall(b"354 go ahead\r\n")
+                    message = b""
+                    while (chunk := reader.readline()) and chunk != b".\r\n":
+                        message += chunk
+                    if chunk == b".\r\n":
+                        self.copies.append(message)
+                    return  # the whole message is here: hang up without a word
+                elif verb == b"QUIT":
+                    conn.sendall(b"221 bye\r\n")
+                    return
+                else:
+                    conn.sendall(b"250 OK\r\n")
+
+
+@pytest.fixture
+def drop_after_data() -> Iterator[FaultySmtp]:
+    server = FaultySmtp("drop-after-data")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def drip_smtp() -> Iterator[FaultySmtp]:
+    server = FaultySmtp("drip")
+    yield server
+    server.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -44,6 +45,8 @@ def run_pod(
     result_file = tmp_path / "termination-log"
     base_env = {
         "PATH": "/usr/bin:/bin",
+        # The child imports the same tidings as this test (a worktree's, not an installed one).
+        "PYTHONPATH": os.pathsep.join(sys.path),
         "HOME": str(tmp_path),
         "XDG_CACHE_HOME": str(tmp_path / ".cache"),
         "TIDINGS_REPORT_FILE": str(report_file),

@@ -8,6 +8,7 @@ import copy
 import gzip
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -154,12 +155,18 @@ def test_sql_binds_the_program(tmp_path: Path, risks_secret: Path) -> None:
     assert "R-3" not in text  # the query's WHERE program = :program left it out
 
 
+def _deadline(seconds: float = 30) -> float:
+    return time.monotonic() + seconds
+
+
 def test_sql_binds_the_team_filter(tmp_path: Path, risks_secret: Path) -> None:
     params = QueryParams(*WINDOW, team=["payments"], program="PCI")
-    rows = load_rows(models.Source.model_validate(sql_source()), params, risks_secret)
+    rows = load_rows(models.Source.model_validate(sql_source()), params, risks_secret, _deadline())
     assert [r["id"] for r in rows] == ["R-1"]
     unfiltered = QueryParams(*WINDOW, program="retail")
-    rows = load_rows(models.Source.model_validate(sql_source()), unfiltered, risks_secret)
+    rows = load_rows(
+        models.Source.model_validate(sql_source()), unfiltered, risks_secret, _deadline()
+    )
     assert [r["id"] for r in rows] == ["R-3"]
 
 

@@ -43,6 +43,14 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help="PNG, JPEG, GIF or SVG shown in the header (default: $TIDINGS_LOGO_FILE)",
     )
     parser.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        default=None,
+        help="deadline for the whole run (default: from spec.failurePolicy.timeoutSeconds, "
+        "less the reserve a pod keeps to report)",
+    )
+    parser.add_argument(
         "--max-pdf-rows",
         type=int,
         metavar="N",
@@ -54,7 +62,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 def options_from_args(args: argparse.Namespace) -> Any:
     from tidings.renderer.result import InputError
-    from tidings.renderer.run import DEFAULT_MAX_PDF_ROWS, Options, logo_data_uri
+    from tidings.renderer.run import DEFAULT_MAX_PDF_ROWS, Options, int_setting, logo_data_uri
 
     template = None
     if args.template is not None:
@@ -64,12 +72,13 @@ def options_from_args(args: argparse.Namespace) -> Any:
             raise InputError(f"cannot read template {args.template}: {error.strerror}") from None
     max_rows = args.max_pdf_rows
     if max_rows is None:
-        max_rows = int(os.environ.get("TIDINGS_MAX_PDF_ROWS") or DEFAULT_MAX_PDF_ROWS)
+        max_rows = int_setting(os.environ, "TIDINGS_MAX_PDF_ROWS", DEFAULT_MAX_PDF_ROWS)
     return Options(
         secret_dir=args.secret_dir,
         custom_template=template,
         logo=logo_data_uri(Path(args.logo) if args.logo else None),
         max_pdf_rows=max_rows,
+        timeout=args.timeout,
     )
 
 
@@ -100,10 +109,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import logging
-    import time
 
     from tidings.renderer import run as runner
-    from tidings.renderer.result import TidingsError
+    from tidings.renderer.deadline import DeadlineExceeded, enforced
+    from tidings.renderer.result import EX_TEMPFAIL, TidingsError
     from tidings.schedule import zone
 
     logging.basicConfig(level=logging.WARNING, format="tidings: %(message)s")
@@ -112,11 +121,17 @@ def run(args: argparse.Namespace) -> int:
         options = options_from_args(args)
         options.retries = 0  # a preview should fail fast
         scheduled = scheduled_from_args(args)
-        deadline = time.monotonic() + report.spec.failure_policy.timeout_seconds
-        rendered = runner.render(report, scheduled, options, deadline)
+        deadline = options.deadline_for(report)
+        with enforced(deadline):
+            rendered = runner.render(report, scheduled, options, deadline)
     except TidingsError as error:
         print(f"tidings render: {error}", file=sys.stderr)
         return error.exit_code
+    except DeadlineExceeded:
+        print(
+            "tidings render: stopped at the deadline (--timeout or timeoutSeconds)", file=sys.stderr
+        )
+        return EX_TEMPFAIL
     output: Path = args.output
     if rendered.renderer == "text" and output.suffix.lower() == ".pdf":
         output = output.with_suffix(".txt")

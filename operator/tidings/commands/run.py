@@ -25,8 +25,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from tidings.renderer import run as runner
+    from tidings.renderer.deadline import hard_limit, watchdog
     from tidings.renderer.mail import settings_from_environment
-    from tidings.renderer.result import InputError, TidingsError, failed
+    from tidings.renderer.result import EX_TEMPFAIL, InputError, RunTimedOut, TidingsError, failed
     from tidings.renderer.sources import secret_dir
 
     logging.basicConfig(level=logging.INFO, format="tidings: %(levelname)s %(message)s")
@@ -34,6 +35,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         try:
             report = runner.load_report(Path(env.get("TIDINGS_REPORT_FILE") or DEFAULT_REPORT_FILE))
+            limit = report.spec.failure_policy.timeout_seconds
+            stuck = RunTimedOut(
+                f"the run did not stop at its deadline and was ended (failurePolicy."
+                f"timeoutSeconds {limit}s); the message may or may not have been sent"
+            )
+            watchdog(hard_limit(limit), lambda: runner.write_result(failed(stuck)), EX_TEMPFAIL)
             template = None
             if report.spec.template_ref is not None:
                 path = Path(env.get("TIDINGS_TEMPLATE_DIR") or DEFAULT_TEMPLATE_DIR)
@@ -50,8 +57,12 @@ def run(args: argparse.Namespace) -> int:
                 secret_dir=secret_dir(),
                 custom_template=template,
                 logo=runner.logo_data_uri(Path(logo) if logo else None),
-                max_pdf_rows=int(env.get("TIDINGS_MAX_PDF_ROWS") or runner.DEFAULT_MAX_PDF_ROWS),
-                max_bytes=int(env.get("TIDINGS_MAX_MESSAGE_BYTES") or runner.DEFAULT_MAX_BYTES),
+                max_pdf_rows=runner.int_setting(
+                    env, "TIDINGS_MAX_PDF_ROWS", runner.DEFAULT_MAX_PDF_ROWS
+                ),
+                max_bytes=runner.int_setting(
+                    env, "TIDINGS_MAX_MESSAGE_BYTES", runner.DEFAULT_MAX_BYTES
+                ),
             )
             scheduled = runner.scheduled_time(env, datetime.now(UTC))
             result = runner.execute(report, scheduled, options, settings_from_environment)

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from tidings.commands.render import options_from_args, scheduled_from_args
     from tidings.renderer import run as runner
     from tidings.renderer.mail import SmtpSettings, environment_values, settings_from_values
-    from tidings.renderer.result import TidingsError, failed
+    from tidings.renderer.result import InputError, TidingsError, failed
 
     logging.basicConfig(level=logging.INFO, format="tidings: %(message)s")
 
@@ -68,7 +68,11 @@ def run(args: argparse.Namespace) -> int:
             if flag is not None:
                 values[key] = str(flag)
         if args.smtp_password_file is not None:
-            values["password"] = args.smtp_password_file.read_text(encoding="utf-8").rstrip("\n")
+            try:
+                values["password"] = args.smtp_password_file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as error:
+                raise InputError(f"--smtp-password-file: {error}") from None
+            values["password"] = values["password"].rstrip("\r\n")
         return settings_from_values(values)
 
     try:
@@ -77,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         if args.max_bytes is not None:
             options.max_bytes = args.max_bytes
         elif os.environ.get("TIDINGS_MAX_MESSAGE_BYTES"):
-            options.max_bytes = int(os.environ["TIDINGS_MAX_MESSAGE_BYTES"])
+            options.max_bytes = runner.int_setting(os.environ, "TIDINGS_MAX_MESSAGE_BYTES", 0)
         result = runner.execute(report, scheduled_from_args(args), options, smtp_settings)
     except TidingsError as error:
         result = failed(error)

@@ -68,4 +68,12 @@ def load_documents(text: str) -> list[Any]:
         first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
-    return [doc for doc in yaml.load_all(text, Loader=Loader) if doc is not None]
+    try:
+        return [doc for doc in yaml.load_all(text, Loader=Loader) if doc is not None]
+    except yaml.YAMLError:
+        raise
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError) as exc:
+        # PyYAML's constructors raise these for tagged values they cannot build, such as
+        # `!!float abc`, `!!int abc`, `!!timestamp abc` or `!!bool maybe`.
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise yaml.YAMLError(f"a tagged value cannot be read ({detail})") from None

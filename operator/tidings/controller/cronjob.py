@@ -193,7 +193,7 @@ def _pod_spec(report: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
     volumes, mounts = _volumes(report)
     uid = settings.run_as_user
     return {
-        "restartPolicy": "Never",  # retries are new pods, counted by the Job (backoffLimit)
+        "restartPolicy": "Never",  # one pod per run: retries happen inside it (renderer)
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": {
@@ -254,7 +254,11 @@ def desired_cronjob(report: Mapping[str, Any], settings: Settings, suspend: bool
             "jobTemplate": {
                 "metadata": {"labels": labels, "annotations": name_annotation},
                 "spec": {
-                    "backoffLimit": policy.get("retries", defaults.retries),
+                    # Retries live in one place, the renderer (failurePolicy.retries, with the
+                    # one-resend rule for an unknown SMTP outcome). A second pod would start
+                    # them all again and could mail the window again, so there is none, not
+                    # even after a disruption (an Ignore rule would start one).
+                    "backoffLimit": 0,
                     "activeDeadlineSeconds": policy.get("timeoutSeconds", defaults.timeout_seconds),
                     "podFailurePolicy": {
                         "rules": [
@@ -266,8 +270,6 @@ def desired_cronjob(report: Mapping[str, Any], settings: Settings, suspend: bool
                                     "values": list(PERMANENT_EXIT_CODES),
                                 },
                             },
-                            # A node drain or preemption is not the report's fault.
-                            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
                         ]
                     },
                     "template": {

@@ -345,7 +345,9 @@ def job_outcome(
         or rfc3339(now)
     )
     failure: str | None = None
-    error = ""
+    # A delivered run's `error` says who is missing ("partially delivered: ...") or notes an
+    # unknown SMTP outcome; it belongs in status too.
+    error = str(result.get("error") or "") if finished else ""
     if not finished:
         job_reason = failed_condition.get("reason", "")
         if job_reason == "DeadlineExceeded":
@@ -448,8 +450,12 @@ def apply_outcome(
             summary += f", {rejected} rejected"
         if outcome.renderer == "text":
             summary += "; plain-text attachment (PDF renderer unavailable)"
-        events.append(Event("Normal", "Delivered", summary + "."))
-        delivered_condition = (True, "Delivered", summary + ".")
+        if outcome.error:
+            summary += f"; {outcome.error}"
+        partial = outcome.error.startswith("partially delivered")
+        events.append(Event("Warning" if partial else "Normal", "Delivered", summary + "."))
+        reason = "PartiallyDelivered" if partial else "Delivered"
+        delivered_condition = (True, reason, summary + ".")
     else:
         if this_run > last_sent:
             failures += 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import smtplib
 import ssl
 from collections.abc import Mapping, Sequence
@@ -24,10 +25,12 @@ from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
 
+from tidings.renderer.deadline import DeadlineExceeded
 from tidings.renderer.result import (
     AttachmentTooLarge,
     DeliveryDeferred,
     DeliveryRefused,
+    InputError,
     TidingsError,
     redact,
 )
@@ -47,6 +50,9 @@ class Attachment:
 
 @dataclass(frozen=True)
 class SmtpSettings:
+    """Where and how to send. Every problem here is configuration, fixed by a person: an
+    InputError (exit 65) naming the setting, never a retry."""
+
     host: str
     port: int = 25
     tls: str = "none"
@@ -55,26 +61,46 @@ class SmtpSettings:
     password: str | None = field(default=None, repr=False)
     timeout: float = 30.0
     ca_file: str | None = None
+    allow_plain_auth: bool = False
+    origin: str = "TIDINGS_SMTP_* settings"  # where these came from, for messages
 
     def __post_init__(self) -> None:
         if not self.host:
-            raise DeliveryRefused(
+            raise InputError(
                 "no SMTP relay configured: set TIDINGS_SMTP_HOST (or --smtp-host), or "
                 "spec.delivery.smtpSecretRef"
             )
         if self.tls not in TLS_MODES:
-            raise DeliveryRefused(f"SMTP tls {self.tls!r} must be one of {', '.join(TLS_MODES)}")
+            raise InputError(
+                f"SMTP tls {self.tls!r} ({self.origin}) must be one of {', '.join(TLS_MODES)}"
+            )
         if not 0 < self.port < 65536:
-            raise DeliveryRefused(f"SMTP port {self.port} is not a TCP port")
-        if "@" not in parseaddr(self.sender)[1]:
-            raise DeliveryRefused(
-                f"SMTP sender {self.sender!r} is not an address: "
-                "set TIDINGS_SMTP_FROM or --smtp-from"
+            raise InputError(f"SMTP port {self.port} ({self.origin}) is not a TCP port")
+        if problem := sender_problem(self.sender):
+            raise InputError(f"SMTP from {self.sender!r} ({self.origin}): {problem}")
+        if self.username and self.tls == "none" and not self.allow_plain_auth:
+            raise InputError(
+                f"SMTP AUTH over a plain-text connection would expose the password "
+                f"({self.origin}): use tls starttls or tls, or allow it explicitly with "
+                "TIDINGS_SMTP_ALLOW_PLAIN_AUTH=true (Secret key allow_plain_auth)"
             )
 
     @property
     def where(self) -> str:
         return f"{self.host}:{self.port}"
+
+
+def sender_problem(sender: str) -> str | None:
+    """Rule for the From value: one line; an ASCII address (the SMTP envelope carries it as
+    is), optionally with a display name, which may be any text."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in sender):
+        return "must be one line without control characters (header injection)"
+    address = parseaddr(sender)[1]
+    if "@" not in address:
+        return "is not an address: set TIDINGS_SMTP_FROM, --smtp-from or the Secret's `from`"
+    if not address.isascii():
+        return "the address must be ASCII (a display name may use any characters)"
+    return None
 
 
 def settings_from_environment(
@@ -94,16 +120,26 @@ def environment_values(
 
         def read(key: str) -> str | None:
             path = directory / key
-            return path.read_text(encoding="utf-8").strip() if path.is_file() else None
+            if not path.is_file():
+                return None
+            try:
+                return path.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as error:
+                raise InputError(f"the namespace SMTP Secret's {key}: {error}") from None
 
-        values = {key: read(key) for key in ("host", "port", "from", "username", "password", "tls")}
+        keys = ("host", "port", "from", "username", "password", "tls", "allow_plain_auth")
+        values = {key: read(key) for key in keys}
         values["timeout"] = env.get("TIDINGS_SMTP_TIMEOUT")
         values["ca_file"] = env.get("TIDINGS_SMTP_CA_FILE")
+        values["origin"] = "the namespace SMTP Secret (spec.delivery.smtpSecretRef)"
     else:
         password = env.get("TIDINGS_SMTP_PASSWORD")
         password_file = env.get("TIDINGS_SMTP_PASSWORD_FILE")
         if not password and password_file:
-            password = Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
+            try:
+                password = Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as error:
+                raise InputError(f"TIDINGS_SMTP_PASSWORD_FILE: {error}") from None
         values = {
             "host": env.get("TIDINGS_SMTP_HOST"),
             "port": env.get("TIDINGS_SMTP_PORT"),
@@ -113,6 +149,7 @@ def environment_values(
             "tls": env.get("TIDINGS_SMTP_TLS"),
             "timeout": env.get("TIDINGS_SMTP_TIMEOUT"),
             "ca_file": env.get("TIDINGS_SMTP_CA_FILE"),
+            "allow_plain_auth": env.get("TIDINGS_SMTP_ALLOW_PLAIN_AUTH"),
         }
     return values
 
@@ -123,7 +160,7 @@ def settings_from_values(values: Mapping[str, str | None]) -> SmtpSettings:
         port = int(values.get("port") or 25)
         timeout = float(values.get("timeout") or 30)
     except ValueError as error:
-        raise DeliveryRefused(f"SMTP port/timeout is not a number: {error}") from None
+        raise InputError(f"SMTP port/timeout is not a number: {error}") from None
     return SmtpSettings(
         host=(values.get("host") or "").strip(),
         port=port,
@@ -133,6 +170,9 @@ def settings_from_values(values: Mapping[str, str | None]) -> SmtpSettings:
         password=values.get("password") or None,
         timeout=timeout,
         ca_file=values.get("ca_file") or None,
+        allow_plain_auth=(values.get("allow_plain_auth") or "").strip().lower()
+        in ("1", "true", "yes"),
+        origin=values.get("origin") or SmtpSettings.origin,
     )
 
 
@@ -199,20 +239,30 @@ def check_size(size: int, limit: int, what: str = "the size guard") -> None:
 
 
 @dataclass
-class SendResult:
-    accepted: list[str]
-    rejected: dict[str, str]  # address -> "550 reason"
-    size: int
+class Transaction:
+    """One SMTP transaction: what RCPT said per recipient, and how DATA ended."""
+
+    accepted: list[str]  # RCPT accepted; delivered if `confirmed`
+    temporary: dict[str, str] = field(default_factory=dict)  # RCPT 4xx: address -> "451 ..."
+    permanent: dict[str, str] = field(default_factory=dict)  # RCPT 5xx
+    confirmed: bool = False  # the server answered 250 to the end of DATA
+    unconfirmed: str = ""  # why not, when the whole message went out but no answer came back
+
+    @property
+    def transmitted(self) -> bool:
+        """The whole message reached the server: it may have been delivered."""
+        return self.confirmed or bool(self.unconfirmed)
 
 
-def send(
+def transmit(
     data: bytes,
     recipients: Sequence[str],
     settings: SmtpSettings,
     max_bytes: int = DEFAULT_MAX_BYTES,
-) -> SendResult:
-    """Send to every recipient in one transaction. Delivered if at least one is accepted; the
-    refused ones are reported. Raises DeliveryDeferred (retry may help) or DeliveryRefused."""
+) -> Transaction:
+    """One transaction to `recipients`. Raises DeliveryDeferred or DeliveryRefused only when the
+    message was certainly not transmitted in full; once the final "." has been handed to the
+    socket, a lost or missing reply is an unconfirmed Transaction, never an error to retry."""
     check_size(len(data), max_bytes)
     envelope_from = parseaddr(settings.sender)[1]
     secrets = [settings.password]
@@ -223,13 +273,11 @@ def send(
             check_size(len(data), size_limit, f"the SIZE limit of {settings.host}")
             if settings.username:
                 connection.login(settings.username, settings.password or "")
-            refused = connection.sendmail(envelope_from, list(recipients), data)
+            return _transaction(connection, envelope_from, recipients, data, settings)
         finally:
             _quit(connection)
     except TidingsError:
         raise
-    except smtplib.SMTPRecipientsRefused as error:
-        raise _all_refused(error.recipients) from None
     except smtplib.SMTPAuthenticationError as error:
         raise DeliveryRefused(
             f"SMTP authentication refused by {settings.where}: {_reply(error, secrets)}"
@@ -256,9 +304,63 @@ def send(
         raise DeliveryRefused(f"SMTP {settings.where}: {redact(str(error), secrets)}") from None
     except OSError as error:  # refused, unreachable, name resolution
         raise DeliveryDeferred(f"cannot connect to SMTP {settings.where}: {error}") from None
-    rejected = {addr: _code_text(code, text) for addr, (code, text) in refused.items()}
-    accepted = [r for r in recipients if r not in refused]
-    return SendResult(accepted=accepted, rejected=rejected, size=len(data))
+
+
+def _transaction(
+    connection: smtplib.SMTP,
+    envelope_from: str,
+    recipients: Sequence[str],
+    data: bytes,
+    settings: SmtpSettings,
+) -> Transaction:
+    code, reply = connection.mail(envelope_from)
+    if code != 250:
+        raise smtplib.SMTPResponseException(code, reply)
+    result = Transaction(accepted=[])
+    for address in recipients:
+        code, reply = connection.rcpt(address)
+        if code in (250, 251):
+            result.accepted.append(address)
+        elif code >= 500:
+            result.permanent[address] = _code_text(code, reply)
+        else:
+            result.temporary[address] = _code_text(code, reply)
+    if not result.accepted:
+        connection.rset()
+        return result
+    code, reply = connection.docmd("DATA")
+    if code != 354:
+        raise smtplib.SMTPResponseException(code, reply)
+    payload = _DOT_LINE.sub(b"..", data)
+    if not payload.endswith(b"\r\n"):
+        payload += b"\r\n"
+    try:
+        connection.send(payload + b".\r\n")  # SMTPServerDisconnected: the "." never left
+    except DeadlineExceeded:
+        # Perhaps mid-send, perhaps not: counted as transmitted, the safe side for duplicates.
+        result.unconfirmed = f"the run's deadline came before {settings.where} confirmed"
+    else:
+        try:
+            code, reply = connection.getreply()
+            if not 200 <= code < 600:
+                result.unconfirmed = f"{settings.where} answered the end of DATA unreadably"
+        except (smtplib.SMTPServerDisconnected, OSError) as error:
+            timed_out = isinstance(error.__context__, TimeoutError)
+            why = "gave no answer in time" if timed_out else "closed the connection"
+            result.unconfirmed = f"{settings.where} took the whole message, then {why}"
+        except DeadlineExceeded:
+            result.unconfirmed = f"the run's deadline came before {settings.where} confirmed"
+    if result.unconfirmed:
+        connection.close()
+        return result
+    if code != 250:
+        # An explicit "not accepted" after DATA: nothing was delivered, a retry is safe.
+        raise smtplib.SMTPResponseException(code, reply)
+    result.confirmed = True
+    return result
+
+
+_DOT_LINE = re.compile(rb"(?m)^\.")
 
 
 def _connect(settings: SmtpSettings) -> smtplib.SMTP:
@@ -293,13 +395,6 @@ def _quit(connection: smtplib.SMTP) -> None:
         connection.quit()
     except (smtplib.SMTPException, OSError):
         connection.close()
-
-
-def _all_refused(refused: Mapping[str, tuple[int, bytes]]) -> TidingsError:
-    details = "; ".join(f"{a}: {_code_text(c, t)}" for a, (c, t) in refused.items())
-    if all(code >= 500 for code, _ in refused.values()):
-        return DeliveryRefused(f"every recipient was refused: {details}")
-    return DeliveryDeferred(f"every recipient was refused, some temporarily: {details}")
 
 
 def _code_text(code: int, text: bytes | str) -> str:

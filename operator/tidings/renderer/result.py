@@ -62,6 +62,13 @@ class DeliveryDeferred(TidingsError):
     failure = TRANSIENT
 
 
+class RunTimedOut(TidingsError):
+    """The run reached its deadline (failurePolicy.timeoutSeconds) and was stopped."""
+
+    exit_code = EX_TEMPFAIL
+    failure = TRANSIENT
+
+
 class DeliveryRefused(TidingsError):
     """SMTP refused for good (5xx for every recipient, auth, TLS): a retry will not help."""
 

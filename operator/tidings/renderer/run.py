@@ -27,7 +27,9 @@ import pydantic
 import yaml
 
 from tidings import models
-from tidings.renderer import filters, reports, templating, text
+from tidings.renderer import delivery, filters, reports, templating, text
+from tidings.renderer.deadline import DeadlineExceeded, budget, enforced
+from tidings.renderer.deadline import remaining as deadline_remaining
 from tidings.renderer.mail import (
     DEFAULT_MAX_BYTES,
     Attachment,
@@ -35,13 +37,15 @@ from tidings.renderer.mail import (
     build_message,
     encode,
     message_id,
-    send,
+    transmit,
 )
 from tidings.renderer.result import (
     EX_SOFTWARE,
+    EX_TEMPFAIL,
     TRANSIENT,
     InputError,
     RunResult,
+    RunTimedOut,
     TidingsError,
     failed,
     redact,
@@ -53,8 +57,6 @@ from tidings.schedule import zone as parse_zone
 log = logging.getLogger("tidings.renderer")
 
 DEFAULT_MAX_PDF_ROWS = 500
-RETRY_BASE_SECONDS = 2.0
-RETRY_MAX_SECONDS = 60.0
 
 T = TypeVar("T")
 
@@ -114,6 +116,18 @@ def load_report(path: Path) -> models.ScheduledReport:
     raise InputError(f"{path} holds no {models.KIND} object")
 
 
+def int_setting(env: Mapping[str, str], name: str, default: int) -> int:
+    """A whole-number renderer setting from the environment; a bad value is configuration
+    (exit 65), not a crash."""
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError(f"{name}={value!r} must be a whole number") from None
+
+
 def scheduled_time(env: Mapping[str, str], now: datetime) -> datetime:
     """$TIDINGS_SCHEDULED_TIME, else the minutes in a CronJob-made Job name, else now."""
     stamp = env.get("TIDINGS_SCHEDULED_TIME")
@@ -156,9 +170,15 @@ class Options:
     sleep: Callable[[float], None] = time.sleep
     force_text: str | None = None  # a reason: render text even if WeasyPrint is there
     retries: int | None = None  # None: spec.failurePolicy.retries
+    timeout: float | None = None  # seconds for the whole run; None: budget(timeoutSeconds)
 
     def retries_for(self, sr: models.ScheduledReport) -> int:
         return sr.spec.failure_policy.retries if self.retries is None else self.retries
+
+    def deadline_for(self, sr: models.ScheduledReport) -> float:
+        """The run's deadline as a time.monotonic() value, counted from now."""
+        seconds = budget(sr.spec.failure_policy.timeout_seconds)
+        return time.monotonic() + (seconds if self.timeout is None else self.timeout)
 
 
 @dataclass
@@ -185,15 +205,21 @@ class Rendered:
 
 
 def render(
-    sr: models.ScheduledReport, scheduled: datetime, options: Options, deadline: float
+    sr: models.ScheduledReport,
+    scheduled: datetime,
+    options: Options,
+    deadline: float,
+    stage: list[str] | None = None,
 ) -> Rendered:
-    """Load, filter, summarize and render; nothing is sent."""
+    """Load, filter, summarize and render; nothing is sent. `stage[0]` tracks the step, for
+    the message when the deadline interrupts it."""
+    stage = stage if stage is not None else [""]
     spec = sr.spec
     tz = parse_zone(spec.time_zone)
     try:
         window = compute_window(spec.filters.window, scheduled, spec.time_zone)
-    except ValueError as error:
-        raise InputError(str(error)) from None
+    except (ValueError, OverflowError) as error:
+        raise InputError(window_error(error)) from None
     if spec.template_ref is not None and options.custom_template is None:
         raise InputError(
             f"spec.templateRef: the custom template ({spec.template_ref.name}/"
@@ -208,9 +234,9 @@ def render(
         team=list(spec.filters.team),
         program=spec.program,
     )
-    timeout = max(1.0, min(30.0, deadline - time.monotonic()))
+    stage[0] = "loading the data source"
     rows = retrying(
-        lambda: load_rows(spec.source, params, options.secret_dir, timeout),
+        lambda: load_rows(spec.source, params, options.secret_dir, deadline),
         options.retries_for(sr),
         deadline,
         options.sleep,
@@ -241,10 +267,12 @@ def render(
         source_columns=dict.fromkeys(key for row in rows for key in row),
     )
     attach_csv = spec.delivery.attach_csv
+    stage[0] = "rendering the template"
     html = templating.render_html(
         report, custom_template=options.custom_template, logo=options.logo, csv_attached=attach_csv
     )
     stem = f"{sr.metadata.name}-{scheduled.astimezone(tz):%Y-%m-%d}"
+    stage[0] = "rendering the PDF"
     document, renderer, reason = _document(html, report, stem, options.force_text, attach_csv)
     return Rendered(
         report=report,
@@ -267,6 +295,12 @@ def render(
             report, attachment_name=document.filename, csv_attached=attach_csv
         ),
     )
+
+
+def window_error(error: Exception) -> str:
+    if isinstance(error, OverflowError):
+        return "filters.window: a bound is outside the dates this renderer can compute with"
+    return str(error)
 
 
 def _document(
@@ -342,11 +376,11 @@ def retrying(
         try:
             return action()
         except TidingsError as error:
-            delay = min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2**attempt)
+            delay = delivery.backoff(attempt + 1)
             if (
                 error.failure != TRANSIENT
                 or attempt >= retries
-                or time.monotonic() + delay > deadline
+                or deadline_remaining(deadline) <= delay
             ):
                 raise
             attempt += 1
@@ -361,7 +395,8 @@ def deliver(
     options: Options,
     deadline: float,
 ) -> RunResult:
-    """Build the message and send it; at least one accepted recipient means Delivered."""
+    """Build the message and send it (delivery.py decides retries and resends). Delivered when
+    at least one recipient has it; who is missing, and why, is in `error`."""
     recipients = sr.spec.recipients
     domain = settings.sender.rpartition("@")[2].strip(" >")
     msg_id = message_id(
@@ -372,39 +407,62 @@ def deliver(
         domain,
     )
     attachments = [rendered.document] + ([rendered.csv] if rendered.csv else [])
-    message = build_message(
-        sender=settings.sender,
-        to=recipients.to,
-        cc=recipients.cc,
-        subject=rendered.subject,
-        text=rendered.text_body,
-        html=rendered.html_body,
-        attachments=attachments,
-        msg_id=msg_id,
-        date=options.now(),
-    )
-    data = encode(message)
+    try:
+        message = build_message(
+            sender=settings.sender,
+            to=recipients.to,
+            cc=recipients.cc,
+            subject=rendered.subject,
+            text=rendered.text_body,
+            html=rendered.html_body,
+            attachments=attachments,
+            msg_id=msg_id,
+            date=options.now(),
+        )
+        data = encode(message)
+    except (ValueError, TypeError) as error:  # a header the email package refuses
+        raise InputError(f"the message cannot be built: {error}") from None
     everyone = [*recipients.to, *recipients.cc, *recipients.bcc]
-    outcome = retrying(
-        lambda: send(data, everyone, settings, options.max_bytes),
+    done = delivery.deliver(
+        lambda pending: transmit(data, pending, settings, options.max_bytes),
+        everyone,
         options.retries_for(sr),
         deadline,
         options.sleep,
-        "SMTP",
+        lambda message: log.warning("SMTP: %s", message),
     )
-    note = ""
-    if outcome.rejected:
-        refused = "; ".join(f"{a}: {why}" for a, why in outcome.rejected.items())
-        note = f"delivered to {len(outcome.accepted)}; refused: {refused}"
-    return RunResult(
-        outcome="Delivered",
-        recipients_accepted=len(outcome.accepted),
-        recipients_rejected=len(outcome.rejected),
-        bytes=outcome.size,
-        error=note,
+    fields = dict(
+        recipients_accepted=len(done.accepted),
+        recipients_rejected=len(done.refused),
+        bytes=len(data),
         message_id=msg_id,
         **rendered.result_fields(),
     )
+    note = delivery_note(done, len(everyone))
+    if not done.accepted:  # only unconfirmed copies: maybe delivered, never confirmed
+        return RunResult(
+            outcome="Failed",
+            failure=TRANSIENT,
+            error=f"delivery unconfirmed, not sent again: {note}; check whether it arrived",
+            exit_code=EX_TEMPFAIL,
+            **fields,
+        )
+    return RunResult(outcome="Delivered", error=note, **fields)
+
+
+def delivery_note(done: delivery.Delivery, total: int) -> str:
+    """One line for `error` and status: who is missing and why, and any unknown outcome."""
+    parts = []
+    if done.missing and done.accepted:
+        parts.append(f"partially delivered to {len(done.accepted)} of {total}")
+    if done.refused:
+        parts.append(
+            "not delivered to: " + ", ".join(f"{a}: {why}" for a, why in done.refused.items())
+        )
+    if done.unconfirmed:
+        parts.append("unconfirmed for: " + ", ".join(done.unconfirmed))
+    parts.extend(done.notes)
+    return "; ".join(parts)
 
 
 def execute(
@@ -413,21 +471,34 @@ def execute(
     options: Options,
     settings: Callable[[], SmtpSettings],
 ) -> RunResult:
-    """A whole run; every failure becomes a RunResult with its exit code (never raises for a
-    TidingsError). `settings` is called only when there is something to send."""
-    deadline = time.monotonic() + sr.spec.failure_policy.timeout_seconds
+    """A whole run within its deadline; every failure becomes a RunResult with its exit code
+    (never raises for a TidingsError). `settings` is called only when there is something to
+    send."""
+    deadline = options.deadline_for(sr)
     fields: dict[str, Any] = {"scheduled_time": rfc3339(scheduled)}
+    stage = ["computing the window"]
     try:
-        try:
-            window = compute_window(sr.spec.filters.window, scheduled, sr.spec.time_zone)
-            fields.update(window_start=rfc3339(window[0]), window_end=rfc3339(window[1]))
-        except ValueError as error:
-            raise InputError(str(error)) from None
-        rendered = render(sr, scheduled, options, deadline)
-        fields.update(rendered.result_fields())
-        return deliver(sr, rendered, settings(), options, deadline)
+        with enforced(deadline):
+            try:
+                window = compute_window(sr.spec.filters.window, scheduled, sr.spec.time_zone)
+                fields.update(window_start=rfc3339(window[0]), window_end=rfc3339(window[1]))
+            except (ValueError, OverflowError) as error:
+                raise InputError(window_error(error)) from None
+            rendered = render(sr, scheduled, options, deadline, stage)
+            fields.update(rendered.result_fields())
+            stage[0] = "sending over SMTP"
+            return deliver(sr, rendered, settings(), options, deadline)
     except TidingsError as error:
         return failed(error, **fields)
+    except DeadlineExceeded:
+        limit = sr.spec.failure_policy.timeout_seconds
+        return failed(
+            RunTimedOut(
+                f"the run reached its deadline while {stage[0]} and was stopped "
+                f"(failurePolicy.timeoutSeconds {limit}s, less a reserve to report in time)"
+            ),
+            **fields,
+        )
 
 
 def internal_error(error: BaseException, secrets: list[str | None]) -> RunResult:

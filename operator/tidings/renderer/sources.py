@@ -1,29 +1,41 @@
-"""Where rows come from: inline (in the spec), sql (SQLAlchemy) or http (a JSON document).
+"""Where rows come from: inline (in the spec), sql (PostgreSQL) or http (a JSON document).
 
 Errors are classified for the retry policy: a source that cannot be reached or answers with a
-server error is SourceUnavailable (transient); a query, URL or document that is wrong as written
-is InputError (permanent). Messages never contain the secret (connection URL, auth header).
+server error is SourceUnavailable (transient); a query, URL, credential or document that is
+wrong as written is InputError (permanent). Messages never contain the secret (connection URL,
+auth header, query string). Every wait is bounded by the run's deadline.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+import json
+import logging
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-from tidings import models
-from tidings.renderer.result import InputError, SourceUnavailable, redact
+from tidings import models, sqltext
+from tidings.renderer import netguard
+from tidings.renderer.deadline import DeadlineExceeded
+from tidings.renderer.deadline import check as check_deadline
+from tidings.renderer.deadline import remaining as deadline_remaining
+from tidings.renderer.result import InputError, SourceUnavailable, TidingsError, redact
 
 Row = dict[str, Any]
 
 DEFAULT_SECRET_DIR = "/etc/tidings/source"
-SOURCE_TIMEOUT_SECONDS = 30.0
+DEFAULT_MAX_SOURCE_BYTES = 32 * 1024 * 1024
+MAX_REDIRECTS = 5
 
 # SQLSTATE classes worth a retry: connection exception, insufficient resources, operator
-# intervention (includes statement timeout), transaction rollback (serialization, deadlock).
+# intervention, transaction rollback (serialization, deadlock).
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57", "40")
 
 
@@ -70,108 +82,182 @@ def read_secret(directory: Path, what: str) -> str:
 def load_rows(
     source: models.Source,
     params: QueryParams,
-    secret_directory: Path | None = None,
-    timeout: float = SOURCE_TIMEOUT_SECONDS,
+    secret_directory: Path | None,
+    deadline: float,
 ) -> list[Row]:
-    """The rows of the report's source, before filtering."""
+    """The rows of the report's source, before filtering; `deadline` is a time.monotonic()."""
     if source.inline is not None:
         return [dict(row) for row in source.inline.rows]
     directory = secret_directory or secret_dir()
     if source.sql is not None:
         url = read_secret(directory, "source.sql.connectionSecretRef")
-        return sql_rows(source.sql.query, params, url, timeout)
+        return sql_rows(source.sql.query, params, url, deadline)
     if source.http is not None:
         auth = (
             read_secret(directory, "source.http.authSecretRef")
             if source.http.auth_secret_ref
             else None
         )
-        return http_rows(scoped_http(source.http, params.program), auth, timeout)
+        return http_rows(scoped_http(source.http, params.program), auth, deadline)
     raise InputError("source: exactly one of inline, sql or http must be set")
 
 
 # ------------------------------------------------------------------------------------------ sql
 
+# Server-side, beyond the reach of the query text: the session is read-only and every statement
+# is bounded, from the connection's start-up packet (client options outrank role and database
+# settings). The extended protocol makes the server accept exactly one statement, so the text
+# cannot hold a SET, COMMIT or second command; within that one statement a set_config() can
+# change neither the running statement's timer nor a transaction that has already read.
+_SESSION_OPTIONS = "-c default_transaction_read_only=on -c statement_timeout={ms}"
 
-def sql_rows(query: str, params: QueryParams, url: str, timeout: float) -> list[Row]:
-    """Run the query read-only with bound parameters; values are never put into the SQL text."""
-    from sqlalchemy import create_engine, exc, text
+# What a server says in a FATAL start-up reply when the cause is passing, not the settings.
+_TRANSIENT_STARTUP = (
+    "starting up",
+    "shutting down",
+    "in recovery mode",
+    "too many connections",
+    "remaining connection slots",
+)
 
-    statement = text(query)
+
+def sql_rows(query: str, params: QueryParams, url: str, deadline: float) -> list[Row]:
+    """Run the query read-only with bound parameters; values are never put into the SQL text.
+    Only PostgreSQL: the guarantees above are its own."""
+    import psycopg
+
+    try:
+        parsed = sqltext.parse(query)
+    except sqltext.SqlTextError as error:
+        raise InputError(f"source.sql.query: {error}") from None
     available = params.as_dict()
-    used = list(statement.compile().params)
-    unknown = sorted(set(used) - set(available))
+    unknown = [name for name in parsed.names if name not in available]
     if unknown:
         raise InputError(
             f"source.sql.query uses unknown parameter(s) {', '.join(':' + n for n in unknown)}; "
-            f"available: {', '.join(':' + n for n in available)}"
+            f"available: {', '.join(':' + n for n in available)} "
+            "(write \\: for a colon that is not a parameter)"
         )
+    conninfo = postgres_conninfo(url)
+    ms = max(1, int(deadline_remaining(deadline) * 1000))
     try:
-        engine = create_engine(url, connect_args=_connect_args(url, timeout))
-    except Exception as error:  # ArgumentError, NoSuchModuleError, ImportError of a driver
-        raise InputError(
-            "source.sql.connectionSecretRef: the secret value is not a usable SQLAlchemy URL "
-            f"({type(error).__name__})"
-        ) from None
-    try:
-        try:
-            connection = engine.connect()
-        except exc.DBAPIError as error:
-            raise SourceUnavailable(
-                f"source.sql: cannot connect to the database: {_db_message(error, url)}"
+        connection = psycopg.connect(
+            conninfo,
+            options=_SESSION_OPTIONS.format(ms=ms),
+            connect_timeout=max(2, int(deadline_remaining(deadline))),
+            application_name="tidings-renderer",
+        )
+    except psycopg.ProgrammingError:  # conninfo the driver cannot parse
+        raise InputError(_UNUSABLE_URL) from None
+    except psycopg.Error as error:
+        message = _db_message(error, url)
+        if _refused_for_good(message):
+            raise InputError(
+                f"source.sql: the database refused the connection: {message}"
             ) from None
-        with connection:  # closing rolls the transaction back: nothing is ever committed
-            try:
-                _read_only(connection, engine.dialect.name, timeout)
-                result = connection.execute(statement, {n: available[n] for n in used})
-                if not result.returns_rows:
-                    raise InputError("source.sql.query returned no rows: it must be a SELECT")
-                return [dict(row) for row in result.mappings()]
-            except exc.DBAPIError as error:
-                message = _db_message(error, url)
-                if _is_transient(error):
-                    raise SourceUnavailable(f"source.sql: query failed: {message}") from None
-                raise InputError(f"source.sql.query failed: {message}") from None
+        raise SourceUnavailable(f"source.sql: cannot connect to the database: {message}") from None
+    try:
+        connection.read_only = True  # BEGIN READ ONLY as well; never committed
+        return _fetch(connection, parsed, [available[name] for name in parsed.names], url)
+    except DeadlineExceeded:
+        # The client's hard stop: ask the server to cancel, whatever the session settings.
+        with contextlib.suppress(Exception):
+            connection.cancel_safe(timeout=2)
+        raise
     finally:
-        engine.dispose()
+        connection.close()
 
 
-def _connect_args(url: str, timeout: float) -> dict[str, Any]:
-    backend = url.split(":", 1)[0].split("+", 1)[0]
-    if backend in ("postgresql", "postgres", "mysql", "mariadb"):
-        return {"connect_timeout": max(1, int(timeout))}
-    return {}
+def _fetch(connection: Any, parsed: sqltext.Query, values: list[Any], url: str) -> list[Row]:
+    import psycopg
+
+    # stream() always uses the extended protocol (a query without parameters would otherwise
+    # go as a simple query, which runs every statement in it); RawCursor takes $n placeholders.
+    cursor = psycopg.RawCursor(connection)
+    rows: list[Row] = []
+    columns: list[str] | None = None
+    try:
+        for values_row in cursor.stream(parsed.text, values):
+            if columns is None:
+                columns = _column_names(cursor.description)
+            rows.append(dict(zip(columns, values_row, strict=True)))
+    except psycopg.Error as error:
+        raise _query_error(error, url) from None
+    return rows
 
 
-def _read_only(connection: Any, dialect: str, timeout: float) -> None:
-    """On PostgreSQL, make the transaction read-only and bound the statement time."""
-    from sqlalchemy import text
-
-    if dialect == "postgresql":
-        connection.execute(text("SET TRANSACTION READ ONLY"))
-        connection.execute(
-            text("SELECT set_config('statement_timeout', :ms, true)"),
-            {"ms": str(int(timeout * 1000))},
+def _column_names(description: Any) -> list[str]:
+    names = [column.name for column in description or ()]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise InputError(
+            f"source.sql.query returns the column name(s) {', '.join(twice)} more than once, so "
+            "one value would be lost: give each column its own name (SELECT a.id AS a_id, ...)"
         )
+    return names
 
 
-def _is_transient(error: Any) -> bool:
-    sqlstate = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
-    if sqlstate:
-        return str(sqlstate)[:2] in _TRANSIENT_SQLSTATE_CLASSES
-    return bool(error.connection_invalidated)
+def _query_error(error: Any, url: str) -> TidingsError:
+    message = _db_message(error, url)
+    state = str(getattr(error, "sqlstate", None) or "")
+    if state == "42601" and "multiple commands" in message:
+        return InputError(
+            "source.sql.query must be a single statement: the database refused to run "
+            f"more than one ({message})"
+        )
+    if state == "25006" or "read-only transaction" in message:
+        return InputError(
+            f"source.sql.query tried to write, and the source is read-only: {message}"
+        )
+    if state == "57014":
+        return SourceUnavailable(
+            f"source.sql: the query was stopped at the run's deadline ({message})"
+        )
+    if state[:2] in _TRANSIENT_SQLSTATE_CLASSES or not state:
+        return SourceUnavailable(f"source.sql: query failed: {message}")
+    return InputError(f"source.sql.query failed: {message}")
+
+
+_UNUSABLE_URL = (
+    "source.sql.connectionSecretRef: the secret value is not a usable PostgreSQL URL "
+    "(postgresql://user:password@host:5432/database)"
+)
+
+
+def postgres_conninfo(url: str) -> str:
+    """The libpq URI for a SQLAlchemy-style PostgreSQL URL (any +driver suffix is dropped)."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        raise InputError(_UNUSABLE_URL)
+    if scheme.split("+", 1)[0].lower() not in ("postgresql", "postgres"):
+        raise InputError(
+            f"source.sql.connectionSecretRef: {scheme}:// is not supported; the sql source "
+            "reads PostgreSQL only (postgresql://...), whose read-only session and statement "
+            "timeout are what keep a query from writing or outliving the run"
+        )
+    return f"postgresql://{rest}"
+
+
+def _refused_for_good(message: str) -> bool:
+    """A FATAL start-up reply (wrong password, no such database or role, pg_hba) will be the
+    same on every retry; a refused or silent port, or a server starting up, may not."""
+    return "FATAL" in message and not any(word in message for word in _TRANSIENT_STARTUP)
 
 
 def _db_message(error: Any, url: str) -> str:
-    """The driver's own first line (e.g. `column "x" does not exist`), without the URL."""
-    original = str(getattr(error, "orig", None) or error).strip().splitlines()
-    first = original[0] if original else type(error).__name__
+    """The driver's own words (e.g. `column "x" does not exist`), without the URL."""
+    lines = str(error).strip().splitlines()
+    first = lines[0] if lines else type(error).__name__
     return redact(first, _url_secrets(url))[:500]
 
 
 def _url_secrets(url: str) -> list[str]:
-    parts = urlsplit(url)
-    return [url, parts.password or "", parts.netloc if parts.password else ""]
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return [url]
+    return [url, password or "", parts.netloc if password else ""]
 
 
 # ----------------------------------------------------------------------------------------- http
@@ -188,32 +274,149 @@ def scoped_http(http: models.HttpSource, program: str | None) -> models.HttpSour
     return http.model_copy(update={"url": urlunsplit(parts._replace(query=urlencode(query)))})
 
 
-def http_rows(http: models.HttpSource, authorization: str | None, timeout: float) -> list[Row]:
+def http_rows(
+    http: models.HttpSource,
+    authorization: str | None,
+    deadline: float,
+    limits: HttpLimits | None = None,
+) -> list[Row]:
     """GET the JSON document and pick the rows at rowsPath."""
+    body = http_get(http.url, authorization, deadline, limits)
+    return pick_rows(_parse_json(body, display_url(http.url)), http.rows_path)
+
+
+@dataclass(frozen=True)
+class HttpLimits:
+    """Platform limits for http sources (renderer environment, docs/renderer.md)."""
+
+    max_bytes: int = DEFAULT_MAX_SOURCE_BYTES
+    denied: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = netguard.DEFAULT_DENIED
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str] | None = None) -> HttpLimits:
+        env = os.environ if env is None else env
+        try:
+            max_bytes = int(env.get("TIDINGS_MAX_SOURCE_BYTES") or DEFAULT_MAX_SOURCE_BYTES)
+            denied = netguard.parse_networks(env.get("TIDINGS_HTTP_DENIED_NETWORKS"))
+        except ValueError as error:
+            raise InputError(f"renderer configuration: {error}") from None
+        return cls(max_bytes=max_bytes, denied=denied)
+
+
+def http_get(
+    url: str, authorization: str | None, deadline: float, limits: HttpLimits | None = None
+) -> bytes:
+    """The body of a GET, following at most MAX_REDIRECTS redirects, each to an http(s) URL on
+    an allowed address; read in chunks up to the size limit; within the run's deadline."""
     import httpx
 
-    shown = _display_url(http.url)
+    limits = limits or HttpLimits.from_environment()
+    _redact_client_logs()
     headers = {"Accept": "application/json"}
     if authorization:
         headers["Authorization"] = authorization
+    secrets = [authorization]
+    with httpx.Client(timeout=max(1.0, deadline_remaining(deadline))) as client:
+        for _ in range(MAX_REDIRECTS + 1):
+            shown = display_url(url)
+            _check_destination(url, limits)
+            try:
+                with client.stream("GET", url, headers=headers) as response:
+                    if response.is_redirect:
+                        target = str(response.next_request.url) if response.next_request else ""
+                        url = _redirect_target(url, response.headers.get("location", ""), target)
+                        if urlsplit(url).netloc != urlsplit(str(response.url)).netloc:
+                            headers.pop("Authorization", None)  # never to another host
+                        continue
+                    _check_status(response.status_code, shown)
+                    return _read_capped(response, limits.max_bytes, shown, deadline)
+            except httpx.TimeoutException:
+                raise SourceUnavailable(f"source.http: {shown} did not answer in time") from None
+            except httpx.HTTPError as error:
+                message = redact(str(error), secrets)
+                raise SourceUnavailable(f"source.http: cannot reach {shown}: {message}") from None
+    raise InputError(f"source.http: more than {MAX_REDIRECTS} redirects from {display_url(url)}")
+
+
+def _redirect_target(current: str, location: str, resolved: str) -> str:
+    target = resolved or urljoin(current, location)
+    scheme = urlsplit(target).scheme.lower()
+    if scheme not in ("http", "https"):
+        raise InputError(
+            f"source.http: {display_url(current)} redirected to a {scheme or 'relative'}: URL; "
+            "only http:// and https:// redirects are followed"
+        )
+    return target
+
+
+def _check_destination(url: str, limits: HttpLimits) -> None:
+    host = urlsplit(url).hostname or ""
+    refused = netguard.refused_address(host, limits.denied)
+    if refused:
+        raise InputError(
+            f"source.http: {display_url(url)} resolves to {refused}, a denied address "
+            "(link-local and cloud metadata by default; TIDINGS_HTTP_DENIED_NETWORKS)"
+        )
+
+
+def _check_status(status: int, shown: str) -> None:
+    if status >= 500 or status == 429:
+        raise SourceUnavailable(f"source.http: {shown} answered HTTP {status}")
+    if status >= 400:
+        raise InputError(f"source.http: {shown} answered HTTP {status}")
+
+
+def _read_capped(response: Any, max_bytes: int, shown: str, deadline: float) -> bytes:
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise InputError(_too_large(shown, max_bytes))
+    body = bytearray()
+    for chunk in response.iter_bytes(64 * 1024):
+        body += chunk
+        if len(body) > max_bytes:
+            raise InputError(_too_large(shown, max_bytes))
+        check_deadline(deadline)
+    return bytes(body)
+
+
+def _too_large(shown: str, max_bytes: int) -> str:
+    return (
+        f"source.http: the document at {shown} is larger than {max_bytes:,} bytes "
+        "(TIDINGS_MAX_SOURCE_BYTES): select fewer rows at the source"
+    )
+
+
+def _parse_json(body: bytes, shown: str) -> Any:
     try:
-        response = httpx.get(http.url, headers=headers, timeout=timeout, follow_redirects=True)
-    except httpx.TimeoutException:
-        raise SourceUnavailable(
-            f"source.http: {shown} did not answer within {timeout:g}s"
+        return json.loads(body)
+    except RecursionError:
+        raise InputError(
+            f"source.http: the JSON document from {shown} is nested too deeply"
         ) from None
-    except httpx.HTTPError as error:
-        message = redact(str(error), [authorization])
-        raise SourceUnavailable(f"source.http: cannot reach {shown}: {message}") from None
-    if response.status_code >= 500 or response.status_code == 429:
-        raise SourceUnavailable(f"source.http: {shown} answered HTTP {response.status_code}")
-    if response.status_code >= 400:
-        raise InputError(f"source.http: {shown} answered HTTP {response.status_code}")
-    try:
-        document = response.json()
     except ValueError:
         raise InputError(f"source.http: {shown} did not return a JSON document") from None
-    return pick_rows(document, http.rows_path)
+
+
+class _QueryRedactor(logging.Filter):
+    """httpx logs each request's full URL at INFO; query strings may carry tokens."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = _QUERY.sub(r"\1?…", message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        return True
+
+
+_QUERY = re.compile(r"(\bhttps?://[^\s?#\"']*)\?[^\s#\"']*")
+_REDACTOR = _QueryRedactor()
+
+
+def _redact_client_logs() -> None:
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if _REDACTOR not in logger.filters:
+            logger.addFilter(_REDACTOR)
 
 
 def pick_rows(document: Any, path: str) -> list[Row]:
@@ -245,7 +448,7 @@ def _kind(value: Any) -> str:
     )
 
 
-def _display_url(url: str) -> str:
+def display_url(url: str) -> str:
     """scheme://host/path: the query string may carry tokens, so it is never shown."""
     parts = urlsplit(url)
     host = parts.hostname or ""

@@ -7,6 +7,8 @@ name is an error that names it instead of an empty cell.
 
 from __future__ import annotations
 
+import string
+from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
@@ -21,12 +23,50 @@ from tidings.renderer.result import InputError
 CUSTOM_NAME = "custom.html.j2"
 
 
+MAX_CUSTOM_HTML_CHARS = 5_000_000
+MAX_VALUE_CHARS = 1_000_000  # one value built by * or ** in a custom template
+
+
+class _BoundedSandbox(SandboxedEnvironment):
+    """The sandbox, plus a bound on what `*` and `**` can build: `'x' * 10**9` is refused
+    before it exists (the output bound would only see it afterwards)."""
+
+    intercepted_binops = frozenset(["*", "**"])
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and _number(left) and _number(right) and abs(right) > 64:
+            raise InputError("spec.templateRef: an exponent above 64 is not allowed")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                sized = isinstance(seq, str | list | tuple) and _number(times)
+                if sized and len(seq) * max(0, int(times)) > MAX_VALUE_CHARS:
+                    raise InputError(
+                        f"spec.templateRef: a value over {MAX_VALUE_CHARS:,} characters"
+                    )
+        return super().call_binop(context, operator, left, right)
+
+
+# What a faulty custom template raises besides TemplateError: the template's fault (exit 65).
+_TEMPLATE_FAULTS = (
+    TypeError,
+    ValueError,
+    ArithmeticError,
+    LookupError,
+    RecursionError,
+    MemoryError,
+)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _environment(custom_template: str | None = None) -> SandboxedEnvironment:
     loaders: list[Any] = [PackageLoader("tidings", "templates")]
     loaders.append(type_templates())
     if custom_template is not None:
         loaders.insert(0, DictLoader({CUSTOM_NAME: custom_template}))
-    return SandboxedEnvironment(
+    return _BoundedSandbox(
         loader=ChoiceLoader(loaders),
         autoescape=True,
         undefined=StrictUndefined,
@@ -60,15 +100,30 @@ def render_html(
     if custom_template is None:
         return env.get_template(name).render(values)
     try:
-        return env.get_template(name).render(values)
+        return _bounded_output(env.get_template(name).generate(values))
     except TemplateError as error:
         line = getattr(error, "lineno", None)
         where = f" (line {line})" if line else ""
         raise InputError(
             f"spec.templateRef: the custom template cannot be rendered{where}: {error}"
         ) from None
-    except (TypeError, ValueError, ArithmeticError, LookupError) as error:
+    except _TEMPLATE_FAULTS as error:
         raise InputError(f"spec.templateRef: the custom template failed: {error}") from None
+
+
+def _bounded_output(chunks: Iterator[str]) -> str:
+    """The custom template's output, refused beyond MAX_CUSTOM_HTML_CHARS (it feeds the PDF
+    renderer, whose time and memory grow with it); time is bounded by the run's deadline."""
+    parts, size = [], 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_CUSTOM_HTML_CHARS:
+            raise InputError(
+                f"spec.templateRef: the custom template produced more than "
+                f"{MAX_CUSTOM_HTML_CHARS:,} characters of HTML"
+            )
+        parts.append(chunk)
+    return "".join(parts)
 
 
 def render_email_html(report: Report, *, attachment_name: str, csv_attached: bool) -> str:
@@ -78,7 +133,17 @@ def render_email_html(report: Report, *, attachment_name: str, csv_attached: boo
 
 
 def subject(template: str, *, title: str, date: str) -> str:
-    """delivery.subjectTemplate with {name} and {date} filled in; no other formatting applies,
-    so braces in a title are safe. Line breaks would be header injection: they become spaces."""
-    text = template.replace("{name}", title).replace("{date}", date)
-    return " ".join(text.split())
+    """delivery.subjectTemplate read as validation reads it (str.format syntax): {name} and
+    {date} are filled in, `{{` and `}}` are literal braces. Values are inserted once and never
+    read again, so braces or `{date}` inside a title stay as written. Line breaks would be header
+    injection: they become spaces."""
+    values = {"name": title, "date": date}
+    parts = []
+    try:
+        for literal, field, _, _ in string.Formatter().parse(template):
+            parts.append(literal)
+            if field is not None:
+                parts.append(values[field])
+    except (ValueError, KeyError) as error:
+        raise InputError(f"spec.delivery.subjectTemplate: cannot be used: {error}") from None
+    return " ".join("".join(parts).split())
