@@ -47,6 +47,7 @@ bench: test-deps binaries
 	$(PYTHON) -m bench.render
 	$(PYTHON) -m bench.cold_start
 	$(PYTHON) -m bench.operator
+	$(PYTHON) -m bench.node
 
 dev-up:
 	hack/dev-cluster up

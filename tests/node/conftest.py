@@ -23,6 +23,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(item.fspath).parents:
             item.add_marker(pytest.mark.node)
+    # Stopping the node is checked last: nothing may need the node after it.
+    last = [item for item in items if Path(item.fspath) == here / "test_teardown.py"]
+    items[:] = [item for item in items if item not in last] + last
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,83 @@
+"""Pods on the test node reach the node's subnet and the host's address on it, and nothing else:
+no default route, no masquerade for pods, no forwarding on the host."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from tests.node.node_cluster import NodeCluster
+
+from tidings import devcluster, devnode
+
+
+def _route_table(cluster: NodeCluster, namespace: str) -> str:
+    """/proc/net/route as seen from inside a pod running the renderer image."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "routes", "namespace": namespace},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "containers": [
+                {
+                    "name": "routes",
+                    "image": cluster.images.renderer,
+                    "imagePullPolicy": "Never",
+                    "command": ["cat", "/proc/net/route"],
+                }
+            ],
+        },
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(pod))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        phase = cluster.kubectl(
+            "-n", namespace, "get", "pod", "routes", "-o", "jsonpath={.status.phase}"
+        ).stdout
+        if phase in ("Succeeded", "Failed"):
+            break
+        time.sleep(0.5)
+    assert phase == "Succeeded", phase
+    return cluster.kubectl("-n", namespace, "logs", "routes").stdout
+
+
+def _hex_ip(value: str) -> str:
+    raw = bytes.fromhex(value)[::-1]
+    return ".".join(str(b) for b in raw)
+
+
+def test_a_pod_has_only_the_subnet_and_service_routes(node_cluster: NodeCluster) -> None:
+    node_cluster.kubectl("create", "namespace", "containment")
+    try:
+        table = _route_table(node_cluster, "containment")
+    finally:
+        node_cluster.kubectl("delete", "namespace", "containment", "--wait=false")
+    routes = {
+        (_hex_ip(fields[1]), _hex_ip(fields[7]), _hex_ip(fields[2]))
+        for fields in (line.split() for line in table.splitlines()[1:])
+        if fields
+    }
+    # (destination, mask, gateway): the pod subnet on-link, Services via the host. No 0.0.0.0.
+    assert routes == {
+        ("198.18.0.0", "255.255.255.0", "0.0.0.0"),
+        ("198.18.1.0", "255.255.255.0", devnode.NODE_IP),
+    }
+
+
+def test_the_host_forwards_nothing_and_masquerades_no_pod(node_cluster: NodeCluster) -> None:
+    assert Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "0"
+    nat = devnode._run("iptables", "-t", "nat", "-S").stdout
+    masquerades = [line for line in nat.splitlines() if "MASQUERADE" in line]
+    # Only kube-proxy's rule, which applies to marked Service traffic (the host reaching a
+    # ClusterIP), never to traffic from the pod subnet to elsewhere.
+    assert all("KUBE-POSTROUTING" in line for line in masquerades), masquerades
+    assert not [line for line in nat.splitlines() if devnode.POD_SUBNET in line and "-s " in line]
+
+
+def test_service_addresses_stay_on_the_bridge(node_cluster: NodeCluster) -> None:
+    route = devnode._run("ip", "route", "get", "198.18.1.200").stdout
+    assert f"dev {devnode.BRIDGE}" in route, route
+    assert devcluster.SERVICE_CIDR == "198.18.1.0/24"
