@@ -69,12 +69,19 @@ def test_a_pod_has_only_the_subnet_and_service_routes(node_cluster: NodeCluster)
 
 def test_the_host_forwards_nothing_and_masquerades_no_pod(node_cluster: NodeCluster) -> None:
     assert Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "0"
-    nat = devnode._run("iptables", "-t", "nat", "-S").stdout
-    masquerades = [line for line in nat.splitlines() if "MASQUERADE" in line]
-    # Only kube-proxy's rule, which applies to marked Service traffic (the host reaching a
-    # ClusterIP), never to traffic from the pod subnet to elsewhere.
-    assert all("KUBE-POSTROUTING" in line for line in masquerades), masquerades
-    assert not [line for line in nat.splitlines() if devnode.POD_SUBNET in line and "-s " in line]
+    nat = devnode._run("iptables", "-t", "nat", "-S").stdout.splitlines()
+    # POSTROUTING only hands over to kube-proxy, whose one MASQUERADE applies to packets it
+    # marked; it marks only in its per-Service chains (traffic to a ClusterIP, which stays on
+    # the bridge). Nothing rewrites a pod's traffic to anywhere else, and nothing SNATs.
+    postrouting = [line for line in nat if line.startswith("-A POSTROUTING")]
+    assert postrouting == [
+        '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING'
+    ], postrouting
+    masquerades = [line for line in nat if "-j MASQUERADE" in line]
+    assert all(line.startswith("-A KUBE-POSTROUTING") for line in masquerades), masquerades
+    marks = [line for line in nat if "-j KUBE-MARK-MASQ" in line]
+    assert all(line.startswith(("-A KUBE-SVC-", "-A KUBE-SEP-")) for line in marks), marks
+    assert not [line for line in nat if "-j SNAT" in line]
 
 
 def test_service_addresses_stay_on_the_bridge(node_cluster: NodeCluster) -> None:
