@@ -1,15 +1,18 @@
 """Runs last in tests/node (the conftest orders it): stopping the node removes everything it made
-and returns only when its processes have exited. The session's own teardown then finds nothing
-left to do."""
+and returns only when its processes have exited, and so does `hack/dev-cluster down` after
+`up --node`. The session's own teardown then finds nothing left to do."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from pathlib import Path
 
 from tests.node.node_cluster import NodeCluster
 
 from tidings import devnode
-from tidings.devcluster import _alive
+from tidings.devcluster import REPO_ROOT, _alive, default_bin_dir
 
 
 def test_stopping_the_node_leaves_nothing_behind(node_cluster: NodeCluster) -> None:
@@ -35,3 +38,41 @@ def test_stopping_the_node_leaves_nothing_behind(node_cluster: NodeCluster) -> N
     assert devnode._run("ip", "link", "show", devnode.BRIDGE, check=False).returncode != 0
     assert "KUBE-" not in devnode._run("iptables", "-t", "nat", "-S").stdout
     assert not devnode.CONTAINERD_STATE.exists()
+
+
+def test_dev_cluster_up_node_and_down_as_a_developer_runs_them(
+    node_cluster: NodeCluster, tmp_path: Path
+) -> None:
+    """After the session's node is gone: `hack/dev-cluster up --node` then `down`, as scripts."""
+    script = str(REPO_ROOT / "hack" / "dev-cluster")
+    state = tmp_path / "dev"
+    up = subprocess.run(
+        [script, "up", "--node", "--state-dir", str(state)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert up.returncode == 0, up.stderr
+    assert "control plane and node ready" in up.stdout
+    node_pids = list(json.loads((state / "node" / "state.json").read_text())["pids"].values())
+    plane_pids = list(json.loads((state / "state.json").read_text())["pids"].values())
+    try:
+        nodes = subprocess.run(
+            [str(default_bin_dir() / "kubectl"), "get", "nodes", "-o", "name"],
+            env={**os.environ, "KUBECONFIG": str(state / "kubeconfig")},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert nodes.stdout.strip() == f"node/{devnode.NODE_NAME}"
+    finally:
+        down = subprocess.run(
+            [script, "down", "--state-dir", str(state)], capture_output=True, text=True
+        )
+    assert down.returncode == 0, down.stderr
+    assert "node torn down" in down.stdout
+    # `down` returned: every process is gone already, and so is what the node made.
+    assert not [pid for pid in node_pids + plane_pids if _alive(pid)]
+    assert devnode._run("ip", "link", "show", devnode.BRIDGE, check=False).returncode != 0
+    assert str(state) not in Path("/proc/self/mountinfo").read_text()
+    assert devnode._kubepods_cgroups() == []
