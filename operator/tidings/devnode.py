@@ -29,6 +29,7 @@ from tidings.devcluster import (
     SERVICE_CIDR,
     ControlPlane,
     ControlPlaneError,
+    _alive,
     _die_with_parent,
     _terminate,
     default_bin_dir,
@@ -48,8 +49,9 @@ RUNTIME_BINARIES = ("containerd", "containerd-shim-runc-v2", "ctr", "crictl")
 CNI_BIN_DIR = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
 # containerd's own state is kept under our name; the shims' sockets stay under /run/containerd/s.
 CONTAINERD_STATE = Path("/run/tidings-node/containerd")
-# Where the running (or last, killed) node keeps its state: a later teardown finds its mounts.
-STATE_MARKER = CONTAINERD_STATE.parent / "state-dir"
+# Which node owns this machine: its state dir (a later teardown finds its mounts there) and the
+# pid of the process that brought it up. Another node refuses to start while either lives.
+STATE_MARKER = CONTAINERD_STATE.parent / "owner.json"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 HOST_TOOLS = ("runc", "iptables", "ip", "mount", "umount")
 
@@ -122,10 +124,36 @@ def _run(*args: str, check: bool = True, timeout: float = 60) -> subprocess.Comp
 # ------------------------------------------------------------------------------- network
 
 
+def running_elsewhere(state_dir: Path) -> str | None:
+    """Why another live node owns this machine (its starter or its processes are alive), or
+    None when the machine is free or holds only what a killed run left behind."""
+    try:
+        owner = json.loads(STATE_MARKER.read_text())
+    except (OSError, ValueError):
+        return None
+    other = Path(owner["state_dir"])
+    if other == state_dir:
+        return None
+    pids = [owner["pid"]]
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        pids += json.loads((other / "state.json").read_text())["pids"].values()
+    if any(_alive(pid) for pid in pids):
+        return (
+            f"another node is running on this machine (state {other}, started by pid "
+            f"{owner['pid']}); stop it first, e.g. hack/dev-cluster down --state-dir {other.parent}"
+        )
+    return None
+
+
 def prepare_host(state_dir: Path) -> None:
-    """Clean up after any earlier node on this machine (a killed run leaves pods, mounts and
+    """Claim the machine, clean up after any earlier node (a killed run leaves pods, mounts and
     namespaces behind), then make the bridge. Comes first: the apiserver binds the bridge."""
+    busy = running_elsewhere(state_dir)
+    if busy:
+        raise NodeError(busy)
     teardown(state_dir)
+    STATE_MARKER.parent.mkdir(parents=True, exist_ok=True)
+    STATE_MARKER.write_text(json.dumps({"state_dir": str(state_dir), "pid": os.getpid()}))
     create_bridge()
 
 
@@ -300,9 +328,10 @@ class Node:
             raise NodeError(reason)
         if self.plane.node_ip != NODE_IP:
             raise NodeError(f"the control plane must be started with node_ip={NODE_IP}")
+        busy = running_elsewhere(self.state_dir)
+        if busy:
+            raise NodeError(busy)
         create_bridge()
-        STATE_MARKER.parent.mkdir(parents=True, exist_ok=True)
-        STATE_MARKER.write_text(str(self.state_dir))
         for sub in ("logs", "cni/net.d", "cni/ipam", "kubelet", "pod-logs", "pki"):
             (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
         (self.state_dir / "resolv.conf").write_text("nameserver 127.0.0.1\n")
@@ -548,8 +577,8 @@ def teardown(state_dir: Path, k8s_bin: Path | None = None, grace: float = 15) ->
     for netns in _our_netns():
         _run("ip", "netns", "delete", netns, check=False)
     state_dirs = {str(state_dir)}
-    with contextlib.suppress(OSError):
-        state_dirs.add(STATE_MARKER.read_text().strip())
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        state_dirs.add(json.loads(STATE_MARKER.read_text())["state_dir"])
     for point in _mounts_under((*state_dirs, str(CONTAINERD_STATE))):
         if _run("umount", point, check=False).returncode != 0:
             _run("umount", "-l", point, check=False)

@@ -30,14 +30,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeCluster]:
-    reason = devnode.unavailable_reason()
+    state_dir = tmp_path_factory.mktemp("node-cluster")
+    reason = devnode.unavailable_reason() or devnode.running_elsewhere(state_dir / "node")
     if reason:
         unavailable(reason)
     try:
         images = devnode.build_images()
     except devnode.NodeError as exc:
         pytest.fail(str(exc))
-    with running(tmp_path_factory.mktemp("node-cluster"), images, die_with_parent=True) as cluster:
+    with running(state_dir, images, die_with_parent=True) as cluster:
         yield cluster
 
 
