@@ -319,3 +319,12 @@ def test_rows_path_errors_name_the_path() -> None:
         pick_rows({"a": 1}, "")
     with pytest.raises(InputError, match="row 1 is a string"):
         pick_rows([{"x": 1}, "oops"], "")
+
+
+def test_inline_rows_take_a_missing_key_as_null_like_the_apiserver_stores_them() -> None:
+    # `completed_at: null` in a manifest is stored without the key: the same row either way.
+    written = [{"id": 1, "completed_at": "2024-05-06T07:00:00Z"}, {"id": 2, "completed_at": None}]
+    stored = [written[0], {"id": 2}]
+    source = models.Source.model_validate({"inline": {"rows": stored}})
+    params = QueryParams(datetime(2024, 5, 6, tzinfo=UTC), datetime(2024, 5, 13, tzinfo=UTC))
+    assert load_rows(source, params, None, time.monotonic() + 30) == written

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -87,7 +87,7 @@ def load_rows(
 ) -> list[Row]:
     """The rows of the report's source, before filtering; `deadline` is a time.monotonic()."""
     if source.inline is not None:
-        return [dict(row) for row in source.inline.rows]
+        return inline_rows(source.inline.rows)
     directory = secret_directory or secret_dir()
     if source.sql is not None:
         url = read_secret(directory, "source.sql.connectionSecretRef")
@@ -100,6 +100,15 @@ def load_rows(
         )
         return http_rows(scoped_http(source.http, params.program), auth, deadline)
     raise InputError("source: exactly one of inline, sql or http must be set")
+
+
+def inline_rows(rows: Sequence[Mapping[str, Any]]) -> list[Row]:
+    """The inline rows, each with every column some row has. The apiserver drops null fields
+    from stored objects, so `completed_at: null` in a manifest arrives as no key at all: a
+    column absent from a row is that row's null (a column absent from every row is still an
+    error, found by the report type's column check)."""
+    columns = dict.fromkeys(key for row in rows for key in row)
+    return [{column: row.get(column) for column in columns} for row in rows]
 
 
 # ------------------------------------------------------------------------------------------ sql
