@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from collections import defaultdict
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -69,6 +70,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage()
     # Events are for humans: ours are posted explicitly; kopf's per-handler chatter is not.
     settings.posting.level = logging.WARNING
+    # issue 15: Events say `From: tidings` (kopf's default is "kopf"), and which replica.
+    settings.posting.reporting_component = "tidings"
+    settings.posting.reporting_instance = os.environ.get("POD_ID") or socket.gethostname()
     # After its own status patch kopf waits this long for that version to come back on the watch
     # before acting on an older one. The 5 s default is too short under a burst (1,000 reports
     # applied at once keep the event loop busy for longer): it then re-ran the creation handler
