@@ -123,7 +123,7 @@ async def report_metrics(event: Mapping[str, Any], body: kopf.Body, **_: Any) ->
     if event["type"] == "DELETED":
         metrics.forget_report(meta["namespace"], meta["name"])
     else:
-        metrics.observe_report(meta["namespace"], meta["name"], body.get("status") or {})
+        metrics.observe_report(body)
 
 
 async def sync_report(
@@ -251,7 +251,7 @@ async def write_status(kube: Kube, report: Mapping[str, Any], fields: Mapping[st
         if exc.status == 409:
             return False
         raise
-    metrics.observe_report(meta["namespace"], meta["name"], {**current, **fields})
+    metrics.observe_report({**report, "status": {**current, **fields}})
     return True
 
 
