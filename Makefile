@@ -1,6 +1,10 @@
 # The two commands a newcomer needs: `make demo` (installs, renders the built-in example report to
 # report.pdf) and `make test` (installs what the tests need, then the whole suite; what CI runs).
-PYTHON ?= python3
+# Python packages go into .venv inside this checkout (hack/install-deps creates it if missing),
+# so nothing outside the checkout changes: not another checkout's editable install either.
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+export VENV
 export PATH := $(shell hack/build-k8s-binaries --print-dir):$(shell hack/install-go-tools --print-dir):$(PATH)
 LINTED := operator tests bench hack
 
