@@ -130,6 +130,10 @@ def test_run_wait_failure_reactivate_success_suspend_resume(
     assert f"Job {job}: running" in err.decode()  # the progress line
     status = _phase(cluster, "weekly", "Disabled")
     assert status["lastErrorBrief"] == "SMTP 451 relay busy"
+    # Events say they come from tidings (kubectl describe's "From"), not from kopf.
+    (disabled,) = wait_for("the Disabled Event", lambda: cluster.events("Disabled", "weekly"))
+    assert (disabled.reporting_component, disabled.source.component) == ("tidings", "tidings")
+    assert disabled.reporting_instance
     wide = control_plane.kubectl("get", "sr", "-n", namespace, "-o", "wide").stdout
     assert "SMTP 451 relay busy" in wide
     assert "Disabled" in wide
