@@ -228,11 +228,13 @@ def status_text(report: Mapping[str, Any], now: datetime) -> str:
     lines.append(f"Last sent:  {_ago_or_in(status.get('lastSentAt'), now)}")
     lines.append(f"Failures:   {status.get('consecutiveFailures') or 0} in a row")
     lines.append(f"Last error: {status.get('lastError') or '-'}")
-    if status.get("phase") in (None, models.Phase.ACTIVE) and spec.get("schedule"):
+    if not spec.get("schedule"):
+        lines.append("Next runs:  none (manual runs only: kubectl tidings run NAME)")
+    elif status.get("phase") in (None, models.Phase.ACTIVE):
         lines.append(f"Next {FIRE_TIMES_SHOWN} runs ({zone_name}):")
         lines.extend(fire_lines(spec["schedule"], zone_name, now, FIRE_TIMES_SHOWN))
     else:
-        lines.append("Next runs:  none (not Active)")
+        lines.append(f"Next runs:  none while {status.get('phase')}")
     return "\n".join(lines)
 
 

@@ -156,7 +156,7 @@ def test_run_wait_failure_reactivate_success_suspend_resume(
     assert cluster.report("weekly")["spec"]["suspend"] is True
     _phase(cluster, "weekly", "Paused")
     code, out, _ = plugin(control_plane, namespace, capsys, "status", "weekly")
-    assert "Next runs:  none (not Active)" in out
+    assert "Next runs:  none while Paused" in out
     code, _, _ = plugin(control_plane, namespace, capsys, "resume", "weekly")
     assert code == 0
     _phase(cluster, "weekly", "Active")

@@ -144,3 +144,11 @@ def test_console_script_and_krew_manifest() -> None:
     assert platform["sha256"] == hashlib.sha256(module.archive_bytes()).hexdigest(), (
         "plugins/tidings.yaml is stale: run hack/krew-archive"
     )
+
+
+def test_status_text_for_manual_and_paused_reports() -> None:
+    manual = _report("adhoc", phase="Manual")
+    manual["spec"]["schedule"] = ""
+    assert "Next runs:  none (manual runs only" in kubectl_plugin.status_text(manual, NOW)
+    paused = _report("weekly", phase="Paused")
+    assert "Next runs:  none while Paused" in kubectl_plugin.status_text(paused, NOW)
