@@ -154,6 +154,10 @@ class ReportStore(Collector):
         with self._lock:
             self._reports.pop((namespace, name), None)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._reports.clear()
+
     def __len__(self) -> int:
         return len(self._reports)
 
@@ -172,13 +176,17 @@ class ReportStore(Collector):
 
 
 class Leadership(logging.Handler):
-    """Follows kopf's peering log lines to know whether this replica serves reports."""
+    """Follows kopf's peering log lines to know whether this replica serves reports.
+
+    On pausing, `on_pause` runs: a paused replica sees no deletions, so what it knew is dropped,
+    and kopf's fresh listing on resuming refills it."""
 
     LOGGER = "kopf._core.engines.peering"
 
-    def __init__(self, leading: bool) -> None:
+    def __init__(self, leading: bool, on_pause: Callable[[], None] = lambda: None) -> None:
         super().__init__(logging.INFO)
         self.leading = leading
+        self._on_pause = on_pause
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
@@ -186,6 +194,7 @@ class Leadership(logging.Handler):
             self.leading = True
         elif message.startswith("Pausing"):
             self.leading = False
+            self._on_pause()
 
     def install(self) -> None:
         peering_log = logging.getLogger(self.LOGGER)

@@ -28,8 +28,8 @@ def registry(store: ReportStore) -> CollectorRegistry:
 
 
 def test_series_exist_from_the_first_sight_and_follow_each_report() -> None:
-    leading = Leadership(leading=True)
     store = ReportStore(lambda: leading.leading, lambda: NOW)
+    leading = Leadership(leading=True, on_pause=store.clear)
     metrics = registry(store)
 
     def value(name: str, **labels: str) -> float | None:
@@ -71,7 +71,9 @@ def test_series_exist_from_the_first_sight_and_follow_each_report() -> None:
     assert value("tidings_operator_leader") == 0
     assert value("tidings_report_consecutive_failures", **b) is None
     assert value("tidings_reports", phase="Disabled") is None
+    assert len(store) == 0  # it sees no deletions while paused: kopf's listing refills it
     leading.emit(logging.makeLogRecord({"msg": "Resuming operations after the pause. ..."}))
+    store.observe(report("b", phase="Disabled", consecutiveFailures=3))
     assert value("tidings_operator_leader") == 1
     assert value("tidings_report_consecutive_failures", **b) == 3
 

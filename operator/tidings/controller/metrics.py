@@ -16,8 +16,8 @@ from tidings.report_metrics import Leadership, ReportStore, utc_now
 RUNS = Counter(
     "tidings_runs", "Finished report runs by outcome and failure kind.", ["outcome", "failure"]
 )
-LEADERSHIP = Leadership(leading=True)
 REPORTS = ReportStore(lambda: LEADERSHIP.leading, utc_now)
+LEADERSHIP = Leadership(leading=True, on_pause=REPORTS.clear)
 REGISTRY.register(REPORTS)
 
 
