@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,9 +37,11 @@ def copy_checkout(target: Path) -> Path:
     return target
 
 
-def outside_state() -> dict[str, object]:
-    """What `make demo` in another checkout must not change: which tidings the machine's
-    python3 imports, and the installed packages of python3 and of the interpreter running us."""
+def outside_references(checkouts: list[Path]) -> list[str]:
+    """Places outside the checkouts that point into them: the machine's python3 importing
+    tidings from one, or an install record (.pth, editable finder) of python3 or of the
+    interpreter running the tests naming one. Other processes on a shared machine may install
+    things meanwhile, so this looks for traces of these checkouts, not for any change."""
     probe = (
         "import json, sysconfig\n"
         "try:\n    import tidings; found = tidings.__file__\n"
@@ -52,17 +53,13 @@ def outside_state() -> dict[str, object]:
             ["python3", "-c", probe], capture_output=True, text=True, check=True, env=user_env()
         ).stdout
     )
-
-    def listing(folder: str) -> list[tuple[str, float]]:
-        path = Path(folder)
-        return sorted((p.name, p.stat().st_mtime) for p in path.iterdir()) if path.is_dir() else []
-
-    return {
-        "python3 imports tidings from": found,
-        "python3 packages": listing(purelib),
-        "test interpreter packages": listing(sysconfig.get_paths()["purelib"]),
-        "test interpreter": sys.executable,
-    }
+    roots = [str(path) for path in checkouts]
+    traces = [f"python3 imports {found}" for root in roots if found and found.startswith(root)]
+    for folder in {Path(purelib), Path(sysconfig.get_paths()["purelib"])}:
+        for record in [*folder.glob("*.pth"), *folder.glob("__editable__*.py")]:
+            text = record.read_text(errors="replace")
+            traces += [f"{record} names {root}" for root in roots if root in text]
+    return traces
 
 
 @dataclass

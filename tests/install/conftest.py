@@ -7,13 +7,12 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from checkouts import Demo, copy_checkout, outside_state, user_env
+from checkouts import Demo, copy_checkout, user_env
 
 
 @pytest.fixture(scope="session")
-def demo_checkouts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Demo, Demo, dict]]:
-    """Checkouts a and b, `make demo` run in each (a first), and the outside state before."""
-    before = outside_state()
+def demo_checkouts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Demo, Demo]]:
+    """Checkouts a and b, `make demo` run in each (a first)."""
     demos = []
     for name in ("a", "b"):
         path = copy_checkout(tmp_path_factory.mktemp(f"checkout-{name}"))
@@ -22,4 +21,4 @@ def demo_checkouts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[D
         )
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         demos.append(Demo(path, done))
-    yield demos[0], demos[1], before
+    yield demos[0], demos[1]

@@ -42,9 +42,9 @@ class Sink:
         return "250 OK"
 
 
-def test_make_demo_is_as_promised(demo_checkouts: tuple[Demo, Demo, dict]) -> None:
+def test_make_demo_is_as_promised(demo_checkouts: tuple[Demo, Demo]) -> None:
     assert "```sh\nmake demo\n```" in README
-    a, _, _ = demo_checkouts
+    a, _ = demo_checkouts
     reader = PdfReader(a.path / "report.pdf")
     assert len(reader.pages) == 2  # "a two-page A4 PDF"
     box = reader.pages[0].mediabox
@@ -54,8 +54,8 @@ def test_make_demo_is_as_promised(demo_checkouts: tuple[Demo, Demo, dict]) -> No
     assert "6 May 2024" in text
 
 
-def test_readme_cli_block_runs_as_printed(demo_checkouts: tuple[Demo, Demo, dict]) -> None:
-    a, _, _ = demo_checkouts
+def test_readme_cli_block_runs_as_printed(demo_checkouts: tuple[Demo, Demo]) -> None:
+    a, _ = demo_checkouts
     block = quickstart_block()
     sink = Sink()
     # The block sends to localhost:1025, "e.g. a local Mailpit": here an aiosmtpd server.
