@@ -1,7 +1,12 @@
 # The two commands a newcomer needs: `make demo` (installs, renders the built-in example report to
 # report.pdf) and `make test` (installs what the tests need, then the whole suite; what CI runs).
-PYTHON ?= python3
-export PATH := $(shell hack/build-k8s-binaries --print-dir):$(shell hack/install-go-tools --print-dir):$(PATH)
+# Python packages go into .venv inside this checkout (hack/install-deps creates it if missing),
+# so nothing outside the checkout changes: not another checkout's editable install either.
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+export VENV
+# The venv's bin first, so the scripts make runs (python3, tidings, kubectl-tidings) use it too.
+export PATH := $(abspath $(VENV))/bin:$(shell hack/build-k8s-binaries --print-dir):$(shell hack/install-go-tools --print-dir):$(PATH)
 LINTED := operator tests bench hack
 
 .PHONY: demo test deps test-deps binaries node-binaries images tools lint format dev-up dev-down \

@@ -57,10 +57,19 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Status", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Last Sent", "type": "date", "jsonPath": ".status.lastSentAt"},
     # A date column renders as an age, and the apiserver prints "<invalid>" for a future time:
-    # the next run is shown as its timestamp instead.
-    {"name": "Next", "type": "string", "jsonPath": ".status.nextSendAt"},
+    # the next run is shown as a wall time in the report's own zone (written by the operator).
+    {"name": "Next", "type": "string", "jsonPath": ".status.nextSendLocal"},
     {"name": "Failures", "type": "integer", "jsonPath": ".status.consecutiveFailures"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    # -o wide
+    {"name": "Recipients", "type": "integer", "jsonPath": ".status.recipientCount", "priority": 1},
+    {
+        "name": "Reason",
+        "type": "string",
+        "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
+        "priority": 1,
+    },
+    {"name": "Last Error", "type": "string", "jsonPath": ".status.lastErrorBrief", "priority": 1},
 ]
 
 
@@ -213,7 +222,11 @@ def api_reference() -> str:
         "",
         "| Column | Source |",
         "|---|---|",
-        *[f"| {c['name'].upper()} | `{c['jsonPath']}` ({c['type']}) |" for c in PRINTER_COLUMNS],
+        *[
+            f"| {c['name'].upper()} | `{c['jsonPath']}` ({c['type']})"
+            f"{', `-o wide` only' if c.get('priority') else ''} |"
+            for c in PRINTER_COLUMNS
+        ],
     ]
     for root in ("spec", "status"):
         lines += ["", f"## {root}", ""]

@@ -650,6 +650,12 @@ class ScheduledReportStatus(_Model):
         default=None, description="Summary for display: Active, Paused, Disabled, Invalid, Manual."
     )
     next_send_at: str | None = Field(default=None, description="Next scheduled run (RFC 3339).")
+    next_send_local: str | None = Field(
+        default=None,
+        max_length=64,
+        description="nextSendAt as a wall time in spec.timeZone, e.g. Mon 2026-12-07 09:00 CET "
+        "(the NEXT column).",
+    )
     last_sent_at: str | None = Field(
         default=None, description="When the last delivered run was accepted by SMTP."
     )
@@ -657,6 +663,12 @@ class ScheduledReportStatus(_Model):
     consecutive_failures: int = Field(default=0, description="Failed runs since the last success.")
     last_error: str = Field(
         default="", max_length=1024, description="Why the last failed run failed."
+    )
+    last_error_brief: str = Field(
+        default="", max_length=64, description="lastError's first line, cut short (-o wide)."
+    )
+    recipient_count: int = Field(
+        default=0, description="To, Cc and Bcc addresses in the spec (-o wide)."
     )
     observed_generation: int | None = Field(
         default=None, description="The spec generation the operator last acted on."

@@ -51,13 +51,9 @@ def next_fire_time(schedule: str, time_zone: str, after: datetime) -> datetime |
 
     None for an empty schedule (manual runs only). ValueError for a bad expression or zone.
     """
-    if not schedule or not schedule.strip():
+    tz = _cron_zone(schedule, time_zone, after)
+    if tz is None:
         return None
-    if after.tzinfo is None:
-        raise ValueError("after must be timezone-aware")
-    tz = zone(time_zone)
-    if not croniter.is_valid(schedule) or len(schedule.split()) != 5:
-        raise ValueError(f"schedule {schedule!r} is not a five-field cron expression")
     # Start an hour early in wall time: `after` may sit in the second pass of a fall-back hour,
     # where its naive wall time is earlier than candidates already passed.
     start = after.astimezone(tz).replace(tzinfo=None) - timedelta(hours=1, seconds=1)
@@ -67,6 +63,34 @@ def next_fire_time(schedule: str, time_zone: str, after: datetime) -> datetime |
         if fire is not None and fire > after:
             return fire.astimezone(UTC)
     raise ValueError(f"schedule {schedule!r} has no fire time after {after.isoformat()}")
+
+
+def previous_fire_time(schedule: str, time_zone: str, before: datetime) -> datetime | None:
+    """The latest fire time at or before `before` (aware), as an aware UTC datetime, by the
+    same wall-clock rules as next_fire_time. None for an empty schedule."""
+    tz = _cron_zone(schedule, time_zone, before)
+    if tz is None:
+        return None
+    # Start an hour late in wall time, mirroring next_fire_time's fall-back lookback.
+    start = before.astimezone(tz).replace(tzinfo=None) + timedelta(hours=1, seconds=1)
+    it = croniter(schedule, start)
+    for _ in range(_MAX_CANDIDATES):
+        fire = localize(it.get_prev(datetime), tz)
+        if fire is not None and fire <= before:
+            return fire.astimezone(UTC)
+    raise ValueError(f"schedule {schedule!r} has no fire time before {before.isoformat()}")
+
+
+def _cron_zone(schedule: str, time_zone: str, moment: datetime) -> ZoneInfo | None:
+    """The zone for a valid schedule, None for an empty one; ValueError naming what is wrong."""
+    if not schedule or not schedule.strip():
+        return None
+    if moment.tzinfo is None:
+        raise ValueError("the reference time must be timezone-aware")
+    tz = zone(time_zone)
+    if not croniter.is_valid(schedule) or len(schedule.split()) != 5:
+        raise ValueError(f"schedule {schedule!r} is not a five-field cron expression")
+    return tz
 
 
 _LAST = re.compile(r"^([1-9][0-9]{0,3})([dh])$")

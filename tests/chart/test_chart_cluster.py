@@ -42,6 +42,7 @@ from tidings.devcluster import ControlPlane, free_port
 pytestmark = pytest.mark.cluster
 
 CERT_MANAGER_CRDS = Path(__file__).with_name("cert-manager-crds-minimal.yaml")
+PROMETHEUS_OPERATOR_CRDS = Path(__file__).with_name("prometheus-operator-crds-minimal.yaml")
 
 
 def apply(plane: ControlPlane, objects: list[dict[str, Any]]) -> None:
@@ -170,11 +171,22 @@ def test_every_option_install_is_accepted(
             if exc.status != 409:
                 raise
     objects = render(f"all{suffix}", namespace, VALUES_ALL)
-    cert_manager = list(yaml.safe_load_all(CERT_MANAGER_CRDS.read_text()))
+    crds = [
+        *yaml.safe_load_all(CERT_MANAGER_CRDS.read_text()),
+        *yaml.safe_load_all(PROMETHEUS_OPERATOR_CRDS.read_text()),
+    ]
     try:
-        apply(control_plane, cert_manager + objects)
+        apply(control_plane, crds + objects)
         kinds = [o["kind"] for o in objects]
-        for kind in ("Certificate", "Issuer", "KopfPeering", "RoleBinding", "Deployment"):
+        monitoring = ("ServiceMonitor", "PrometheusRule")
+        for kind in (
+            "Certificate",
+            "Issuer",
+            "KopfPeering",
+            "RoleBinding",
+            "Deployment",
+            *monitoring,
+        ):
             assert kind in kinds
         assert kinds.count("KopfPeering") == len(watched)
         (config,) = (o for o in objects if o["kind"] == "ValidatingWebhookConfiguration")

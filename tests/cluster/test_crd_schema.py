@@ -49,7 +49,11 @@ def test_printer_columns(control_plane, reports):
             "phase": "Active",
             "lastSentAt": "2025-01-06T08:00:02Z",
             "nextSendAt": "2099-01-05T08:00:00Z",
+            "nextSendLocal": "Mon 2099-01-05 09:00 CET",
             "consecutiveFailures": 2,
+            "recipientCount": 3,
+            "lastErrorBrief": "SMTP 451 busy",
+            "conditions": [{"type": "Ready", "status": "True", "reason": "Scheduled"}],
         },
     )
     out = control_plane.kubectl("get", "sr", "payments-weekly", "-n", reports.namespace).stdout
@@ -65,8 +69,15 @@ def test_printer_columns(control_plane, reports):
     ]  # fmt: skip
     assert cells[9] == "Active"
     assert cells[10].endswith("d")  # LAST SENT renders as an age
-    assert cells[11] == "2099-01-05T08:00:00Z"  # NEXT as a timestamp, not "<invalid>"
-    assert cells[12] == "2"
+    # NEXT as a wall time in the report's zone, not "<invalid>" (a date column) or UTC.
+    assert cells[11:15] == ["Mon", "2099-01-05", "09:00", "CET"]
+    assert cells[15] == "2"
+    wide = control_plane.kubectl(
+        "get", "sr", "payments-weekly", "-n", reports.namespace, "-o", "wide"
+    )
+    header, row = wide.stdout.splitlines()
+    assert header.split()[-5:] == ["AGE", "RECIPIENTS", "REASON", "LAST", "ERROR"]
+    assert row.split()[-5:] == ["3", "Scheduled", "SMTP", "451", "busy"]
 
 
 def test_category_lists_reports(control_plane, reports):

@@ -115,6 +115,16 @@ def test_two_replicas_never_both_act(
         assert "reconcile_report" in active.log_path.read_text()
         assert "reconcile_report" not in paused.log_path.read_text()
         assert last_peering_state(paused) != "running"
+        # Both are scraped behind the metrics Service; only the active one exports reports.
+        leading = active.metrics()
+        assert "tidings_operator_leader 1.0" in leading
+        assert (
+            f'tidings_report_phase{{namespace="{namespace}",phase="Manual",report="weekly"}} 1.0'
+            in leading
+        )
+        standing_by = paused.metrics()
+        assert "tidings_operator_leader 0.0" in standing_by
+        assert "tidings_report" not in standing_by.replace("tidings_operator_leader", "")
     finally:
         for replica in replicas.values():
             replica.stop()

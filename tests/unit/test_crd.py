@@ -54,7 +54,8 @@ def test_names_scope_and_status_subresource():
     (version,) = spec["versions"]
     assert (version["name"], version["served"], version["storage"]) == ("v1alpha1", True, True)
     assert version["subresources"] == {"status": {}}
-    assert [c["name"].upper() for c in version["additionalPrinterColumns"]] == [
+    columns = version["additionalPrinterColumns"]
+    assert [c["name"].upper() for c in columns if not c.get("priority")] == [
         "TYPE",
         "PROGRAM",
         "SCHEDULE",
@@ -64,6 +65,11 @@ def test_names_scope_and_status_subresource():
         "NEXT",
         "FAILURES",
         "AGE",
+    ]
+    assert [c["name"].upper() for c in columns if c.get("priority")] == [
+        "RECIPIENTS",
+        "REASON",
+        "LAST ERROR",
     ]
 
 

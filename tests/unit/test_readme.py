@@ -47,3 +47,29 @@ def test_make_targets_exist(target: str) -> None:
 )
 def test_relative_links_resolve(link: str) -> None:
     assert (ROOT / link).exists(), link
+
+
+def _sh_blocks(text: str) -> list[str]:
+    return re.findall(r"```sh\n(.*?)```", text, re.DOTALL)
+
+
+def test_readme_and_helm_docs_install_upgrade_and_uninstall_alike() -> None:
+    """One install namespace, and the same upgrade and uninstall commands, in both places."""
+    from tidings.controller.webhook_tls_store import MANAGED_LABELS
+
+    helm_doc = (ROOT / "docs" / "helm.md").read_text(encoding="utf-8")
+    for text in (README, helm_doc):
+        namespaces = set(
+            re.findall(r"helm (?:install|upgrade|uninstall) tidings \S*\s*-n (\S+)", text)
+        )
+        assert namespaces == {"tidings"}
+        assert "tidings-system" not in text
+    commands = {
+        b for b in _sh_blocks(helm_doc) if b.startswith(("kubectl apply", "helm uninstall"))
+    }
+    assert len(commands) == 2
+    for block in commands:  # the upgrade and the uninstall, word for word
+        assert f"```sh\n{block}```" in README
+    # The uninstall finds the operator-made TLS Secret by its labels, whatever the release name.
+    selector = ",".join(f"{k}={v}" for k, v in MANAGED_LABELS.items())
+    assert f"delete secret -l {selector}" in helm_doc

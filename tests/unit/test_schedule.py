@@ -223,3 +223,27 @@ def test_rfc3339_round_trip_in_utc_with_z() -> None:
     assert parse_rfc3339("2024-05-06T07:00:30Z") == moment
     with pytest.raises(ValueError, match="offset"):
         parse_rfc3339("2024-05-06T07:00:30")
+
+
+def test_previous_fire_time_mirrors_next_fire_time() -> None:
+    from tidings.schedule import next_fire_time, previous_fire_time
+
+    berlin = "Europe/Berlin"
+    tuesday = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    monday_9 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    assert previous_fire_time("0 9 * * 1", berlin, tuesday) == monday_9
+    assert previous_fire_time("0 9 * * 1", berlin, monday_9) == monday_9  # at or before
+    assert next_fire_time(
+        "0 9 * * 1", berlin, previous_fire_time("0 9 * * 1", berlin, tuesday)
+    ) == (datetime(2026, 12, 7, 8, 0, tzinfo=UTC))
+    # 02:30 does not exist on 29 March 2026 in Berlin: the previous run is the day before.
+    after_gap = datetime(2026, 3, 29, 5, 0, tzinfo=UTC)
+    assert previous_fire_time("30 2 * * *", berlin, after_gap) == datetime(
+        2026, 3, 28, 1, 30, tzinfo=UTC
+    )
+    # 02:30 happens twice on 25 October 2026: it fires at the first.
+    after_repeat = datetime(2026, 10, 25, 3, 0, tzinfo=UTC)
+    assert previous_fire_time("30 2 * * *", berlin, after_repeat) == datetime(
+        2026, 10, 25, 0, 30, tzinfo=UTC
+    )
+    assert previous_fire_time("", berlin, tuesday) is None

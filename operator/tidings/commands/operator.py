@@ -64,10 +64,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"tidings operator: webhook certificate: {exc}", file=sys.stderr)
             return 1
 
-    if settings.metrics_port:
-        metrics.serve(settings.metrics_port)
     namespaces = args.namespace or list(settings.namespaces)
     standalone = args.standalone or settings.standalone
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port, peering=not standalone)
     kopf.run(
         clusterwide=not namespaces,
         namespaces=namespaces,

@@ -59,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
     from tidings.renderer.mail import SmtpSettings, environment_values, settings_from_values
     from tidings.renderer.result import InputError, TidingsError, failed
 
-    logging.basicConfig(level=logging.INFO, format="tidings: %(message)s")
+    # Quiet on success: the result line says it all. WeasyPrint logs its progress at INFO
+    # ("Step 2 - Fetching and parsing CSS"); retries and fallbacks are warnings.
+    logging.basicConfig(level=logging.WARNING, format="tidings: %(message)s")
 
     def smtp_settings() -> SmtpSettings:  # called only when there is something to send
         values = environment_values()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from collections import defaultdict
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -69,6 +70,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage()
     # Events are for humans: ours are posted explicitly; kopf's per-handler chatter is not.
     settings.posting.level = logging.WARNING
+    # issue 15: Events say `From: tidings` (kopf's default is "kopf"), and which replica.
+    settings.posting.reporting_component = "tidings"
+    settings.posting.reporting_instance = os.environ.get("POD_ID") or socket.gethostname()
     # After its own status patch kopf waits this long for that version to come back on the watch
     # before acting on an older one. The 5 s default is too short under a burst (1,000 reports
     # applied at once keep the event loop busy for longer): it then re-ran the creation handler
@@ -119,7 +123,7 @@ async def report_metrics(event: Mapping[str, Any], body: kopf.Body, **_: Any) ->
     if event["type"] == "DELETED":
         metrics.forget_report(meta["namespace"], meta["name"])
     else:
-        metrics.observe_report(meta["namespace"], meta["name"], body.get("status") or {})
+        metrics.observe_report(body)
 
 
 async def sync_report(
@@ -247,7 +251,7 @@ async def write_status(kube: Kube, report: Mapping[str, Any], fields: Mapping[st
         if exc.status == 409:
             return False
         raise
-    metrics.observe_report(meta["namespace"], meta["name"], {**current, **fields})
+    metrics.observe_report({**report, "status": {**current, **fields}})
     return True
 
 

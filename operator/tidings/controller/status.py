@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tidings import models
+from tidings import display, models
 from tidings.controller.cronjob import (
     CONTAINER,
     PERMANENT_EXIT_CODES,
@@ -257,6 +257,8 @@ def reconcile(
         elif old_phase == models.Phase.PAUSED:
             events.append(Event("Normal", "Resumed", f"Resumed; next run at {new['nextSendAt']}."))
 
+    new.update(display.status_fields(spec, {**status, **new}))  # issue 15: printer columns
+
     run_now = annotations.get(RUN_NOW_ANNOTATION, "")
     act_on: str | None = None
     if run_now and run_now != status.get("runNowHandled", ""):
@@ -489,4 +491,5 @@ def apply_outcome(
     phase = new.get("phase", status.get("phase"))
     if phase == models.Phase.ACTIVE:
         new["nextSendAt"] = _next_send_at(phase, spec, now, next_fire)
+    new.update(display.status_fields(spec, {**status, **new}))  # issue 15: printer columns
     return StatusChange(new, events)

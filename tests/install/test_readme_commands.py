@@ -1,0 +1,103 @@
+"""README's no-cluster quickstart, run exactly as printed in a fresh copy of the checkout
+(`make demo`, then the CLI block), with what README promises checked for each command."""
+
+from __future__ import annotations
+
+import email
+import re
+import subprocess
+from email import policy
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from checkouts import ROOT, Demo, user_env
+from pypdf import PdfReader
+
+pytestmark = pytest.mark.timeout(900)
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def sh_blocks() -> list[str]:
+    return re.findall(r"```sh\n(.*?)```", README, re.DOTALL)
+
+
+def quickstart_block() -> str:
+    (block,) = [b for b in sh_blocks() if b.startswith(". .venv/bin/activate")]
+    return block
+
+
+def pdf_text(data: bytes) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(BytesIO(data)).pages)
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # aiosmtpd's hook
+        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+
+def test_make_demo_is_as_promised(demo_checkouts: tuple[Demo, Demo]) -> None:
+    assert "```sh\nmake demo\n```" in README
+    a, _ = demo_checkouts
+    reader = PdfReader(a.path / "report.pdf")
+    assert len(reader.pages) == 2  # "a two-page A4 PDF"
+    box = reader.pages[0].mediabox
+    assert (round(float(box.width)), round(float(box.height))) == (595, 842)
+    text = pdf_text((a.path / "report.pdf").read_bytes())
+    assert "Payments completed changes" in text  # the week's figures and the detail table
+    assert "6 May 2024" in text
+
+
+def test_readme_cli_block_runs_as_printed(demo_checkouts: tuple[Demo, Demo]) -> None:
+    a, _ = demo_checkouts
+    block = quickstart_block()
+    sink = Sink()
+    # The block sends to localhost:1025, "e.g. a local Mailpit": here an aiosmtpd server.
+    controller = Controller(sink, hostname="127.0.0.1", port=1025)
+    controller.start()
+    try:
+        done = subprocess.run(
+            ["bash", "-e", "-o", "pipefail", "-c", block],
+            cwd=a.path,
+            env=user_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        controller.stop()
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout.splitlines()
+
+    # render: writes dora.pdf with the DORA figures of the week, and says so.
+    assert "wrote dora.pdf" in done.stderr
+    dora = pdf_text((a.path / "dora.pdf").read_bytes())
+    assert "DORA" in dora
+
+    # validate: every example is valid.
+    examples = sorted(Path(a.path, "examples").glob("*.yaml"))
+    valid = [line for line in out if line.endswith(": valid")]
+    assert len(valid) == len(examples) == 10
+
+    # send: one JSON result line, Delivered, and nothing on stderr besides render's line.
+    (result,) = [line for line in out if line.startswith("{")]
+    assert '"outcome":"Delivered"' in result
+    assert '"windowStart":"2024-05-05T22:00:00Z"' in result  # the week of 6-12 May, Berlin
+    assert [line for line in done.stderr.splitlines() if "dora.pdf" not in line] == []
+    (message,) = sink.messages
+    assert "Payments completed changes" in message["Subject"]
+    (attachment,) = [p for p in message.iter_attachments() if p.get_filename().endswith(".pdf")]
+    sent = pdf_text(attachment.get_content())
+    assert "6 May 2024" in sent
+    assert "No data in this window" not in sent  # with --at the window holds the data
+
+    # kubectl-tidings schedule: the next five Mondays 09:00 Berlin time.
+    header = out.index("Next 5 runs of '0 9 * * 1' in Europe/Berlin:")
+    runs = out[header + 1 : header + 6]
+    assert all(re.match(r"  Mon \d{4}-\d\d-\d\d 09:00 CES?T  \(in ", line) for line in runs), runs
