@@ -27,6 +27,18 @@ MAX_RECIPIENTS = 50
 MAX_HISTORY = 20
 MAX_INLINE_ROWS = 5000
 MAX_FILTER_VALUES = 50
+# The macros the Kubernetes CronJob controller accepts (robfig/cron's descriptors, exact and
+# lower-case), as the five fields they stand for. `@every <duration>` is left out: it counts from
+# when the controller last started, so no NEXT could be computed for it.
+SCHEDULE_MACROS: dict[str, str] = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
 
 
 class _Model(BaseModel):
@@ -540,14 +552,20 @@ class ScheduledReportSpec(_Model):
         default="",
         max_length=100,
         description=(
-            "Five-field cron expression (minute hour day-of-month month day-of-week) evaluated "
+            "Five-field cron expression (minute hour day-of-month month day-of-week) or a macro "
+            "(@hourly, @daily, @midnight, @weekly, @monthly, @yearly, @annually), evaluated "
             "in timeZone. Empty or absent means manual runs only."
         ),
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "self == '' || self.trim().split(' ').filter(f, f != '').size() == 5",
-                    "message": "schedule must have exactly five space-separated fields",
+                    "rule": (
+                        "self == '' || self.trim() in ["
+                        + ", ".join(f"'{m}'" for m in SCHEDULE_MACROS)
+                        + "] || self.trim().split(' ').filter(f, f != '').size() == 5"
+                    ),
+                    "message": "schedule must have exactly five space-separated fields or be "
+                    "one of the macros @hourly, @daily, @weekly, @monthly, @yearly",
                 }
             ]
         },

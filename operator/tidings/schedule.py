@@ -18,7 +18,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from tidings import models
 from tidings.models import Window
+
+MACROS = models.SCHEDULE_MACROS
+
+
+def expand(schedule: str) -> str:
+    """The five-field form of a schedule: a macro's fields, anything else as written."""
+    return MACROS.get(schedule.strip(), schedule)
+
 
 # A cron expression has at most this many matches in a 1-hour lookback plus the first match after:
 # enough to step over a fall-back hour without looping forever on an odd expression.
@@ -56,6 +65,7 @@ def next_fire_time(schedule: str, time_zone: str, after: datetime) -> datetime |
     if after.tzinfo is None:
         raise ValueError("after must be timezone-aware")
     tz = zone(time_zone)
+    schedule = expand(schedule)
     if not croniter.is_valid(schedule) or len(schedule.split()) != 5:
         raise ValueError(f"schedule {schedule!r} is not a five-field cron expression")
     # Start an hour early in wall time: `after` may sit in the second pass of a fall-back hour,

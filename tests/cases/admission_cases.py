@@ -265,7 +265,12 @@ INVALID: list[Invalid] = [
         "exactly five",
         True,
     ),
-    Invalid("schedule-macro", changed({"schedule": "@weekly"}), "spec.schedule", "macros", True),
+    Invalid(
+        "schedule-macro-every", changed({"schedule": "@every 1h"}), "spec.schedule", "macro", True
+    ),
+    Invalid(
+        "schedule-macro-case", changed({"schedule": "@Weekly"}), "spec.schedule", "lower-case", True
+    ),
     Invalid(
         "schedule-too-long",
         changed({"schedule": "0 9 * * " + ",".join(["1"] * 60)}),
@@ -757,6 +762,8 @@ VALID: list[Valid] = [
         ),
     ),
     Valid("manual-only", changed({"schedule": DROP})),
+    Valid("schedule-macro-weekly", changed({"schedule": "@weekly"})),
+    Valid("schedule-macro-annually", changed({"schedule": "@annually"})),
     Valid("schedule-empty", changed({"schedule": ""})),
     Valid("minimal", {k: BASE[k] for k in ("title", "reportType", "source", "recipients")}),
     Valid("weekday-names-and-steps", changed({"schedule": "*/30 8-17 * JAN-JUN MON-FRI"})),
