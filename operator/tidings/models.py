@@ -445,8 +445,29 @@ class Recipients(_Model):
     )
 
 
+class AttachmentKind(StrEnum):
+    """pdf (the report), csv (all rows, gzip) or xlsx (all rows, a spreadsheet)."""
+
+    PDF = "pdf"
+    CSV = "csv"
+    XLSX = "xlsx"
+
+
 class Delivery(_Model):
     """How the report is sent."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!(has(self.attachments) && has(self.attachCsv) && self.attachCsv)",
+                    "message": "attachCsv is the older form of attachments: with attachments "
+                    "set, list csv there and drop attachCsv",
+                    "fieldPath": ".attachCsv",
+                }
+            ]
+        }
+    )
 
     subject_template: str = Field(
         default="[Tidings] {name} — {date}",
@@ -465,8 +486,37 @@ class Delivery(_Model):
         ),
     )
     attach_csv: bool = Field(
-        default=False, description="Also attach the filtered rows as a (gzip-compressed) CSV file."
+        default=False,
+        description=(
+            "Also attach the filtered rows as a (gzip-compressed) CSV file. The older form of "
+            "attachments: [pdf, csv]; not allowed together with attachments."
+        ),
     )
+    attachments: list[AttachmentKind] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=3,
+        description=(
+            "Files attached to the mail, any of pdf (the report), csv (every filtered row, "
+            "gzip-compressed) and xlsx (every filtered row as a spreadsheet: typed cells, "
+            "header row, frozen panes, filter buttons). Default [pdf], or [pdf, csv] with "
+            "attachCsv."
+        ),
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    skip_if_empty: bool = Field(
+        default=False,
+        description=(
+            "Send nothing when the window has no rows. The run's outcome is Skipped: it is "
+            "not a failure and not a delivery, so consecutiveFailures and lastSentAt stay."
+        ),
+    )
+
+    def attachment_kinds(self) -> list[str]:
+        """What is attached, with attachCsv read as its newer form."""
+        if self.attachments:
+            return [str(kind) for kind in self.attachments]
+        return ["pdf", "csv"] if self.attach_csv else ["pdf"]
 
 
 class FailurePolicy(_Model):
@@ -626,6 +676,7 @@ class Condition(_Model):
 class Outcome(StrEnum):
     DELIVERED = "Delivered"
     FAILED = "Failed"
+    SKIPPED = "Skipped"
 
 
 class Renderer(StrEnum):
@@ -643,7 +694,7 @@ class HistoryEntry(_Model):
     window_start: str | None = Field(default=None, description="Data window start (RFC 3339).")
     window_end: str | None = Field(default=None, description="Data window end (RFC 3339).")
     finished_at: str | None = Field(default=None, description="When the run ended (RFC 3339).")
-    outcome: Outcome = Field(description="Delivered or Failed.")
+    outcome: Outcome = Field(description="Delivered, Failed or Skipped (skipIfEmpty).")
     recipients_accepted: int = Field(default=0, description="Recipients the SMTP server accepted.")
     recipients_rejected: int = Field(default=0, description="Recipients the SMTP server refused.")
     bytes: int = Field(default=0, description="Size of the sent message in bytes.")

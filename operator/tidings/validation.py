@@ -261,6 +261,22 @@ def _semantic_problems(spec: Mapping[str, Any], warnings: list[str]) -> Iterator
                 f"{path}: has no {{date}} placeholder, so every run sends the same subject and "
                 "mail clients may thread the reports together"
             )
+    if (
+        isinstance(delivery, Mapping)
+        and delivery.get("attachCsv") is True
+        and delivery.get("attachments")
+    ):
+        yield Problem(
+            "spec.delivery.attachCsv",
+            "is the older form of attachments: with attachments set, list csv there and "
+            "drop attachCsv",
+        )
+    if isinstance(delivery, Mapping) and isinstance(kinds := delivery.get("attachments"), list):
+        repeated = sorted({k for k in kinds if isinstance(k, str) and kinds.count(k) > 1})
+        if repeated:
+            yield Problem(
+                "spec.delivery.attachments", f"lists {', '.join(repeated)} more than once"
+            )
     if isinstance(source := spec.get("source"), Mapping):
         yield from _source_problems(source)
     filters = spec.get("filters")

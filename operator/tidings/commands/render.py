@@ -105,6 +105,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--csv", type=Path, metavar="FILE", help="also write every filtered row as CSV (gzip)"
     )
+    parser.add_argument(
+        "--xlsx", type=Path, metavar="FILE", help="also write every filtered row as a spreadsheet"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -138,14 +141,14 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"tidings render: PDF renderer unavailable, writing text to {output}", file=sys.stderr
         )
+    assert rendered.document is not None  # a preview always renders the document
     output.write_bytes(rendered.document.content)
     if args.html:
         args.html.write_text(rendered.html, encoding="utf-8")
-    if args.csv:
-        tz = zone(report.spec.time_zone)
-        shown = rendered.report
-        csv = runner.csv_attachment(shown.rows, args.csv.name, tz, shown.csv_columns)
-        args.csv.write_bytes(csv.content)
+    for kind, path in (("csv", args.csv), ("xlsx", args.xlsx)):
+        if path:
+            tz = zone(report.spec.time_zone)
+            path.write_bytes(runner.data_file(rendered.report, kind, path.name, tz).content)
     print(
         f"wrote {output}: {rendered.report.type_label}, {rendered.report.total_rows} rows, "
         f"{rendered.report.window_label}",

@@ -57,6 +57,7 @@ class RunOutcome:
     recipients_rejected: int = 0
     bytes: int = 0
     renderer: str | None = None
+    skipped: bool = False  # skipIfEmpty and an empty window: nothing sent, nothing failed
 
     def history_entry(self) -> dict[str, Any]:
         entry = models.HistoryEntry(
@@ -65,7 +66,11 @@ class RunOutcome:
             window_start=self.window_start,
             window_end=self.window_end,
             finished_at=self.finished_at,
-            outcome=models.Outcome.DELIVERED if self.delivered else models.Outcome.FAILED,
+            outcome=models.Outcome.SKIPPED
+            if self.skipped
+            else models.Outcome.DELIVERED
+            if self.delivered
+            else models.Outcome.FAILED,
             recipients_accepted=self.recipients_accepted,
             recipients_rejected=self.recipients_rejected,
             bytes=self.bytes,
@@ -387,6 +392,7 @@ def job_outcome(
         recipients_rejected=_int(result.get("recipientsRejected")),
         bytes=_int(result.get("bytes")),
         renderer=result.get("renderer") if result.get("renderer") in ("pdf", "text") else None,
+        skipped=finished and result.get("outcome") == models.Outcome.SKIPPED,
     )
 
 
@@ -432,7 +438,10 @@ def apply_outcome(
         new["lastAttemptAt"] = outcome.finished_at
     events: list[Event] = []
 
-    if outcome.delivered:
+    if outcome.skipped:
+        # Neither a delivery nor a failure: lastSentAt, the counter and lastError stay.
+        events.append(Event("Normal", "Skipped", f"Run {outcome.job_name}: {outcome.error}."))
+    elif outcome.delivered:
         if this_run > last_sent:
             new["lastSentAt"] = outcome.finished_at
             # Failures that finished after this success still count.
@@ -482,7 +491,7 @@ def apply_outcome(
             )
             events.append(Event("Warning", "Disabled", f"{name}: {text}"))
 
-    if newest:
+    if newest and not outcome.skipped:
         ok, reason, message = delivered_condition
         base = new.get("conditions", status.get("conditions"))
         new["conditions"] = set_condition(base, DELIVERED, ok, reason, message, now, generation)

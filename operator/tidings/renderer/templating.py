@@ -79,24 +79,26 @@ def stylesheet() -> str:
     return resources.files("tidings").joinpath("templates/report.css").read_text(encoding="utf-8")
 
 
-def context(report: Report, *, logo: str | None, csv_attached: bool) -> dict[str, Any]:
-    """What every template sees (documented in docs/renderer.md, "Custom templates")."""
+def context(report: Report, *, logo: str | None, data_files: str) -> dict[str, Any]:
+    """What every template sees (documented in docs/renderer.md, "Custom templates").
+    `csv_attached` stays for custom templates written before xlsx: any full-data file."""
     return {
         "report": report,
         "chart": Markup(report.chart_svg),  # built by charts.py, which escapes every label
         "css": Markup(stylesheet()),
         "logo": logo,
-        "csv_attached": csv_attached,
+        "data_files": data_files,
+        "csv_attached": bool(data_files),
     }
 
 
 def render_html(
-    report: Report, *, custom_template: str | None, logo: str | None, csv_attached: bool
+    report: Report, *, custom_template: str | None, logo: str | None, data_files: str = ""
 ) -> str:
     """The report page as HTML. A broken custom template is an InputError naming the line."""
     env = _environment(custom_template)
     name = CUSTOM_NAME if custom_template is not None else f"{report.report_type}.html.j2"
-    values = context(report, logo=logo, csv_attached=csv_attached)
+    values = context(report, logo=logo, data_files=data_files)
     if custom_template is None:
         return env.get_template(name).render(values)
     try:
@@ -126,8 +128,13 @@ def _bounded_output(chunks: Iterator[str]) -> str:
     return "".join(parts)
 
 
-def render_email_html(report: Report, *, attachment_name: str, csv_attached: bool) -> str:
-    values = context(report, logo=None, csv_attached=csv_attached)
+def render_email_html(
+    report: Report,
+    *,
+    attachment_name: str | None,
+    data_files: str,
+) -> str:
+    values = context(report, logo=None, data_files=data_files)
     values["attachment_name"] = attachment_name
     return _environment().get_template("email.html.j2").render(values)
 
