@@ -56,13 +56,15 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         default=None,
         help="detail rows shown in the PDF; the CSV attachment always has all "
-        "(default: $TIDINGS_MAX_PDF_ROWS or 500)",
+        "(default: the branding's maxPdfRows, $TIDINGS_MAX_PDF_ROWS or 500)",
     )
 
 
 def options_from_args(args: argparse.Namespace) -> Any:
+    from dataclasses import replace
+
     from tidings.renderer.result import InputError
-    from tidings.renderer.run import DEFAULT_MAX_PDF_ROWS, Options, int_setting, logo_data_uri
+    from tidings.renderer.run import Options, branding_from_environment, logo_data_uri
 
     template = None
     if args.template is not None:
@@ -70,14 +72,16 @@ def options_from_args(args: argparse.Namespace) -> Any:
             template = args.template.read_text(encoding="utf-8")
         except OSError as error:
             raise InputError(f"cannot read template {args.template}: {error.strerror}") from None
+    brand = branding_from_environment(os.environ)
+    if args.logo:  # named on the command line: it beats the branding's logo
+        brand = replace(brand, logo=None)
     max_rows = args.max_pdf_rows
-    if max_rows is None:
-        max_rows = int_setting(os.environ, "TIDINGS_MAX_PDF_ROWS", DEFAULT_MAX_PDF_ROWS)
     return Options(
         secret_dir=args.secret_dir,
         custom_template=template,
         logo=logo_data_uri(Path(args.logo) if args.logo else None),
-        max_pdf_rows=max_rows,
+        branding=brand,
+        max_pdf_rows=brand.max_pdf_rows if max_rows is None else max_rows,
         timeout=args.timeout,
     )
 

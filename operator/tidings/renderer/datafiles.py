@@ -138,22 +138,36 @@ def _write_cell(
     tz: ZoneInfo,
     formats: Mapping[str, Any],
 ) -> None:
-    if value is None or value == "":
+    value = sheet_value(value, kind, tz)
+    if value is None:
         return
-    if isinstance(value, str) and kind:
-        value = _typed_from_text(value, kind, tz)
     if isinstance(value, bool):
         sheet.write_boolean(row, col, value)
     elif isinstance(value, datetime):
-        local = value.astimezone(tz) if value.tzinfo else value
-        sheet.write_datetime(row, col, local.replace(tzinfo=None), formats["datetime"])
+        sheet.write_datetime(row, col, value, formats["datetime"])
     elif isinstance(value, date):
         midnight = datetime(value.year, value.month, value.day)
         sheet.write_datetime(row, col, midnight, formats["date"])
-    elif isinstance(value, int | float | Decimal) and _exact(value):
+    elif isinstance(value, int | float | Decimal):
         sheet.write_number(row, col, value)
     else:
-        sheet.write_string(row, col, text_value(value, tz)[:32767])  # Excel's cell limit
+        sheet.write_string(row, col, value)
+
+
+def sheet_value(value: Any, kind: str | None, tz: ZoneInfo) -> Any:
+    """A row value as a spreadsheet holds it: None (empty), bool, number, date, a naive
+    date-time (wall time in `tz`), or text (at most Excel's 32,767 characters per cell)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and kind:
+        value = _typed_from_text(value, kind, tz)
+    if isinstance(value, datetime):
+        return (value.astimezone(tz) if value.tzinfo else value).replace(tzinfo=None)
+    if isinstance(value, bool | date):
+        return value
+    if isinstance(value, int | float | Decimal) and _exact(value):
+        return value
+    return text_value(value, tz)[:32767]
 
 
 def _exact(value: int | float | Decimal) -> bool:

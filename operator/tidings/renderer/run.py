@@ -16,13 +16,15 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import formataddr, parseaddr
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pydantic
 import yaml
 
-from tidings import models
+from tidings import branding, models
+from tidings.branding import Branding, BrandingError, Logo, logo_from_data_uri
 from tidings.renderer import delivery, filters, reports, templating, text
 from tidings.renderer.datafiles import csv_attachment, xlsx_attachment
 from tidings.renderer.deadline import DeadlineExceeded, budget, enforced
@@ -53,7 +55,8 @@ from tidings.schedule import zone as parse_zone
 
 log = logging.getLogger("tidings.renderer")
 
-DEFAULT_MAX_PDF_ROWS = 500
+DEFAULT_MAX_PDF_ROWS = branding.DEFAULT_MAX_PDF_ROWS
+LOGO_CID = "logo@tidings"
 
 T = TypeVar("T")
 
@@ -125,6 +128,17 @@ def int_setting(env: Mapping[str, str], name: str, default: int) -> int:
         raise InputError(f"{name}={value!r} must be a whole number") from None
 
 
+def branding_from_environment(env: Mapping[str, str]) -> Branding:
+    """The run's branding (namespace ConfigMap over platform variables); a bad value is
+    configuration (exit 65) naming the key or variable."""
+    try:
+        return branding.from_environment(env)
+    except BrandingError as error:
+        raise InputError(str(error)) from None
+    except OSError as error:
+        raise InputError(f"cannot read {branding.MOUNT_PATH}: {error.strerror}") from None
+
+
 def scheduled_time(env: Mapping[str, str], now: datetime) -> datetime:
     """$TIDINGS_SCHEDULED_TIME, else the minutes in a CronJob-made Job name, else now."""
     stamp = env.get("TIDINGS_SCHEDULED_TIME")
@@ -160,7 +174,8 @@ class Options:
 
     secret_dir: Path | None = None
     custom_template: str | None = None
-    logo: str | None = None
+    logo: str | None = None  # a data: URI (--logo, TIDINGS_LOGO_FILE); the branding's wins
+    branding: Branding = field(default_factory=Branding)
     max_pdf_rows: int = DEFAULT_MAX_PDF_ROWS
     max_bytes: int = DEFAULT_MAX_BYTES
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -168,6 +183,14 @@ class Options:
     force_text: str | None = None  # a reason: render text even if WeasyPrint is there
     retries: int | None = None  # None: spec.failurePolicy.retries
     timeout: float | None = None  # seconds for the whole run; None: budget(timeoutSeconds)
+
+    def logo_image(self) -> Logo | None:
+        if self.branding.logo is not None:
+            return self.branding.logo
+        try:
+            return logo_from_data_uri(self.logo, "logo") if self.logo else None
+        except BrandingError as error:
+            raise InputError(str(error)) from None
 
     def retries_for(self, sr: models.ScheduledReport) -> int:
         return sr.spec.failure_policy.retries if self.retries is None else self.retries
@@ -191,6 +214,7 @@ class Rendered:
     subject: str
     text_body: str
     html_body: str
+    logo: Logo | None = None  # shown in the HTML body as the inline part LOGO_CID
 
     @property
     def attachments(self) -> list[Attachment]:
@@ -276,8 +300,13 @@ def render(
     kinds = spec.delivery.attachment_kinds()
     files = data_files_phrase(kinds)
     stage[0] = "rendering the template"
+    logo = options.logo_image()
     html = templating.render_html(
-        report, custom_template=options.custom_template, logo=options.logo, data_files=files
+        report,
+        custom_template=options.custom_template,
+        logo=logo.data_uri if logo else None,
+        data_files=files,
+        brand=options.branding,
     )
     stem = f"{sr.metadata.name}-{scheduled.astimezone(tz):%Y-%m-%d}"
     document, renderer, reason = None, None, None
@@ -306,7 +335,10 @@ def render(
             report,
             attachment_name=document.filename if document else None,
             data_files=files,
+            brand=options.branding,
+            logo_cid=LOGO_CID if logo else None,
         ),
+        logo=logo,
     )
 
 
@@ -399,9 +431,14 @@ def deliver(
         domain,
     )
     attachments = rendered.attachments
+    brand = options.branding
     try:
         message = build_message(
-            sender=settings.sender,
+            sender=branded_sender(settings.sender, brand),
+            reply_to=brand.reply_to,
+            inline=[(LOGO_CID, rendered.logo.content, "image", rendered.logo.subtype)]
+            if rendered.logo
+            else [],
             to=recipients.to,
             cc=recipients.cc,
             subject=rendered.subject,
@@ -440,6 +477,14 @@ def deliver(
             **fields,
         )
     return RunResult(outcome="Delivered", error=note, **fields)
+
+
+def branded_sender(sender: str, brand: Branding) -> str:
+    """From with the display name: the namespace's fromName, else the one written in the From
+    setting in use, else the platform's fromName."""
+    name, address = parseaddr(sender)
+    chosen = brand.from_name if brand.from_name_from_namespace else name or brand.from_name
+    return formataddr((chosen, address)) if chosen else sender
 
 
 def delivery_note(done: delivery.Delivery, total: int) -> str:
