@@ -317,7 +317,8 @@ class PodRunner(StandInKubelet):
             target = workdir / mount["name"]
             self._materialize(volumes[mount["name"]], target)
             mounted[mount["mountPath"]] = target
-        env = {"PATH": os.environ["PATH"]}
+        # The child imports the same tidings as this test (a worktree's, not an installed one).
+        env = {"PATH": os.environ["PATH"], "PYTHONPATH": os.pathsep.join(sys.path)}
         for var in container.get("env", []):
             if "value" in var:
                 env[var["name"]] = var["value"]
