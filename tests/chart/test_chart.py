@@ -152,7 +152,7 @@ def test_branding_values_travel_to_the_renderer_pod() -> None:
     values = yaml.safe_load(VALUES_ALL.read_text())
     env = container_env(render("rel", "tidings-system", VALUES_ALL))
     literal = {k: v for k, v in env.items() if isinstance(v, str)}
-    settings = load_settings(literal)
+    settings = load_settings(literal)  # no operator-managed TLS in these values
     report = {
         "metadata": {"name": "r", "namespace": "team-a", "uid": "u-1"},
         "spec": {"schedule": "0 9 * * 1", "timeZone": "UTC"},
@@ -171,9 +171,8 @@ def test_branding_values_travel_to_the_renderer_pod() -> None:
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts["branding"] == "/etc/tidings/branding"
     # Unset values stay out of the pod (the renderer then uses its built-in defaults).
-    default = load_settings(
-        {k: v for k, v in container_env(render("rel", "x")).items() if isinstance(v, str)}
-    )
+    literal = {k: v for k, v in container_env(render("rel", "x")).items() if isinstance(v, str)}
+    default = load_settings({**literal, "TIDINGS_OPERATOR_NAMESPACE": "x"})  # the downward API
     plain = cronjob.desired_cronjob(report, default, suspend=False)["spec"]["jobTemplate"]
     names = {e["name"] for e in plain["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert not names & {"TIDINGS_BRAND_LOGO", "TIDINGS_MAIL_REPLY_TO", "TIDINGS_SMTP_CA_PEM"}
