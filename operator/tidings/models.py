@@ -702,6 +702,14 @@ class HistoryEntry(_Model):
         default=None, description="pdf, or text when WeasyPrint was unavailable."
     )
     error: str = Field(default="", max_length=1024, description="Why the run failed, if it did.")
+    test_recipient: str | None = Field(
+        default=None,
+        max_length=254,
+        description=(
+            "Set for a test send (tidings.dev/send-test): the one address it went to. A test "
+            "changes nothing else in status."
+        ),
+    )
 
 
 class ScheduledReportStatus(_Model):
@@ -747,6 +755,12 @@ class ScheduledReportStatus(_Model):
     reactivate_handled: str = Field(
         default="", max_length=253, description="Last tidings.dev/reactivate value acted on."
     )
+    test_send_handled: str = Field(
+        default="",
+        max_length=253,
+        description="The tidings.dev/send-test value acted on; cleared when the annotation goes.",
+    )
+    test_send_count: int = Field(default=0, description="Test sends started (names their Jobs).")
 
 
 class ObjectMeta(BaseModel):

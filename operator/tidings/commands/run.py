@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
                 logo=runner.logo_data_uri(Path(logo) if logo else None),
                 branding=brand,
                 max_pdf_rows=brand.max_pdf_rows,
+                test_recipient=env.get("TIDINGS_TEST_RECIPIENT") or None,
                 max_bytes=runner.int_setting(
                     env, "TIDINGS_MAX_MESSAGE_BYTES", runner.DEFAULT_MAX_BYTES
                 ),

@@ -52,6 +52,7 @@ from tidings.renderer.result import (
 from tidings.renderer.sources import QueryParams, load_rows
 from tidings.schedule import compute_window, parse_rfc3339, rfc3339, scheduled_time_from_job_name
 from tidings.schedule import zone as parse_zone
+from tidings.testsend import SUBJECT_PREFIX
 
 log = logging.getLogger("tidings.renderer")
 
@@ -181,6 +182,7 @@ class Options:
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleep: Callable[[float], None] = time.sleep
     force_text: str | None = None  # a reason: render text even if WeasyPrint is there
+    test_recipient: str | None = None  # a test send: to this address only, "[TEST]" subject
     retries: int | None = None  # None: spec.failurePolicy.retries
     timeout: float | None = None  # seconds for the whole run; None: budget(timeoutSeconds)
 
@@ -295,7 +297,9 @@ def render(
         spec=spec,
         source_columns=dict.fromkeys(key for row in rows for key in row),
     )
-    if for_delivery and spec.delivery.skip_if_empty and report.empty:
+    # A test send shows what the mail looks like, so it goes out even for an empty window.
+    skip_empty = spec.delivery.skip_if_empty and options.test_recipient is None
+    if for_delivery and skip_empty and report.empty:
         raise EmptyWindow(report.empty_message)
     kinds = spec.delivery.attachment_kinds()
     files = data_files_phrase(kinds)
@@ -325,7 +329,8 @@ def render(
         renderer=renderer,
         fallback_reason=reason,
         data=data,
-        subject=templating.subject(
+        subject=(SUBJECT_PREFIX if options.test_recipient else "")
+        + templating.subject(
             spec.delivery.subject_template,
             title=spec.title,
             date=f"{scheduled.astimezone(tz):%Y-%m-%d}",
@@ -422,9 +427,13 @@ def deliver(
     """Build the message and send it (delivery.py decides retries and resends). Delivered when
     at least one recipient has it; who is missing, and why, is in `error`."""
     recipients = sr.spec.recipients
+    if options.test_recipient:  # to the tester only: nobody on the report's lists
+        recipients = models.Recipients(to=[options.test_recipient])
     domain = settings.sender.rpartition("@")[2].strip(" >")
+    key = sr.metadata.uid or f"{sr.metadata.namespace}/{sr.metadata.name}"
     msg_id = message_id(
-        sr.metadata.uid or f"{sr.metadata.namespace}/{sr.metadata.name}",
+        # A test's Message-ID differs, so mail clients never fold it into the real report.
+        f"test|{options.test_recipient}|{key}" if options.test_recipient else key,
         rendered.scheduled,
         rendered.window[0],
         rendered.window[1],
