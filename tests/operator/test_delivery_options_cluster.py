@@ -17,6 +17,7 @@ from op_harness import Cluster, OperatorProcess, PodRunner
 from sr_bodies import manifest
 from test_end_to_end_cluster import Mailbox, mailbox  # noqa: F401 (a fixture)
 
+from tidings import testsend
 from tidings.devcluster import REPO_ROOT, free_port
 
 pytestmark = pytest.mark.cluster
@@ -145,3 +146,51 @@ def test_a_skipped_empty_window_leaves_last_sent_and_failures(
     assert status["phase"] == "Active"
     assert box.messages == []
     assert cluster.events("Skipped", "quiet")
+
+
+def test_a_test_send_goes_to_one_address_and_changes_nothing_else(
+    mailbox: tuple[Mailbox, int],  # noqa: F811
+    run_operator: OperatorProcess,
+    cluster: Cluster,
+    tmp_path: Path,
+) -> None:
+    box, port = mailbox
+    _smtp_secret(cluster, port)
+    now = datetime.now(UTC)
+    cluster.create_report(
+        manifest(
+            "weekly",
+            title="Payments weekly",
+            source={"inline": {"rows": _rows(now)}},
+            recipients={"to": ["ciso@example.com"], "cc": ["audit@example.com"]},
+            delivery={"smtpSecretRef": {"name": "team-smtp"}},
+            failurePolicy={"disableAfter": 3, "retries": 0, "timeoutSeconds": 600},
+        )
+    )
+    cluster.wait_status("weekly", "Active", lambda s: s.get("phase") == "Active")
+    before = cluster.status("weekly")
+    cluster.annotate("weekly", **{testsend.ANNOTATION: "tester@example.com"})
+    status = cluster.wait_status("weekly", "the test started", lambda s: s.get("testSendCount"))
+    assert status["testSendHandled"] == "tester@example.com"
+    (job,) = [j["metadata"]["name"] for j in cluster.jobs() if testsend.recipient_of(j)]
+    assert PodRunner(cluster, tmp_path).execute(job) == 0
+    status = cluster.wait_status(
+        "weekly",
+        "the test recorded",
+        lambda s: any(h["jobName"] == job for h in s.get("history", [])),
+    )
+    (entry,) = status["history"]
+    assert (entry["testRecipient"], entry["outcome"]) == ("tester@example.com", "Delivered")
+    for key in ("phase", "lastSentAt", "lastAttemptAt", "consecutiveFailures", "lastError"):
+        assert status.get(key) == before.get(key), key
+    assert not [c for c in status.get("conditions", []) if c["type"] == "Delivered"]
+    assert cluster.events("TestSent", "weekly")
+
+    ((recipients, raw),) = box.messages
+    assert recipients == ["tester@example.com"]
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert message["Subject"].startswith("[TEST] ") and "Payments weekly" in message["Subject"]
+    # The same value again does nothing; after removing it, the same address can test again.
+    cluster.annotate("weekly", **{"tidings.dev/run-now": "nudge"})  # a report event
+    cluster.wait_status("weekly", "run-now seen", lambda s: s.get("runNowHandled") == "nudge")
+    assert cluster.status("weekly")["testSendCount"] == 1
