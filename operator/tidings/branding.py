@@ -20,7 +20,6 @@ import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -97,15 +96,6 @@ def text_problem(value: str) -> str | None:
     return None
 
 
-def address_problem(value: str) -> str | None:
-    """Reply-To: one bare ASCII address."""
-    if _CONTROL.search(value) or parseaddr(value)[1] != value or value.count("@") != 1:
-        return "must be one bare address like reports@example.com"
-    if not value.isascii():
-        return "must be an ASCII address"
-    return None
-
-
 def _check(key: str, value: str, where: str) -> str:
     value = value.strip()
     problem: str | None = None
@@ -114,6 +104,8 @@ def _check(key: str, value: str, where: str) -> str:
     elif key in ("footerText", "fromName"):
         problem = text_problem(value)
     elif key == "replyTo":
+        from tidings.validation import address_problem  # the recipients' rule
+
         problem = address_problem(value)
     elif key == "maxPdfRows" and not (value.isdigit() and 1 <= int(value) <= MAX_PDF_ROWS_LIMIT):
         problem = f"must be a whole number from 1 to {MAX_PDF_ROWS_LIMIT:,}"

@@ -172,7 +172,7 @@ def test_precedence_is_namespace_then_platform_then_built_in() -> None:
             "TIDINGS_BRAND_ACCENT_COLOR: must be a colour",
         ),
         ({}, {"footerText": b"two\nlines"}, "key footerText: must be one line"),
-        ({}, {"replyTo": b"A <a@example.com>"}, "key replyTo: must be one bare address"),
+        ({}, {"replyTo": b"A <a@example.com>"}, "key replyTo: must be a bare address"),
         ({}, {"maxPdfRows": b"0"}, "key maxPdfRows: must be a whole number from 1 to 20,000"),
         ({"TIDINGS_BRAND_LOGO": "https://x/logo.png"}, {}, "TIDINGS_BRAND_LOGO: must be a data:"),
         ({}, {"logo.bmp": b"BM"}, "name it logo.png"),
