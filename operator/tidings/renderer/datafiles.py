@@ -4,8 +4,8 @@ Both stream: rows go into the compressor (CSV) or into XlsxWriter's per-row temp
 (xlsx, `constant_memory`), so neither the uncompressed text nor a cell table ever exists whole in
 memory. XlsxWriter rather than openpyxl's write-only mode: in `constant_memory` each row is
 written out as soon as the next one starts and strings go inline instead of into a shared-strings
-table that grows with the data; openpyxl's write-only mode also streams rows but is slower per
-cell (it builds an element tree per row), see docs/benchmarks.md.
+table that grows with the data. openpyxl's write-only mode streams as well (the same peak in
+bench.render) but took 1.2 to 1.5 times as long for the same cells (docs/benchmarks.md).
 """
 
 from __future__ import annotations
