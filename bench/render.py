@@ -10,8 +10,13 @@ at 5,000) and the email goes to a real aiosmtpd server on loopback, also in this
 - "PDF": the child times loading the rows, filtering, the figures, the HTML and the PDF, with
   every row in the PDF table (max_pdf_rows = rows); the baseline child times loading the same
   rows and rendering its table. Interpreter start and imports are left out of both.
-- "delivery": `tidings send` as the CronJob runs it (its defaults: the first 500 rows in the
-  PDF, every row in the gzip CSV attachment), timed from process start to exit.
+- "delivery": `tidings send` as the CronJob runs it (the first 500 rows in the PDF, every row
+  in the gzip CSV attachment, or with `attachments: [pdf, xlsx]` in the spreadsheet), timed from
+  process start to exit.
+- "data file": one child writes every row as gzip CSV, as xlsx (XlsxWriter constant_memory, what
+  the renderer uses) or as xlsx through openpyxl's write-only mode (the alternative), with the
+  same typed cells; it reports the time, and then in a second pass under tracemalloc the peak
+  of the Python memory the writing allocated (the rows are already loaded).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+import zipfile
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -125,13 +131,16 @@ class _Inbox:
         return "250 OK"
 
 
-def csv_rows_in(message: bytes) -> int:
-    """Data rows in the message's gzip CSV attachment (a check that every row arrived)."""
+def data_rows_in(message: bytes) -> int:
+    """Data rows in the message's gzip CSV or xlsx attachment (a check that every row arrived)."""
     for part in message_from_bytes(message, policy=policy.default).iter_attachments():
         if part.get_filename("").endswith(".csv.gz"):
             content = gzip.decompress(part.get_content())
             return content.decode().count("\n") - 1
-    raise AssertionError("no CSV attachment in the delivered message")
+        if part.get_filename("").endswith(".xlsx"):
+            with zipfile.ZipFile(io.BytesIO(part.get_content())) as book:
+                return book.read("xl/worksheets/sheet1.xml").count(b"<row ") - 1
+    raise AssertionError("no CSV or xlsx attachment in the delivered message")
 
 
 # ----------------------------------------------------------------------------- child processes
@@ -173,7 +182,67 @@ def child_naive_pdf(url: str, rows: int) -> dict[str, Any]:
     return {"seconds": seconds, "bytes": len(pdf)}
 
 
-CHILDREN = {"tidings-pdf": child_tidings_pdf, "naive-pdf": child_naive_pdf}
+def child_data_file(kind: str, rows: int) -> dict[str, Any]:
+    """Every row as gzip CSV, or xlsx by XlsxWriter or by openpyxl, with the same cell values."""
+    import tracemalloc
+    from zoneinfo import ZoneInfo
+
+    from tidings.renderer import datafiles, reports
+
+    data = generate_rows(rows)
+    tz = ZoneInfo("Europe/Berlin")
+    types = {c.key: c.type for c in reports.KINDS["changes_summary"].schema}
+
+    def write() -> bytes:
+        if kind == "csv":
+            return datafiles.csv_attachment(data, "rows.csv.gz", tz, COLUMNS).content
+        if kind == "xlsx":
+            return datafiles.xlsx_attachment(data, "rows.xlsx", tz, COLUMNS, types).content
+        return _openpyxl_write_only(data, tz, types)
+
+    start = time.perf_counter()
+    content = write()
+    seconds = time.perf_counter() - start
+    del content
+    tracemalloc.start()
+    content = write()
+    added = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return {"seconds": seconds, "bytes": len(content), "added_mib": added}
+
+
+def _openpyxl_write_only(data: list[dict[str, Any]], tz: Any, types: dict[str, str]) -> bytes:
+    """The alternative to XlsxWriter: openpyxl's streaming (write-only) workbook."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+
+    from tidings.renderer.datafiles import sheet_value
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("Rows")
+    sheet.freeze_panes = "A2"
+    bold = Font(bold=True)
+    header = []
+    for column in COLUMNS:
+        cell = WriteOnlyCell(sheet, value=column)
+        cell.font = bold
+        header.append(cell)
+    sheet.append(header)
+    for row in data:
+        sheet.append([sheet_value(row.get(c), types.get(c), tz) for c in COLUMNS])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+CHILDREN = {
+    "tidings-pdf": child_tidings_pdf,
+    "naive-pdf": child_naive_pdf,
+    "data-csv": lambda _url, rows: child_data_file("csv", rows),
+    "data-xlsx": lambda _url, rows: child_data_file("xlsx", rows),
+    "data-openpyxl": lambda _url, rows: child_data_file("openpyxl", rows),
+}
 
 
 def measure_pdf(kind: str, base: str, rows: int) -> tuple[float, float, int]:
@@ -183,10 +252,15 @@ def measure_pdf(kind: str, base: str, rows: int) -> tuple[float, float, int]:
     return rows / result["seconds"], child.peak_mib, result["bytes"]
 
 
-def measure_delivery(base: str, rows: int, smtp_port: int, inbox: _Inbox, work: Path) -> tuple:
-    """(seconds, peak MiB, message bytes) of `tidings send` from process start to exit."""
+def measure_delivery(
+    base: str, rows: int, smtp_port: int, inbox: _Inbox, work: Path, data: str = "csv"
+) -> tuple:
+    """(seconds, peak MiB, message bytes) of `tidings send` from process start to exit, with
+    the PDF and `data` (csv or xlsx) attached."""
     path = work / f"report-{rows}.yaml"
-    path.write_text(yaml.safe_dump(report_object(f"{base}/rows/{rows}")))
+    sr = report_object(f"{base}/rows/{rows}")
+    sr["spec"]["delivery"] = {"attachments": ["pdf", data]}
+    path.write_text(yaml.safe_dump(sr))
     inbox.last = b""
     child = run_child(
         [
@@ -210,8 +284,8 @@ def measure_delivery(base: str, rows: int, smtp_port: int, inbox: _Inbox, work: 
     )
     if json.loads(child.stdout.strip().splitlines()[-1])["outcome"] != "Delivered":
         raise AssertionError(child.stdout)
-    if csv_rows_in(inbox.last) != rows:
-        raise AssertionError(f"the CSV attachment does not hold all {rows} rows")
+    if data_rows_in(inbox.last) != rows:
+        raise AssertionError(f"the {data} attachment does not hold all {rows} rows")
     return child.seconds, child.peak_mib, len(inbox.last)
 
 
@@ -269,21 +343,54 @@ def main() -> int:
         )  # fmt: skip
     with tempfile.TemporaryDirectory() as work:
         for rows in sizes:
+            for data, label in (("csv", "gzip CSV"), ("xlsx", "xlsx")):
+                runs = [
+                    measure_delivery(base, rows, smtp_port, inbox, Path(work), data)
+                    for _ in range(args.repeat)
+                ]
+                seconds, mib = median([r[0] for r in runs]), median([r[1] for r in runs])
+                lines.append(
+                    (f"delivery: `tidings send`, 500-row PDF + {label} "
+                     f"({runs[0][2] / 2**20:.1f} MiB email), {seconds:.1f} s",
+                     rows, f"{rows / seconds:,.0f}", f"{rows / seconds / naive_rate:.1f}x",
+                     f"{mib:,.0f}", f"{mib / naive_mib:.2f}")
+                )  # fmt: skip
+    files = []
+    for rows in sizes:
+        measured = {}
+        for kind in ("csv", "xlsx", "openpyxl"):
             runs = [
-                measure_delivery(base, rows, smtp_port, inbox, Path(work))
+                run_child([sys.executable, "-m", "bench.render", "--child", f"data-{kind}", "-",
+                           str(rows)]).json()
                 for _ in range(args.repeat)
-            ]
-            seconds, mib = median([r[0] for r in runs]), median([r[1] for r in runs])
-            lines.append(
-                (f"delivery: `tidings send`, 500-row PDF + gzip CSV "
-                 f"({runs[0][2] / 2**20:.1f} MiB email), {seconds:.1f} s",
-                 rows, f"{rows / seconds:,.0f}", f"{rows / seconds / naive_rate:.1f}x",
-                 f"{mib:,.0f}", f"{mib / naive_mib:.2f}")
+            ]  # fmt: skip
+            measured[kind] = (
+                median([r["seconds"] for r in runs]),
+                median([r["added_mib"] for r in runs]),
+                runs[0]["bytes"],
+            )
+        csv_seconds = measured["csv"][0]
+        for kind, label in (
+            ("csv", "gzip CSV (level 6)"),
+            ("xlsx", "xlsx, XlsxWriter constant_memory (used)"),
+            ("openpyxl", "xlsx, openpyxl write-only (alternative)"),
+        ):
+            seconds, added, size = measured[kind]
+            files.append(
+                (label, rows, f"{seconds:.2f}", f"{seconds / csv_seconds:.1f}x",
+                 f"{added:,.1f}", f"{size / 2**20:.1f}")
             )  # fmt: skip
     smtp.stop()
     server.shutdown()
     body = table(
         ["measurement", "rows", "rows/s", "x naive rows/s", "peak RSS MiB", "x naive RSS"], lines
+    )
+    body += (
+        "\n\nData files alone (rows already loaded; memory: the peak Python allocation while "
+        "writing, tracemalloc):\n\n"
+    )
+    body += table(
+        ["data file", "rows", "seconds", "x CSV time", "peak allocated MiB", "size MiB"], files
     )
     report("Renderer throughput", body, append=not args.no_append)
     return 0

@@ -20,7 +20,7 @@ from typing import Any
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from tidings import models, permissions
+from tidings import models, permissions, testsend
 from tidings.controller.kube import Kube
 from tidings.controller.settings import Settings
 from tidings.validation import validate_spec
@@ -37,6 +37,12 @@ def validate_report(
     **_: Any,
 ) -> None:
     """The rules: raise kopf.AdmissionError(422) naming every broken one."""
+    old_meta = old.get("metadata") if old is not None else None
+    address = testsend.changed_address(old_meta, body.get("metadata"))
+    if address and (problem := testsend.annotation_problem(address)):
+        raise kopf.AdmissionError(
+            f"{models.KIND} is invalid: {testsend.ANNOTATION_PATH}: {problem}", code=422
+        )
     spec = body.get("spec")
     if operation == "UPDATE" and old is not None and old.get("spec") == spec:
         # Metadata-only updates (annotations, finalizers, labels) must go through even for a
@@ -59,8 +65,12 @@ async def admit_report(
 ) -> None:
     """The webhook: the rules first (422), then the `schedule` verb if a change needs it (403)."""
     validate_report(body=body, old=old, operation=operation, warnings=warnings)
-    old_spec = old.get("spec") if operation == "UPDATE" and old is not None else None
-    await check_schedule_permission(memo.kube, memo.settings, body, old_spec, userinfo, warnings)
+    updated = operation == "UPDATE" and old is not None
+    old_spec = old.get("spec") if updated else None
+    old_meta = old.get("metadata") if updated else None
+    await check_schedule_permission(
+        memo.kube, memo.settings, body, old_spec, userinfo, warnings, old_meta
+    )
 
 
 async def check_schedule_permission(
@@ -70,17 +80,20 @@ async def check_schedule_permission(
     old_spec: Mapping[str, Any] | None,
     userinfo: Mapping[str, Any],
     warnings: list[str],
+    old_meta: Mapping[str, Any] | None = None,
 ) -> None:
     """Raise kopf.AdmissionError(403) if the change needs `schedule` and the user lacks it."""
     spec = body.get("spec") or {}
     meta = body.get("metadata") or {}
     namespace = meta.get("namespace", "")
     domains = settings.allowed_recipient_domains
+    test_address = testsend.changed_address(old_meta, meta)
     try:
-        if permissions.added_recipients(old_spec, spec):
+        if permissions.added_recipients(old_spec, spec) or test_address:
             own = await namespace_domains(kube, namespace, warnings)
             domains = tuple(dict.fromkeys(domains + own))
         needs = permissions.schedule_needs(old_spec, spec, domains)
+        needs += permissions.test_send_needs(test_address, domains)
         if not needs:
             return
         review = await kube.create(

@@ -27,6 +27,18 @@ MAX_RECIPIENTS = 50
 MAX_HISTORY = 20
 MAX_INLINE_ROWS = 5000
 MAX_FILTER_VALUES = 50
+# The macros the Kubernetes CronJob controller accepts (robfig/cron's descriptors, exact and
+# lower-case), as the five fields they stand for. `@every <duration>` is left out: it counts from
+# when the controller last started, so no NEXT could be computed for it.
+SCHEDULE_MACROS: dict[str, str] = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
 
 
 class _Model(BaseModel):
@@ -433,8 +445,29 @@ class Recipients(_Model):
     )
 
 
+class AttachmentKind(StrEnum):
+    """pdf (the report), csv (all rows, gzip) or xlsx (all rows, a spreadsheet)."""
+
+    PDF = "pdf"
+    CSV = "csv"
+    XLSX = "xlsx"
+
+
 class Delivery(_Model):
     """How the report is sent."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!(has(self.attachments) && has(self.attachCsv) && self.attachCsv)",
+                    "message": "attachCsv is the older form of attachments: with attachments "
+                    "set, list csv there and drop attachCsv",
+                    "fieldPath": ".attachCsv",
+                }
+            ]
+        }
+    )
 
     subject_template: str = Field(
         default="[Tidings] {name} — {date}",
@@ -453,8 +486,37 @@ class Delivery(_Model):
         ),
     )
     attach_csv: bool = Field(
-        default=False, description="Also attach the filtered rows as a (gzip-compressed) CSV file."
+        default=False,
+        description=(
+            "Also attach the filtered rows as a (gzip-compressed) CSV file. The older form of "
+            "attachments: [pdf, csv]; not allowed together with attachments."
+        ),
     )
+    attachments: list[AttachmentKind] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=3,
+        description=(
+            "Files attached to the mail, any of pdf (the report), csv (every filtered row, "
+            "gzip-compressed) and xlsx (every filtered row as a spreadsheet: typed cells, "
+            "header row, frozen panes, filter buttons). Default [pdf], or [pdf, csv] with "
+            "attachCsv."
+        ),
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+    skip_if_empty: bool = Field(
+        default=False,
+        description=(
+            "Send nothing when the window has no rows. The run's outcome is Skipped: it is "
+            "not a failure and not a delivery, so consecutiveFailures and lastSentAt stay."
+        ),
+    )
+
+    def attachment_kinds(self) -> list[str]:
+        """What is attached, with attachCsv read as its newer form."""
+        if self.attachments:
+            return [str(kind) for kind in self.attachments]
+        return ["pdf", "csv"] if self.attach_csv else ["pdf"]
 
 
 class FailurePolicy(_Model):
@@ -540,14 +602,20 @@ class ScheduledReportSpec(_Model):
         default="",
         max_length=100,
         description=(
-            "Five-field cron expression (minute hour day-of-month month day-of-week) evaluated "
+            "Five-field cron expression (minute hour day-of-month month day-of-week) or a macro "
+            "(@hourly, @daily, @midnight, @weekly, @monthly, @yearly, @annually), evaluated "
             "in timeZone. Empty or absent means manual runs only."
         ),
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "self == '' || self.trim().split(' ').filter(f, f != '').size() == 5",
-                    "message": "schedule must have exactly five space-separated fields",
+                    "rule": (
+                        "self == '' || self.trim() in ["
+                        + ", ".join(f"'{m}'" for m in SCHEDULE_MACROS)
+                        + "] || self.trim().split(' ').filter(f, f != '').size() == 5"
+                    ),
+                    "message": "schedule must have exactly five space-separated fields or be "
+                    "one of the macros @hourly, @daily, @weekly, @monthly, @yearly",
                 }
             ]
         },
@@ -608,6 +676,7 @@ class Condition(_Model):
 class Outcome(StrEnum):
     DELIVERED = "Delivered"
     FAILED = "Failed"
+    SKIPPED = "Skipped"
 
 
 class Renderer(StrEnum):
@@ -625,7 +694,7 @@ class HistoryEntry(_Model):
     window_start: str | None = Field(default=None, description="Data window start (RFC 3339).")
     window_end: str | None = Field(default=None, description="Data window end (RFC 3339).")
     finished_at: str | None = Field(default=None, description="When the run ended (RFC 3339).")
-    outcome: Outcome = Field(description="Delivered or Failed.")
+    outcome: Outcome = Field(description="Delivered, Failed or Skipped (skipIfEmpty).")
     recipients_accepted: int = Field(default=0, description="Recipients the SMTP server accepted.")
     recipients_rejected: int = Field(default=0, description="Recipients the SMTP server refused.")
     bytes: int = Field(default=0, description="Size of the sent message in bytes.")
@@ -633,6 +702,14 @@ class HistoryEntry(_Model):
         default=None, description="pdf, or text when WeasyPrint was unavailable."
     )
     error: str = Field(default="", max_length=1024, description="Why the run failed, if it did.")
+    test_recipient: str | None = Field(
+        default=None,
+        max_length=254,
+        description=(
+            "Set for a test send (tidings.dev/send-test): the one address it went to. A test "
+            "changes nothing else in status."
+        ),
+    )
 
 
 class ScheduledReportStatus(_Model):
@@ -690,6 +767,12 @@ class ScheduledReportStatus(_Model):
     reactivate_handled: str = Field(
         default="", max_length=253, description="Last tidings.dev/reactivate value acted on."
     )
+    test_send_handled: str = Field(
+        default="",
+        max_length=253,
+        description="The tidings.dev/send-test value acted on; cleared when the annotation goes.",
+    )
+    test_send_count: int = Field(default=0, description="Test sends started (names their Jobs).")
 
 
 class ObjectMeta(BaseModel):

@@ -7,7 +7,8 @@ outside the organisation (docs/permissions.md):
 
 - setting or changing `spec.schedule`, or moving a scheduled report to another `spec.timeZone`;
 - adding a recipient outside the allowed domains (TIDINGS_ALLOWED_RECIPIENT_DOMAINS plus the
-  namespace annotation tidings.dev/allowed-recipient-domains).
+  namespace annotation tidings.dev/allowed-recipient-domains), or asking for a test send
+  (tidings.dev/send-test) to such an address.
 
 This module is the pure part: given the old and new spec and the allowed domains, what needs the
 verb, the SubjectAccessReview that asks for it, and the refusal text. The admission webhook
@@ -20,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tidings import models
+from tidings import models, testsend
 from tidings.controller.settings import MAIL_DOMAIN
 
 SCHEDULE_VERB = "schedule"
@@ -113,6 +114,16 @@ def schedule_needs(
             if not domain_allowed(address, domains)
         )
     return needs
+
+
+def test_send_needs(address: str | None, domains: Sequence[str]) -> list[Need]:
+    """A test send (tidings.testsend) to an address outside the allowed domains needs the verb,
+    as adding that address to the recipients would."""
+    if not address or not domains or domain_allowed(address, domains):
+        return []
+    shown = ", ".join(domains)
+    change = f'a test send to the external address "{address}" (allowed domains: {shown})'
+    return [Need(testsend.ANNOTATION_PATH, change)]
 
 
 def access_review(userinfo: Mapping[str, Any], namespace: str, name: str | None) -> dict[str, Any]:

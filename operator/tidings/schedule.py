@@ -18,7 +18,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from tidings import models
 from tidings.models import Window
+
+MACROS = models.SCHEDULE_MACROS
+
+
+def expand(schedule: str) -> str:
+    """The five-field form of a schedule: a macro's fields, anything else as written."""
+    return MACROS.get(schedule.strip(), schedule)
+
 
 # A cron expression has at most this many matches in a 1-hour lookback plus the first match after:
 # enough to step over a fall-back hour without looping forever on an odd expression.
@@ -54,6 +63,7 @@ def next_fire_time(schedule: str, time_zone: str, after: datetime) -> datetime |
     tz = _cron_zone(schedule, time_zone, after)
     if tz is None:
         return None
+    schedule = expand(schedule)
     # Start an hour early in wall time: `after` may sit in the second pass of a fall-back hour,
     # where its naive wall time is earlier than candidates already passed.
     start = after.astimezone(tz).replace(tzinfo=None) - timedelta(hours=1, seconds=1)
@@ -71,6 +81,7 @@ def previous_fire_time(schedule: str, time_zone: str, before: datetime) -> datet
     tz = _cron_zone(schedule, time_zone, before)
     if tz is None:
         return None
+    schedule = expand(schedule)
     # Start an hour late in wall time, mirroring next_fire_time's fall-back lookback.
     start = before.astimezone(tz).replace(tzinfo=None) + timedelta(hours=1, seconds=1)
     it = croniter(schedule, start)
@@ -88,7 +99,8 @@ def _cron_zone(schedule: str, time_zone: str, moment: datetime) -> ZoneInfo | No
     if moment.tzinfo is None:
         raise ValueError("the reference time must be timezone-aware")
     tz = zone(time_zone)
-    if not croniter.is_valid(schedule) or len(schedule.split()) != 5:
+    fields = expand(schedule)
+    if not croniter.is_valid(fields) or len(fields.split()) != 5:
         raise ValueError(f"schedule {schedule!r} is not a five-field cron expression")
     return tz
 

@@ -28,7 +28,7 @@ from croniter import CroniterBadDateError, croniter
 
 from tidings import models, sqltext
 from tidings.renderer import netguard
-from tidings.schedule import parse_bound
+from tidings.schedule import MACROS, parse_bound
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,10 @@ ADMISSION_RULES: tuple[tuple[str, str], ...] = (
         "empty, or exactly five space-separated fields (minute hour day-of-month month "
         "day-of-week) that both croniter and the Kubernetes CronJob controller accept: numbers "
         "in range (day-of-week 0-6, Sunday is 0), JAN-DEC and SUN-SAT names, `*`, `?`, ranges "
-        "`a-b` (not backwards), lists and steps `/n` (n >= 1); no `TZ=`/`CRON_TZ=` prefix, no "
-        "`@daily`-style macros, no Quartz extensions (`L`, `W`, `#`); it must fire at least once",
+        "`a-b` (not backwards), lists and steps `/n` (n >= 1); or one of the macros "
+        + ", ".join(f"`{m}`" for m in MACROS)
+        + " (midnight or the full hour in timeZone; `@weekly` is Sunday); no `@every`, no "
+        "`TZ=`/`CRON_TZ=` prefix, no Quartz extensions (`L`, `W`, `#`); it must fire at least once",
     ),
     ("spec.timeZone", "a zone name from the IANA database, such as `Europe/Berlin` or `UTC`"),
     ("spec.title", "one line, without control characters (it goes into the subject)"),
@@ -259,6 +261,22 @@ def _semantic_problems(spec: Mapping[str, Any], warnings: list[str]) -> Iterator
                 f"{path}: has no {{date}} placeholder, so every run sends the same subject and "
                 "mail clients may thread the reports together"
             )
+    if (
+        isinstance(delivery, Mapping)
+        and delivery.get("attachCsv") is True
+        and delivery.get("attachments")
+    ):
+        yield Problem(
+            "spec.delivery.attachCsv",
+            "is the older form of attachments: with attachments set, list csv there and "
+            "drop attachCsv",
+        )
+    if isinstance(delivery, Mapping) and isinstance(kinds := delivery.get("attachments"), list):
+        repeated = sorted({k for k in kinds if isinstance(k, str) and kinds.count(k) > 1})
+        if repeated:
+            yield Problem(
+                "spec.delivery.attachments", f"lists {', '.join(repeated)} more than once"
+            )
     if isinstance(source := spec.get("source"), Mapping):
         yield from _source_problems(source)
     filters = spec.get("filters")
@@ -306,15 +324,16 @@ _CRON_PROBE_START = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
 def schedule_problems(schedule: str) -> list[str]:
     """Rules for spec.schedule: what both croniter (next fire time) and the Kubernetes CronJob
-    controller (robfig/cron's standard parser) accept, five fields, no macros or TZ prefix."""
-    if schedule == "":
+    controller (robfig/cron's standard parser) accept: five fields or a macro, no TZ prefix."""
+    if schedule == "" or schedule.strip() in MACROS:
         return []
     if "TZ=" in schedule.upper():
         return ["must not carry a TZ= or CRON_TZ= prefix (set spec.timeZone instead)"]
     if schedule.strip().startswith("@"):
         return [
-            "macros like @daily or @weekly are not supported: write the five fields, "
-            "e.g. '0 0 * * *' for daily at midnight"
+            f"the macro {schedule.strip().split()[0]!r} is not supported: use one of "
+            + ", ".join(MACROS)
+            + " (lower-case), or write the five fields, e.g. '0 9 * * 1' for Mondays at 09:00"
         ]
     if re.search(r"[^ -~]", schedule):
         return ["fields must be separated by spaces, without tabs, line breaks or other characters"]

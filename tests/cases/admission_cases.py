@@ -265,7 +265,12 @@ INVALID: list[Invalid] = [
         "exactly five",
         True,
     ),
-    Invalid("schedule-macro", changed({"schedule": "@weekly"}), "spec.schedule", "macros", True),
+    Invalid(
+        "schedule-macro-every", changed({"schedule": "@every 1h"}), "spec.schedule", "macro", True
+    ),
+    Invalid(
+        "schedule-macro-case", changed({"schedule": "@Weekly"}), "spec.schedule", "lower-case", True
+    ),
     Invalid(
         "schedule-too-long",
         changed({"schedule": "0 9 * * " + ",".join(["1"] * 60)}),
@@ -348,6 +353,27 @@ INVALID: list[Invalid] = [
         changed({"delivery.attachCsv": "no"}),
         "spec.delivery.attachCsv",
         "true or false",
+        True,
+    ),
+    Invalid(
+        "attach-csv-with-attachments",
+        changed({"delivery.attachCsv": True, "delivery.attachments": ["pdf", "xlsx"]}),
+        "spec.delivery.attachCsv",
+        "older form of attachments",
+        True,
+    ),
+    Invalid(
+        "attachment-kind-unknown",
+        changed({"delivery.attachments": ["pdf", "docx"]}),
+        "spec.delivery.attachments[1]",
+        "must be one of",
+        True,
+    ),
+    Invalid(
+        "attachments-repeated",
+        changed({"delivery.attachments": ["csv", "csv"]}),
+        "spec.delivery.attachments",
+        "more than once",
         True,
     ),
     Invalid(
@@ -757,6 +783,11 @@ VALID: list[Valid] = [
         ),
     ),
     Valid("manual-only", changed({"schedule": DROP})),
+    Valid("schedule-macro-weekly", changed({"schedule": "@weekly"})),
+    Valid("attachments-all", changed({"delivery.attachments": ["pdf", "csv", "xlsx"]})),
+    Valid("attachments-xlsx-only", changed({"delivery.attachments": ["xlsx"]})),
+    Valid("skip-if-empty", changed({"delivery.skipIfEmpty": True})),
+    Valid("schedule-macro-annually", changed({"schedule": "@annually"})),
     Valid("schedule-empty", changed({"schedule": ""})),
     Valid("minimal", {k: BASE[k] for k in ("title", "reportType", "source", "recipients")}),
     Valid("weekday-names-and-steps", changed({"schedule": "*/30 8-17 * JAN-JUN MON-FRI"})),

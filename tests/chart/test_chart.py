@@ -141,3 +141,39 @@ def test_docs_table_is_the_schema() -> None:
         "docs/helm.md's value table is out of date; regenerate it with "
         "`python3 tests/chart/chart_tools.py`:\n" + table
     )
+
+
+def test_branding_values_travel_to_the_renderer_pod() -> None:
+    """values -> operator env -> Settings -> the CronJob's pod env (the run contract)."""
+    import yaml
+
+    from tidings.controller import cronjob
+
+    values = yaml.safe_load(VALUES_ALL.read_text())
+    env = container_env(render("rel", "tidings-system", VALUES_ALL))
+    literal = {k: v for k, v in env.items() if isinstance(v, str)}
+    settings = load_settings(literal)  # no operator-managed TLS in these values
+    report = {
+        "metadata": {"name": "r", "namespace": "team-a", "uid": "u-1"},
+        "spec": {"schedule": "0 9 * * 1", "timeZone": "UTC"},
+    }
+    pod = cronjob.desired_cronjob(report, settings, suspend=False)["spec"]["jobTemplate"]
+    container = pod["spec"]["template"]["spec"]["containers"][0]
+    pod_env = {e["name"]: e.get("value") for e in container["env"]}
+    brand = values["branding"]
+    assert pod_env["TIDINGS_BRAND_LOGO"] == brand["logo"]
+    assert pod_env["TIDINGS_BRAND_ACCENT_COLOR"] == brand["accentColor"]
+    assert pod_env["TIDINGS_BRAND_FOOTER_TEXT"] == brand["footerText"]
+    assert pod_env["TIDINGS_MAIL_FROM_NAME"] == brand["fromName"]
+    assert pod_env["TIDINGS_MAIL_REPLY_TO"] == brand["replyTo"]
+    assert pod_env["TIDINGS_MAX_PDF_ROWS"] == str(values["renderer"]["maxPdfRows"])
+    assert pod_env["TIDINGS_SMTP_CA_PEM"] == values["smtp"]["caCert"].strip()
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["branding"] == "/etc/tidings/branding"
+    # Unset values stay out of the pod (the renderer then uses its built-in defaults).
+    literal = {k: v for k, v in container_env(render("rel", "x")).items() if isinstance(v, str)}
+    default = load_settings({**literal, "TIDINGS_OPERATOR_NAMESPACE": "x"})  # the downward API
+    plain = cronjob.desired_cronjob(report, default, suspend=False)["spec"]["jobTemplate"]
+    names = {e["name"] for e in plain["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert not names & {"TIDINGS_BRAND_LOGO", "TIDINGS_MAIL_REPLY_TO", "TIDINGS_SMTP_CA_PEM"}
+    assert "TIDINGS_MAX_PDF_ROWS" in names  # the chart's default, 500

@@ -20,7 +20,7 @@ import yaml
 from tests.cases.admission_cases import BASE, DROP, changed
 from tests.cluster.test_admission import DENIED, serving_webhook, wait_until_enforced
 
-from tidings import models, permissions
+from tidings import models, permissions, testsend
 from tidings.controller.settings import Settings
 from tidings.devcluster import REPO_ROOT
 
@@ -295,6 +295,43 @@ def test_editor_keeps_editing_a_report_with_existing_external_recipients(reports
     assert (
         code == 403
         and 'spec.recipients.to[1]: adding the external recipient "b@gmail.com"' in message
+    )
+
+
+def test_test_sends_need_schedule_only_for_external_addresses(reports, people, webhook):
+    """tidings.dev/send-test: an editor may test-send to the allowed domains; another address
+    needs `schedule`, as adding it to the recipients would; a malformed one is a 422."""
+    eddie, sam, ns = people["eddie"], people["sam"], reports.namespace
+    eddie.create("eddie-tested", MANUAL)
+
+    def annotate(person: Person, value: str) -> dict:
+        return person.patch(
+            "eddie-tested", {"metadata": {"annotations": {testsend.ANNOTATION: value}}}
+        )
+
+    assert annotate(eddie, "me@example.com")["metadata"]["annotations"][testsend.ANNOTATION]
+    annotate(eddie, "me@team.partner.example.org")  # the namespace's own domains count too
+    code, message = eddie.refused(
+        "patch",
+        "eddie-tested",
+        {"metadata": {"annotations": {testsend.ANNOTATION: "me@gmail.com"}}},
+    )
+    assert code == 403
+    shown = f"{OPERATOR_DOMAINS[0]}, {NAMESPACE_DOMAINS}"
+    change = f'a test send to the external address "me@gmail.com" (allowed domains: {shown})'
+    assert message == needs_schedule(testsend.ANNOTATION_PATH, change, "eddie", ns)
+    code, message = eddie.refused(
+        "patch",
+        "eddie-tested",
+        {"metadata": {"annotations": {testsend.ANNOTATION: "Me <me@example.com>"}}},
+    )
+    assert code == 422
+    assert (
+        f"{models.KIND} is invalid: {testsend.ANNOTATION_PATH}: must be a bare address" in message
+    )
+    annotate(sam, "me@gmail.com")  # with `schedule`
+    assert (
+        eddie.get("eddie-tested")["metadata"]["annotations"][testsend.ANNOTATION] == "me@gmail.com"
     )
 
 

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, TypeVar
 
 import pytest
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from tidings import models
 from tidings.controller import cronjob as cj
@@ -272,6 +273,7 @@ class PodRunner(StandInKubelet):
         "/etc/tidings/source": "TIDINGS_SOURCE_SECRET_DIR",
         "/etc/tidings/smtp": "TIDINGS_SMTP_SECRET_DIR",
         "/etc/tidings/template": "TIDINGS_TEMPLATE_DIR",
+        "/etc/tidings/branding": "TIDINGS_BRANDING_DIR",
     }
 
     def __init__(self, cluster: Cluster, root: Path) -> None:
@@ -282,8 +284,17 @@ class PodRunner(StandInKubelet):
         target.mkdir(parents=True, exist_ok=True)
         if "configMap" in volume:
             source = volume["configMap"]
-            found = self.cluster.core.read_namespaced_config_map(source["name"], self.cluster.ns)
+            try:
+                found = self.cluster.core.read_namespaced_config_map(
+                    source["name"], self.cluster.ns
+                )
+            except ApiException as error:
+                if error.status == 404 and source.get("optional"):
+                    return  # an optional ConfigMap that is not there: an empty directory
+                raise
             data = {k: v.encode() for k, v in (found.data or {}).items()}
+            binary = found.binary_data or {}
+            data.update({k: base64.b64decode(v) for k, v in binary.items()})
         elif "secret" in volume:
             source = volume["secret"]
             found = self.cluster.core.read_namespaced_secret(source["secretName"], self.cluster.ns)
@@ -306,7 +317,8 @@ class PodRunner(StandInKubelet):
             target = workdir / mount["name"]
             self._materialize(volumes[mount["name"]], target)
             mounted[mount["mountPath"]] = target
-        env = {"PATH": os.environ["PATH"]}
+        # The child imports the same tidings as this test (a worktree's, not an installed one).
+        env = {"PATH": os.environ["PATH"], "PYTHONPATH": os.pathsep.join(sys.path)}
         for var in container.get("env", []):
             if "value" in var:
                 env[var["name"]] = var["value"]

@@ -110,6 +110,7 @@ def test_run_contract_env_and_mounts_for_sql_smtp_and_template() -> None:
         "source": "/etc/tidings/source",
         "smtp": "/etc/tidings/smtp",
         "template": "/etc/tidings/template",
+        "branding": "/etc/tidings/branding",
     }
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["report"]["configMap"] == {
@@ -131,7 +132,7 @@ def test_http_auth_secret_is_the_source_secret_and_inline_has_none() -> None:
     pod = _pod(cronjob.desired_cronjob(report_body(source=http), SETTINGS, suspend=False))
     assert {v["name"]: v for v in pod["volumes"]}["source"]["secret"]["secretName"] == "tok"
     inline = _pod(cronjob.desired_cronjob(report_body(), SETTINGS, suspend=False))
-    assert {v["name"] for v in inline["volumes"]} == {"report", "tmp"}
+    assert {v["name"] for v in inline["volumes"]} == {"report", "tmp", "branding"}
 
 
 def test_unset_relay_settings_are_not_passed() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -162,3 +162,22 @@ def test_manual_report_has_a_suspended_cronjob(
     assert "nextSendAt" not in status
     spec = cluster.cronjob("adhoc")["spec"]
     assert (spec["schedule"], spec["suspend"]) == (cj.MANUAL_PLACEHOLDER_SCHEDULE, True)
+
+
+def test_macro_schedule_reaches_the_cronjob_and_next(
+    run_operator: OperatorProcess, cluster: Cluster
+) -> None:
+    cluster.create_report(manifest("monthly", schedule="@monthly"))
+    status = cluster.wait_status("monthly", "nextSendAt", lambda s: s.get("nextSendAt"))
+    assert status["phase"] == "Active"
+    now = datetime.now(UTC).astimezone(ZoneInfo("Europe/Berlin"))
+    first = (now.replace(day=1) + timedelta(days=32)).replace(day=1, hour=0, minute=0, second=0)
+    first = first.replace(microsecond=0, tzinfo=ZoneInfo("Europe/Berlin"))
+    assert status["nextSendAt"] == first.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # The real apiserver accepted the macro in the CronJob, as written.
+    spec = cluster.cronjob("monthly")["spec"]
+    assert (spec["schedule"], spec["timeZone"], spec["suspend"]) == (
+        "@monthly",
+        "Europe/Berlin",
+        False,
+    )

@@ -317,3 +317,36 @@ def test_runs_finishing_in_the_same_second_follow_their_scheduled_order() -> Non
         assert (status["consecutiveFailures"], status["lastError"]) == (1, "relay down")
         assert [h["jobName"] for h in status["history"]] == ["r-2", "r-1"]
         assert _condition(status, "Delivered")["status"] == "False"
+
+
+def test_a_skipped_run_is_neither_a_delivery_nor_a_failure() -> None:
+    report = _with_status(report_body(), phase="Active", observedGeneration=1)
+    _apply(report, _outcome("r-1", True, "2025-03-20T07:00:00Z"))
+    _apply(report, _outcome("r-2", False, "2025-03-21T07:00:00Z", error="451 busy"))
+    skipped = {
+        **RESULT,
+        "outcome": "Skipped",
+        "recipientsAccepted": 0,
+        "recipientsRejected": 0,
+        "bytes": 0,
+        "renderer": None,
+        "error": "nothing sent: No rows in this window. (spec.delivery.skipIfEmpty)",
+    }
+    job = _job("r-3", "Complete")
+    pod = _pod(0, json.dumps(skipped), finished="2025-03-31T07:02:00Z")
+    outcome = st.job_outcome(job, [pod], NOW)
+    assert outcome is not None and outcome.skipped
+    before = dict(report["status"])
+    change = _apply(report, outcome)
+    status = report["status"]
+    # The failure counter is not reset (a skip proves nothing about delivery), not raised, and
+    # lastSentAt stays at the last real delivery; the attempt and the log entry are recorded.
+    assert status["consecutiveFailures"] == before["consecutiveFailures"] == 1
+    assert status["lastSentAt"] == before["lastSentAt"] == "2025-03-20T07:00:00Z"
+    assert status["lastError"] == "451 busy"
+    assert status["lastAttemptAt"] == "2025-03-31T07:02:00Z"
+    assert status["history"][0]["outcome"] == "Skipped"
+    assert status["history"][0]["jobName"] == "r-3"
+    assert _condition(status, "Delivered") == _condition(before, "Delivered")
+    assert [(e.type, e.reason) for e in change.events] == [("Normal", "Skipped")]
+    assert "skipIfEmpty" in change.events[0].message

@@ -67,7 +67,7 @@ def test_short_tables_keep_the_styled_cells_and_long_ones_become_a_listing(
     rows = changes(reports.COMPACT_ABOVE + 1)
     report = build(rows, len(rows))
     assert report.compact
-    html = templating.render_html(report, custom_template=None, logo=None, csv_attached=False)
+    html = templating.render_html(report, custom_template=None, logo=None, data_files="")
     detail = html.split('<section class="detail">', 1)[1]
     assert 'class="rows listing"' in detail and "badge" not in detail
     text = pdf_text(render_pdf(html), tmp_path)

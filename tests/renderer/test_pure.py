@@ -343,7 +343,7 @@ def sample() -> reports.Report:
 
 
 def test_templates_autoescape_row_values() -> None:
-    html = templating.render_html(sample(), custom_template=None, logo=None, csv_attached=False)
+    html = templating.render_html(sample(), custom_template=None, logo=None, data_files="")
     assert "&lt;b&gt;bold&lt;/b&gt;" in html and "<b>bold</b>" not in html
 
 
@@ -358,7 +358,7 @@ def test_templates_autoescape_row_values() -> None:
 )
 def test_custom_template_errors_are_input_errors(template: str, message: str) -> None:
     with pytest.raises(InputError, match=message):
-        templating.render_html(sample(), custom_template=template, logo=None, csv_attached=False)
+        templating.render_html(sample(), custom_template=template, logo=None, data_files="")
 
 
 def test_pdf_fetcher_refuses_local_files_and_network(tmp_path) -> None:

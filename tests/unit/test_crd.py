@@ -111,13 +111,16 @@ def test_everything_cel_touches_is_bounded():
         "spec.filters.window",
         "spec.schedule",
         "spec.recipients",
+        "spec.delivery",  # attachCsv or attachments, not both
     }
     for path, node in ruled:
         if node["type"] == "string":
             assert "maxLength" in node, path
         for name, child in node.get("properties", {}).items():
             if child["type"] == "array":
-                assert "maxItems" in child and "maxLength" in child["items"], f"{path}.{name}"
+                items = child["items"]
+                bounded = "maxLength" in items or "enum" in items
+                assert "maxItems" in child and bounded, f"{path}.{name}"
             if child["type"] == "string":
                 assert "maxLength" in child or "enum" in child, f"{path}.{name}"
 

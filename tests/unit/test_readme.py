@@ -4,7 +4,9 @@ exist. (The full references, docs/api.md and docs/renderer.md, have their own te
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -73,3 +75,28 @@ def test_readme_and_helm_docs_install_upgrade_and_uninstall_alike() -> None:
     # The uninstall finds the operator-made TLS Secret by its labels, whatever the release name.
     selector = ",".join(f"{k}={v}" for k, v in MANAGED_LABELS.items())
     assert f"delete secret -l {selector}" in helm_doc
+
+
+def test_schedule_presets_are_valid_and_fire_when_their_comment_says() -> None:
+    import yaml
+
+    from tidings.schedule import compute_window, next_fire_time
+    from tidings.validation import schedule_problems
+
+    section = README.split("### Schedule presets", 1)[1].split("\n### ", 1)[0]
+    presets = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", section, re.S)]
+    assert len(presets) == 3
+    after = datetime(2025, 2, 15, 12, tzinfo=UTC)
+    fires = {}
+    for preset in presets:
+        assert schedule_problems(preset["schedule"]) == []
+        fire = next_fire_time(preset["schedule"], preset["timeZone"], after)
+        local = fire.astimezone(ZoneInfo(preset["timeZone"]))
+        window = models.Window.model_validate(preset["filters"]["window"])
+        start, end = compute_window(window, fire, preset["timeZone"])
+        fires[preset["filters"]["window"]["previous"]] = (local, start, end)
+    weekly, monthly, quarterly = fires["week"], fires["month"], fires["quarter"]
+    assert (weekly[0].weekday(), weekly[0].hour, weekly[0].day) == (0, 9, 17)
+    assert (monthly[0].month, monthly[0].day, monthly[0].hour) == (3, 1, 9)
+    assert (quarterly[0].month, quarterly[0].day, quarterly[0].hour) == (4, 1, 9)
+    assert (quarterly[1].month, quarterly[2].month) == (1, 4)

@@ -79,6 +79,7 @@ def test_hourly_schedule_through_fall_back_hour_is_strictly_increasing() -> None
     [
         ("not a cron", "UTC", "five-field cron"),
         ("0 9 * * 1 2024", "UTC", "five-field cron"),
+        ("@every 1h", "UTC", "five-field cron"),
         ("61 9 * * 1", "UTC", "five-field cron"),
         ("0 9 * * 1", "Mars/Olympus", "IANA"),
     ],
@@ -106,6 +107,34 @@ def test_next_fire_is_after_and_matches_the_wall_clock(
         assert local.minute == int(minute)
     if hour.isdigit():
         assert local.hour == int(hour)
+
+
+@pytest.mark.parametrize(
+    ("macro", "after", "expected"),
+    [
+        ("@hourly", berlin(2024, 5, 6, 9, 30), berlin(2024, 5, 6, 10, 0)),
+        ("@daily", berlin(2024, 5, 6, 9, 30), berlin(2024, 5, 7, 0, 0)),
+        ("@midnight", berlin(2024, 5, 6, 9, 30), berlin(2024, 5, 7, 0, 0)),
+        ("@weekly", berlin(2024, 5, 6, 9, 30), berlin(2024, 5, 12, 0, 0)),  # Sunday
+        ("@monthly", berlin(2024, 5, 6, 9, 30), berlin(2024, 6, 1, 0, 0)),
+        ("@yearly", berlin(2024, 5, 6, 9, 30), berlin(2025, 1, 1, 0, 0)),
+        ("@annually", berlin(2024, 5, 6, 9, 30), berlin(2025, 1, 1, 0, 0)),
+        (" @weekly ", berlin(2024, 5, 12, 0, 0), berlin(2024, 5, 19, 0, 0)),
+    ],
+)
+def test_macros_fire_at_local_midnight_or_the_full_hour(
+    macro: str, after: datetime, expected: datetime
+) -> None:
+    assert next_fire_time(macro, "Europe/Berlin", after) == expected.astimezone(UTC)
+
+
+def test_every_macro_the_models_list_stands_for_five_fields() -> None:
+    from tidings.models import SCHEDULE_MACROS
+
+    assert set(SCHEDULE_MACROS) == {
+        "@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually"
+    }  # fmt: skip
+    assert all(len(fields.split()) == 5 for fields in SCHEDULE_MACROS.values())
 
 
 # ------------------------------------------------------------------------------------ windows

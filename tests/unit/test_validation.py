@@ -105,7 +105,8 @@ def test_strict_types_as_in_the_api():
 @pytest.mark.parametrize(
     "schedule",
     ["", "0 9 * * 1", " 0 9 * * 1 ", "0  9 * * 1", "*/5 * * * *", "0 0 1 */3 *", "5/15 * * * *",
-     "0 9 * * sun", "0 9 * dec-dec SAT", "59 23 31 12 6", "0 0 1,15 * ?"],
+     "0 9 * * sun", "0 9 * dec-dec SAT", "59 23 31 12 6", "0 0 1,15 * ?", "@hourly", "@daily",
+     "@midnight", "@weekly", " @monthly ", "@yearly", "@annually"],
 )  # fmt: skip
 def test_schedules_both_croniter_and_cronjob_accept(schedule):
     assert schedule_problems(schedule) == []
@@ -115,8 +116,10 @@ def test_schedules_both_croniter_and_cronjob_accept(schedule):
     ("schedule", "rule"),
     [
         ("TZ=Europe/Berlin 0 9 * * 1", "TZ="),
-        ("@daily", "macros"),
-        ("@every 1h", "macros"),
+        ("@every 1h", "macro '@every' is not supported"),
+        ("@WEEKLY", "lower-case"),
+        ("@fortnightly", "macro '@fortnightly' is not supported"),
+        ("@daily 0 9 * * *", "macro '@daily' is not supported"),
         ("0\t9 * * 1", "separated by spaces"),
         ("0 9 * * 1 2025", "exactly five"),
         ("0 9 * * MON-", "day-of-week field"),
@@ -282,7 +285,7 @@ def write_report(path: Path, name: str, spec: dict, api_version: str = "tidings.
 def test_validate_command_exit_codes_and_output(tmp_path):
     good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
     write_report(good, "payments-weekly", BASE)
-    write_report(bad, "broken", changed({"schedule": "@daily", "timeZone": "Berlin"}))
+    write_report(bad, "broken", changed({"schedule": "@every 1h", "timeZone": "Berlin"}))
 
     ok = run_validate(good)
     assert ok.returncode == 0, ok.stdout + ok.stderr
@@ -292,7 +295,7 @@ def test_validate_command_exit_codes_and_output(tmp_path):
     assert failed.returncode == 1
     lines = failed.stdout.splitlines()
     assert lines[0] == f"{good}: payments-weekly: valid"
-    assert lines[1].startswith(f"{bad}: broken: spec.schedule: macros like @daily")
+    assert lines[1].startswith(f"{bad}: broken: spec.schedule: the macro '@every' is not")
     assert lines[2].startswith(f"{bad}: broken: spec.timeZone: must be an IANA time zone name")
 
 
@@ -335,14 +338,15 @@ def test_admission_handler_rejects_with_422_listing_every_problem():
 
     from tidings.admission import validate_report
 
-    body = {"spec": changed({"timeZone": "Nowhere", "schedule": "@daily"})}
+    body = {"spec": changed({"timeZone": "Nowhere", "schedule": "@every 1h"})}
     warnings: list[str] = []
     with pytest.raises(kopf.AdmissionError) as exc:
         validate_report(body=body, old=None, operation="CREATE", warnings=warnings)
     assert exc.value.code == 422
     assert str(exc.value) == (
-        "ScheduledReport is invalid: spec.schedule: macros like @daily or @weekly are not "
-        "supported: write the five fields, e.g. '0 0 * * *' for daily at midnight; "
+        "ScheduledReport is invalid: spec.schedule: the macro '@every' is not supported: use one "
+        "of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly (lower-case), or "
+        "write the five fields, e.g. '0 9 * * 1' for Mondays at 09:00; "
         "spec.timeZone: must be an IANA time zone name, like Europe/Berlin or UTC"
     )
 

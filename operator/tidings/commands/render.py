@@ -56,13 +56,15 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         default=None,
         help="detail rows shown in the PDF; the CSV attachment always has all "
-        "(default: $TIDINGS_MAX_PDF_ROWS or 500)",
+        "(default: the branding's maxPdfRows, $TIDINGS_MAX_PDF_ROWS or 500)",
     )
 
 
 def options_from_args(args: argparse.Namespace) -> Any:
+    from dataclasses import replace
+
     from tidings.renderer.result import InputError
-    from tidings.renderer.run import DEFAULT_MAX_PDF_ROWS, Options, int_setting, logo_data_uri
+    from tidings.renderer.run import Options, branding_from_environment, logo_data_uri
 
     template = None
     if args.template is not None:
@@ -70,14 +72,16 @@ def options_from_args(args: argparse.Namespace) -> Any:
             template = args.template.read_text(encoding="utf-8")
         except OSError as error:
             raise InputError(f"cannot read template {args.template}: {error.strerror}") from None
+    brand = branding_from_environment(os.environ)
+    if args.logo:  # named on the command line: it beats the branding's logo
+        brand = replace(brand, logo=None)
     max_rows = args.max_pdf_rows
-    if max_rows is None:
-        max_rows = int_setting(os.environ, "TIDINGS_MAX_PDF_ROWS", DEFAULT_MAX_PDF_ROWS)
     return Options(
         secret_dir=args.secret_dir,
         custom_template=template,
         logo=logo_data_uri(Path(args.logo) if args.logo else None),
-        max_pdf_rows=max_rows,
+        branding=brand,
+        max_pdf_rows=brand.max_pdf_rows if max_rows is None else max_rows,
         timeout=args.timeout,
     )
 
@@ -104,6 +108,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--html", type=Path, metavar="FILE", help="also write the HTML page")
     parser.add_argument(
         "--csv", type=Path, metavar="FILE", help="also write every filtered row as CSV (gzip)"
+    )
+    parser.add_argument(
+        "--xlsx", type=Path, metavar="FILE", help="also write every filtered row as a spreadsheet"
     )
 
 
@@ -138,14 +145,14 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"tidings render: PDF renderer unavailable, writing text to {output}", file=sys.stderr
         )
+    assert rendered.document is not None  # a preview always renders the document
     output.write_bytes(rendered.document.content)
     if args.html:
         args.html.write_text(rendered.html, encoding="utf-8")
-    if args.csv:
-        tz = zone(report.spec.time_zone)
-        shown = rendered.report
-        csv = runner.csv_attachment(shown.rows, args.csv.name, tz, shown.csv_columns)
-        args.csv.write_bytes(csv.content)
+    for kind, path in (("csv", args.csv), ("xlsx", args.xlsx)):
+        if path:
+            tz = zone(report.spec.time_zone)
+            path.write_bytes(runner.data_file(rendered.report, kind, path.name, tz).content)
     print(
         f"wrote {output}: {rendered.report.type_label}, {rendered.report.total_rows} rows, "
         f"{rendered.report.window_label}",

@@ -53,13 +53,14 @@ def run(args: argparse.Namespace) -> int:
                         f"{report.spec.template_ref.name} have key {report.spec.template_ref.key}?)"
                     ) from None
             logo = env.get("TIDINGS_LOGO_FILE")
+            brand = runner.branding_from_environment(env)
             options = runner.Options(
                 secret_dir=secret_dir(),
                 custom_template=template,
                 logo=runner.logo_data_uri(Path(logo) if logo else None),
-                max_pdf_rows=runner.int_setting(
-                    env, "TIDINGS_MAX_PDF_ROWS", runner.DEFAULT_MAX_PDF_ROWS
-                ),
+                branding=brand,
+                max_pdf_rows=brand.max_pdf_rows,
+                test_recipient=env.get("TIDINGS_TEST_RECIPIENT") or None,
                 max_bytes=runner.int_setting(
                     env, "TIDINGS_MAX_MESSAGE_BYTES", runner.DEFAULT_MAX_BYTES
                 ),

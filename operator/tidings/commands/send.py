@@ -48,6 +48,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--result", metavar="FILE", default="/dev/null", help="also write the JSON result here"
     )
+    parser.add_argument(
+        "--test-to",
+        metavar="ADDRESS",
+        help='a test send: only to ADDRESS, subject prefixed "[TEST]" (as tidings.dev/send-test)',
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,6 +85,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = runner.load_report(args.report)
         options = options_from_args(args)
+        if args.test_to:
+            from tidings.testsend import annotation_problem
+
+            if problem := annotation_problem(args.test_to):
+                raise InputError(f"--test-to {args.test_to!r} {problem}")
+            options.test_recipient = args.test_to
         if args.max_bytes is not None:
             options.max_bytes = args.max_bytes
         elif os.environ.get("TIDINGS_MAX_MESSAGE_BYTES"):

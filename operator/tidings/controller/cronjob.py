@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
-from tidings import models
-from tidings.controller.settings import Settings
+from tidings import branding, models
+from tidings.controller.settings import Settings, run_env
 from tidings.schedule import rfc3339
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -141,6 +141,7 @@ def _env(settings: Settings) -> list[dict[str, Any]]:
         "TIDINGS_SMTP_TIMEOUT": str(settings.smtp_timeout),
     }
     env.extend({"name": k, "value": v} for k, v in relay.items() if v)
+    env.extend(branding.pod_env(run_env(settings)))
     if settings.smtp_credentials_secret:
         # By reference, never by value: the CronJob is readable by namespace viewers. Optional,
         # so a namespace without the Secret still sends through the relay without a login.
@@ -182,6 +183,9 @@ def _volumes(report: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict
     smtp_ref = (spec.get("delivery") or {}).get("smtpSecretRef")
     if smtp_ref:
         add("smtp", "secret", {"secretName": smtp_ref["name"]})
+    volume, mount = branding.pod_volume()
+    volumes.append(volume)
+    mounts.append(mount)
     template_ref = spec.get("templateRef")
     if template_ref:
         items = one_key(template_ref["key"], "template.html.j2")

@@ -28,7 +28,7 @@ from typing import Any
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from tidings import models, schedule, validation
+from tidings import models, schedule, testsend, validation
 from tidings.controller import cronjob as cj
 from tidings.controller import metrics
 from tidings.controller import status as st
@@ -148,7 +148,9 @@ async def sync_report(
             events = await apply_children(memo, report, decision.phase)
             if decision.run_now:
                 events.append(await start_run_now(kube, report, decision.run_now))
-            if await write_status(kube, report, decision.change.status):
+            test_fields, test_events = await start_test_send(kube, report, not problems)
+            events.extend(test_events)
+            if await write_status(kube, report, {**decision.change.status, **test_fields}):
                 post(report, [*events, *decision.change.events])
                 return
     raise kopf.TemporaryError("the report kept changing while being reconciled", delay=5)
@@ -236,6 +238,35 @@ async def start_run_now(kube: Kube, report: Mapping[str, Any], value: str) -> st
         "RunNowStarted",
         f"Started Job {job['metadata']['name']} for {cj.RUN_NOW_ANNOTATION}={value}.",
     )
+
+
+async def start_test_send(
+    kube: Kube, report: Mapping[str, Any], valid: bool
+) -> tuple[dict[str, Any], list[st.Event]]:
+    """tidings.dev/send-test (tidings.testsend): one Job to that address only, once per value.
+    Returns the status fields that record it and the Events to post."""
+    meta = report["metadata"]
+    fields, address, refused = testsend.decide(
+        meta.get("annotations") or {}, report.get("status") or {}, valid
+    )
+    if refused:
+        return fields, [st.Event("Warning", "TestSendRefused", f"Not sent: {refused}.")]
+    if address is None:
+        return fields, []
+    namespace = meta["namespace"]
+    cronjob = await kube.get(cronjob_path(namespace, cj.cronjob_name(meta["name"])))
+    if cronjob is None:
+        raise kopf.TemporaryError("the CronJob is not there yet", delay=2)
+    job = testsend.test_job(cronjob, address, fields["testSendCount"], _now())
+    try:
+        await kube.create(job_path(namespace), job)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    name = job["metadata"]["name"]
+    return fields, [
+        st.Event("Normal", "TestSendStarted", f"Started Job {name}: to {address} only.")
+    ]
 
 
 async def write_status(kube: Kube, report: Mapping[str, Any], fields: Mapping[str, Any]) -> bool:

@@ -11,6 +11,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
+from tidings import branding
+
 SMTP_TLS_MODES = ("none", "starttls", "tls")
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 LOG_FORMATS = ("json", "text")
@@ -182,6 +184,38 @@ class Settings:
             "namespace, if there, to log in to the platform relay; empty = no login.",
         },
     )
+    # Branding and mail defaults, handed on to every renderer pod as is (tidings/branding.py):
+    # a namespace's ConfigMap tidings-branding overrides them key by key.
+    brand_logo: str = field(
+        default="",
+        metadata={"env": "TIDINGS_BRAND_LOGO", "doc": "Logo as a data: URI (PNG, JPEG, GIF, SVG)."},
+    )
+    brand_accent_color: str = field(
+        default="",
+        metadata={"env": "TIDINGS_BRAND_ACCENT_COLOR", "doc": "Accent colour, #rrggbb."},
+    )
+    brand_footer_text: str = field(
+        default="",
+        metadata={"env": "TIDINGS_BRAND_FOOTER_TEXT", "doc": "Footer text of PDF and mail."},
+    )
+    mail_from_name: str = field(
+        default="",
+        metadata={"env": "TIDINGS_MAIL_FROM_NAME", "doc": "From display name."},
+    )
+    mail_reply_to: str = field(
+        default="", metadata={"env": "TIDINGS_MAIL_REPLY_TO", "doc": "Reply-To address."}
+    )
+    max_pdf_rows: str = field(
+        default="",
+        metadata={"env": "TIDINGS_MAX_PDF_ROWS", "doc": "Detail rows in the PDF (default 500)."},
+    )
+    smtp_ca_pem: str = field(
+        default="",
+        metadata={
+            "env": "TIDINGS_SMTP_CA_PEM",
+            "doc": "PEM CA certificate(s) the renderer trusts for the SMTP relay.",
+        },
+    )
     log_format: str = field(
         default="json", metadata={"env": "TIDINGS_LOG_FORMAT", "doc": "json or text."}
     )
@@ -216,7 +250,20 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     return settings
 
 
+def run_env(s: Settings) -> dict[str, str]:
+    """The platform values each renderer pod gets (branding.PLATFORM_ENV), by variable name."""
+    return {
+        f.metadata["env"]: str(getattr(s, f.name))
+        for f in fields(s)
+        if f.metadata["env"] in branding.PLATFORM_ENV
+    }
+
+
 def _check(s: Settings) -> None:
+    try:
+        branding.check_platform(run_env(s))
+    except branding.BrandingError as error:
+        raise SettingsError(str(error)) from None
     rules: list[tuple[bool, str, str]] = [
         (s.smtp_tls in SMTP_TLS_MODES, "TIDINGS_SMTP_TLS", f"must be one of {SMTP_TLS_MODES}"),
         (1 <= s.smtp_port <= 65535, "TIDINGS_SMTP_PORT", "must be a port number (1-65535)"),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tidings import display, models
+from tidings import display, models, testsend
 from tidings.controller.cronjob import (
     CONTAINER,
     PERMANENT_EXIT_CODES,
@@ -57,6 +57,8 @@ class RunOutcome:
     recipients_rejected: int = 0
     bytes: int = 0
     renderer: str | None = None
+    skipped: bool = False  # skipIfEmpty and an empty window: nothing sent, nothing failed
+    test_recipient: str | None = None  # a test send (tidings.testsend): changes nothing else
 
     def history_entry(self) -> dict[str, Any]:
         entry = models.HistoryEntry(
@@ -65,12 +67,17 @@ class RunOutcome:
             window_start=self.window_start,
             window_end=self.window_end,
             finished_at=self.finished_at,
-            outcome=models.Outcome.DELIVERED if self.delivered else models.Outcome.FAILED,
+            outcome=models.Outcome.SKIPPED
+            if self.skipped
+            else models.Outcome.DELIVERED
+            if self.delivered
+            else models.Outcome.FAILED,
             recipients_accepted=self.recipients_accepted,
             recipients_rejected=self.recipients_rejected,
             bytes=self.bytes,
             renderer=self.renderer,
             error=self.error,
+            test_recipient=self.test_recipient,
         )
         return entry.model_dump(by_alias=True, exclude_none=True, mode="json")
 
@@ -389,7 +396,20 @@ def job_outcome(
         recipients_rejected=_int(result.get("recipientsRejected")),
         bytes=_int(result.get("bytes")),
         renderer=result.get("renderer") if result.get("renderer") in ("pdf", "text") else None,
+        skipped=finished and result.get("outcome") == models.Outcome.SKIPPED,
+        test_recipient=testsend.recipient_of(job),
     )
+
+
+def testsend_event(outcome: RunOutcome) -> Event:
+    where = f"Test send {outcome.job_name} to {outcome.test_recipient}"
+    if outcome.delivered:
+        return Event("Normal", "TestSent", f"{where} delivered{_note(outcome.error)}.")
+    return Event("Warning", "TestFailed", f"{where} failed ({outcome.failure}): {outcome.error}")
+
+
+def _note(error: str) -> str:
+    return f"; {error}" if error else ""
 
 
 def _run_order(entry: Mapping[str, Any]) -> tuple[str, str]:
@@ -417,10 +437,15 @@ def apply_outcome(
     meta = report.get("metadata") or {}
     name = meta.get("name", "")
     generation = status.get("observedGeneration")
-    earlier = status.get("history") or ()
+    everything = status.get("history") or ()
     entry = outcome.history_entry()
-    history = sorted([entry, *earlier], key=_run_order, reverse=True)
+    history = sorted([entry, *everything], key=_run_order, reverse=True)
     new: dict[str, Any] = {"history": history[: models.MAX_HISTORY]}
+    if outcome.test_recipient:
+        return StatusChange(new, [testsend_event(outcome)])
+    # Test sends are in the log but count for nothing below.
+    earlier = [h for h in everything if not h.get("testRecipient")]
+    history = [h for h in history if not h.get("testRecipient")]
 
     this_run = _run_order(entry)
     last_attempt = max(map(_run_order, earlier), default=("", ""))
@@ -434,7 +459,10 @@ def apply_outcome(
         new["lastAttemptAt"] = outcome.finished_at
     events: list[Event] = []
 
-    if outcome.delivered:
+    if outcome.skipped:
+        # Neither a delivery nor a failure: lastSentAt, the counter and lastError stay.
+        events.append(Event("Normal", "Skipped", f"Run {outcome.job_name}: {outcome.error}."))
+    elif outcome.delivered:
         if this_run > last_sent:
             new["lastSentAt"] = outcome.finished_at
             # Failures that finished after this success still count.
@@ -484,7 +512,7 @@ def apply_outcome(
             )
             events.append(Event("Warning", "Disabled", f"{name}: {text}"))
 
-    if newest:
+    if newest and not outcome.skipped:
         ok, reason, message = delivered_condition
         base = new.get("conditions", status.get("conditions"))
         new["conditions"] = set_condition(base, DELIVERED, ok, reason, message, now, generation)

@@ -61,6 +61,7 @@ class SmtpSettings:
     password: str | None = field(default=None, repr=False)
     timeout: float = 30.0
     ca_file: str | None = None
+    ca_data: str | None = None  # PEM certificates trusted besides the system's (private CAs)
     allow_plain_auth: bool = False
     origin: str = "TIDINGS_SMTP_* settings"  # where these came from, for messages
 
@@ -131,6 +132,9 @@ def environment_values(
         values = {key: read(key) for key in keys}
         values["timeout"] = env.get("TIDINGS_SMTP_TIMEOUT")
         values["ca_file"] = env.get("TIDINGS_SMTP_CA_FILE")
+        # The namespace relay's private CA, beside the platform's (which may sign it too).
+        pems = (env.get("TIDINGS_SMTP_CA_PEM"), read("ca.crt"))
+        values["ca_data"] = "\n".join(p for p in pems if p) or None
         values["origin"] = "the namespace SMTP Secret (spec.delivery.smtpSecretRef)"
     else:
         password = env.get("TIDINGS_SMTP_PASSWORD")
@@ -149,6 +153,7 @@ def environment_values(
             "tls": env.get("TIDINGS_SMTP_TLS"),
             "timeout": env.get("TIDINGS_SMTP_TIMEOUT"),
             "ca_file": env.get("TIDINGS_SMTP_CA_FILE"),
+            "ca_data": env.get("TIDINGS_SMTP_CA_PEM"),
             "allow_plain_auth": env.get("TIDINGS_SMTP_ALLOW_PLAIN_AUTH"),
         }
     return values
@@ -170,6 +175,7 @@ def settings_from_values(values: Mapping[str, str | None]) -> SmtpSettings:
         password=values.get("password") or None,
         timeout=timeout,
         ca_file=values.get("ca_file") or None,
+        ca_data=values.get("ca_data") or None,
         allow_plain_auth=(values.get("allow_plain_auth") or "").strip().lower()
         in ("1", "true", "yes"),
         origin=values.get("origin") or SmtpSettings.origin,
@@ -197,10 +203,15 @@ def build_message(
     attachments: Sequence[Attachment],
     msg_id: str,
     date: datetime,
+    reply_to: str = "",
+    inline: Sequence[tuple[str, bytes, str, str]] = (),
 ) -> EmailMessage:
-    """The message with headers To/Cc (never Bcc), a text and an HTML part, and attachments."""
+    """The message with headers To/Cc (never Bcc), a text and an HTML part, and attachments.
+    `inline` are (content-id, bytes, maintype, subtype) parts the HTML shows as cid: images."""
     message = EmailMessage(policy=policy.default)
     message["From"] = sender
+    if reply_to:
+        message["Reply-To"] = reply_to
     if to:
         message["To"] = [Address(addr_spec=a) for a in to]
     if cc:
@@ -214,6 +225,11 @@ def build_message(
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(text)
     message.add_alternative(html, subtype="html")
+    html_part = message.get_payload()[1]
+    for cid, content, maintype, subtype in inline:
+        html_part.add_related(
+            content, maintype=maintype, subtype=subtype, cid=f"<{cid}>", disposition="inline"
+        )
     for item in attachments:
         message.add_attachment(
             item.content, maintype=item.maintype, subtype=item.subtype, filename=item.filename
@@ -366,7 +382,13 @@ _DOT_LINE = re.compile(rb"(?m)^\.")
 def _connect(settings: SmtpSettings) -> smtplib.SMTP:
     """Connected, greeted, EHLO'd and (for starttls) upgraded; certificates verified against the
     host name, so the constructors get the host (smtplib uses it as the TLS server name)."""
-    context = ssl.create_default_context(cafile=settings.ca_file)
+    try:
+        context = ssl.create_default_context(cafile=settings.ca_file, cadata=settings.ca_data)
+    except (ssl.SSLError, OSError) as error:
+        raise InputError(
+            f"the SMTP CA certificate ({settings.origin}: TIDINGS_SMTP_CA_FILE, "
+            f"TIDINGS_SMTP_CA_PEM or the Secret's ca.crt) cannot be used: {error}"
+        ) from None
     if settings.tls == "tls":
         connection: smtplib.SMTP = smtplib.SMTP_SSL(
             settings.host, settings.port, timeout=settings.timeout, context=context

@@ -1,7 +1,8 @@
 """Exit codes and the one-line JSON result of a run: the contract with the operator.
 
 Codes follow sysexits(3), so a retry policy can tell "try again" from "fix the report":
-    0  delivered (SMTP accepted the message for at least one recipient)
+    0  delivered (SMTP accepted the message for at least one recipient), or skipped (an empty
+       window with spec.delivery.skipIfEmpty: nothing was sent)
     65 permanent input failure: invalid spec, broken template, bad query, missing column
     69 permanent delivery failure: all recipients refused (5xx), AttachmentTooLarge, SMTP auth
        refused, TLS handshake failure
@@ -91,7 +92,7 @@ def redact(text: str, secrets: Iterable[str | None]) -> str:
 class RunResult:
     """What one run did; serialized with the keys of models.HistoryEntry."""
 
-    outcome: str  # Delivered | Failed
+    outcome: str  # Delivered | Failed | Skipped (skipIfEmpty and an empty window: exit 0)
     failure: str | None = None  # None | transient | permanent
     scheduled_time: str | None = None
     window_start: str | None = None

@@ -9,25 +9,24 @@ at once. Rendering happens once: a retry resends the same bytes with the same Me
 from __future__ import annotations
 
 import base64
-import csv
-import gzip
-import io
-import json
 import logging
 import mimetypes
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import formataddr, parseaddr
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pydantic
 import yaml
 
-from tidings import models
+from tidings import branding, models
+from tidings.branding import Branding, BrandingError, Logo, logo_from_data_uri
 from tidings.renderer import delivery, filters, reports, templating, text
+from tidings.renderer.datafiles import csv_attachment, xlsx_attachment
 from tidings.renderer.deadline import DeadlineExceeded, budget, enforced
 from tidings.renderer.deadline import remaining as deadline_remaining
 from tidings.renderer.mail import (
@@ -53,10 +52,12 @@ from tidings.renderer.result import (
 from tidings.renderer.sources import QueryParams, load_rows
 from tidings.schedule import compute_window, parse_rfc3339, rfc3339, scheduled_time_from_job_name
 from tidings.schedule import zone as parse_zone
+from tidings.testsend import SUBJECT_PREFIX
 
 log = logging.getLogger("tidings.renderer")
 
-DEFAULT_MAX_PDF_ROWS = 500
+DEFAULT_MAX_PDF_ROWS = branding.DEFAULT_MAX_PDF_ROWS
+LOGO_CID = "logo@tidings"
 
 T = TypeVar("T")
 
@@ -128,6 +129,17 @@ def int_setting(env: Mapping[str, str], name: str, default: int) -> int:
         raise InputError(f"{name}={value!r} must be a whole number") from None
 
 
+def branding_from_environment(env: Mapping[str, str]) -> Branding:
+    """The run's branding (namespace ConfigMap over platform variables); a bad value is
+    configuration (exit 65) naming the key or variable."""
+    try:
+        return branding.from_environment(env)
+    except BrandingError as error:
+        raise InputError(str(error)) from None
+    except OSError as error:
+        raise InputError(f"cannot read {branding.MOUNT_PATH}: {error.strerror}") from None
+
+
 def scheduled_time(env: Mapping[str, str], now: datetime) -> datetime:
     """$TIDINGS_SCHEDULED_TIME, else the minutes in a CronJob-made Job name, else now."""
     stamp = env.get("TIDINGS_SCHEDULED_TIME")
@@ -163,14 +175,24 @@ class Options:
 
     secret_dir: Path | None = None
     custom_template: str | None = None
-    logo: str | None = None
+    logo: str | None = None  # a data: URI (--logo, TIDINGS_LOGO_FILE); the branding's wins
+    branding: Branding = field(default_factory=Branding)
     max_pdf_rows: int = DEFAULT_MAX_PDF_ROWS
     max_bytes: int = DEFAULT_MAX_BYTES
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     sleep: Callable[[float], None] = time.sleep
     force_text: str | None = None  # a reason: render text even if WeasyPrint is there
+    test_recipient: str | None = None  # a test send: to this address only, "[TEST]" subject
     retries: int | None = None  # None: spec.failurePolicy.retries
     timeout: float | None = None  # seconds for the whole run; None: budget(timeoutSeconds)
+
+    def logo_image(self) -> Logo | None:
+        if self.branding.logo is not None:
+            return self.branding.logo
+        try:
+            return logo_from_data_uri(self.logo, "logo") if self.logo else None
+        except BrandingError as error:
+            raise InputError(str(error)) from None
 
     def retries_for(self, sr: models.ScheduledReport) -> int:
         return sr.spec.failure_policy.retries if self.retries is None else self.retries
@@ -187,13 +209,18 @@ class Rendered:
     scheduled: datetime
     window: tuple[datetime, datetime]
     html: str
-    document: Attachment
-    renderer: str  # pdf | text
+    document: Attachment | None  # None when the PDF is not attached (and was not rendered)
+    renderer: str | None  # pdf | text | None
     fallback_reason: str | None
-    csv: Attachment | None
+    data: list[Attachment]  # the full-data files: csv, xlsx, as spec.delivery.attachments says
     subject: str
     text_body: str
     html_body: str
+    logo: Logo | None = None  # shown in the HTML body as the inline part LOGO_CID
+
+    @property
+    def attachments(self) -> list[Attachment]:
+        return ([self.document] if self.document else []) + self.data
 
     def result_fields(self) -> dict[str, Any]:
         return {
@@ -210,9 +237,13 @@ def render(
     options: Options,
     deadline: float,
     stage: list[str] | None = None,
+    *,
+    for_delivery: bool = False,
 ) -> Rendered:
     """Load, filter, summarize and render; nothing is sent. `stage[0]` tracks the step, for
-    the message when the deadline interrupts it."""
+    the message when the deadline interrupts it. `for_delivery` renders only what is attached
+    (a preview always renders the PDF) and raises EmptyWindow for an empty window when
+    spec.delivery.skipIfEmpty is set."""
     stage = stage if stage is not None else [""]
     spec = sr.spec
     tz = parse_zone(spec.time_zone)
@@ -266,14 +297,29 @@ def render(
         spec=spec,
         source_columns=dict.fromkeys(key for row in rows for key in row),
     )
-    attach_csv = spec.delivery.attach_csv
+    # A test send shows what the mail looks like, so it goes out even for an empty window.
+    skip_empty = spec.delivery.skip_if_empty and options.test_recipient is None
+    if for_delivery and skip_empty and report.empty:
+        raise EmptyWindow(report.empty_message)
+    kinds = spec.delivery.attachment_kinds()
+    files = data_files_phrase(kinds)
     stage[0] = "rendering the template"
+    logo = options.logo_image()
     html = templating.render_html(
-        report, custom_template=options.custom_template, logo=options.logo, csv_attached=attach_csv
+        report,
+        custom_template=options.custom_template,
+        logo=logo.data_uri if logo else None,
+        data_files=files,
+        brand=options.branding,
     )
     stem = f"{sr.metadata.name}-{scheduled.astimezone(tz):%Y-%m-%d}"
-    stage[0] = "rendering the PDF"
-    document, renderer, reason = _document(html, report, stem, options.force_text, attach_csv)
+    document, renderer, reason = None, None, None
+    if "pdf" in kinds or not for_delivery:
+        stage[0] = "rendering the PDF"
+        document, renderer, reason = _document(html, report, stem, options.force_text, files)
+    stage[0] = "writing the data files"
+    suffixes = {"csv": "csv.gz", "xlsx": "xlsx"}
+    data = [data_file(report, k, f"{stem}.{suffixes[k]}", tz) for k in kinds if k in suffixes]
     return Rendered(
         report=report,
         scheduled=scheduled,
@@ -282,19 +328,41 @@ def render(
         document=document,
         renderer=renderer,
         fallback_reason=reason,
-        csv=csv_attachment(report.rows, f"{stem}.csv.gz", tz, report.csv_columns)
-        if attach_csv
-        else None,
-        subject=templating.subject(
+        data=data,
+        subject=(SUBJECT_PREFIX if options.test_recipient else "")
+        + templating.subject(
             spec.delivery.subject_template,
             title=spec.title,
             date=f"{scheduled.astimezone(tz):%Y-%m-%d}",
         ),
-        text_body=text.render_text(report, csv_attached=attach_csv),
+        text_body=text.render_text(report, data_files=files),
         html_body=templating.render_email_html(
-            report, attachment_name=document.filename, csv_attached=attach_csv
+            report,
+            attachment_name=document.filename if document else None,
+            data_files=files,
+            brand=options.branding,
+            logo_cid=LOGO_CID if logo else None,
         ),
+        logo=logo,
     )
+
+
+def data_file(report: reports.Report, kind: str, filename: str, tz: Any) -> Attachment:
+    """Every filtered row as `kind` (csv or xlsx), typed by the report type's row schema."""
+    if kind == "csv":
+        return csv_attachment(report.rows, filename, tz, report.csv_columns)
+    types = {c.key: c.type for c in reports.KINDS[report.report_type].schema}
+    return xlsx_attachment(report.rows, filename, tz, report.csv_columns, types)
+
+
+class EmptyWindow(Exception):
+    """spec.delivery.skipIfEmpty and the window has no rows: nothing is sent."""
+
+
+def data_files_phrase(kinds: list[str]) -> str:
+    """How the text names the full-data attachments: "" when there are none."""
+    names = {"csv": "CSV file", "xlsx": "spreadsheet (xlsx)"}
+    return " and ".join(names[k] for k in kinds if k in names)
 
 
 def window_error(error: Exception) -> str:
@@ -304,7 +372,7 @@ def window_error(error: Exception) -> str:
 
 
 def _document(
-    html: str, report: reports.Report, stem: str, force_text: str | None, attach_csv: bool
+    html: str, report: reports.Report, stem: str, force_text: str | None, data_files: str
 ) -> tuple[Attachment, str, str | None]:
     """The PDF, or the text fallback with the reason WeasyPrint could not be used."""
     from tidings.renderer.pdf import PdfUnavailable, render_pdf
@@ -316,47 +384,8 @@ def _document(
         except PdfUnavailable as error:
             reason = str(error)
     log.warning("PDF renderer unavailable, attaching plain text: %s", reason)
-    body = text.render_text(report, fallback_reason=reason, csv_attached=attach_csv)
+    body = text.render_text(report, fallback_reason=reason, data_files=data_files)
     return Attachment(f"{stem}.txt", body.encode(), "text", "plain"), "text", reason
-
-
-def csv_attachment(
-    rows: list[dict[str, Any]], filename: str, tz: Any, header: Sequence[str] = ()
-) -> Attachment:
-    """All filtered rows, every column, gzip-compressed; times in ISO 8601 in the report's zone.
-    `header` comes first (the report's columns), so even an empty window has a header row.
-    Rows are streamed into the compressor (level 6: level 9 is several times slower for a
-    few percent on CSV), so the uncompressed text never exists whole in memory."""
-    columns: dict[str, None] = dict.fromkeys(header)
-    for row in rows:
-        columns.update(dict.fromkeys(row))
-    buffer = io.BytesIO()
-    with (
-        gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as compressed,
-        io.TextIOWrapper(compressed, encoding="utf-8", newline="") as text_out,
-    ):
-        writer = csv.writer(text_out)
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([_csv_value(row.get(c), tz) for c in columns])
-    return Attachment(filename, buffer.getvalue(), "application", "gzip")
-
-
-_to_json = json.JSONEncoder(default=str, ensure_ascii=False).encode
-
-
-def _csv_value(value: Any, tz: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.astimezone(tz).isoformat() if value.tzinfo else value.isoformat()
-    if isinstance(value, list | tuple):
-        return "; ".join(_csv_value(v, tz) for v in value)  # as list cells read in the PDF
-    if isinstance(value, dict):
-        return _to_json(value)
-    return str(value)
 
 
 # ------------------------------------------------------------------------------------ delivery
@@ -398,18 +427,27 @@ def deliver(
     """Build the message and send it (delivery.py decides retries and resends). Delivered when
     at least one recipient has it; who is missing, and why, is in `error`."""
     recipients = sr.spec.recipients
+    if options.test_recipient:  # to the tester only: nobody on the report's lists
+        recipients = models.Recipients(to=[options.test_recipient])
     domain = settings.sender.rpartition("@")[2].strip(" >")
+    key = sr.metadata.uid or f"{sr.metadata.namespace}/{sr.metadata.name}"
     msg_id = message_id(
-        sr.metadata.uid or f"{sr.metadata.namespace}/{sr.metadata.name}",
+        # A test's Message-ID differs, so mail clients never fold it into the real report.
+        f"test|{options.test_recipient}|{key}" if options.test_recipient else key,
         rendered.scheduled,
         rendered.window[0],
         rendered.window[1],
         domain,
     )
-    attachments = [rendered.document] + ([rendered.csv] if rendered.csv else [])
+    attachments = rendered.attachments
+    brand = options.branding
     try:
         message = build_message(
-            sender=settings.sender,
+            sender=branded_sender(settings.sender, brand),
+            reply_to=brand.reply_to,
+            inline=[(LOGO_CID, rendered.logo.content, "image", rendered.logo.subtype)]
+            if rendered.logo
+            else [],
             to=recipients.to,
             cc=recipients.cc,
             subject=rendered.subject,
@@ -450,6 +488,14 @@ def deliver(
     return RunResult(outcome="Delivered", error=note, **fields)
 
 
+def branded_sender(sender: str, brand: Branding) -> str:
+    """From with the display name: the namespace's fromName, else the one written in the From
+    setting in use, else the platform's fromName."""
+    name, address = parseaddr(sender)
+    chosen = brand.from_name if brand.from_name_from_namespace else name or brand.from_name
+    return formataddr((chosen, address)) if chosen else sender
+
+
 def delivery_note(done: delivery.Delivery, total: int) -> str:
     """One line for `error` and status: who is missing and why, and any unknown outcome."""
     parts = []
@@ -484,7 +530,14 @@ def execute(
                 fields.update(window_start=rfc3339(window[0]), window_end=rfc3339(window[1]))
             except (ValueError, OverflowError) as error:
                 raise InputError(window_error(error)) from None
-            rendered = render(sr, scheduled, options, deadline, stage)
+            try:
+                rendered = render(sr, scheduled, options, deadline, stage, for_delivery=True)
+            except EmptyWindow as empty:
+                return RunResult(
+                    outcome="Skipped",
+                    error=f"nothing sent: {empty} (spec.delivery.skipIfEmpty)",
+                    **fields,
+                )
             fields.update(rendered.result_fields())
             stage[0] = "sending over SMTP"
             return deliver(sr, rendered, settings(), options, deadline)

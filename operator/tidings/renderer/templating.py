@@ -16,6 +16,7 @@ from jinja2 import ChoiceLoader, DictLoader, PackageLoader, StrictUndefined, Tem
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
+from tidings.branding import DEFAULT_ACCENT, Branding, css_string
 from tidings.renderer.reports import Report
 from tidings.renderer.reports.types import type_templates
 from tidings.renderer.result import InputError
@@ -79,24 +80,53 @@ def stylesheet() -> str:
     return resources.files("tidings").joinpath("templates/report.css").read_text(encoding="utf-8")
 
 
-def context(report: Report, *, logo: str | None, csv_attached: bool) -> dict[str, Any]:
-    """What every template sees (documented in docs/renderer.md, "Custom templates")."""
+def context(
+    report: Report, *, logo: str | None, data_files: str, brand: Branding | None = None
+) -> dict[str, Any]:
+    """What every template sees (documented in docs/renderer.md, "Custom templates").
+    `csv_attached` stays for custom templates written before xlsx: any full-data file."""
+    brand = brand or Branding()
     return {
         "report": report,
         "chart": Markup(report.chart_svg),  # built by charts.py, which escapes every label
         "css": Markup(stylesheet()),
+        "brand_css": Markup(brand_css(brand)),
+        "brand": brand,
         "logo": logo,
-        "csv_attached": csv_attached,
+        "data_files": data_files,
+        "csv_attached": bool(data_files),
     }
 
 
+def brand_css(brand: Branding) -> str:
+    """The stylesheet's accent colour and footer text replaced by the branding's (the colour is
+    validated as #rrggbb, the footer text escaped as a CSS string)."""
+    rules = []
+    if brand.accent_color.lower() != DEFAULT_ACCENT:
+        colour = brand.accent_color
+        rules.append(
+            f".masthead {{ border-bottom-color: {colour}; }} .masthead .kind {{ color: {colour}; }}"
+        )
+    if brand.footer_text:
+        text = css_string(f" · {brand.footer_text}")
+        rules.append(
+            f'@page {{ @bottom-left {{ content: "Generated " string(generated) "{text}"; }} }}'
+        )
+    return "\n".join(rules)
+
+
 def render_html(
-    report: Report, *, custom_template: str | None, logo: str | None, csv_attached: bool
+    report: Report,
+    *,
+    custom_template: str | None,
+    logo: str | None,
+    data_files: str = "",
+    brand: Branding | None = None,
 ) -> str:
     """The report page as HTML. A broken custom template is an InputError naming the line."""
     env = _environment(custom_template)
     name = CUSTOM_NAME if custom_template is not None else f"{report.report_type}.html.j2"
-    values = context(report, logo=logo, csv_attached=csv_attached)
+    values = context(report, logo=logo, data_files=data_files, brand=brand)
     if custom_template is None:
         return env.get_template(name).render(values)
     try:
@@ -126,8 +156,18 @@ def _bounded_output(chunks: Iterator[str]) -> str:
     return "".join(parts)
 
 
-def render_email_html(report: Report, *, attachment_name: str, csv_attached: bool) -> str:
-    values = context(report, logo=None, csv_attached=csv_attached)
+def render_email_html(
+    report: Report,
+    *,
+    attachment_name: str | None,
+    data_files: str,
+    brand: Branding | None = None,
+    logo_cid: str | None = None,
+) -> str:
+    """The HTML mail body, branded like the PDF; the logo is an inline part (`cid:`), which
+    mail clients show where they block data: URIs and remote images."""
+    values = context(report, logo=f"cid:{logo_cid}" if logo_cid else None, data_files=data_files)
+    values["brand"] = brand or Branding()
     values["attachment_name"] = attachment_name
     return _environment().get_template("email.html.j2").render(values)
 

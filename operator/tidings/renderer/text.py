@@ -30,7 +30,7 @@ def figures_text(report: Report) -> str:
     return "\n".join(lines)
 
 
-def render_text(report: Report, *, fallback_reason: str | None = None, csv_attached: bool) -> str:
+def render_text(report: Report, *, fallback_reason: str | None = None, data_files: str) -> str:
     parts = [banner(fallback_reason)] if fallback_reason else []
     parts.append(f"{report.title}\n{'-' * min(78, len(report.title))}\n")
     program = f"Program {report.program}, " if report.program else ""
@@ -50,15 +50,15 @@ def render_text(report: Report, *, fallback_reason: str | None = None, csv_attac
     parts.append(f"Detail ({report.total_rows} rows)\n")
     parts.append(_table(labels, [[c.text for c in r] for r in report.table]))
     if report.shown_rows < report.total_rows:
-        parts.append(f"\n{truncation_note(report, csv_attached)}\n")
+        parts.append(f"\n{truncation_note(report, data_files)}\n")
     return "".join(parts)
 
 
-def truncation_note(report: Report, csv_attached: bool) -> str:
+def truncation_note(report: Report, data_files: str) -> str:
     where = (
-        "the attached CSV file has all of them"
-        if csv_attached
-        else "set spec.delivery.attachCsv: true to receive all of them as a CSV file"
+        f"the attached {data_files} has all of them"
+        if data_files
+        else "add csv or xlsx to spec.delivery.attachments to receive all of them"
     )
     return f"Showing the first {report.shown_rows} of {report.total_rows} rows; {where}."
 
