@@ -447,6 +447,31 @@ def test_helm_upgrade_while_reports_are_applied_refuses_nothing_and_loses_no_sta
     reports.wait_status("kept", "a second run", lambda s: len(s.get("history", [])) == 2)
 
 
+def test_send_test_mails_one_address_only_and_leaves_status_alone(
+    installed: NodeCluster, reports: Reports, tmp_path: Path
+) -> None:
+    reports.apply("tested", schedule="0 3 1 1 *", recipients={"to": ["board@example.com"]})
+    before = reports.wait_status("tested", "Active", lambda s: s.get("phase") == "Active")
+    reports.annotate("tested", "tidings.dev/send-test", "me@example.com")
+
+    message = installed.smtp.wait_for(
+        lambda m: b"Payments changes tested" in m["content"] and "me@example.com" in m["rcpt_tos"],
+        timeout=WAIT,
+    )
+    assert message["rcpt_tos"] == ["me@example.com"]
+    parsed = email.message_from_bytes(message["content"], policy=email.policy.default)
+    assert str(parsed["Subject"]).startswith("[TEST] ")
+    assert "Rotate the payment keys" in pdf_text(parsed, tmp_path)
+    status = reports.wait_status(
+        "tested",
+        "the test in history",
+        lambda s: any(h.get("testRecipient") for h in s.get("history", [])),
+    )
+    assert status.get("lastSentAt") == before.get("lastSentAt")
+    assert status["consecutiveFailures"] == 0 and status["phase"] == "Active"
+    assert not [m for m in installed.smtp.messages if "board@example.com" in m["rcpt_tos"]]
+
+
 def test_uninstall_does_what_the_docs_say(installed: NodeCluster, reports: Reports) -> None:
     reports.apply("survivor", schedule="0 9 * * 1")
     reports.wait_status("survivor", "Active", lambda s: s.get("phase") == "Active")
