@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import csv
 import gzip
+import hashlib
 import io
 import json
 import logging
@@ -49,6 +50,7 @@ from tidings.renderer.result import (
     TidingsError,
     failed,
     redact,
+    sort_addresses,
 )
 from tidings.renderer.sources import QueryParams, load_rows
 from tidings.schedule import compute_window, parse_rfc3339, rfc3339, scheduled_time_from_job_name
@@ -194,6 +196,12 @@ class Rendered:
     subject: str
     text_body: str
     html_body: str
+    rows: int = 0
+    pages: int | None = None  # of the PDF
+
+    @property
+    def attachments(self) -> list[Attachment]:
+        return [self.document] + ([self.csv] if self.csv else [])
 
     def result_fields(self) -> dict[str, Any]:
         return {
@@ -201,6 +209,16 @@ class Rendered:
             "window_start": rfc3339(self.window[0]),
             "window_end": rfc3339(self.window[1]),
             "renderer": self.renderer,
+            "rows": self.rows,
+            "pages": self.pages,
+            "attachments": [
+                {
+                    "name": a.filename,
+                    "bytes": len(a.content),
+                    "sha256": hashlib.sha256(a.content).hexdigest(),
+                }
+                for a in self.attachments
+            ],
         }
 
 
@@ -273,7 +291,9 @@ def render(
     )
     stem = f"{sr.metadata.name}-{scheduled.astimezone(tz):%Y-%m-%d}"
     stage[0] = "rendering the PDF"
-    document, renderer, reason = _document(html, report, stem, options.force_text, attach_csv)
+    document, renderer, reason, pages = _document(
+        html, report, stem, options.force_text, attach_csv
+    )
     return Rendered(
         report=report,
         scheduled=scheduled,
@@ -294,6 +314,8 @@ def render(
         html_body=templating.render_email_html(
             report, attachment_name=document.filename, csv_attached=attach_csv
         ),
+        rows=len(kept),
+        pages=pages,
     )
 
 
@@ -305,19 +327,21 @@ def window_error(error: Exception) -> str:
 
 def _document(
     html: str, report: reports.Report, stem: str, force_text: str | None, attach_csv: bool
-) -> tuple[Attachment, str, str | None]:
-    """The PDF, or the text fallback with the reason WeasyPrint could not be used."""
-    from tidings.renderer.pdf import PdfUnavailable, render_pdf
+) -> tuple[Attachment, str, str | None, int | None]:
+    """The PDF and its page count, or the text fallback with the reason WeasyPrint could not
+    be used."""
+    from tidings.renderer.pdf import PdfUnavailable, render_pdf_pages
 
     reason = force_text
     if reason is None:
         try:
-            return Attachment(f"{stem}.pdf", render_pdf(html), "application", "pdf"), "pdf", None
+            pdf, pages = render_pdf_pages(html)
+            return Attachment(f"{stem}.pdf", pdf, "application", "pdf"), "pdf", None, pages
         except PdfUnavailable as error:
             reason = str(error)
     log.warning("PDF renderer unavailable, attaching plain text: %s", reason)
     body = text.render_text(report, fallback_reason=reason, csv_attached=attach_csv)
-    return Attachment(f"{stem}.txt", body.encode(), "text", "plain"), "text", reason
+    return Attachment(f"{stem}.txt", body.encode(), "text", "plain"), "text", reason, None
 
 
 def csv_attachment(
@@ -406,7 +430,7 @@ def deliver(
         rendered.window[1],
         domain,
     )
-    attachments = [rendered.document] + ([rendered.csv] if rendered.csv else [])
+    attachments = rendered.attachments
     try:
         message = build_message(
             sender=settings.sender,
@@ -423,21 +447,35 @@ def deliver(
     except (ValueError, TypeError) as error:  # a header the email package refuses
         raise InputError(f"the message cannot be built: {error}") from None
     everyone = [*recipients.to, *recipients.cc, *recipients.bcc]
-    done = delivery.deliver(
-        lambda pending: transmit(data, pending, settings, options.max_bytes),
-        everyone,
-        options.retries_for(sr),
-        deadline,
-        options.sleep,
-        lambda message: log.warning("SMTP: %s", message),
-    )
-    fields = dict(
-        recipients_accepted=len(done.accepted),
-        recipients_rejected=len(done.refused),
-        bytes=len(data),
-        message_id=msg_id,
-        **rendered.result_fields(),
-    )
+    done = delivery.Delivery()
+
+    def fields() -> dict[str, Any]:
+        return dict(
+            recipients_accepted=len(done.accepted),
+            recipients_rejected=len(done.refused),
+            bytes=len(data),
+            message_id=msg_id,
+            attempts=done.attempts,
+            addresses=sort_addresses(
+                {"to": recipients.to, "cc": recipients.cc, "bcc": recipients.bcc},
+                done.accepted,
+                done.refused,
+            ),
+            **rendered.result_fields(),
+        )
+
+    try:
+        delivery.deliver(
+            lambda pending: transmit(data, pending, settings, options.max_bytes),
+            everyone,
+            options.retries_for(sr),
+            deadline,
+            options.sleep,
+            lambda message: log.warning("SMTP: %s", message),
+            done,
+        )
+    except TidingsError as error:  # nobody received it: the refusals still go in the record
+        return failed(error, **fields())
     note = delivery_note(done, len(everyone))
     if not done.accepted:  # only unconfirmed copies: maybe delivered, never confirmed
         return RunResult(
@@ -445,9 +483,9 @@ def deliver(
             failure=TRANSIENT,
             error=f"delivery unconfirmed, not sent again: {note}; check whether it arrived",
             exit_code=EX_TEMPFAIL,
-            **fields,
+            **fields(),
         )
-    return RunResult(outcome="Delivered", error=note, **fields)
+    return RunResult(outcome="Delivered", error=note, **fields())
 
 
 def delivery_note(done: delivery.Delivery, total: int) -> str:
