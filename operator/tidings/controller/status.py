@@ -57,6 +57,7 @@ class RunOutcome:
     recipients_rejected: int = 0
     bytes: int = 0
     renderer: str | None = None
+    message_id: str = ""
 
     def history_entry(self) -> dict[str, Any]:
         entry = models.HistoryEntry(
@@ -71,6 +72,7 @@ class RunOutcome:
             bytes=self.bytes,
             renderer=self.renderer,
             error=self.error,
+            message_id=self.message_id,
         )
         return entry.model_dump(by_alias=True, exclude_none=True, mode="json")
 
@@ -324,6 +326,19 @@ def _scheduled_time(job: Mapping[str, Any], result: Mapping[str, Any]) -> str | 
     return _normalize_time(meta.get("creationTimestamp"))
 
 
+def _last_terminated(pods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    return max(
+        (t for t in map(_terminated, pods) if t),
+        key=lambda t: t.get("finishedAt") or "",
+        default={},
+    )
+
+
+def job_result(pods: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The renderer's result line from the Job's newest terminated pod ({} if none)."""
+    return parse_termination_message(_last_terminated(pods).get("message")) or {}
+
+
 def job_outcome(
     job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], now: datetime
 ) -> RunOutcome | None:
@@ -333,12 +348,8 @@ def job_outcome(
         return None
     job_status = job.get("status") or {}
     failed_condition = _condition(job_status.get("conditions"), "Failed")
-    terminated = max(
-        (t for t in map(_terminated, pods) if t),
-        key=lambda t: t.get("finishedAt") or "",
-        default={},
-    )
-    result = parse_termination_message(terminated.get("message")) or {}
+    terminated = _last_terminated(pods)
+    result = job_result(pods)
     exit_code = terminated.get("exitCode")
     finished_at = (
         _normalize_time(terminated.get("finishedAt"))
@@ -389,6 +400,7 @@ def job_outcome(
         recipients_rejected=_int(result.get("recipientsRejected")),
         bytes=_int(result.get("bytes")),
         renderer=result.get("renderer") if result.get("renderer") in ("pdf", "text") else None,
+        message_id=str(result.get("messageId") or "")[:998],
     )
 
 
