@@ -763,11 +763,10 @@ class RefusedAddress(_Model):
 class AddressList(_Model):
     """One of To, Cc or Bcc: who accepted the message and who was refused."""
 
-    accepted: list[str] = Field(
+    accepted: list[Annotated[str, Field(max_length=MAX_ADDRESS)]] = Field(
         default_factory=list,
         max_length=MAX_RECIPIENTS,
         description="Addresses the SMTP server accepted.",
-        json_schema_extra={"items": {"maxLength": MAX_ADDRESS}},
     )
     refused: list[RefusedAddress] = Field(
         default_factory=list,
