@@ -307,6 +307,8 @@ class PodRunner(StandInKubelet):
             self._materialize(volumes[mount["name"]], target)
             mounted[mount["mountPath"]] = target
         env = {"PATH": os.environ["PATH"]}
+        if os.environ.get("PYTHONPATH"):  # the image holds the code under test: so must the pod
+            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         for var in container.get("env", []):
             if "value" in var:
                 env[var["name"]] = var["value"]
