@@ -14,17 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from kubernetes import client
 from op_harness import Cluster, OperatorProcess, PodRunner, wait_for
 from sr_bodies import manifest
-from test_end_to_end_cluster import Mailbox
-from test_outcomes_cluster import _line_for
+from test_end_to_end_cluster import Mailbox, operator_env, serve, smtp_secret
+from test_outcomes_cluster import restart_and_see_jobs
 
 from tidings import models
-from tidings.devcluster import free_port
 
 pytestmark = pytest.mark.cluster
+__all__ = ["operator_env"]  # the fixture: the platform relay is closed, team-smtp is used
 
 TO = [f"finance-reader-{i:02d}@example.com" for i in range(20)]
 CC = [f"finance-copy-{i:02d}@example.com" for i in range(15)]
@@ -44,18 +43,8 @@ class RefusingMailbox(Mailbox):
 
 
 @pytest.fixture
-def mailbox() -> Iterator[tuple[RefusingMailbox, int]]:
-    box = RefusingMailbox()
-    port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield box, port
-    controller.stop()
-
-
-@pytest.fixture
-def operator_env() -> dict[str, str]:
-    return {"TIDINGS_SMTP_HOST": "127.0.0.1", "TIDINGS_SMTP_PORT": str(free_port())}
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    yield from serve(RefusingMailbox())
 
 
 def records_of(cluster: Cluster, report_name: str) -> list[dict[str, Any]]:
@@ -96,19 +85,13 @@ def run_report(
 
 
 def test_each_run_leaves_one_record_that_outlives_the_report(
-    mailbox: tuple[RefusingMailbox, int],
+    mailbox: tuple[Mailbox, int],
     run_operator: OperatorProcess,
     cluster: Cluster,
     tmp_path: Path,
 ) -> None:
     box, port = mailbox
-    cluster.core.create_namespaced_secret(
-        cluster.ns,
-        client.V1Secret(
-            metadata=client.V1ObjectMeta(name="team-smtp"),
-            string_data={"host": "127.0.0.1", "port": str(port), "from": "tidings@team.test"},
-        ),
-    )
+    smtp_secret(cluster, port)
     runner = PodRunner(cluster, tmp_path)
     scheduled = datetime.now(UTC).replace(second=0, microsecond=0)
 
@@ -175,15 +158,7 @@ def test_each_run_leaves_one_record_that_outlives_the_report(
     names = {
         r["metadata"]["name"] for name in ("weekly", "refused") for r in records_of(cluster, name)
     }
-    offset = run_operator.log_path.stat().st_size
-    run_operator.stop()
-    run_operator.start()
-    wait_for(
-        "the restarted operator to handle both Jobs again",
-        lambda: all(
-            "job_changed" in _line_for(run_operator, offset, job) for job in (sent_job, refused_job)
-        ),
-    )
+    restart_and_see_jobs(run_operator, [sent_job, refused_job])
     assert {r["metadata"]["name"] for r in records_of(cluster, "weekly")} | {
         r["metadata"]["name"] for r in records_of(cluster, "refused")
     } == names
