@@ -17,16 +17,26 @@ import yaml
 from tidings import models, validation
 
 CRD_NAME = f"{models.PLURAL}.{models.GROUP}"
+DELIVERY_CRD_NAME = f"{models.DELIVERY_PLURAL}.{models.GROUP}"
+KINDS = (models.KIND, models.DELIVERY_KIND)  # `tidings crd --kind`
 
 HEADER = (
-    "# Generated from operator/tidings/models.py by `tidings crd`: do not edit by hand.\n"
-    "# Regenerate with: tidings crd -o crds/scheduledreports.tidings.dev.yaml\n"
+    "# Generated from operator/tidings/models.py by `tidings crd{option}`: do not edit by hand.\n"
+    "# Regenerate with: tidings crd{option} -o crds/{name}.yaml\n"
 )
 
 DESCRIPTION = (
     "ScheduledReport renders a report from a data source on a cron schedule and emails it as a "
     "PDF attachment. The operator runs it as a CronJob in the same namespace and writes the "
     "outcome of every run to status."
+)
+
+DELIVERY_DESCRIPTION = (
+    "ReportDelivery is the record of one finished run of a ScheduledReport: who was sent what, "
+    "when, with which Message-ID and outcome. The operator writes one per Job; nobody can change "
+    "it. It is not owned by the report, so it outlives it, and is pruned after its retention "
+    "(90 days by default). List a report's records with "
+    f"`kubectl get reportdeliveries -l {models.GROUP}/report=NAME`."
 )
 
 # JSON Schema keys that carry over to the structural schema unchanged.
@@ -70,6 +80,20 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "priority": 1,
     },
     {"name": "Last Error", "type": "string", "jsonPath": ".status.lastErrorBrief", "priority": 1},
+]
+
+
+DELIVERY_PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Report", "type": "string", "jsonPath": ".spec.report.name"},
+    {"name": "Window", "type": "string", "jsonPath": ".spec.window"},
+    {"name": "Outcome", "type": "string", "jsonPath": ".spec.outcome"},
+    {"name": "Sent To", "type": "integer", "jsonPath": ".spec.recipients.accepted"},
+    {"name": "Refused", "type": "integer", "jsonPath": ".spec.recipients.refused"},
+    {"name": "Size", "type": "integer", "jsonPath": ".spec.bytes"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    # -o wide
+    {"name": "Trigger", "type": "string", "jsonPath": ".spec.trigger", "priority": 1},
+    {"name": "Message-ID", "type": "string", "jsonPath": ".spec.messageId", "priority": 1},
 ]
 
 
@@ -123,61 +147,107 @@ def openapi_schema() -> dict[str, Any]:
     status = structural_schema(models.ScheduledReportStatus)
     # kopf keeps handler progress in status; it must survive pruning (kopf issue #321).
     status["x-kubernetes-preserve-unknown-fields"] = True
+    return _object_schema(
+        models.KIND, DESCRIPTION, structural_schema(models.ScheduledReportSpec), status
+    )
+
+
+def delivery_openapi_schema() -> dict[str, Any]:
+    """A ReportDelivery: a spec only (a record has nothing to observe)."""
+    return _object_schema(
+        models.DELIVERY_KIND,
+        DELIVERY_DESCRIPTION,
+        structural_schema(models.ReportDeliverySpec),
+    )
+
+
+def _object_schema(
+    kind: str, description: str, spec: dict[str, Any], status: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    properties: dict[str, Any] = {
+        "apiVersion": {
+            "type": "string",
+            "description": f"Versioned schema of this object: {models.GROUP}/{models.VERSION}.",
+        },
+        "kind": {"type": "string", "description": f"Always {kind}."},
+        "metadata": {"type": "object"},
+        "spec": spec,
+    }
+    if status is not None:
+        properties["status"] = status
     return {
         "type": "object",
-        "description": DESCRIPTION,
+        "description": description,
         "required": ["spec"],
-        "properties": {
-            "apiVersion": {
-                "type": "string",
-                "description": "Versioned schema of this object: tidings.dev/v1alpha1.",
-            },
-            "kind": {"type": "string", "description": "Always ScheduledReport."},
-            "metadata": {"type": "object"},
-            "spec": structural_schema(models.ScheduledReportSpec),
-            "status": status,
-        },
+        "properties": properties,
     }
 
 
-def crd() -> dict[str, Any]:
-    """The CustomResourceDefinition manifest."""
+def crd(kind: str = models.KIND) -> dict[str, Any]:
+    """The CustomResourceDefinition manifest of ScheduledReport or ReportDelivery."""
+    if kind == models.DELIVERY_KIND:
+        return _crd(
+            DELIVERY_CRD_NAME,
+            {
+                "kind": models.DELIVERY_KIND,
+                "listKind": f"{models.DELIVERY_KIND}List",
+                "plural": models.DELIVERY_PLURAL,
+                "singular": models.DELIVERY_SINGULAR,
+                "shortNames": list(models.DELIVERY_SHORT_NAMES),
+                "categories": list(models.CATEGORIES),
+            },
+            {
+                "name": models.VERSION,
+                "served": True,
+                "storage": True,
+                "additionalPrinterColumns": DELIVERY_PRINTER_COLUMNS,
+                "schema": {"openAPIV3Schema": delivery_openapi_schema()},
+            },
+        )
+    return _crd(
+        CRD_NAME,
+        {
+            "kind": models.KIND,
+            "listKind": f"{models.KIND}List",
+            "plural": models.PLURAL,
+            "singular": models.SINGULAR,
+            "shortNames": list(models.SHORT_NAMES),
+            "categories": list(models.CATEGORIES),
+        },
+        {
+            "name": models.VERSION,
+            "served": True,
+            "storage": True,
+            "subresources": {"status": {}},
+            "additionalPrinterColumns": PRINTER_COLUMNS,
+            "schema": {"openAPIV3Schema": openapi_schema()},
+        },
+    )
+
+
+def _crd(name: str, names: dict[str, Any], version: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": CRD_NAME,
+            "name": name,
             "labels": {"app.kubernetes.io/name": "tidings", "app.kubernetes.io/part-of": "tidings"},
         },
         "spec": {
             "group": models.GROUP,
             "scope": "Namespaced",
-            "names": {
-                "kind": models.KIND,
-                "listKind": f"{models.KIND}List",
-                "plural": models.PLURAL,
-                "singular": models.SINGULAR,
-                "shortNames": list(models.SHORT_NAMES),
-                "categories": list(models.CATEGORIES),
-            },
-            "versions": [
-                {
-                    "name": models.VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": PRINTER_COLUMNS,
-                    "schema": {"openAPIV3Schema": openapi_schema()},
-                }
-            ],
+            "names": names,
+            "versions": [version],
         },
     }
 
 
-def crd_yaml() -> str:
+def crd_yaml(kind: str = models.KIND) -> str:
     """The CRD as committed in crds/: stable key order, so a diff shows a real change."""
-    return HEADER + yaml.dump(
-        crd(), Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True, width=100
+    option = "" if kind == models.KIND else f" --kind {kind}"
+    name = CRD_NAME if kind == models.KIND else DELIVERY_CRD_NAME
+    return HEADER.format(option=option, name=name) + yaml.dump(
+        crd(kind), Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True, width=100
     )
 
 
@@ -220,18 +290,49 @@ def api_reference() -> str:
         "",
         "## kubectl get columns",
         "",
+        *_column_table(PRINTER_COLUMNS),
+    ]
+    for root in ("spec", "status"):
+        lines += ["", f"## {root}", ""]
+        lines += _object_section(root, schema["properties"][root])
+    lines += _delivery_reference()
+    return "\n".join(lines) + "\n"
+
+
+def _delivery_reference() -> list[str]:
+    """The ReportDelivery part of docs/api.md (headings one level down)."""
+    spec = delivery_openapi_schema()["properties"]["spec"]
+    return [
+        "",
+        "# ReportDelivery API reference",
+        "",
+        f"`apiVersion: {models.GROUP}/{models.VERSION}`, `kind: {models.DELIVERY_KIND}`, "
+        f"namespaced, short name `{models.DELIVERY_SHORT_NAMES[0]}`, category "
+        f"`{models.CATEGORIES[0]}`. Retention, labels and the address-list limit: "
+        "[records.md](records.md).",
+        "",
+        DELIVERY_DESCRIPTION,
+        "",
+        "## kubectl get columns (ReportDelivery)",
+        "",
+        *_column_table(DELIVERY_PRINTER_COLUMNS),
+        "",
+        "## ReportDelivery spec",
+        "",
+        *_object_section("spec", spec),
+    ]
+
+
+def _column_table(columns: list[dict[str, Any]]) -> list[str]:
+    return [
         "| Column | Source |",
         "|---|---|",
         *[
             f"| {c['name'].upper()} | `{c['jsonPath']}` ({c['type']})"
             f"{', `-o wide` only' if c.get('priority') else ''} |"
-            for c in PRINTER_COLUMNS
+            for c in columns
         ],
     ]
-    for root in ("spec", "status"):
-        lines += ["", f"## {root}", ""]
-        lines += _object_section(root, schema["properties"][root])
-    return "\n".join(lines) + "\n"
 
 
 def _object_section(path: str, node: dict[str, Any]) -> list[str]:

@@ -39,6 +39,7 @@ SCHEDULE_MACROS: dict[str, str] = {
     "@midnight": "0 0 * * *",
     "@hourly": "0 * * * *",
 }
+MAX_RETENTION_DAYS = 3650
 
 
 class _Model(BaseModel):
@@ -517,6 +518,16 @@ class Delivery(_Model):
         if self.attachments:
             return [str(kind) for kind in self.attachments]
         return ["pdf", "csv"] if self.attach_csv else ["pdf"]
+    retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_RETENTION_DAYS,
+        description=(
+            "Days to keep each run's ReportDelivery record, counted from the run's end, also "
+            "after the report is deleted. Unset: the platform default (90 days). The "
+            "platform maximum (operator setting) caps it."
+        ),
+    )
 
 
 class FailurePolicy(_Model):
@@ -710,6 +721,11 @@ class HistoryEntry(_Model):
             "changes nothing else in status."
         ),
     )
+    message_id: str = Field(
+        default="",
+        max_length=998,
+        description="The Message-ID header of the email, to look up in the relay's log.",
+    )
 
 
 class ScheduledReportStatus(_Model):
@@ -796,3 +812,148 @@ class ScheduledReport(BaseModel):
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: ScheduledReportSpec
     status: ScheduledReportStatus | None = None
+
+
+# ------------------------------------------------------------------------------ ReportDelivery
+
+DELIVERY_KIND = "ReportDelivery"
+DELIVERY_PLURAL = "reportdeliveries"
+DELIVERY_SINGULAR = "reportdelivery"
+DELIVERY_SHORT_NAMES = ["rd"]
+MAX_ADDRESS = 320
+
+
+class Trigger(StrEnum):
+    SCHEDULE = "Schedule"
+    RUN_NOW = "RunNow"
+    TEST = "Test"
+
+
+class DeliveredReport(_Model):
+    """The report this run belonged to, as it was then (the report may be gone since)."""
+
+    name: str = Field(max_length=253, description="The ScheduledReport's name.")
+    uid: str = Field(max_length=64, description="The ScheduledReport's uid.")
+    title: str = Field(default="", max_length=200, description="spec.title at the time.")
+    type: str = Field(default="", max_length=64, description="spec.reportType at the time.")
+
+
+class RefusedAddress(_Model):
+    address: str = Field(max_length=MAX_ADDRESS, description="The refused address.")
+    reply: str = Field(default="", max_length=1024, description="The SMTP reply or reason.")
+
+
+class AddressList(_Model):
+    """One of To, Cc or Bcc: who accepted the message and who was refused."""
+
+    accepted: list[Annotated[str, Field(max_length=MAX_ADDRESS)]] = Field(
+        default_factory=list,
+        max_length=MAX_RECIPIENTS,
+        description="Addresses the SMTP server accepted.",
+    )
+    refused: list[RefusedAddress] = Field(
+        default_factory=list,
+        max_length=MAX_RECIPIENTS,
+        description="Addresses refused, with the reply.",
+    )
+
+
+class DeliveredRecipients(_Model):
+    """Counts (the SENT TO and REFUSED columns) and the addresses of each list. Bcc appears
+    here and never in a mail header."""
+
+    accepted: int = Field(default=0, ge=0, description="Recipients the SMTP server accepted.")
+    refused: int = Field(default=0, ge=0, description="Recipients refused.")
+    omitted: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Addresses not listed below because the run's result did not fit the 4 KiB "
+            "termination message (docs/records.md); they are still counted above."
+        ),
+    )
+    to: AddressList = Field(default_factory=AddressList, description="To: addresses.")
+    cc: AddressList = Field(default_factory=AddressList, description="Cc: addresses.")
+    bcc: AddressList = Field(default_factory=AddressList, description="Bcc: addresses.")
+
+
+class DeliveredAttachment(_Model):
+    name: str = Field(max_length=255, description="File name.")
+    bytes: int = Field(ge=0, description="Size in bytes, before transfer encoding.")
+    sha256: str = Field(pattern="^[0-9a-f]{64}$", description="SHA-256 of the content (hex).")
+
+
+class ReportDeliverySpec(_Model):
+    """What one finished run did. Written once by the operator; never changed."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self == oldSelf",
+                    "message": "a ReportDelivery is a record of a run and cannot be changed",
+                }
+            ]
+        }
+    )
+
+    report: DeliveredReport = Field(description="The report that ran.")
+    job_name: str = Field(max_length=63, description="The Job that ran.")
+    job_uid: str = Field(
+        max_length=64, description="The Job's uid (the record's name is made from it)."
+    )
+    trigger: Trigger = Field(description="Schedule, RunNow (tidings.dev/run-now) or Test.")
+    scheduled_time: str | None = Field(
+        default=None, description="The scheduled fire time (RFC 3339)."
+    )
+    window_start: str | None = Field(default=None, description="Data window start (RFC 3339).")
+    window_end: str | None = Field(default=None, description="Data window end (RFC 3339).")
+    window: str = Field(
+        default="", max_length=64, description="The data window, for display (WINDOW column)."
+    )
+    started_at: str | None = Field(default=None, description="When the Job started (RFC 3339).")
+    finished_at: str = Field(description="When the run ended (RFC 3339); retention counts from it.")
+    outcome: Outcome = Field(description="Delivered or Failed.")
+    failure: str | None = Field(
+        default=None,
+        json_schema_extra={"enum": ["transient", "permanent", "timeout"]},
+        description="transient, permanent or timeout, when the run failed.",
+    )
+    attempts: int = Field(default=0, ge=0, description="SMTP transactions the run started.")
+    error: str = Field(
+        default="", max_length=1024, description="Why the run failed, or who is missing."
+    )
+    message_id: str = Field(
+        default="", max_length=998, description="The email's Message-ID header."
+    )
+    recipients: DeliveredRecipients = Field(
+        default_factory=DeliveredRecipients, description="Who was sent the report."
+    )
+    renderer: Renderer | None = Field(
+        default=None, description="pdf, or text when WeasyPrint was unavailable."
+    )
+    bytes: int = Field(default=0, ge=0, description="Size of the sent message (SIZE column).")
+    attachments: list[DeliveredAttachment] = Field(
+        default_factory=list, max_length=4, description="The attached files."
+    )
+    rows: int | None = Field(default=None, ge=0, description="Rows in the report after filters.")
+    pages: int | None = Field(default=None, ge=0, description="Pages of the PDF.")
+    retention_days: int = Field(
+        ge=1,
+        le=MAX_RETENTION_DAYS,
+        description=(
+            "Days to keep this record after finishedAt: the report's "
+            "spec.delivery.retentionDays or the platform default, as it was at the run."
+        ),
+    )
+
+
+class ReportDelivery(BaseModel):
+    """A whole ReportDelivery object."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    api_version: str = Field(default=f"{GROUP}/{VERSION}", alias="apiVersion")
+    kind: str = DELIVERY_KIND
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: ReportDeliverySpec

@@ -48,6 +48,9 @@ def test_chart_crd_is_the_generated_crd() -> None:
         "charts/tidings/crds differs from crds/: cp crds/*.yaml charts/tidings/crds/"
     )
     assert chart_copy == crdgen.crd_yaml()
+    delivery_copy = (CHART / "crds" / "reportdeliveries.tidings.dev.yaml").read_text()
+    assert delivery_copy == (REPO_ROOT / "crds" / "reportdeliveries.tidings.dev.yaml").read_text()
+    assert delivery_copy == crdgen.crd_yaml("ReportDelivery")
 
 
 def test_peering_crds_are_the_ones_kopf_uses() -> None:

@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -176,15 +177,15 @@ def webhook(control_plane, kube, reports, people, tmp_path_factory) -> Iterator[
         yield configuration
 
 
-def rules_for_reports(kube, cluster_role: str) -> set[str]:
-    """The verbs a ClusterRole (as aggregated by the controller) grants on scheduledreports."""
+def rules_for_reports(kube, cluster_role: str, resource: str = models.PLURAL) -> set[str]:
+    """The verbs a ClusterRole (as aggregated by the controller) grants on a resource."""
     from kubernetes import client
 
     role = client.RbacAuthorizationV1Api(kube).read_cluster_role(cluster_role)
     return {
         verb
         for rule in role.rules or []
-        if models.GROUP in (rule.api_groups or []) and models.PLURAL in (rule.resources or [])
+        if models.GROUP in (rule.api_groups or []) and resource in (rule.resources or [])
         for verb in rule.verbs
     }
 
@@ -200,6 +201,55 @@ def test_roles_aggregate_into_the_built_in_ones(kube, people):
         "deletecollection",
         "schedule",
     }
+
+
+def test_delivery_records_are_read_by_view_and_edit_and_deleted_only_by_admin(
+    kube, reports, people
+):
+    """issue 12: records are evidence. Nobody may change one (RBAC for edit, the CRD's rule
+    for everyone else); only namespace admins (and the operator) delete them."""
+    from kubernetes import client
+    from tests.cluster.test_records_cluster import record
+
+    read = {"get", "list", "watch"}
+    assert rules_for_reports(kube, "view", models.DELIVERY_PLURAL) == read
+    assert rules_for_reports(kube, "edit", models.DELIVERY_PLURAL) == read
+    assert rules_for_reports(kube, "admin", models.DELIVERY_PLURAL) == read | {
+        "delete",
+        "deletecollection",
+    }
+    ns = reports.namespace
+    args = (models.GROUP, models.VERSION, ns, models.DELIVERY_PLURAL)
+    body = record(ns, "evidence-1", datetime(2026, 9, 1, tzinfo=UTC))
+    name = body["metadata"]["name"]
+    client.CustomObjectsApi(kube).create_namespaced_custom_object(*args, body)
+
+    def refused(person: Person, call: str, *rest: Any) -> tuple[int, str]:
+        from kubernetes.client import ApiException
+
+        try:
+            getattr(person.api, f"{call}_namespaced_custom_object")(*args, *rest)
+        except ApiException as exc:
+            return exc.status, json.loads(exc.body)["message"]
+        pytest.fail(f"{person.name} was allowed to {call} {name}")
+
+    for person in (people["vera"], people["eddie"]):
+        listed = person.api.list_namespaced_custom_object(
+            *args, label_selector="tidings.dev/report=payments-weekly"
+        )
+        assert [i["metadata"]["name"] for i in listed["items"]] == [name]
+    eddie = people["eddie"]
+    code, message = refused(eddie, "patch", name, {"spec": {"outcome": "Failed"}})
+    assert code == 403 and 'User "eddie" cannot patch resource "reportdeliveries"' in message
+    code, message = refused(eddie, "delete", name)
+    assert code == 403 and 'User "eddie" cannot delete resource "reportdeliveries"' in message
+    code, message = refused(eddie, "create", {**body, "metadata": {"name": "forged"}})
+    assert code == 403 and 'cannot create resource "reportdeliveries"' in message
+    ada = people["ada"]
+    # Not even an admin may change one (a cluster admin meets the CRD's rule: test_records_cluster).
+    code, message = refused(ada, "patch", name, {"spec": {"messageId": "<other@x>"}})
+    assert code == 403 and 'User "ada" cannot patch resource "reportdeliveries"' in message
+    ada.api.delete_namespaced_custom_object(*args, name)
 
 
 def test_viewer_reads_reports_and_their_delivery_log_but_cannot_create(reports, people, webhook):

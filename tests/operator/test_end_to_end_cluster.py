@@ -33,14 +33,29 @@ class Mailbox:
         return "250 OK: queued"
 
 
-@pytest.fixture
-def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    box = Mailbox()
+def serve(box: Mailbox) -> Iterator[tuple[Mailbox, int]]:
+    """A real SMTP server on a free loopback port, handled by `box`."""
     port = free_port()
     controller = Controller(box, hostname="127.0.0.1", port=port)
     controller.start()
     yield box, port
     controller.stop()
+
+
+def smtp_secret(cluster: Cluster, port: int) -> None:
+    """The namespace's SMTP Secret (team-smtp) pointing at the loopback server."""
+    cluster.core.create_namespaced_secret(
+        cluster.ns,
+        client.V1Secret(
+            metadata=client.V1ObjectMeta(name="team-smtp"),
+            string_data={"host": "127.0.0.1", "port": str(port), "from": "tidings@team.test"},
+        ),
+    )
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    yield from serve(Mailbox())
 
 
 @pytest.fixture
@@ -57,13 +72,7 @@ def test_scheduled_run_delivers_and_status_shows_it(
     tmp_path: Path,
 ) -> None:
     box, port = mailbox
-    cluster.core.create_namespaced_secret(
-        cluster.ns,
-        client.V1Secret(
-            metadata=client.V1ObjectMeta(name="team-smtp"),
-            string_data={"host": "127.0.0.1", "port": str(port), "from": "tidings@team.test"},
-        ),
-    )
+    smtp_secret(cluster, port)
     now = datetime.now(UTC)
     rows = [
         {"id": i, "title": f"Change {i}", "status": "completed", "completed_at": when.isoformat()}

@@ -202,23 +202,28 @@ def test_jobs_finished_while_stopped_are_counted_once(
     )
 
     # Listed again on another restart: both Jobs are seen again, nothing is counted twice.
-    offset = run_operator.log_path.stat().st_size
-    run_operator.stop()
-    run_operator.start()
-    wait_for(
-        "the restarted operator to handle both Jobs again",
-        lambda: all(
-            f'"name": "{job}"' in line and "job_changed" in line
-            for job in (first, second)
-            for line in [_line_for(run_operator, offset, job)]
-        ),
-    )
+    restart_and_see_jobs(run_operator, [first, second])
     status = cluster.status("weekly")
     assert len(status["history"]) == 2
     assert status["consecutiveFailures"] == 1
     assert len(cluster.events("RunFailed", "weekly")) == 1
     assert len(cluster.events("Delivered", "weekly")) == 1
     assert cluster.report("weekly")["metadata"]["generation"] == 1
+
+
+def restart_and_see_jobs(operator: OperatorProcess, jobs: list[str]) -> None:
+    """Restart the operator and wait until it has handled each finished Job again."""
+    offset = operator.log_path.stat().st_size
+    operator.stop()
+    operator.start()
+    wait_for(
+        "the restarted operator to handle the Jobs again",
+        lambda: all(
+            f'"name": "{job}"' in line and "job_changed" in line
+            for job in jobs
+            for line in [_line_for(operator, offset, job)]
+        ),
+    )
 
 
 def _line_for(operator: OperatorProcess, offset: int, name: str) -> str:

@@ -47,6 +47,10 @@ def test_overrides_are_parsed_and_typed() -> None:
         ("TIDINGS_LOG_FORMAT", "xml", "must be one of"),
         ("TIDINGS_STANDALONE", "maybe", "must be true or false"),
         ("TIDINGS_FAILED_JOBS_HISTORY", "15", "must be 0-10"),
+        ("TIDINGS_DELIVERY_RETENTION_DAYS", "400", "1 to TIDINGS_DELIVERY_RETENTION_MAX_DAYS"),
+        ("TIDINGS_DELIVERY_RETENTION_MAX_DAYS", "0", "must be 1-3650"),
+        ("TIDINGS_DELIVERY_RECORDS_PER_REPORT", "0", "must be >= 1"),
+        ("TIDINGS_DELIVERY_PRUNE_INTERVAL_SECONDS", "5", "must be >= 60"),
     ],
 )
 def test_bad_values_name_the_variable_and_rule(env: str, value: str, rule: str) -> None:

@@ -15,11 +15,13 @@ from tidings.renderer.filters import apply_filters, check_columns, tags_of, to_d
 from tidings.renderer.mail import Attachment, build_message, check_size, encode, message_id
 from tidings.renderer.reports.types import dora_snapshot, executive_summary
 from tidings.renderer.result import (
+    RESULT_MAX_BYTES,
     AttachmentTooLarge,
     InputError,
     MissingColumn,
     RunResult,
     redact,
+    sort_addresses,
 )
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -312,9 +314,42 @@ def test_result_keys_match_the_history_entry_model() -> None:
     result = RunResult(outcome="Delivered", scheduled_time="2024-05-13T07:00:00Z", renderer="pdf")
     data = json.loads(result.to_json())
     history_keys = {f.alias or n for n, f in models.HistoryEntry.model_fields.items()}
-    assert set(data) - {"messageId", "failure"} <= history_keys
-    entry = {k: v for k, v in data.items() if k not in ("messageId", "failure")}
+    # The rest is for the ReportDelivery record (tidings.controller.records).
+    record_only = {"failure", "attempts", "rows", "pages", "attachments", "addresses"}
+    assert set(data) - record_only <= history_keys
+    entry = {k: v for k, v in data.items() if k not in record_only}
     models.HistoryEntry.model_validate({"jobName": "j", **entry})
+
+
+def test_result_keeps_every_address_of_50_and_cuts_the_error_first() -> None:
+    to = [f"recipient-{i:02d}@finance.example.com" for i in range(50)]
+    refused = {a: "550 5.1.1 " + "no such user " * 20 for a in to[40:]}
+    result = RunResult(
+        outcome="Delivered",
+        error="not delivered to: " + ", ".join(f"{a}: {r}" for a, r in refused.items()),
+        addresses=sort_addresses({"to": to}, to[:40], refused),
+    )
+    data = json.loads(result.to_json())
+    assert len(result.to_json().encode()) <= RESULT_MAX_BYTES
+    assert data["addresses"]["to"]["accepted"] == to[:40]
+    assert list(data["addresses"]["to"]["refused"]) == to[40:]
+    assert all(r.startswith("550 5.1.1") for r in data["addresses"]["to"]["refused"].values())
+    assert "addressesOmitted" not in data and data["error"].endswith("…")
+
+
+def test_result_beyond_the_limit_counts_the_addresses_left_out() -> None:
+    to = [f"{'x' * 30}-{i:03d}@example.com" for i in range(50)]
+    bcc = [f"{'y' * 60}-{i:03d}@example.com" for i in range(50)]
+    result = RunResult(
+        outcome="Delivered", addresses=sort_addresses({"to": to, "bcc": bcc}, to + bcc, {})
+    )
+    line = result.to_json()
+    data = json.loads(line)
+    assert len(line.encode()) <= RESULT_MAX_BYTES
+    kept = data["addresses"]["to"]["accepted"] + data["addresses"]["bcc"]["accepted"]
+    assert data["addresses"]["to"]["accepted"] == to  # bcc is cut first
+    assert kept == (to + bcc)[: len(kept)]
+    assert data["addressesOmitted"] == 100 - len(kept) > 0
 
 
 def test_result_error_is_truncated_to_fit_4096_bytes() -> None:

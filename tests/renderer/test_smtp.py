@@ -4,6 +4,7 @@ fault maps to an outcome and an exit code."""
 from __future__ import annotations
 
 import email
+import hashlib
 import json
 from email import policy
 from email.message import EmailMessage
@@ -147,7 +148,23 @@ def test_delivered_message_headers_envelope_and_attachments(
         "renderer": "pdf",
         "error": "",
         "messageId": message["Message-ID"],
+        "attempts": 1,
+        "rows": result["rows"],
+        "pages": result["pages"],
+        "attachments": [
+            {
+                "name": name,
+                "bytes": len(attachments[name].get_content()),
+                "sha256": hashlib.sha256(attachments[name].get_content()).hexdigest(),
+            }
+            for name in ("payments-weekly-2024-05-13.pdf", "payments-weekly-2024-05-13.csv.gz")
+        ],
+        # What the delivery record lists: Bcc here, never in a header.
+        "addresses": {
+            name: {"accepted": example[name], "refused": {}} for name in ("to", "cc", "bcc")
+        },
     }
+    assert result["rows"] > 0 and result["pages"] >= 1
     # `bytes` is the encoded message as sent (the server may normalise the final line end).
     assert abs(result["bytes"] - len(received.content)) <= 2
 
@@ -197,6 +214,13 @@ def test_every_recipient_refused_permanently_is_exit_69(
     assert "every recipient was refused" in result["error"]
     assert "550 5.7.1 Relaying denied" in result["error"]
     assert smtp.recorder.messages == []
+    # issue 12: the refusals are counted and listed, and the Message-ID is known.
+    assert (result["recipientsAccepted"], result["recipientsRejected"]) == (0, 3)
+    assert result["addresses"]["bcc"] == {
+        "accepted": [],
+        "refused": {BCC: "550 5.7.1 Relaying denied"},
+    }
+    assert result["messageId"].startswith("<tidings.")
 
 
 def test_temporary_refusal_is_exit_75(

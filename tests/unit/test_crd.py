@@ -13,6 +13,7 @@ from tidings import crdgen, models
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "crds" / "scheduledreports.tidings.dev.yaml"
+DELIVERY_CRD_FILE = ROOT / "crds" / "reportdeliveries.tidings.dev.yaml"
 API_DOC = ROOT / "docs" / "api.md"
 
 
@@ -29,6 +30,49 @@ def test_committed_crd_matches_the_models():
     assert CRD_FILE.read_text(encoding="utf-8") == crdgen.crd_yaml(), (
         "crds/ is stale: run `tidings crd -o crds/scheduledreports.tidings.dev.yaml`"
     )
+
+
+def test_committed_delivery_crd_matches_the_models():
+    assert DELIVERY_CRD_FILE.read_text(encoding="utf-8") == crdgen.crd_yaml("ReportDelivery"), (
+        "crds/ is stale: run `tidings crd --kind ReportDelivery "
+        "-o crds/reportdeliveries.tidings.dev.yaml`"
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "tidings", "crd", "--kind", "ReportDelivery"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out == crdgen.crd_yaml("ReportDelivery")
+
+
+def test_delivery_crd_names_columns_and_immutability():
+    crd = yaml.safe_load(DELIVERY_CRD_FILE.read_text(encoding="utf-8"))
+    assert crd["metadata"]["name"] == "reportdeliveries.tidings.dev"
+    names = crd["spec"]["names"]
+    assert (names["kind"], names["shortNames"], names["categories"]) == (
+        "ReportDelivery",
+        ["rd"],
+        ["tidings"],
+    )
+    version = crd["spec"]["versions"][0]
+    assert "subresources" not in version  # a record has no status to write
+    columns = [c["name"] for c in version["additionalPrinterColumns"] if not c.get("priority")]
+    assert columns == ["Report", "Window", "Outcome", "Sent To", "Refused", "Size", "Age"]
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert {
+        "rule": "self == oldSelf",
+        "message": spec["x-kubernetes-validations"][0]["message"],
+    } in spec["x-kubernetes-validations"]
+    bcc = spec["properties"]["recipients"]["properties"]["bcc"]["properties"]
+    assert set(bcc) == {"accepted", "refused"}
+
+
+def test_api_reference_covers_the_delivery_kind():
+    text = crdgen.api_reference()
+    assert "# ReportDelivery API reference" in text
+    for field in ("messageId", "recipients.bcc", "attachments[]", "retentionDays", "SENT TO"):
+        assert field in text, field
 
 
 def test_committed_api_reference_matches_the_models():

@@ -13,6 +13,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--docs", action="store_true", help="print the API field reference (Markdown) instead"
     )
     parser.add_argument(
+        "--kind",
+        choices=("ScheduledReport", "ReportDelivery"),
+        default="ScheduledReport",
+        help="which CustomResourceDefinition to print (default ScheduledReport)",
+    )
+    parser.add_argument(
         "-o", "--output", type=Path, help="write to this file instead of standard output"
     )
 
@@ -20,7 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tidings import crdgen
 
-    text = crdgen.api_reference() if args.docs else crdgen.crd_yaml()
+    text = crdgen.api_reference() if args.docs else crdgen.crd_yaml(args.kind)
     if args.output is None:
         sys.stdout.write(text)
     else:

@@ -3,9 +3,10 @@
 - A report (created, changed, or seen at start-up) -> validate, decide (status.reconcile), make
   its ConfigMap and CronJob match, start a run-now Job, write status.
 - A CronJob of ours deleted or edited by hand -> the report is reconciled, which puts it back.
-- A Job of ours finished -> its outcome is applied to the report's status once (its name in
-  status.history is the record), with a resourceVersion precondition so two writers cannot both
-  count it.
+- A Job of ours finished -> its ReportDelivery record is written (named from the Job, so at most
+  once), then its outcome is applied to the report's status once (its name in status.history is
+  the record), with a resourceVersion precondition so two writers cannot both count it.
+- Every TIDINGS_DELIVERY_PRUNE_INTERVAL_SECONDS, expired ReportDelivery records are deleted.
 
 Status is written with conditional merge patches to the status subresource, never through
 kopf's patch object: Job events and report events both write conditions, and an unconditional
@@ -30,7 +31,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tidings import models, schedule, testsend, validation
 from tidings.controller import cronjob as cj
-from tidings.controller import metrics
+from tidings.controller import metrics, record_store, records
 from tidings.controller import status as st
 from tidings.controller.kube import (
     Kube,
@@ -94,11 +95,61 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(API_THREADS))
     memo.kube = Kube(load_api_client(pool_size=API_THREADS))
     memo.locks = defaultdict(asyncio.Lock)
+    memo.pruning = asyncio.get_running_loop().create_task(prune_forever(memo))  # issue 12
 
 
 @kopf.on.cleanup()
 async def close_client(memo: kopf.Memo, **_: Any) -> None:
+    if getattr(memo, "pruning", None):  # issue 12: delivery record retention
+        memo.pruning.cancel()
     memo.kube.api.close()
+
+
+# ------------------------------------------------------------------ delivery records (issue 12)
+
+
+def retention(settings: Settings) -> records.Retention:
+    return records.Retention(
+        default_days=settings.delivery_retention_days,
+        max_days=settings.delivery_retention_max_days,
+        per_report=settings.delivery_records_per_report,
+    )
+
+
+async def prune_forever(memo: kopf.Memo) -> None:
+    """Prune now, then every interval: one list call each time, no steady traffic."""
+    settings: Settings = memo.settings
+    while True:
+        try:
+            deleted = await record_store.prune(
+                memo.kube, _now(), retention(settings), settings.namespaces
+            )
+            if deleted:
+                log.info("pruned %d expired ReportDelivery records", len(deleted))
+        except Exception as exc:  # a background loop: one failed round must not end it
+            log.warning("pruning ReportDelivery records failed (%s); next try later", exc)
+        await asyncio.sleep(settings.delivery_prune_interval)
+
+
+async def write_record(
+    memo: kopf.Memo,
+    report: Mapping[str, Any],
+    job: Mapping[str, Any],
+    outcome: st.RunOutcome,
+    pods: list[dict[str, Any]],
+) -> None:
+    """The Job's ReportDelivery, before status counts it: a crash in between leaves a record
+    whose second write is a 409. A refusal other than a server error is logged and does not
+    stop status from being recorded."""
+    record = records.delivery_record(
+        report, job, outcome, st.job_result(pods), retention(memo.settings)
+    )
+    try:
+        await record_store.create_record(memo.kube, record)
+    except ApiException as exc:
+        if exc.status >= 500 or exc.status == 429:
+            raise
+        log.error("ReportDelivery %s was refused: %s", record["metadata"]["name"], exc.body)
 
 
 @kopf.on.probe(id="reports")
@@ -346,6 +397,8 @@ async def record_outcome(
             pods = await kube.list(pods_path(namespace), f"{cj.JOB_NAME_LABEL}={job_name}")
             now = _now()
             outcome = st.job_outcome(job, pods, now)
+            if outcome is not None:
+                await write_record(memo, report, job, outcome, pods)  # issue 12
             change = st.apply_outcome(report, outcome, now, _next_fire) if outcome else None
             if change is None:
                 return

@@ -37,6 +37,14 @@ def report_path(namespace: str, name: str = "") -> str:
     return f"{base}/{name}" if name else base
 
 
+def delivery_path(namespace: str = "", name: str = "") -> str:
+    """ReportDeliveries in a namespace, or in every namespace when `namespace` is empty."""
+    if not namespace:
+        return f"/apis/{models.GROUP}/{models.VERSION}/{models.DELIVERY_PLURAL}"
+    base = f"/apis/{models.GROUP}/{models.VERSION}/namespaces/{namespace}/{models.DELIVERY_PLURAL}"
+    return f"{base}/{name}" if name else base
+
+
 def cronjob_path(namespace: str, name: str = "") -> str:
     base = f"/apis/batch/v1/namespaces/{namespace}/cronjobs"
     return f"{base}/{name}" if name else base
@@ -104,3 +112,13 @@ class Kube:
     async def merge_patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """JSON merge patch; a metadata.resourceVersion in `body` makes it conditional (409)."""
         return await asyncio.to_thread(self._call, "PATCH", path, body, None, MERGE_PATCH)
+
+    async def delete(self, path: str) -> bool:
+        """Delete the object; False when it was already gone."""
+        try:
+            await asyncio.to_thread(self._call, "DELETE", path)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True

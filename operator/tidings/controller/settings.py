@@ -222,6 +222,35 @@ class Settings:
     log_level: str = field(
         default="INFO", metadata={"env": "TIDINGS_LOG_LEVEL", "doc": "DEBUG, INFO, WARNING."}
     )
+    delivery_retention_days: int = field(
+        default=90,
+        metadata={
+            "env": "TIDINGS_DELIVERY_RETENTION_DAYS",
+            "doc": "Days a ReportDelivery record is kept when its report sets no "
+            "spec.delivery.retentionDays.",
+        },
+    )
+    delivery_retention_max_days: int = field(
+        default=365,
+        metadata={
+            "env": "TIDINGS_DELIVERY_RETENTION_MAX_DAYS",
+            "doc": "Platform maximum for any record's retention (caps the per-report setting).",
+        },
+    )
+    delivery_records_per_report: int = field(
+        default=1000,
+        metadata={
+            "env": "TIDINGS_DELIVERY_RECORDS_PER_REPORT",
+            "doc": "Records kept per report at most; the oldest beyond it are pruned.",
+        },
+    )
+    delivery_prune_interval: int = field(
+        default=21600,
+        metadata={
+            "env": "TIDINGS_DELIVERY_PRUNE_INTERVAL_SECONDS",
+            "doc": "Seconds between prunes of expired records (one list call each).",
+        },
+    )
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -268,6 +297,22 @@ def _check(s: Settings) -> None:
         (s.smtp_tls in SMTP_TLS_MODES, "TIDINGS_SMTP_TLS", f"must be one of {SMTP_TLS_MODES}"),
         (1 <= s.smtp_port <= 65535, "TIDINGS_SMTP_PORT", "must be a port number (1-65535)"),
         (s.smtp_timeout > 0, "TIDINGS_SMTP_TIMEOUT", "must be positive"),
+        (
+            1 <= s.delivery_retention_max_days <= 3650,
+            "TIDINGS_DELIVERY_RETENTION_MAX_DAYS",
+            "must be 1-3650",
+        ),
+        (
+            1 <= s.delivery_retention_days <= s.delivery_retention_max_days,
+            "TIDINGS_DELIVERY_RETENTION_DAYS",
+            "must be 1 to TIDINGS_DELIVERY_RETENTION_MAX_DAYS",
+        ),
+        (s.delivery_records_per_report >= 1, "TIDINGS_DELIVERY_RECORDS_PER_REPORT", "must be >= 1"),
+        (
+            s.delivery_prune_interval >= 60,
+            "TIDINGS_DELIVERY_PRUNE_INTERVAL_SECONDS",
+            "must be >= 60",
+        ),
         (
             s.image_pull_policy in PULL_POLICIES,
             "TIDINGS_RENDERER_PULL_POLICY",

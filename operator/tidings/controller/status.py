@@ -59,6 +59,7 @@ class RunOutcome:
     renderer: str | None = None
     skipped: bool = False  # skipIfEmpty and an empty window: nothing sent, nothing failed
     test_recipient: str | None = None  # a test send (tidings.testsend): changes nothing else
+    message_id: str = ""
 
     def history_entry(self) -> dict[str, Any]:
         entry = models.HistoryEntry(
@@ -78,6 +79,7 @@ class RunOutcome:
             renderer=self.renderer,
             error=self.error,
             test_recipient=self.test_recipient,
+            message_id=self.message_id,
         )
         return entry.model_dump(by_alias=True, exclude_none=True, mode="json")
 
@@ -331,6 +333,19 @@ def _scheduled_time(job: Mapping[str, Any], result: Mapping[str, Any]) -> str | 
     return _normalize_time(meta.get("creationTimestamp"))
 
 
+def _last_terminated(pods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    return max(
+        (t for t in map(_terminated, pods) if t),
+        key=lambda t: t.get("finishedAt") or "",
+        default={},
+    )
+
+
+def job_result(pods: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The renderer's result line from the Job's newest terminated pod ({} if none)."""
+    return parse_termination_message(_last_terminated(pods).get("message")) or {}
+
+
 def job_outcome(
     job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], now: datetime
 ) -> RunOutcome | None:
@@ -340,12 +355,8 @@ def job_outcome(
         return None
     job_status = job.get("status") or {}
     failed_condition = _condition(job_status.get("conditions"), "Failed")
-    terminated = max(
-        (t for t in map(_terminated, pods) if t),
-        key=lambda t: t.get("finishedAt") or "",
-        default={},
-    )
-    result = parse_termination_message(terminated.get("message")) or {}
+    terminated = _last_terminated(pods)
+    result = job_result(pods)
     exit_code = terminated.get("exitCode")
     finished_at = (
         _normalize_time(terminated.get("finishedAt"))
@@ -398,6 +409,7 @@ def job_outcome(
         renderer=result.get("renderer") if result.get("renderer") in ("pdf", "text") else None,
         skipped=finished and result.get("outcome") == models.Outcome.SKIPPED,
         test_recipient=testsend.recipient_of(job),
+        message_id=str(result.get("messageId") or "")[:998],
     )
 
 

@@ -59,10 +59,12 @@ def deliver(
     deadline: float,
     sleep: Callable[[float], None],
     log: Callable[[str], None] = lambda message: None,
+    done: Delivery | None = None,
 ) -> Delivery:
     """Send to every recipient within `retries` retries and the deadline. Raises the last
-    TidingsError only when nobody received or may have received the message."""
-    done = Delivery()
+    TidingsError only when nobody received or may have received the message; pass `done` to
+    still see who was refused then (the delivery record lists them)."""
+    done = done if done is not None else Delivery()
     pending = list(recipients)
     sent_unconfirmed: set[str] = set()  # may already hold a copy
     resent = False  # the one resend after an unknown outcome has been used

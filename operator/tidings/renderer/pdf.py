@@ -30,11 +30,16 @@ def check_available() -> None:
 
 
 def render_pdf(html: str) -> bytes:
+    return render_pdf_pages(html)[0]
+
+
+def render_pdf_pages(html: str) -> tuple[bytes, int]:
+    """The PDF and its page count (for the delivery record)."""
     weasyprint = _weasyprint()
     from weasyprint.urls import URLFetcher
 
     # Refused fetches become warnings (a missing image), not a failed report.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     fetcher = URLFetcher(allowed_protocols=("data",), allow_redirects=False, timeout=5)
-    document = weasyprint.HTML(string=html, base_url=None, url_fetcher=fetcher)
-    return document.write_pdf()
+    document = weasyprint.HTML(string=html, base_url=None, url_fetcher=fetcher).render()
+    return document.write_pdf(), len(document.pages)

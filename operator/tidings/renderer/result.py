@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 EX_OK = 0
@@ -29,6 +29,8 @@ TRANSIENT = "transient"
 PERMANENT = "permanent"
 
 RESULT_MAX_BYTES = 4096
+REPLY_MAX_CHARS = 100  # an SMTP reply kept per refused address once the line is too long
+RECIPIENT_LISTS = ("to", "cc", "bcc")
 
 
 class TidingsError(Exception):
@@ -90,7 +92,8 @@ def redact(text: str, secrets: Iterable[str | None]) -> str:
 
 @dataclass
 class RunResult:
-    """What one run did; serialized with the keys of models.HistoryEntry."""
+    """What one run did; serialized with the keys of models.HistoryEntry, plus what the
+    operator's ReportDelivery record needs (addresses, attachments, rows, pages, attempts)."""
 
     outcome: str  # Delivered | Failed | Skipped (skipIfEmpty and an empty window: exit 0)
     failure: str | None = None  # None | transient | permanent
@@ -104,6 +107,12 @@ class RunResult:
     error: str = ""
     message_id: str = ""
     exit_code: int = EX_OK
+    attempts: int = 0  # SMTP transactions started
+    rows: int | None = None  # rows in the report after filters
+    pages: int | None = None  # pages of the PDF
+    attachments: list[dict[str, object]] = field(default_factory=list)  # name, bytes, sha256
+    # {"to": {"accepted": [address], "refused": {address: reply}}, "cc": ..., "bcc": ...}
+    addresses: dict[str, dict[str, object]] = field(default_factory=dict)
 
     @property
     def delivered(self) -> bool:
@@ -122,23 +131,75 @@ class RunResult:
             "renderer": self.renderer,
             "error": self.error,
             "messageId": self.message_id,
+            "attempts": self.attempts,
+            "rows": self.rows,
+            "pages": self.pages,
+            "attachments": self.attachments,
+            "addresses": self.addresses,
         }
 
     def to_json(self, max_bytes: int = RESULT_MAX_BYTES) -> str:
-        """One line of JSON of at most max_bytes bytes (UTF-8); `error` is cut to fit."""
+        """One line of JSON of at most max_bytes bytes (UTF-8). To fit, `error` is cut first
+        (it repeats the refused addresses), then refused replies are shortened, then addresses
+        are left out from the end (bcc refused first), counted in `addressesOmitted`."""
         data = self.as_dict()
-        line = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        data["addresses"] = addresses = json.loads(json.dumps(self.addresses))
+        line = _dumps(data)
         excess = len(line.encode()) - max_bytes
+        error = self.error
+        # JSON escaping can make a character cost more than its UTF-8 size: cut until it fits.
+        while excess > 0 and error:
+            cut = max(1, excess // 2)
+            error = error[: max(0, len(error) - cut - 1)]
+            data["error"] = error + "…"
+            line = _dumps(data)
+            excess = len(line.encode()) - max_bytes
         if excess > 0:
-            error = self.error
-            # JSON escaping can make a character cost more than its UTF-8 size: cut until it fits.
-            while excess > 0 and error:
-                cut = max(1, excess // 2)
-                error = error[: max(0, len(error) - cut - 1)]
-                data["error"] = error + "…"
-                line = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-                excess = len(line.encode()) - max_bytes
+            for lists in addresses.values():
+                refused = lists.get("refused") or {}
+                for address, reply in refused.items():
+                    refused[address] = str(reply)[:REPLY_MAX_CHARS]
+            line = _dumps(data)
+        omitted = 0
+        while len(line.encode()) > max_bytes and _drop_last_address(addresses):
+            omitted += 1
+            data["addressesOmitted"] = omitted
+            line = _dumps(data)
         return line
+
+
+def _dumps(data: dict[str, object]) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def _drop_last_address(addresses: dict[str, dict[str, object]]) -> bool:
+    """Remove one address, refused before accepted, bcc before cc before to; False if none."""
+    for kind in ("refused", "accepted"):
+        for name in reversed(RECIPIENT_LISTS):
+            listed = (addresses.get(name) or {}).get(kind)
+            if isinstance(listed, dict) and listed:
+                listed.pop(next(reversed(listed)))
+                return True
+            if isinstance(listed, list) and listed:
+                listed.pop()
+                return True
+    return False
+
+
+def sort_addresses(
+    lists: dict[str, Iterable[str]], accepted: Iterable[str], refused: dict[str, str]
+) -> dict[str, dict[str, object]]:
+    """Each of to/cc/bcc split into accepted addresses and refused ones with their reply.
+    Addresses neither accepted nor refused (unconfirmed) are in neither."""
+    taken = set(accepted)
+    return {
+        name: {
+            "accepted": [a for a in lists.get(name, ()) if a in taken],
+            "refused": {a: refused[a] for a in lists.get(name, ()) if a in refused},
+        }
+        for name in RECIPIENT_LISTS
+        if lists.get(name)
+    }
 
 
 def failed(exc: TidingsError, **fields: object) -> RunResult:

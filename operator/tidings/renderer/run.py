@@ -9,6 +9,7 @@ at once. Rendering happens once: a retry resends the same bytes with the same Me
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import mimetypes
 import os
@@ -48,6 +49,7 @@ from tidings.renderer.result import (
     TidingsError,
     failed,
     redact,
+    sort_addresses,
 )
 from tidings.renderer.sources import QueryParams, load_rows
 from tidings.schedule import compute_window, parse_rfc3339, rfc3339, scheduled_time_from_job_name
@@ -217,6 +219,8 @@ class Rendered:
     text_body: str
     html_body: str
     logo: Logo | None = None  # shown in the HTML body as the inline part LOGO_CID
+    rows: int = 0
+    pages: int | None = None  # of the PDF
 
     @property
     def attachments(self) -> list[Attachment]:
@@ -228,6 +232,16 @@ class Rendered:
             "window_start": rfc3339(self.window[0]),
             "window_end": rfc3339(self.window[1]),
             "renderer": self.renderer,
+            "rows": self.rows,
+            "pages": self.pages,
+            "attachments": [
+                {
+                    "name": a.filename,
+                    "bytes": len(a.content),
+                    "sha256": hashlib.sha256(a.content).hexdigest(),
+                }
+                for a in self.attachments
+            ],
         }
 
 
@@ -313,10 +327,12 @@ def render(
         brand=options.branding,
     )
     stem = f"{sr.metadata.name}-{scheduled.astimezone(tz):%Y-%m-%d}"
-    document, renderer, reason = None, None, None
+    document, renderer, reason, pages = None, None, None, None
     if "pdf" in kinds or not for_delivery:
         stage[0] = "rendering the PDF"
-        document, renderer, reason = _document(html, report, stem, options.force_text, files)
+        document, renderer, reason, pages = _document(
+            html, report, stem, options.force_text, files
+        )
     stage[0] = "writing the data files"
     suffixes = {"csv": "csv.gz", "xlsx": "xlsx"}
     data = [data_file(report, k, f"{stem}.{suffixes[k]}", tz) for k in kinds if k in suffixes]
@@ -344,6 +360,8 @@ def render(
             logo_cid=LOGO_CID if logo else None,
         ),
         logo=logo,
+        rows=len(kept),
+        pages=pages,
     )
 
 
@@ -373,19 +391,21 @@ def window_error(error: Exception) -> str:
 
 def _document(
     html: str, report: reports.Report, stem: str, force_text: str | None, data_files: str
-) -> tuple[Attachment, str, str | None]:
-    """The PDF, or the text fallback with the reason WeasyPrint could not be used."""
-    from tidings.renderer.pdf import PdfUnavailable, render_pdf
+) -> tuple[Attachment, str, str | None, int | None]:
+    """The PDF and its page count, or the text fallback with the reason WeasyPrint could not
+    be used."""
+    from tidings.renderer.pdf import PdfUnavailable, render_pdf_pages
 
     reason = force_text
     if reason is None:
         try:
-            return Attachment(f"{stem}.pdf", render_pdf(html), "application", "pdf"), "pdf", None
+            pdf, pages = render_pdf_pages(html)
+            return Attachment(f"{stem}.pdf", pdf, "application", "pdf"), "pdf", None, pages
         except PdfUnavailable as error:
             reason = str(error)
     log.warning("PDF renderer unavailable, attaching plain text: %s", reason)
     body = text.render_text(report, fallback_reason=reason, data_files=data_files)
-    return Attachment(f"{stem}.txt", body.encode(), "text", "plain"), "text", reason
+    return Attachment(f"{stem}.txt", body.encode(), "text", "plain"), "text", reason, None
 
 
 # ------------------------------------------------------------------------------------ delivery
@@ -461,21 +481,35 @@ def deliver(
     except (ValueError, TypeError) as error:  # a header the email package refuses
         raise InputError(f"the message cannot be built: {error}") from None
     everyone = [*recipients.to, *recipients.cc, *recipients.bcc]
-    done = delivery.deliver(
-        lambda pending: transmit(data, pending, settings, options.max_bytes),
-        everyone,
-        options.retries_for(sr),
-        deadline,
-        options.sleep,
-        lambda message: log.warning("SMTP: %s", message),
-    )
-    fields = dict(
-        recipients_accepted=len(done.accepted),
-        recipients_rejected=len(done.refused),
-        bytes=len(data),
-        message_id=msg_id,
-        **rendered.result_fields(),
-    )
+    done = delivery.Delivery()
+
+    def fields() -> dict[str, Any]:
+        return dict(
+            recipients_accepted=len(done.accepted),
+            recipients_rejected=len(done.refused),
+            bytes=len(data),
+            message_id=msg_id,
+            attempts=done.attempts,
+            addresses=sort_addresses(
+                {"to": recipients.to, "cc": recipients.cc, "bcc": recipients.bcc},
+                done.accepted,
+                done.refused,
+            ),
+            **rendered.result_fields(),
+        )
+
+    try:
+        delivery.deliver(
+            lambda pending: transmit(data, pending, settings, options.max_bytes),
+            everyone,
+            options.retries_for(sr),
+            deadline,
+            options.sleep,
+            lambda message: log.warning("SMTP: %s", message),
+            done,
+        )
+    except TidingsError as error:  # nobody received it: the refusals still go in the record
+        return failed(error, **fields())
     note = delivery_note(done, len(everyone))
     if not done.accepted:  # only unconfirmed copies: maybe delivered, never confirmed
         return RunResult(
@@ -483,9 +517,9 @@ def deliver(
             failure=TRANSIENT,
             error=f"delivery unconfirmed, not sent again: {note}; check whether it arrived",
             exit_code=EX_TEMPFAIL,
-            **fields,
+            **fields(),
         )
-    return RunResult(outcome="Delivered", error=note, **fields)
+    return RunResult(outcome="Delivered", error=note, **fields())
 
 
 def branded_sender(sender: str, brand: Branding) -> str:

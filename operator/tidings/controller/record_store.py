@@ -1,0 +1,40 @@
+"""ReportDelivery records, I/O: write one, prune the expired (records.py decides)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from tidings.controller import records
+from tidings.controller.kube import Kube, delivery_path
+
+
+async def create_record(kube: Kube, record: Mapping[str, Any]) -> bool:
+    """Write the record; False when it was already there (409: this Job is recorded)."""
+    try:
+        await kube.create(delivery_path(record["metadata"]["namespace"]), dict(record))
+    except ApiException as exc:
+        if exc.status == 409:
+            return False
+        raise
+    return True
+
+
+async def prune(
+    kube: Kube, now: datetime, retention: records.Retention, namespaces: Sequence[str] = ()
+) -> list[str]:
+    """Delete the records expired at `now`, whether or not their report still exists: one
+    list call (per namespace served, or one cluster-wide) plus a delete per expired record.
+    Returns `namespace/name` of each record deleted."""
+    listed: list[dict[str, Any]] = []
+    for namespace in namespaces or [""]:
+        listed += await kube.list(delivery_path(namespace), records.RECORD_SELECTOR)
+    deleted = []
+    for record in records.expired(listed, now, retention):
+        meta = record["metadata"]
+        if await kube.delete(delivery_path(meta["namespace"], meta["name"])):
+            deleted.append(f"{meta['namespace']}/{meta['name']}")
+    return deleted
