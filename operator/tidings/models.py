@@ -518,6 +518,7 @@ class Delivery(_Model):
         if self.attachments:
             return [str(kind) for kind in self.attachments]
         return ["pdf", "csv"] if self.attach_csv else ["pdf"]
+
     retention_days: int | None = Field(
         default=None,
         ge=1,

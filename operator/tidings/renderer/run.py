@@ -330,9 +330,7 @@ def render(
     document, renderer, reason, pages = None, None, None, None
     if "pdf" in kinds or not for_delivery:
         stage[0] = "rendering the PDF"
-        document, renderer, reason, pages = _document(
-            html, report, stem, options.force_text, files
-        )
+        document, renderer, reason, pages = _document(html, report, stem, options.force_text, files)
     stage[0] = "writing the data files"
     suffixes = {"csv": "csv.gz", "xlsx": "xlsx"}
     data = [data_file(report, k, f"{stem}.{suffixes[k]}", tz) for k in kinds if k in suffixes]
