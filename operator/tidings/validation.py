@@ -27,6 +27,7 @@ import pydantic
 from croniter import CroniterBadDateError, croniter
 
 from tidings import models
+from tidings.snapshot import spec_size_problem
 
 
 @dataclass(frozen=True)
@@ -254,6 +255,8 @@ def _semantic_problems(spec: Mapping[str, Any], warnings: list[str]) -> Iterator
             )
     if isinstance(source := spec.get("source"), Mapping):
         yield from _source_problems(source)
+    if message := spec_size_problem(spec):
+        yield Problem("spec", message)
     filters = spec.get("filters")
     if isinstance(filters, Mapping) and isinstance(window := filters.get("window"), Mapping):
         yield from _window_problems(window)
