@@ -114,6 +114,15 @@ class OperatorProcess:
             self.proc.kill()
             self.proc.wait()
 
+    def kill(self) -> None:
+        """kill -9: no shutdown, no queued work finished."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text()
+
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text().splitlines()[-lines:])
 
@@ -278,8 +287,15 @@ class PodRunner(StandInKubelet):
         super().__init__(cluster)
         self.root = root
 
-    def _materialize(self, volume: dict[str, Any], target: Path) -> None:
+    def _materialize(self, volume: dict[str, Any], target: Path, pod: dict[str, Any]) -> None:
         target.mkdir(parents=True, exist_ok=True)
+        if "downwardAPI" in volume:
+            # The pod's own annotations (the report snapshot), as the kubelet writes them.
+            for item in volume["downwardAPI"]["items"]:
+                field = item["fieldRef"]["fieldPath"]
+                key = field.removeprefix("metadata.annotations['").removesuffix("']")
+                (target / item["path"]).write_text(pod["metadata"]["annotations"][key])
+            return
         if "configMap" in volume:
             source = volume["configMap"]
             found = self.cluster.core.read_namespaced_config_map(source["name"], self.cluster.ns)
@@ -304,7 +320,7 @@ class PodRunner(StandInKubelet):
         mounted: dict[str, Path] = {}
         for mount in container.get("volumeMounts", []):
             target = workdir / mount["name"]
-            self._materialize(volumes[mount["name"]], target)
+            self._materialize(volumes[mount["name"]], target, pod)
             mounted[mount["mountPath"]] = target
         env = {"PATH": os.environ["PATH"]}
         for var in container.get("env", []):

@@ -10,6 +10,8 @@ from op_harness import Cluster, OperatorProcess, StandInKubelet, result_line, wa
 from sr_bodies import manifest
 
 from tidings.controller import cronjob as cj
+from tidings.controller import status as st
+from tidings.controller.cronjob import digest
 
 pytestmark = pytest.mark.cluster
 
@@ -93,6 +95,8 @@ def test_success_failures_disable_and_reactivate(
     assert status["consecutiveFailures"] == 0
     assert len(cluster.events("Reactivated", "weekly")) == 2
     assert len(status["history"]) == 7
+    # Disable, reactivate and a spec change move the CronJob: none of that is a hand edit.
+    assert cluster.events("CronJobReverted", "weekly") == []
 
     report = cluster.report("weekly")
     assert report["metadata"]["generation"] == 2  # created, then one edit: none by the operator
@@ -140,7 +144,9 @@ def test_run_now_starts_one_job_per_value(
     cluster.wait_status("adhoc", "Manual", lambda s: s.get("phase") == "Manual")
 
     cluster.annotate("adhoc", **{cj.RUN_NOW_ANNOTATION: "first"})
-    cluster.wait_status("adhoc", "first handled", lambda s: s.get("runNowHandled") == "first")
+    cluster.wait_status(
+        "adhoc", "first handled", lambda s: s.get("runNowHandled") == digest("first")
+    )
     (job,) = cluster.jobs()
     env = {
         e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
@@ -155,7 +161,9 @@ def test_run_now_starts_one_job_per_value(
     run_operator.start()
     cluster.annotate("adhoc", note="still unrelated")
     cluster.annotate("adhoc", **{cj.RUN_NOW_ANNOTATION: "second"})
-    cluster.wait_status("adhoc", "second handled", lambda s: s.get("runNowHandled") == "second")
+    cluster.wait_status(
+        "adhoc", "second handled", lambda s: s.get("runNowHandled") == digest("second")
+    )
     names = sorted(j["metadata"]["name"] for j in cluster.jobs())
     assert len(names) == 2
     assert names == sorted(
@@ -163,63 +171,168 @@ def test_run_now_starts_one_job_per_value(
     )
     assert len(cluster.events("RunNowStarted", "adhoc")) == 2
     assert cluster.report("adhoc")["metadata"]["generation"] == 1
+    # Run-now Jobs are the report's, not the CronJob's: its controller has nothing to warn about.
+    assert cluster.events("UnexpectedJob", "adhoc") == []
 
 
 def test_jobs_finished_while_stopped_are_counted_once(
     run_operator: OperatorProcess, cluster: Cluster, kubelet: StandInKubelet
 ) -> None:
-    spec = {"failurePolicy": {"disableAfter": 5, "retries": 0, "timeoutSeconds": 600}}
-    cluster.create_report(manifest("weekly", **spec))
+    """kill -9 while 20 runs finish, and the CronJob controller cleans up all but 3 + 3 of
+    them meanwhile: after a restart every run is counted once, and a further restart re-posts
+    no Event and re-counts no metric."""
+    cluster.create_report(manifest("weekly", **HOLD_SPEC))
     cluster.wait_status("weekly", "Active", lambda s: s.get("phase") == "Active")
-    first = cluster.create_scheduled_job("weekly", MONDAY)
-    second = cluster.create_scheduled_job("weekly", MONDAY + timedelta(weeks=1))
-    kubelet.pending_pod(first)
-    kubelet.pending_pod(second)
+    jobs = start_runs(cluster, kubelet, "weekly", 20)
 
-    run_operator.stop()
-    kubelet.run(first, 0, result_line(True))
-    _finished(cluster, first)
-    kubelet.run(second, 75, result_line(False, error="relay down"))
-    _finished(cluster, second)
+    run_operator.kill()
+    finish_runs(cluster, kubelet, jobs)
+    wait_for_cleanup(cluster, jobs)
     run_operator.start()
 
-    status = cluster.wait_status(
-        "weekly", "both recorded", lambda s: {first, second} <= set(_history(s))
-    )
-    assert status["consecutiveFailures"] == 1  # the failure finished after the success
-    assert status["lastError"] == "relay down"
-    assert len(status["history"]) == 2
-    # kopf posts Events from a background queue: wait for them before stopping it again.
+    assert_counted_once(cluster, "weekly", jobs)
+    metrics = run_operator.metrics()
+    assert 'tidings_runs_total{failure="none",outcome="Delivered"} 10.0' in metrics
+    assert 'tidings_runs_total{failure="transient",outcome="Failed"} 10.0' in metrics
+
+    offset = len(run_operator.log_text())
+    run_operator.stop()
+    run_operator.start()
+    # Nothing is left to count: the cleaned-up Jobs are gone, the rest carry the counted mark.
     wait_for(
-        "one Delivered and one RunFailed Event",
+        "the restarted operator to see the kept Jobs",
+        lambda: "job_event" in run_operator.log_text()[offset:],
+    )
+    cluster.annotate("weekly", **{cj.RUN_NOW_ANNOTATION: "after-restart"})
+    cluster.wait_status(
+        "weekly", "run-now handled", lambda s: s.get("runNowHandled") == digest("after-restart")
+    )
+    assert_counted_once(cluster, "weekly", jobs)
+    assert "tidings_runs_total{" not in run_operator.metrics()
+
+
+HOLD_SPEC = {"failurePolicy": {"disableAfter": 25, "retries": 0, "timeoutSeconds": 600}}
+
+
+def start_runs(cluster: Cluster, kubelet: StandInKubelet, name: str, count: int) -> list[str]:
+    """`count` scheduled Jobs of the report's CronJob, each with its pod waiting to run."""
+    jobs = [cluster.create_scheduled_job(name, MONDAY + timedelta(weeks=w)) for w in range(count)]
+    for job in jobs:
+        kubelet.pending_pod(job)
+        assert cj.FINALIZER in cluster.job(job)["metadata"]["finalizers"]  # born held
+    return jobs
+
+
+def finish_runs(cluster: Cluster, kubelet: StandInKubelet, jobs: list[str]) -> None:
+    """The first half delivers, the second half fails (in scheduled order)."""
+    half = len(jobs) // 2
+    for number, job in enumerate(jobs):
+        delivered = number < half
+        kubelet.run(job, 0 if delivered else 75, result_line(delivered, error=f"down {number}"))
+    for job in jobs:
+        _finished(cluster, job)
+
+
+def wait_for_cleanup(cluster: Cluster, jobs: list[str]) -> None:
+    """The CronJob controller deletes all but 3 successful and 3 failed finished Jobs; ours
+    are held by the finalizer until counted, so they wait with a deletionTimestamp."""
+    wait_for(
+        "the CronJob controller to delete all but 6 Jobs",
         lambda: (
-            len(cluster.events("RunFailed", "weekly")) == 1
-            and len(cluster.events("Delivered", "weekly")) == 1
+            sum(bool(cluster.job(j)["metadata"].get("deletionTimestamp")) for j in jobs)
+            == len(jobs) - 6
+        ),
+        timeout=180,
+    )
+
+
+def assert_counted_once(cluster: Cluster, name: str, jobs: list[str]) -> None:
+    half = len(jobs) // 2
+    status = cluster.wait_status(
+        name, "every run recorded", lambda s: set(jobs) <= set(_history(s))
+    )
+    assert len(status["history"]) == len(jobs)
+    assert status["consecutiveFailures"] == half  # the failures finished after the successes
+    outcomes = [h["outcome"] for h in status["history"]]
+    assert outcomes.count("Delivered") == outcomes.count("Failed") == half
+    wait_for(
+        "every Job let go: the cleaned-up ones deleted, 3 + 3 kept and marked counted",
+        lambda: (
+            len(cluster.jobs(f"{cj.REPORT_UID_LABEL}={cluster.report(name)['metadata']['uid']}"))
+            == 6
+            and all(
+                cj.COUNTED_ANNOTATION in j["metadata"]["annotations"]
+                and cj.FINALIZER not in (j["metadata"].get("finalizers") or ())
+                for j in cluster.jobs()
+                if j["metadata"]["name"] in jobs
+            )
+        ),
+    )
+    wait_for(
+        "one Event per run",
+        lambda: (
+            len(cluster.events("Delivered", name)) == half
+            and len(cluster.events("RunFailed", name)) == half
         ),
     )
 
-    # Listed again on another restart: both Jobs are seen again, nothing is counted twice.
-    offset = run_operator.log_path.stat().st_size
+
+def test_long_annotation_values_act_exactly_once(
+    run_operator: OperatorProcess, cluster: Cluster, kubelet: StandInKubelet
+) -> None:
+    spec = {
+        "schedule": "",
+        "failurePolicy": {"disableAfter": 1, "retries": 0, "timeoutSeconds": 600},
+    }
+    cluster.create_report(manifest("adhoc", **spec))
+    cluster.wait_status("adhoc", "Manual", lambda s: s.get("phase") == "Manual")
+
+    run_now = "n" * 300
+    cluster.annotate("adhoc", **{cj.RUN_NOW_ANNOTATION: run_now})
+    job = wait_for("the run-now Job", lambda: [j["metadata"]["name"] for j in cluster.jobs()])[0]
+    kubelet.run(job, 75, result_line(False, error="relay down"))
+    cluster.wait_status("adhoc", "Disabled", lambda s: s.get("phase") == "Disabled")
+    cluster.batch.delete_namespaced_job(job, cluster.ns, propagation_policy="Background")
+    wait_for("the counted Job to be deleted", lambda: cluster.job(job) is None)
+
+    reactivate = "r" * 300
+    cluster.annotate("adhoc", **{cj.REACTIVATE_ANNOTATION: reactivate})
+    cluster.wait_status("adhoc", "reactivated", lambda s: s.get("phase") == "Manual")
+    again = "m" * 300
+    cluster.annotate("adhoc", **{cj.RUN_NOW_ANNOTATION: again})
+    second = wait_for(
+        "the second run-now Job",
+        lambda: [j for j in cluster.jobs() if j["metadata"]["name"] != job],
+    )[0]["metadata"]["name"]
+    kubelet.run(second, 75, result_line(False, error="relay still down"))
+    cluster.wait_status("adhoc", "Disabled again", lambda s: s.get("phase") == "Disabled")
+
+    # A restart sees both long values again: neither acts a second time.
     run_operator.stop()
     run_operator.start()
-    wait_for(
-        "the restarted operator to handle both Jobs again",
-        lambda: all(
-            f'"name": "{job}"' in line and "job_changed" in line
-            for job in (first, second)
-            for line in [_line_for(run_operator, offset, job)]
-        ),
+    cluster.annotate("adhoc", **{cj.RUN_NOW_ANNOTATION: "marker"})
+    status = cluster.wait_status(
+        "adhoc", "marker handled", lambda s: s.get("runNowHandled") == digest("marker")
     )
-    status = cluster.status("weekly")
-    assert len(status["history"]) == 2
-    assert status["consecutiveFailures"] == 1
-    assert len(cluster.events("RunFailed", "weekly")) == 1
-    assert len(cluster.events("Delivered", "weekly")) == 1
-    assert cluster.report("weekly")["metadata"]["generation"] == 1
+    assert status["phase"] == "Disabled"
+    assert cluster.job(job) is None  # not created again
+    assert len(cluster.events("RunNowStarted", "adhoc")) == 3
+    assert len(cluster.events("Reactivated", "adhoc")) == 1
 
 
-def _line_for(operator: OperatorProcess, offset: int, name: str) -> str:
-    """The first log line after `offset` that is about object `name` (JSON logs)."""
-    with operator.log_path.open() as log:
-        log.seek(offset)
-        return next((line for line in log if f'"name": "{name}"' in line), "")
+def test_two_quick_run_nows_never_run_at_once(
+    run_operator: OperatorProcess, cluster: Cluster, kubelet: StandInKubelet
+) -> None:
+    cluster.create_report(manifest("adhoc", schedule=""))
+    cluster.wait_status("adhoc", "Manual", lambda s: s.get("phase") == "Manual")
+    cluster.annotate("adhoc", **{cj.RUN_NOW_ANNOTATION: "a"})
+    wait_for("the first run", lambda: cluster.job(cj.run_now_job_name("adhoc", "a")))
+    cluster.annotate("adhoc", **{cj.RUN_NOW_ANNOTATION: "b"})
+    wait_for("the second run-now to wait", lambda: cluster.events("RunNowWaiting", "adhoc"))
+    (first,) = cluster.jobs()
+    kubelet.run(first["metadata"]["name"], 0, result_line(True))
+    second = cj.run_now_job_name("adhoc", "b")
+    wait_for("the waiting run-now to start", lambda: cluster.job(second))
+    # By the time the second Job exists, the first has finished: never two pods at once.
+    assert st.job_finished(cluster.job(first["metadata"]["name"])) is True
+    cluster.wait_status("adhoc", "b handled", lambda s: s.get("runNowHandled") == digest("b"))

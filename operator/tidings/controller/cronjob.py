@@ -365,9 +365,7 @@ def finalizer_policy(name: str) -> list[dict[str, Any]]:
                 "mutations": [
                     {
                         "patchType": "ApplyConfiguration",
-                        "applyConfiguration": {
-                            "expression": _ADD_FINALIZER
-                        },
+                        "applyConfiguration": {"expression": _ADD_FINALIZER},
                     }
                 ],
             },
