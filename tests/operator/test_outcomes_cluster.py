@@ -3,10 +3,24 @@ stand-in kubelet ending the pods."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
-from op_harness import Cluster, OperatorProcess, StandInKubelet, result_line, wait_for
+from op_harness import (
+    HOLD_SPEC,
+    MONDAY,
+    Cluster,
+    OperatorProcess,
+    StandInKubelet,
+    assert_counted_once,
+    finish_runs,
+    finished,
+    history,
+    result_line,
+    start_runs,
+    wait_for,
+    wait_for_cleanup,
+)
 from sr_bodies import manifest
 
 from tidings.controller import cronjob as cj
@@ -15,27 +29,9 @@ from tidings.controller.cronjob import digest
 
 pytestmark = pytest.mark.cluster
 
-MONDAY = datetime(2025, 3, 31, 7, 0, tzinfo=UTC)  # Monday 09:00 Europe/Berlin
-
-
-def _finished(cluster: Cluster, job: str) -> dict:
-    def probe() -> dict | None:
-        found = cluster.job(job)
-        conditions = (found or {}).get("status", {}).get("conditions", [])
-        done = any(
-            c["type"] in ("Complete", "Failed") and c["status"] == "True" for c in conditions
-        )
-        return found if done else None
-
-    return wait_for(f"Job {job} to finish", probe)
-
-
-def _history(status: dict) -> dict[str, dict]:
-    return {h["jobName"]: h for h in status.get("history", [])}
-
 
 def _recorded(cluster: Cluster, name: str, job: str) -> dict:
-    return cluster.wait_status(name, f"{job} recorded", lambda s: job in _history(s))
+    return cluster.wait_status(name, f"{job} recorded", lambda s: job in history(s))
 
 
 def test_success_failures_disable_and_reactivate(
@@ -50,7 +46,7 @@ def test_success_failures_disable_and_reactivate(
         ok, 0, result_line(True, scheduledTime="2025-03-31T07:00:00Z", recipientsAccepted=2)
     )
     status = _recorded(cluster, "weekly", ok)
-    entry = _history(status)[ok]
+    entry = history(status)[ok]
     assert entry["outcome"] == "Delivered"
     assert (entry["recipientsAccepted"], entry["bytes"], entry["renderer"]) == (2, 20480, "pdf")
     assert entry["scheduledTime"] == "2025-03-31T07:00:00Z"
@@ -116,12 +112,12 @@ def test_permanent_exit_fails_at_once_transient_is_retried(
     permanent = cluster.create_scheduled_job("weekly", MONDAY)
     bounced = result_line(False, failure="permanent", error="550 5.1.1 no such mailbox")
     kubelet.run(permanent, 69, bounced)
-    job = _finished(cluster, permanent)
+    job = finished(cluster, permanent)
     failed = next(c for c in job["status"]["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "PodFailurePolicy"
     assert len(cluster.pods(permanent)) == 1  # no retry despite backoffLimit 2
     status = _recorded(cluster, "weekly", permanent)
-    assert _history(status)[permanent]["error"] == "550 5.1.1 no such mailbox"
+    assert history(status)[permanent]["error"] == "550 5.1.1 no such mailbox"
     delivered = next(c for c in status["conditions"] if c["type"] == "Delivered")
     assert delivered["reason"] == "PermanentFailure"
 
@@ -129,10 +125,10 @@ def test_permanent_exit_fails_at_once_transient_is_retried(
     kubelet.run(transient, 75, result_line(False, error="SMTP 421 busy"))
     # The Job controller starts a second pod after its backoff; that one delivers.
     kubelet.run(transient, 0, result_line(True), attempt=2)
-    job = _finished(cluster, transient)
+    job = finished(cluster, transient)
     assert job["status"].get("succeeded") == 1 and job["status"].get("failed") == 1
     status = _recorded(cluster, "weekly", transient)
-    assert _history(status)[transient]["outcome"] == "Delivered"
+    assert history(status)[transient]["outcome"] == "Delivered"
     assert status["consecutiveFailures"] == 0
     assert cluster.report("weekly")["metadata"]["generation"] == 1
 
@@ -211,72 +207,6 @@ def test_jobs_finished_while_stopped_are_counted_once(
     assert "tidings_runs_total{" not in run_operator.metrics()
 
 
-HOLD_SPEC = {"failurePolicy": {"disableAfter": 25, "retries": 0, "timeoutSeconds": 600}}
-
-
-def start_runs(cluster: Cluster, kubelet: StandInKubelet, name: str, count: int) -> list[str]:
-    """`count` scheduled Jobs of the report's CronJob, each with its pod waiting to run."""
-    jobs = [cluster.create_scheduled_job(name, MONDAY + timedelta(weeks=w)) for w in range(count)]
-    for job in jobs:
-        kubelet.pending_pod(job)
-        assert cj.FINALIZER in cluster.job(job)["metadata"]["finalizers"]  # born held
-    return jobs
-
-
-def finish_runs(cluster: Cluster, kubelet: StandInKubelet, jobs: list[str]) -> None:
-    """The first half delivers, the second half fails (in scheduled order)."""
-    half = len(jobs) // 2
-    for number, job in enumerate(jobs):
-        delivered = number < half
-        kubelet.run(job, 0 if delivered else 75, result_line(delivered, error=f"down {number}"))
-    for job in jobs:
-        _finished(cluster, job)
-
-
-def wait_for_cleanup(cluster: Cluster, jobs: list[str]) -> None:
-    """The CronJob controller deletes all but 3 successful and 3 failed finished Jobs; ours
-    are held by the finalizer until counted, so they wait with a deletionTimestamp."""
-    wait_for(
-        "the CronJob controller to delete all but 6 Jobs",
-        lambda: (
-            sum(bool(cluster.job(j)["metadata"].get("deletionTimestamp")) for j in jobs)
-            == len(jobs) - 6
-        ),
-        timeout=180,
-    )
-
-
-def assert_counted_once(cluster: Cluster, name: str, jobs: list[str]) -> None:
-    half = len(jobs) // 2
-    status = cluster.wait_status(
-        name, "every run recorded", lambda s: set(jobs) <= set(_history(s))
-    )
-    assert len(status["history"]) == len(jobs)
-    assert status["consecutiveFailures"] == half  # the failures finished after the successes
-    outcomes = [h["outcome"] for h in status["history"]]
-    assert outcomes.count("Delivered") == outcomes.count("Failed") == half
-    wait_for(
-        "every Job let go: the cleaned-up ones deleted, 3 + 3 kept and marked counted",
-        lambda: (
-            len(cluster.jobs(f"{cj.REPORT_UID_LABEL}={cluster.report(name)['metadata']['uid']}"))
-            == 6
-            and all(
-                cj.COUNTED_ANNOTATION in j["metadata"]["annotations"]
-                and cj.FINALIZER not in (j["metadata"].get("finalizers") or ())
-                for j in cluster.jobs()
-                if j["metadata"]["name"] in jobs
-            )
-        ),
-    )
-    wait_for(
-        "one Event per run",
-        lambda: (
-            len(cluster.events("Delivered", name)) == half
-            and len(cluster.events("RunFailed", name)) == half
-        ),
-    )
-
-
 def test_long_annotation_values_act_exactly_once(
     run_operator: OperatorProcess, cluster: Cluster, kubelet: StandInKubelet
 ) -> None:
@@ -334,5 +264,5 @@ def test_two_quick_run_nows_never_run_at_once(
     second = cj.run_now_job_name("adhoc", "b")
     wait_for("the waiting run-now to start", lambda: cluster.job(second))
     # By the time the second Job exists, the first has finished: never two pods at once.
-    assert st.job_finished(cluster.job(first["metadata"]["name"])) is True
+    assert st.jobfinished(cluster.job(first["metadata"]["name"])) is True
     cluster.wait_status("adhoc", "b handled", lambda s: s.get("runNowHandled") == digest("b"))

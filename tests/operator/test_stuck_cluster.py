@@ -4,16 +4,12 @@ is counted with that reason when the Job ends."""
 from __future__ import annotations
 
 import pytest
-from op_harness import Cluster, OperatorProcess, StandInKubelet, wait_for
+from op_harness import Cluster, OperatorProcess, StandInKubelet, history, wait_for
 from sr_bodies import manifest
 
 from tidings.controller import cronjob as cj
 
 pytestmark = pytest.mark.cluster
-
-
-def _history(status: dict) -> dict[str, dict]:
-    return {h["jobName"]: h for h in status.get("history", [])}
 
 
 @pytest.fixture
@@ -67,7 +63,7 @@ def test_stuck_pod_shows_run_not_started(
     warnings = wait_for("the Warning", lambda: cluster.events("RunNotStarted", "adhoc"))
     assert warnings[-1].type == "Warning"
     # The Job reaches its deadline: the failure is counted with the reason, not as slow.
-    status = cluster.wait_status("adhoc", "the run counted", lambda s: job in _history(s))
-    entry = _history(status)[job]
+    status = cluster.wait_status("adhoc", "the run counted", lambda s: job in history(s))
+    entry = history(status)[job]
     assert entry["error"].startswith("the run never started: ImagePullBackOff")
     assert delivered(status)["reason"] == "RunNotStarted"
