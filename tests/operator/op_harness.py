@@ -426,19 +426,16 @@ def assert_counted_once(cluster: Cluster, name: str, jobs: list[str]) -> None:
     assert status["consecutiveFailures"] == half  # the failures finished after the successes
     outcomes = [h["outcome"] for h in status["history"]]
     assert outcomes.count("Delivered") == outcomes.count("Failed") == half
-    wait_for(
-        "every Job let go: the cleaned-up ones deleted, 3 + 3 kept and marked counted",
-        lambda: (
-            len(cluster.jobs(f"{cj.REPORT_UID_LABEL}={cluster.report(name)['metadata']['uid']}"))
-            == 6
-            and all(
-                cj.COUNTED_ANNOTATION in j["metadata"]["annotations"]
-                and cj.FINALIZER not in (j["metadata"].get("finalizers") or ())
-                for j in cluster.jobs()
-                if j["metadata"]["name"] in jobs
-            )
-        ),
-    )
+
+    def let_go() -> bool:
+        kept = [j for j in cluster.jobs() if j["metadata"]["name"] in jobs]
+        return len(kept) == 6 and all(
+            cj.COUNTED_ANNOTATION in j["metadata"]["annotations"]
+            and cj.FINALIZER not in (j["metadata"].get("finalizers") or ())
+            for j in kept
+        )
+
+    wait_for("every Job let go: the cleaned-up ones deleted, 3 + 3 kept and marked", let_go)
     wait_for(
         "one Event per run",
         lambda: (

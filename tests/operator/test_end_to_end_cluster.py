@@ -70,8 +70,11 @@ def _rows_up_to_the_limit(spec: dict, now: datetime) -> list[dict]:
         if spec_size_problem(trial) is not None:
             break
         rows += batch
-    while spec_size_problem({**spec, "source": {"inline": {"rows": [*rows, rows[-1]]}}}) is None:
-        rows.append({**rows[-1], "id": len(rows)})
+    while True:
+        candidate = [*rows, {**rows[-1], "id": len(rows)}]
+        if spec_size_problem({**spec, "source": {"inline": {"rows": candidate}}}) is not None:
+            break
+        rows = candidate
     return rows
 
 

@@ -264,5 +264,5 @@ def test_two_quick_run_nows_never_run_at_once(
     second = cj.run_now_job_name("adhoc", "b")
     wait_for("the waiting run-now to start", lambda: cluster.job(second))
     # By the time the second Job exists, the first has finished: never two pods at once.
-    assert st.jobfinished(cluster.job(first["metadata"]["name"])) is True
+    assert st.job_finished(cluster.job(first["metadata"]["name"])) is True
     cluster.wait_status("adhoc", "b handled", lambda s: s.get("runNowHandled") == digest("b"))

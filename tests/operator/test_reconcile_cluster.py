@@ -185,7 +185,9 @@ def test_invalid_spec_is_marked_and_never_runs(
     assert cluster.events("InvalidSpec", "lost")
 
     cluster.annotate("lost", **{cj.RUN_NOW_ANNOTATION: "please"})
-    cluster.wait_status("lost", "run-now handled", lambda s: s.get("runNowHandled") == "please")
+    cluster.wait_status(
+        "lost", "run-now handled", lambda s: s.get("runNowHandled") == cj.digest("please")
+    )
     assert cluster.jobs() == []
     assert cluster.events("RunNowRefused", "lost")
 

@@ -560,13 +560,15 @@ def _pod_reason(pod: Mapping[str, Any]) -> str:
 
 
 def not_started_reason(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> str | None:
-    """Why the Job's run has not started (its newest pod's reason), or None if it has."""
-    if job_finished(job) is not None or any(map(_pod_started, pods)):
+    """Why the Job's run has not started (its newest pod's reason), or None if it has, or if
+    the Job is ending (the Job controller removes the pods of a Job past its deadline first)."""
+    conditions = (job.get("status") or {}).get("conditions")
+    ending = _is_true(conditions, "FailureTarget") or _is_true(conditions, "SuccessCriteriaMet")
+    if ending or job_finished(job) is not None or any(map(_pod_started, pods)):
         return None
     if not pods:
         # No pod at all: a quota, an admission policy or a missing service account.
-        conditions = (job.get("status") or {}).get("conditions") or ()
-        detail = next((c.get("message") for c in conditions if c.get("message")), None)
+        detail = next((c.get("message") for c in conditions or () if c.get("message")), None)
         return f"NoPod: {detail or 'the Job controller has created no pod (quota or admission?)'}"
     newest = max(pods, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
     return truncate(_pod_reason(newest), 512)
