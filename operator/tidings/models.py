@@ -505,12 +505,12 @@ class ScheduledReportStatus(_Model):
     )
     run_now_handled: str = Field(
         default="",
-        max_length=80,
+        max_length=253,
         description="Digest (sha256:...) of the last tidings.dev/run-now value acted on.",
     )
     reactivate_handled: str = Field(
         default="",
-        max_length=80,
+        max_length=253,
         description="Digest (sha256:...) of the last tidings.dev/reactivate value acted on.",
     )
     counted_jobs: list[Annotated[str, Field(max_length=64, description="A Job uid.")]] = Field(

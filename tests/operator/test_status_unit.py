@@ -94,6 +94,17 @@ def test_reactivate_annotation_acts_once_per_value() -> None:
     assert _reconciled(report).phase == "Disabled"
 
 
+def test_values_recorded_before_digests_are_not_acted_on_again() -> None:
+    """An operator upgraded from one that kept the values themselves must not rerun them."""
+    report = _with_status(report_body(), phase="Disabled", observedGeneration=1)
+    report["metadata"]["annotations"].update(
+        {"tidings.dev/run-now": "v1", "tidings.dev/reactivate": "monday"}
+    )
+    report["status"].update(runNowHandled="v1", reactivateHandled="monday")
+    result = _reconciled(report)
+    assert (result.run_now, result.phase) == (None, "Disabled")
+
+
 def test_a_long_reactivate_value_acts_once() -> None:
     value = "r" * 300
     report = _with_status(report_body(), phase="Disabled", observedGeneration=1)

@@ -221,12 +221,18 @@ class Reconciliation:
         return self.change.status["phase"]
 
 
+def _handled(value: str, recorded: str) -> bool:
+    """Whether `recorded` (status) says `value` was acted on: its digest, or, as an operator
+    before digests kept it, the value itself (so an upgrade does not act on it again)."""
+    return recorded in (digest(value), value[:253])
+
+
 def pending_run_now(report: Mapping[str, Any]) -> str | None:
     """The run-now value not acted on yet (status keeps its digest), or None."""
     annotations = (report.get("metadata") or {}).get("annotations") or {}
     value = annotations.get(RUN_NOW_ANNOTATION, "")
     handled = (report.get("status") or {}).get("runNowHandled", "")
-    return value if value and digest(value) != handled else None
+    return value if value and not _handled(value, handled) else None
 
 
 def reconcile(
@@ -254,8 +260,8 @@ def reconcile(
 
     disabled = old_phase == models.Phase.DISABLED
     reactivate = annotations.get(REACTIVATE_ANNOTATION, "")
-    reactivate_is_new = bool(reactivate) and digest(reactivate) != status.get(
-        "reactivateHandled", ""
+    reactivate_is_new = bool(reactivate) and not _handled(
+        reactivate, status.get("reactivateHandled", "")
     )
     if reactivate_is_new:
         new["reactivateHandled"] = digest(reactivate)
