@@ -25,6 +25,7 @@ from typing import Any, ClassVar, TypeVar
 
 import pytest
 from kubernetes import client
+from sr_bodies import manifest
 
 from tidings import models
 from tidings.controller import cronjob as cj
@@ -148,6 +149,13 @@ class Cluster:
         return self.custom.create_namespaced_custom_object(
             models.GROUP, models.VERSION, self.ns, models.PLURAL, body
         )
+
+    def create_manual_report(self, name: str, **failure_policy: int) -> None:
+        """A report without a schedule (run-now only), once the operator has it Manual."""
+        policy = {"disableAfter": 3, "retries": 0, "timeoutSeconds": 600, **failure_policy}
+        body = manifest(name, schedule="", failurePolicy=policy)
+        self.create_report(body)
+        self.wait_status(name, "Manual", lambda s: s.get("phase") == "Manual")
 
     def report(self, name: str) -> dict[str, Any]:
         return self.custom.get_namespaced_custom_object(

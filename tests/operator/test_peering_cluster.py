@@ -80,17 +80,7 @@ def test_two_replicas_never_both_act(
     cluster: Cluster,
     tmp_path: Path,
 ) -> None:
-    # POD_ID is kopf's identity for a replica (the chart sets it to the pod name).
-    replicas = {
-        name: OperatorProcess(
-            control_plane.kubeconfig,
-            namespace,
-            tmp_path / f"{name}.log",
-            {"POD_ID": name},
-            standalone=False,
-        )
-        for name in ("replica-1", "replica-2")
-    }
+    replicas = two_replicas(control_plane, namespace, tmp_path)
     peers = client.CustomObjectsApi(kube)
 
     def announced() -> dict | None:
@@ -132,6 +122,23 @@ def test_two_replicas_never_both_act(
             replica.stop()
 
 
+def two_replicas(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> dict[str, OperatorProcess]:
+    """Two peering operators; POD_ID is kopf's identity for a replica (the chart sets it to
+    the pod name)."""
+    return {
+        name: OperatorProcess(
+            control_plane.kubeconfig,
+            namespace,
+            tmp_path / f"{name}.log",
+            {"POD_ID": name},
+            standalone=False,
+        )
+        for name in ("replica-1", "replica-2")
+    }
+
+
 def last_peering_state(replica: OperatorProcess) -> str | None:
     """ "running" or "paused" from the replica's last peering transition; None before any."""
     state = None
@@ -155,16 +162,7 @@ def test_runs_finished_during_a_hand_over_are_counted_once(
     """The active replica is killed with -9 while 20 runs finish and the CronJob controller
     cleans up; the other replica takes over once the dead one's peering entry expires."""
     kubelet = StandInKubelet(cluster)
-    replicas = {
-        name: OperatorProcess(
-            control_plane.kubeconfig,
-            namespace,
-            tmp_path / f"{name}.log",
-            {"POD_ID": name},
-            standalone=False,
-        )
-        for name in ("replica-1", "replica-2")
-    }
+    replicas = two_replicas(control_plane, namespace, tmp_path)
     try:
         for replica in replicas.values():
             replica.start()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 from op_harness import Cluster, OperatorProcess, StandInKubelet, history, wait_for
-from sr_bodies import manifest
 
 from tidings.controller import cronjob as cj
 
@@ -20,12 +19,7 @@ def operator_env() -> dict[str, str]:
 def test_stuck_pod_shows_run_not_started(
     run_operator: OperatorProcess, cluster: Cluster, kubelet: StandInKubelet
 ) -> None:
-    spec = {
-        "schedule": "",
-        "failurePolicy": {"disableAfter": 3, "retries": 0, "timeoutSeconds": 30},
-    }
-    cluster.create_report(manifest("adhoc", **spec))
-    cluster.wait_status("adhoc", "Manual", lambda s: s.get("phase") == "Manual")
+    cluster.create_manual_report("adhoc", timeoutSeconds=30)
     cluster.annotate("adhoc", **{cj.RUN_NOW_ANNOTATION: "stuck"})
     job = cj.run_now_job_name("adhoc", "stuck")
     pod = kubelet.pending_pod(job)
