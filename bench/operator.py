@@ -77,7 +77,8 @@ DELIVERED = {
 }
 
 
-NAMESPACES = 100
+DEFAULT_NAMESPACES = 100
+NAMESPACES = DEFAULT_NAMESPACES  # --namespaces sets it for the run
 
 
 def report_name(index: int) -> str:
@@ -171,11 +172,10 @@ def setup_cluster(api: client.ApiClient) -> None:
                 }],
             },
         })  # fmt: skip
-    for manifest_ in cj.finalizer_policy("tidings-bench-run-outcome"):
-        plural = (
-            manifest_["kind"].lower().replace("policy", "policies").replace("binding", "bindings")
-        )
-        raw(api, "POST", f"/apis/admissionregistration.k8s.io/v1/{plural}", manifest_)
+    policy, binding = cj.finalizer_policy("tidings-bench-run-outcome")
+    admission = "/apis/admissionregistration.k8s.io/v1"
+    raw(api, "POST", f"{admission}/mutatingadmissionpolicies", policy)
+    raw(api, "POST", f"{admission}/mutatingadmissionpolicybindings", binding)
     core = client.CoreV1Api(api)
     for prefix in (NS_PREFIX, "bench-d1", "bench-d2", "bench-w"):
         for number in range(NAMESPACES):
@@ -407,7 +407,7 @@ def finish_jobs(api: client.ApiClient, indexes: list[int], rate: float, threads:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reports", type=int, default=1000)
-    parser.add_argument("--namespaces", type=int, default=NAMESPACES)
+    parser.add_argument("--namespaces", type=int, default=DEFAULT_NAMESPACES)
     parser.add_argument("--jobs", type=int, default=200)
     parser.add_argument("--job-rate", type=float, default=10, help="pods finished per second")
     parser.add_argument("--idle", type=float, default=60, help="seconds of idle to count")
