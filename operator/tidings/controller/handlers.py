@@ -412,11 +412,14 @@ async def job_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, 
     meta = body["metadata"]
     annotations = meta.get("annotations") or {}
     report_name = annotations.get(cj.REPORT_NAME_ANNOTATION)
+    job = dict(body)
+    running = st.job_finished(job) is None and not meta.get("deletionTimestamp")
+    if not running and (check := memo.start_checks.pop(meta["uid"], None)):
+        check.cancel()  # no idle polling for runs that ended
     if not report_name or event["type"] == "DELETED" or cj.COUNTED_ANNOTATION in annotations:
         return  # a held Job is never gone before it is counted; a counted one is done
     namespace = meta["namespace"]
-    job = dict(body)
-    if st.job_finished(job) is None and not meta.get("deletionTimestamp"):
+    if running:
         if cj.FINALIZER not in (meta.get("finalizers") or ()):
             # Born without it (the admission policy is not installed): hold it from now on.
             await _hold(memo.kube, job)
@@ -568,7 +571,7 @@ async def _check_start(
     while True:
         try:
             job = await kube.get(job_path(namespace, job_name))
-            if job is None or job["metadata"].get("deletionTimestamp"):
+            if job is None or job["metadata"].get("deletionTimestamp") or st.job_finished(job):
                 return
             pods = await kube.list(pods_path(namespace), f"{cj.JOB_NAME_LABEL}={job_name}")
             reason = st.not_started_reason(job, pods)
