@@ -25,7 +25,6 @@ from typing import Any, ClassVar, TypeVar
 
 import pytest
 from kubernetes import client
-from sr_bodies import manifest
 
 from tidings import models
 from tidings.controller import cronjob as cj
@@ -150,12 +149,15 @@ class Cluster:
             models.GROUP, models.VERSION, self.ns, models.PLURAL, body
         )
 
-    def create_manual_report(self, name: str, **failure_policy: int) -> None:
-        """A report without a schedule (run-now only), once the operator has it Manual."""
+    def create_manual_report(self, body: dict[str, Any], **failure_policy: int) -> str:
+        """`body` without a schedule (run-now only) and with these failurePolicy values, once
+        the operator has it Manual; its name."""
         policy = {"disableAfter": 3, "retries": 0, "timeoutSeconds": 600, **failure_policy}
-        body = manifest(name, schedule="", failurePolicy=policy)
+        body["spec"].update(schedule="", failurePolicy=policy)
         self.create_report(body)
+        name = body["metadata"]["name"]
         self.wait_status(name, "Manual", lambda s: s.get("phase") == "Manual")
+        return name
 
     def report(self, name: str) -> dict[str, Any]:
         return self.custom.get_namespaced_custom_object(

@@ -210,7 +210,7 @@ def test_jobs_finished_while_stopped_are_counted_once(
 def test_long_annotation_values_act_exactly_once(
     run_operator: OperatorProcess, cluster: Cluster, kubelet: StandInKubelet
 ) -> None:
-    cluster.create_manual_report("adhoc", disableAfter=1)
+    cluster.create_manual_report(manifest("adhoc"), disableAfter=1)
 
     run_now = "n" * 300
     cluster.annotate("adhoc", **{cj.RUN_NOW_ANNOTATION: run_now})
@@ -248,7 +248,7 @@ def test_long_annotation_values_act_exactly_once(
 def test_two_quick_run_nows_never_run_at_once(
     run_operator: OperatorProcess, cluster: Cluster, kubelet: StandInKubelet
 ) -> None:
-    cluster.create_manual_report("adhoc")
+    cluster.create_manual_report(manifest("adhoc"))
     cluster.annotate("adhoc", **{cj.RUN_NOW_ANNOTATION: "a"})
     wait_for("the first run", lambda: cluster.job(cj.run_now_job_name("adhoc", "a")))
     cluster.annotate("adhoc", **{cj.RUN_NOW_ANNOTATION: "b"})

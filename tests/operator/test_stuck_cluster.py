@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from op_harness import Cluster, OperatorProcess, StandInKubelet, history, wait_for
+from sr_bodies import manifest
 
 from tidings.controller import cronjob as cj
 
@@ -19,7 +20,7 @@ def operator_env() -> dict[str, str]:
 def test_stuck_pod_shows_run_not_started(
     run_operator: OperatorProcess, cluster: Cluster, kubelet: StandInKubelet
 ) -> None:
-    cluster.create_manual_report("adhoc", timeoutSeconds=30)
+    cluster.create_manual_report(manifest("adhoc"), timeoutSeconds=30)
     cluster.annotate("adhoc", **{cj.RUN_NOW_ANNOTATION: "stuck"})
     job = cj.run_now_job_name("adhoc", "stuck")
     pod = kubelet.pending_pod(job)
