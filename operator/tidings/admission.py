@@ -27,6 +27,18 @@ from tidings.validation import validate_spec
 
 # The handler id is also the path of the webhook URL kopf's server answers on.
 WEBHOOK_ID = f"validate.{models.PLURAL}.{models.GROUP}"
+# An AdmissionReview of an UPDATE holds the object twice, and the apiserver stores objects of
+# up to 3 MiB (its request limit): aiohttp's 1 MiB default answered 413 from about 300 KB on.
+MAX_REVIEW_BYTES = 8 * 1024 * 1024
+
+
+class LargeRequestWebhookServer(kopf.WebhookServer):
+    """kopf's webhook server, accepting reviews of any object the apiserver can store."""
+
+    @staticmethod
+    async def _serve(fn: Any, request: Any) -> Any:
+        clone = request.clone(client_max_size=MAX_REVIEW_BYTES)
+        return await kopf.WebhookServer._serve(fn, clone)
 
 
 def validate_report(

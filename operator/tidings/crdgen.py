@@ -144,9 +144,9 @@ def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
 
 def openapi_schema() -> dict[str, Any]:
     """The whole object's schema: apiVersion, kind, metadata, spec and status."""
+    # No preserve-unknown-fields: the apiserver prunes what the models do not declare, so the
+    # copy of the spec an older operator (kopf's diff base) kept in status goes at its next write.
     status = structural_schema(models.ScheduledReportStatus)
-    # kopf keeps handler progress in status; it must survive pruning (kopf issue #321).
-    status["x-kubernetes-preserve-unknown-fields"] = True
     return _object_schema(
         models.KIND, DESCRIPTION, structural_schema(models.ScheduledReportSpec), status
     )

@@ -25,6 +25,9 @@ CATEGORIES = ["tidings"]
 
 MAX_RECIPIENTS = 50
 MAX_HISTORY = 20
+MAX_COUNTED = 32
+# The spec travels to each run in its pod template annotation (limited by the API to 256 KiB).
+MAX_SPEC_BYTES = 240 * 1024
 MAX_INLINE_ROWS = 5000
 MAX_FILTER_VALUES = 50
 # The macros the Kubernetes CronJob controller accepts (robfig/cron's descriptors, exact and
@@ -128,7 +131,9 @@ class ConfigMapKeyRef(_Model):
 
 
 class InlineSource(_Model):
-    """Rows given directly in the spec: for small, static data and for trying Tidings out."""
+    """Rows given directly in the spec: for small, static data and for trying Tidings out.
+    The whole spec, rows included, may be at most 240 KiB as YAML: each run carries it in its
+    pod template. Larger data belongs behind an sql or http source."""
 
     rows: list[dict[str, Any]] = Field(
         max_length=MAX_INLINE_ROWS,
@@ -732,13 +737,8 @@ class HistoryEntry(_Model):
 class ScheduledReportStatus(_Model):
     """What the operator observed. Written only by the operator."""
 
-    model_config = ConfigDict(
-        # kopf keeps its handler progress and diff base here (not in the user's annotations);
-        # without preserve-unknown-fields the apiserver would silently prune them, and parsing
-        # a live object must not fail on them either.
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
-        extra="ignore",
-    )
+    # A live object written by an older operator may still carry fields dropped since.
+    model_config = ConfigDict(extra="ignore")
 
     phase: Phase | None = Field(
         default=None, description="Summary for display: Active, Paused, Disabled, Invalid, Manual."
@@ -779,10 +779,20 @@ class ScheduledReportStatus(_Model):
         description=f"Delivery log: the last {MAX_HISTORY} runs, newest first.",
     )
     run_now_handled: str = Field(
-        default="", max_length=253, description="Last tidings.dev/run-now value acted on."
+        default="",
+        max_length=253,
+        description="Digest (sha256:...) of the last tidings.dev/run-now value acted on.",
     )
     reactivate_handled: str = Field(
-        default="", max_length=253, description="Last tidings.dev/reactivate value acted on."
+        default="",
+        max_length=253,
+        description="Digest (sha256:...) of the last tidings.dev/reactivate value acted on.",
+    )
+    counted_jobs: list[Annotated[str, Field(max_length=64, description="A Job uid.")]] = Field(
+        default_factory=list,
+        max_length=MAX_COUNTED,
+        description=f"UIDs of the last {MAX_COUNTED} Jobs whose outcome was counted, newest "
+        "first: with each Job's counted mark, the record that makes counting exactly-once.",
     )
     test_send_handled: str = Field(
         default="",

@@ -29,6 +29,7 @@ from croniter import CroniterBadDateError, croniter
 from tidings import models, sqltext
 from tidings.renderer import netguard
 from tidings.schedule import MACROS, parse_bound
+from tidings.snapshot import spec_size_problem
 
 
 @dataclass(frozen=True)
@@ -279,6 +280,8 @@ def _semantic_problems(spec: Mapping[str, Any], warnings: list[str]) -> Iterator
             )
     if isinstance(source := spec.get("source"), Mapping):
         yield from _source_problems(source)
+    if message := spec_size_problem(spec):
+        yield Problem("spec", message)
     filters = spec.get("filters")
     if isinstance(filters, Mapping) and isinstance(window := filters.get("window"), Mapping):
         zone = spec.get("timeZone") or "UTC"

@@ -8,6 +8,7 @@ import yaml
 from chart_tools import CHART, VALUES_ALL, container_env, find, helm, render, values_table
 
 from tidings import admission, crdgen
+from tidings.controller import cronjob
 from tidings.controller.settings import Settings, SettingsError, env_table, load_settings
 from tidings.devcluster import REPO_ROOT
 
@@ -76,6 +77,15 @@ def test_webhook_is_the_shape_admission_defines() -> None:
     assert env["TIDINGS_WEBHOOK_PORT"] == "8443"
     assert env["TIDINGS_WEBHOOK_CONFIGURATION"] == config["metadata"]["name"]
     assert env["TIDINGS_WEBHOOK_SERVICE"] == service["name"]
+
+
+def test_run_finalizer_policy_is_the_one_the_operator_defines() -> None:
+    objects = render("rel", "tidings-system")
+    policy = find(objects, "MutatingAdmissionPolicy")
+    binding = find(objects, "MutatingAdmissionPolicyBinding")
+    expected_policy, expected_binding = cronjob.finalizer_policy(policy["metadata"]["name"])
+    assert policy["spec"] == expected_policy["spec"]
+    assert binding["spec"] == expected_binding["spec"]
 
 
 def test_every_operator_setting_is_set_by_the_chart_and_accepted() -> None:

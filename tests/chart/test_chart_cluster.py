@@ -220,8 +220,7 @@ def test_service_account_can_do_what_the_operator_needs(
         ("patch", "scheduledreports.tidings.dev", "--subresource=status", *team),
         ("update", "scheduledreports.tidings.dev", "--subresource=finalizers", *team),
         *((v, "cronjobs.batch", *team) for v in ("get", "list", "watch", "create", "patch")),
-        *((v, "jobs.batch", *team) for v in ("get", "list", "watch", "create")),
-        *((v, "configmaps", *team) for v in ("get", "create", "patch")),
+        *((v, "jobs.batch", *team) for v in ("get", "list", "watch", "create", "patch")),
         ("list", "pods", *team),
         ("create", "events", *team),
         ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
@@ -251,6 +250,9 @@ def test_service_account_can_do_nothing_beyond(
         ("patch", "scheduledreports.tidings.dev", *team),  # spec is the user's
         ("delete", "scheduledreports.tidings.dev", *team),
         ("delete", "cronjobs.batch", *team),  # garbage collection deletes, not the operator
+        ("delete", "jobs.batch", *team),
+        *((v, "configmaps", *team) for v in ("get", "create", "patch")),  # none any more
+        ("create", "mutatingadmissionpolicies.admissionregistration.k8s.io"),
         ("patch", "validatingwebhookconfigurations/someone-elses-webhook"),
         ("create", "validatingwebhookconfigurations"),
         ("create", "clusterrolebindings.rbac.authorization.k8s.io"),

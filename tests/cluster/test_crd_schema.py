@@ -101,14 +101,16 @@ def test_kubectl_explain_shows_descriptions(control_plane, path, expected):
     assert expected in " ".join(out.split())
 
 
-def test_status_keeps_kopf_state_and_ignores_spec(reports):
+def test_status_prunes_undeclared_fields_and_ignores_spec(reports):
     reports.create("status-owner", BASE)
+    # What an older operator kept there (kopf's progress and its copy of the spec) is pruned.
     reports.patch_status(
         "status-owner",
-        {"phase": "Manual", "kopf": {"progress": {"reconcile": {"retries": 1}}}},
+        {"phase": "Manual", "kopf": {"last-handled-configuration": '{"spec": {}}'}},
     )
     stored = reports.get("status-owner")
-    assert stored["status"]["kopf"] == {"progress": {"reconcile": {"retries": 1}}}
+    assert stored["status"]["phase"] == "Manual"
+    assert "kopf" not in stored["status"]
     # The status subresource cannot change spec: the operator never writes what users own.
     reports.api.patch_namespaced_custom_object_status(
         "tidings.dev",

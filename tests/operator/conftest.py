@@ -12,6 +12,7 @@ from kubernetes.client.exceptions import ApiException
 from op_harness import Cluster, OperatorProcess, StandInKubelet
 
 from tidings import crdgen, models
+from tidings.controller import cronjob
 from tidings.devcluster import ControlPlane
 
 
@@ -27,6 +28,18 @@ def report_crd(control_plane: ControlPlane, kube: client.ApiClient) -> None:
             raise
         ext.create_custom_resource_definition(yaml.safe_load(crdgen.crd_yaml()))
         control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", name)
+    # The chart's admission policy: Jobs of reports are born with the outcome finalizer.
+    admission = client.AdmissionregistrationV1Api(kube)
+    policy, binding = cronjob.finalizer_policy("tidings-test-run-outcome")
+    for create, body in (
+        (admission.create_mutating_admission_policy, policy),
+        (admission.create_mutating_admission_policy_binding, binding),
+    ):
+        try:
+            create(body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -33,6 +33,7 @@ from tidings.devcluster import free_port
 from tidings.schedule import rfc3339
 
 T = TypeVar("T")
+MONDAY = datetime(2025, 3, 31, 7, 0, tzinfo=UTC)  # Monday 09:00 Europe/Berlin
 WAIT = 90.0  # a failsafe for eventual states, not a performance claim
 
 
@@ -115,6 +116,15 @@ class OperatorProcess:
             self.proc.kill()
             self.proc.wait()
 
+    def kill(self) -> None:
+        """kill -9: no shutdown, no queued work finished."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text()
+
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text().splitlines()[-lines:])
 
@@ -139,6 +149,16 @@ class Cluster:
         return self.custom.create_namespaced_custom_object(
             models.GROUP, models.VERSION, self.ns, models.PLURAL, body
         )
+
+    def create_manual_report(self, body: dict[str, Any], **failure_policy: int) -> str:
+        """`body` without a schedule (run-now only) and with these failurePolicy values, once
+        the operator has it Manual; its name."""
+        policy = {"disableAfter": 3, "retries": 0, "timeoutSeconds": 600, **failure_policy}
+        body["spec"].update(schedule="", failurePolicy=policy)
+        self.create_report(body)
+        name = body["metadata"]["name"]
+        self.wait_status(name, "Manual", lambda s: s.get("phase") == "Manual")
+        return name
 
     def report(self, name: str) -> dict[str, Any]:
         return self.custom.get_namespaced_custom_object(
@@ -280,8 +300,15 @@ class PodRunner(StandInKubelet):
         super().__init__(cluster)
         self.root = root
 
-    def _materialize(self, volume: dict[str, Any], target: Path) -> None:
+    def _materialize(self, volume: dict[str, Any], target: Path, pod: dict[str, Any]) -> None:
         target.mkdir(parents=True, exist_ok=True)
+        if "downwardAPI" in volume:
+            # The pod's own annotations (the report snapshot), as the kubelet writes them.
+            for item in volume["downwardAPI"]["items"]:
+                field = item["fieldRef"]["fieldPath"]
+                key = field.removeprefix("metadata.annotations['").removesuffix("']")
+                (target / item["path"]).write_text(pod["metadata"]["annotations"][key])
+            return
         if "configMap" in volume:
             source = volume["configMap"]
             try:
@@ -315,7 +342,7 @@ class PodRunner(StandInKubelet):
         mounted: dict[str, Path] = {}
         for mount in container.get("volumeMounts", []):
             target = workdir / mount["name"]
-            self._materialize(volumes[mount["name"]], target)
+            self._materialize(volumes[mount["name"]], target, pod)
             mounted[mount["mountPath"]] = target
         # The child imports the same tidings as this test (a worktree's, not an installed one).
         env = {"PATH": os.environ["PATH"], "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -358,3 +385,83 @@ def result_line(delivered: bool, **fields: Any) -> dict[str, Any]:
         "messageId": "<run@tidings.test>" if delivered else "",
     }
     return {**base, **fields}
+
+
+# ------------------------------------------------------- runs finishing while nobody watches
+
+
+def finished(cluster: Cluster, job: str) -> dict:
+    def probe() -> dict | None:
+        found = cluster.job(job)
+        conditions = (found or {}).get("status", {}).get("conditions", [])
+        done = any(
+            c["type"] in ("Complete", "Failed") and c["status"] == "True" for c in conditions
+        )
+        return found if done else None
+
+    return wait_for(f"Job {job} to finish", probe)
+
+
+def history(status: dict) -> dict[str, dict]:
+    return {h["jobName"]: h for h in status.get("history", [])}
+
+
+HOLD_SPEC = {"failurePolicy": {"disableAfter": 25, "retries": 0, "timeoutSeconds": 600}}
+
+
+def start_runs(cluster: Cluster, kubelet: StandInKubelet, name: str, count: int) -> list[str]:
+    """`count` scheduled Jobs of the report's CronJob, each with its pod waiting to run."""
+    jobs = [cluster.create_scheduled_job(name, MONDAY + timedelta(weeks=w)) for w in range(count)]
+    for job in jobs:
+        kubelet.pending_pod(job)
+        assert cj.FINALIZER in cluster.job(job)["metadata"]["finalizers"]  # born held
+    return jobs
+
+
+def finish_runs(cluster: Cluster, kubelet: StandInKubelet, jobs: list[str]) -> None:
+    """The first half delivers, the second half fails (in scheduled order)."""
+    half = len(jobs) // 2
+    for number, job in enumerate(jobs):
+        delivered = number < half
+        kubelet.run(job, 0 if delivered else 75, result_line(delivered, error=f"down {number}"))
+    for job in jobs:
+        finished(cluster, job)
+
+
+def wait_for_cleanup(cluster: Cluster, jobs: list[str]) -> None:
+    """The CronJob controller deletes all but 3 successful and 3 failed finished Jobs; ours
+    are held by the finalizer until counted, so they wait with a deletionTimestamp."""
+    wait_for(
+        "the CronJob controller to delete all but 6 Jobs",
+        lambda: (
+            sum(bool(cluster.job(j)["metadata"].get("deletionTimestamp")) for j in jobs)
+            == len(jobs) - 6
+        ),
+        timeout=180,
+    )
+
+
+def assert_counted_once(cluster: Cluster, name: str, jobs: list[str]) -> None:
+    half = len(jobs) // 2
+    status = cluster.wait_status(name, "every run recorded", lambda s: set(jobs) <= set(history(s)))
+    assert len(status["history"]) == len(jobs)
+    assert status["consecutiveFailures"] == half  # the failures finished after the successes
+    outcomes = [h["outcome"] for h in status["history"]]
+    assert outcomes.count("Delivered") == outcomes.count("Failed") == half
+
+    def let_go() -> bool:
+        kept = [j for j in cluster.jobs() if j["metadata"]["name"] in jobs]
+        return len(kept) == 6 and all(
+            cj.COUNTED_ANNOTATION in j["metadata"]["annotations"]
+            and cj.FINALIZER not in (j["metadata"].get("finalizers") or ())
+            for j in kept
+        )
+
+    wait_for("every Job let go: the cleaned-up ones deleted, 3 + 3 kept and marked", let_go)
+    wait_for(
+        "one Event per run",
+        lambda: (
+            len(cluster.events("Delivered", name)) == half
+            and len(cluster.events("RunFailed", name)) == half
+        ),
+    )

@@ -1,4 +1,4 @@
-"""The CronJob, ConfigMap and run-now Job built for a report match the renderer run contract."""
+"""The CronJob and run-now Job built for a report match the renderer run contract."""
 
 from __future__ import annotations
 
@@ -113,9 +113,13 @@ def test_run_contract_env_and_mounts_for_sql_smtp_and_template() -> None:
         "branding": "/etc/tidings/branding",
     }
     volumes = {v["name"]: v for v in pod["volumes"]}
-    assert volumes["report"]["configMap"] == {
-        "name": "payments-weekly-report",
-        "items": [{"key": "report.yaml", "path": "report.yaml"}],
+    assert volumes["report"]["downwardAPI"] == {
+        "items": [
+            {
+                "path": "report.yaml",
+                "fieldRef": {"fieldPath": "metadata.annotations['tidings.dev/report-snapshot']"},
+            }
+        ]
     }
     assert volumes["source"]["secret"] == {
         "secretName": "changes-db",
@@ -151,12 +155,12 @@ def test_relay_credentials_come_by_reference_from_the_pods_namespace() -> None:
     )
 
 
-def test_spec_configmap_is_the_report_snapshot() -> None:
+def test_pod_template_carries_the_report_snapshot() -> None:
     report = report_body()
-    cm = cronjob.spec_configmap(report)
-    assert cm["metadata"]["name"] == "payments-weekly-report"
-    assert cm["metadata"]["ownerReferences"][0]["uid"] == report["metadata"]["uid"]
-    snapshot = yaml.safe_load(cm["data"]["report.yaml"])
+    cj = cronjob.desired_cronjob(report, SETTINGS, suspend=False)
+    template = cj["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["annotations"]
+    snapshot = yaml.safe_load(template[cronjob.SNAPSHOT_ANNOTATION])
+    assert snapshot["kind"] == "ScheduledReport"
     assert snapshot["metadata"]["uid"] == report["metadata"]["uid"]
     assert snapshot["metadata"]["namespace"] == "team-payments"
     assert snapshot["spec"] == report["spec"]
@@ -168,31 +172,32 @@ def test_long_names_are_shortened_uniquely() -> None:
     assert cronjob.cronjob_name(a) != cronjob.cronjob_name(b)
     assert cronjob.cronjob_name("short") == "short"
     # <cronjob>-<minutes> and the run-now name must both fit a 63-character label value.
-    assert len(cronjob.run_now_job_name(cronjob.cronjob_name(a), "v")) <= 63
+    assert len(cronjob.run_now_job_name(a, "v")) <= 63
 
 
 def test_run_now_job_is_deterministic_per_value() -> None:
     cj = cronjob.desired_cronjob(report_body(), SETTINGS, suspend=True)
-    cj["metadata"]["uid"] = "cj-uid"
+    report = report_body()
     now = datetime(2025, 3, 3, 8, 15, tzinfo=UTC)
-    first = cronjob.run_now_job(cj, "2025-03-03a", now)
-    again = cronjob.run_now_job(cj, "2025-03-03a", now)
-    other = cronjob.run_now_job(cj, "2025-03-03b", now)
+    first = cronjob.run_now_job(report, cj, "2025-03-03a", now)
+    again = cronjob.run_now_job(report, cj, "2025-03-03a", now)
+    other = cronjob.run_now_job(report, cj, "2025-03-03b", now)
     assert first["metadata"]["name"] == again["metadata"]["name"] != other["metadata"]["name"]
     assert scheduled_time_from_job_name(first["metadata"]["name"]) is None
     env = {e["name"]: e.get("value") for e in _pod(cj)["containers"][0]["env"]}
     assert "TIDINGS_SCHEDULED_TIME" not in env  # the template itself is untouched
     job_env = first["spec"]["template"]["spec"]["containers"][0]["env"]
     assert {"name": "TIDINGS_SCHEDULED_TIME", "value": "2025-03-03T08:15:00Z"} in job_env
-    assert first["metadata"]["ownerReferences"][0] == {
-        "apiVersion": "batch/v1",
-        "kind": "CronJob",
-        "name": "payments-weekly",
-        "uid": "cj-uid",
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-    assert first["metadata"]["labels"] == cj["spec"]["jobTemplate"]["metadata"]["labels"]
+    # Owned by the report, not the CronJob: its controller would post UnexpectedJob.
+    assert first["metadata"]["ownerReferences"] == [cronjob.owner_reference(report)]
+    assert first["metadata"]["finalizers"] == [cronjob.FINALIZER]
+    labels = first["metadata"]["labels"]
+    assert cj["spec"]["jobTemplate"]["metadata"]["labels"].items() <= labels.items()
+    assert labels[cronjob.RUN_NOW_LABEL] == "true"
+    # The value is kept as a digest: any length fits an annotation.
+    long_value = "x" * 300
+    job = cronjob.run_now_job(report, cj, long_value, now)
+    assert job["metadata"]["annotations"][cronjob.RUN_NOW_LABEL] == cronjob.digest(long_value)
 
 
 def test_drift_ignores_defaults_but_sees_edits() -> None:

@@ -18,6 +18,8 @@ from op_harness import Cluster, OperatorProcess, PodRunner
 from sr_bodies import manifest
 
 from tidings.devcluster import free_port
+from tidings.snapshot import spec_size_problem
+from tidings.validation import validate_spec
 
 pytestmark = pytest.mark.cluster
 
@@ -65,7 +67,35 @@ def operator_env() -> dict[str, str]:
     return {"TIDINGS_SMTP_HOST": "127.0.0.1", "TIDINGS_SMTP_PORT": str(free_port())}
 
 
+def _rows_up_to_the_limit(spec: dict, now: datetime) -> list[dict]:
+    """Inline rows that bring the spec to just under the size limit (models.MAX_SPEC_BYTES)."""
+    rows: list[dict] = []
+    when = (now - timedelta(days=1)).isoformat()
+    while True:
+        batch = [
+            {
+                "id": len(rows) + i,
+                "title": f"Change {len(rows) + i} " + "x" * 150,
+                "status": "completed",
+                "completed_at": when,
+            }
+            for i in range(100)
+        ]
+        trial = {**spec, "source": {"inline": {"rows": rows + batch}}}
+        if spec_size_problem(trial) is not None:
+            break
+        rows += batch
+    while True:
+        candidate = [*rows, {**rows[-1], "id": len(rows)}]
+        if spec_size_problem({**spec, "source": {"inline": {"rows": candidate}}}) is not None:
+            break
+        rows = candidate
+    return rows
+
+
+@pytest.mark.parametrize("size", ["small", "at-the-limit"])
 def test_scheduled_run_delivers_and_status_shows_it(
+    size: str,
     mailbox: tuple[Mailbox, int],
     run_operator: OperatorProcess,
     cluster: Cluster,
@@ -78,16 +108,19 @@ def test_scheduled_run_delivers_and_status_shows_it(
         {"id": i, "title": f"Change {i}", "status": "completed", "completed_at": when.isoformat()}
         for i, when in enumerate((now - timedelta(days=2), now - timedelta(days=1)), start=1)
     ]
-    cluster.create_report(
-        manifest(
-            "weekly",
-            title="Payments weekly",
-            source={"inline": {"rows": rows}},
-            recipients={"to": ["ciso@example.com"], "cc": ["audit@example.com"]},
-            delivery={"smtpSecretRef": {"name": "team-smtp"}},
-            failurePolicy={"disableAfter": 3, "retries": 0, "timeoutSeconds": 600},
-        )
+    body = manifest(
+        "weekly",
+        title="Payments weekly",
+        source={"inline": {"rows": rows}},
+        recipients={"to": ["ciso@example.com"], "cc": ["audit@example.com"]},
+        delivery={"smtpSecretRef": {"name": "team-smtp"}},
+        failurePolicy={"disableAfter": 3, "retries": 0, "timeoutSeconds": 600},
     )
+    if size == "at-the-limit":
+        rows = _rows_up_to_the_limit(body["spec"], now)
+        body["spec"]["source"]["inline"]["rows"] = rows
+        assert validate_spec(body["spec"]).ok  # admitted: the limit is inclusive
+    cluster.create_report(body)
     cluster.wait_status("weekly", "Active", lambda s: s.get("phase") == "Active")
 
     # The CronJob controller's Job for the most recent minute: the renderer derives the

@@ -3,37 +3,35 @@ stand-in kubelet ending the pods."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
-from op_harness import Cluster, OperatorProcess, StandInKubelet, result_line, wait_for
+from op_harness import (
+    HOLD_SPEC,
+    MONDAY,
+    Cluster,
+    OperatorProcess,
+    StandInKubelet,
+    assert_counted_once,
+    finish_runs,
+    finished,
+    history,
+    result_line,
+    start_runs,
+    wait_for,
+    wait_for_cleanup,
+)
 from sr_bodies import manifest
 
 from tidings.controller import cronjob as cj
+from tidings.controller import status as st
+from tidings.controller.cronjob import digest
 
 pytestmark = pytest.mark.cluster
 
-MONDAY = datetime(2025, 3, 31, 7, 0, tzinfo=UTC)  # Monday 09:00 Europe/Berlin
-
-
-def _finished(cluster: Cluster, job: str) -> dict:
-    def probe() -> dict | None:
-        found = cluster.job(job)
-        conditions = (found or {}).get("status", {}).get("conditions", [])
-        done = any(
-            c["type"] in ("Complete", "Failed") and c["status"] == "True" for c in conditions
-        )
-        return found if done else None
-
-    return wait_for(f"Job {job} to finish", probe)
-
-
-def _history(status: dict) -> dict[str, dict]:
-    return {h["jobName"]: h for h in status.get("history", [])}
-
 
 def _recorded(cluster: Cluster, name: str, job: str) -> dict:
-    return cluster.wait_status(name, f"{job} recorded", lambda s: job in _history(s))
+    return cluster.wait_status(name, f"{job} recorded", lambda s: job in history(s))
 
 
 def test_success_failures_disable_and_reactivate(
@@ -48,7 +46,7 @@ def test_success_failures_disable_and_reactivate(
         ok, 0, result_line(True, scheduledTime="2025-03-31T07:00:00Z", recipientsAccepted=2)
     )
     status = _recorded(cluster, "weekly", ok)
-    entry = _history(status)[ok]
+    entry = history(status)[ok]
     assert entry["outcome"] == "Delivered"
     assert (entry["recipientsAccepted"], entry["bytes"], entry["renderer"]) == (2, 20480, "pdf")
     assert entry["scheduledTime"] == "2025-03-31T07:00:00Z"
@@ -93,6 +91,8 @@ def test_success_failures_disable_and_reactivate(
     assert status["consecutiveFailures"] == 0
     assert len(cluster.events("Reactivated", "weekly")) == 2
     assert len(status["history"]) == 7
+    # Disable, reactivate and a spec change move the CronJob: none of that is a hand edit.
+    assert cluster.events("CronJobReverted", "weekly") == []
 
     report = cluster.report("weekly")
     assert report["metadata"]["generation"] == 2  # created, then one edit: none by the operator
@@ -114,24 +114,24 @@ def test_one_pod_per_run_whether_the_failure_is_permanent_or_transient(
     permanent = cluster.create_scheduled_job("weekly", MONDAY)
     bounced = result_line(False, failure="permanent", error="550 5.1.1 no such mailbox")
     kubelet.run(permanent, 69, bounced)
-    job = _finished(cluster, permanent)
+    job = finished(cluster, permanent)
     failed = next(c for c in job["status"]["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "PodFailurePolicy"
     assert len(cluster.pods(permanent)) == 1
     status = _recorded(cluster, "weekly", permanent)
-    assert _history(status)[permanent]["error"] == "550 5.1.1 no such mailbox"
+    assert history(status)[permanent]["error"] == "550 5.1.1 no such mailbox"
     delivered = next(c for c in status["conditions"] if c["type"] == "Delivered")
     assert delivered["reason"] == "PermanentFailure"
 
     transient = cluster.create_scheduled_job("weekly", MONDAY + timedelta(weeks=1))
     unconfirmed = "delivery unconfirmed, not sent again: outcome unknown (closed)"
     kubelet.run(transient, 75, result_line(False, error=unconfirmed))
-    job = _finished(cluster, transient)
+    job = finished(cluster, transient)
     failed = next(c for c in job["status"]["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "BackoffLimitExceeded"
     assert len(cluster.pods(transient)) == 1  # no second pod, no second copy
     status = _recorded(cluster, "weekly", transient)
-    assert _history(status)[transient]["error"] == unconfirmed  # not "after N attempts"
+    assert history(status)[transient]["error"] == unconfirmed  # not "after N attempts"
     assert status["consecutiveFailures"] == 2
     assert cluster.report("weekly")["metadata"]["generation"] == 1
 
@@ -143,7 +143,9 @@ def test_run_now_starts_one_job_per_value(
     cluster.wait_status("adhoc", "Manual", lambda s: s.get("phase") == "Manual")
 
     cluster.annotate("adhoc", **{cj.RUN_NOW_ANNOTATION: "first"})
-    cluster.wait_status("adhoc", "first handled", lambda s: s.get("runNowHandled") == "first")
+    cluster.wait_status(
+        "adhoc", "first handled", lambda s: s.get("runNowHandled") == digest("first")
+    )
     (job,) = cluster.jobs()
     env = {
         e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
@@ -158,7 +160,9 @@ def test_run_now_starts_one_job_per_value(
     run_operator.start()
     cluster.annotate("adhoc", note="still unrelated")
     cluster.annotate("adhoc", **{cj.RUN_NOW_ANNOTATION: "second"})
-    cluster.wait_status("adhoc", "second handled", lambda s: s.get("runNowHandled") == "second")
+    cluster.wait_status(
+        "adhoc", "second handled", lambda s: s.get("runNowHandled") == digest("second")
+    )
     names = sorted(j["metadata"]["name"] for j in cluster.jobs())
     assert len(names) == 2
     assert names == sorted(
@@ -166,49 +170,99 @@ def test_run_now_starts_one_job_per_value(
     )
     assert len(cluster.events("RunNowStarted", "adhoc")) == 2
     assert cluster.report("adhoc")["metadata"]["generation"] == 1
+    # Run-now Jobs are the report's, not the CronJob's: its controller has nothing to warn about.
+    assert cluster.events("UnexpectedJob", "adhoc") == []
 
 
 def test_jobs_finished_while_stopped_are_counted_once(
     run_operator: OperatorProcess, cluster: Cluster, kubelet: StandInKubelet
 ) -> None:
-    spec = {"failurePolicy": {"disableAfter": 5, "retries": 0, "timeoutSeconds": 600}}
-    cluster.create_report(manifest("weekly", **spec))
+    """kill -9 while 20 runs finish, and the CronJob controller cleans up all but 3 + 3 of
+    them meanwhile: after a restart every run is counted once, and a further restart re-posts
+    no Event and re-counts no metric."""
+    cluster.create_report(manifest("weekly", **HOLD_SPEC))
     cluster.wait_status("weekly", "Active", lambda s: s.get("phase") == "Active")
-    first = cluster.create_scheduled_job("weekly", MONDAY)
-    second = cluster.create_scheduled_job("weekly", MONDAY + timedelta(weeks=1))
-    kubelet.pending_pod(first)
-    kubelet.pending_pod(second)
+    jobs = start_runs(cluster, kubelet, "weekly", 20)
 
-    run_operator.stop()
-    kubelet.run(first, 0, result_line(True))
-    _finished(cluster, first)
-    kubelet.run(second, 75, result_line(False, error="relay down"))
-    _finished(cluster, second)
+    run_operator.kill()
+    finish_runs(cluster, kubelet, jobs)
+    wait_for_cleanup(cluster, jobs)
     run_operator.start()
 
-    status = cluster.wait_status(
-        "weekly", "both recorded", lambda s: {first, second} <= set(_history(s))
-    )
-    assert status["consecutiveFailures"] == 1  # the failure finished after the success
-    assert status["lastError"] == "relay down"
-    assert len(status["history"]) == 2
-    # kopf posts Events from a background queue: wait for them before stopping it again.
-    wait_for(
-        "one Delivered and one RunFailed Event",
-        lambda: (
-            len(cluster.events("RunFailed", "weekly")) == 1
-            and len(cluster.events("Delivered", "weekly")) == 1
-        ),
-    )
+    assert_counted_once(cluster, "weekly", jobs)
+    metrics = run_operator.metrics()
+    assert 'tidings_runs_total{failure="none",outcome="Delivered"} 10.0' in metrics
+    assert 'tidings_runs_total{failure="transient",outcome="Failed"} 10.0' in metrics
 
-    # Listed again on another restart: both Jobs are seen again, nothing is counted twice.
-    restart_and_see_jobs(run_operator, [first, second])
-    status = cluster.status("weekly")
-    assert len(status["history"]) == 2
-    assert status["consecutiveFailures"] == 1
-    assert len(cluster.events("RunFailed", "weekly")) == 1
-    assert len(cluster.events("Delivered", "weekly")) == 1
-    assert cluster.report("weekly")["metadata"]["generation"] == 1
+    offset = len(run_operator.log_text())
+    run_operator.stop()
+    run_operator.start()
+    # Nothing is left to count: the cleaned-up Jobs are gone, the rest carry the counted mark.
+    wait_for(
+        "the restarted operator to see the kept Jobs",
+        lambda: "job_event" in run_operator.log_text()[offset:],
+    )
+    cluster.annotate("weekly", **{cj.RUN_NOW_ANNOTATION: "after-restart"})
+    cluster.wait_status(
+        "weekly", "run-now handled", lambda s: s.get("runNowHandled") == digest("after-restart")
+    )
+    assert_counted_once(cluster, "weekly", jobs)
+    assert "tidings_runs_total{" not in run_operator.metrics()
+
+
+def test_long_annotation_values_act_exactly_once(
+    run_operator: OperatorProcess, cluster: Cluster, kubelet: StandInKubelet
+) -> None:
+    cluster.create_manual_report(manifest("adhoc"), disableAfter=1)
+
+    run_now = "n" * 300
+    cluster.annotate("adhoc", **{cj.RUN_NOW_ANNOTATION: run_now})
+    job = wait_for("the run-now Job", lambda: [j["metadata"]["name"] for j in cluster.jobs()])[0]
+    kubelet.run(job, 75, result_line(False, error="relay down"))
+    cluster.wait_status("adhoc", "Disabled", lambda s: s.get("phase") == "Disabled")
+    cluster.batch.delete_namespaced_job(job, cluster.ns, propagation_policy="Background")
+    wait_for("the counted Job to be deleted", lambda: cluster.job(job) is None)
+
+    reactivate = "r" * 300
+    cluster.annotate("adhoc", **{cj.REACTIVATE_ANNOTATION: reactivate})
+    cluster.wait_status("adhoc", "reactivated", lambda s: s.get("phase") == "Manual")
+    again = "m" * 300
+    cluster.annotate("adhoc", **{cj.RUN_NOW_ANNOTATION: again})
+    second = wait_for(
+        "the second run-now Job",
+        lambda: [j for j in cluster.jobs() if j["metadata"]["name"] != job],
+    )[0]["metadata"]["name"]
+    kubelet.run(second, 75, result_line(False, error="relay still down"))
+    cluster.wait_status("adhoc", "Disabled again", lambda s: s.get("phase") == "Disabled")
+
+    # A restart sees both long values again: neither acts a second time.
+    run_operator.stop()
+    run_operator.start()
+    cluster.annotate("adhoc", **{cj.RUN_NOW_ANNOTATION: "marker"})
+    status = cluster.wait_status(
+        "adhoc", "marker handled", lambda s: s.get("runNowHandled") == digest("marker")
+    )
+    assert status["phase"] == "Disabled"
+    assert cluster.job(job) is None  # not created again
+    assert len(cluster.events("RunNowStarted", "adhoc")) == 3
+    assert len(cluster.events("Reactivated", "adhoc")) == 1
+
+
+def test_two_quick_run_nows_never_run_at_once(
+    run_operator: OperatorProcess, cluster: Cluster, kubelet: StandInKubelet
+) -> None:
+    cluster.create_manual_report(manifest("adhoc"))
+    cluster.annotate("adhoc", **{cj.RUN_NOW_ANNOTATION: "a"})
+    wait_for("the first run", lambda: cluster.job(cj.run_now_job_name("adhoc", "a")))
+    cluster.annotate("adhoc", **{cj.RUN_NOW_ANNOTATION: "b"})
+    wait_for("the second run-now to wait", lambda: cluster.events("RunNowWaiting", "adhoc"))
+    (first,) = cluster.jobs()
+    kubelet.run(first["metadata"]["name"], 0, result_line(True))
+    second = cj.run_now_job_name("adhoc", "b")
+    wait_for("the waiting run-now to start", lambda: cluster.job(second))
+    # By the time the second Job exists, the first has finished: never two pods at once.
+    assert st.job_finished(cluster.job(first["metadata"]["name"])) is True
+    cluster.wait_status("adhoc", "b handled", lambda s: s.get("runNowHandled") == digest("b"))
 
 
 def restart_and_see_jobs(operator: OperatorProcess, jobs: list[str]) -> None:
@@ -219,7 +273,7 @@ def restart_and_see_jobs(operator: OperatorProcess, jobs: list[str]) -> None:
     wait_for(
         "the restarted operator to handle the Jobs again",
         lambda: all(
-            f'"name": "{job}"' in line and "job_changed" in line
+            f'"name": "{job}"' in line and "job_event" in line
             for job in jobs
             for line in [_line_for(operator, offset, job)]
         ),

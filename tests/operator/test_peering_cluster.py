@@ -7,7 +7,17 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from op_harness import Cluster, OperatorProcess, wait_for
+from op_harness import (
+    HOLD_SPEC,
+    Cluster,
+    OperatorProcess,
+    StandInKubelet,
+    assert_counted_once,
+    finish_runs,
+    start_runs,
+    wait_for,
+    wait_for_cleanup,
+)
 from sr_bodies import manifest
 
 from tidings.controller import cronjob as cj
@@ -70,17 +80,7 @@ def test_two_replicas_never_both_act(
     cluster: Cluster,
     tmp_path: Path,
 ) -> None:
-    # POD_ID is kopf's identity for a replica (the chart sets it to the pod name).
-    replicas = {
-        name: OperatorProcess(
-            control_plane.kubeconfig,
-            namespace,
-            tmp_path / f"{name}.log",
-            {"POD_ID": name},
-            standalone=False,
-        )
-        for name in ("replica-1", "replica-2")
-    }
+    replicas = two_replicas(control_plane, namespace, tmp_path)
     peers = client.CustomObjectsApi(kube)
 
     def announced() -> dict | None:
@@ -110,10 +110,12 @@ def test_two_replicas_never_both_act(
         body = manifest("weekly", schedule="")
         body["metadata"]["annotations"] = {cj.RUN_NOW_ANNOTATION: "once"}
         cluster.create_report(body)
-        cluster.wait_status("weekly", "run-now handled", lambda s: s.get("runNowHandled") == "once")
+        cluster.wait_status(
+            "weekly", "run-now handled", lambda s: s.get("runNowHandled") == cj.digest("once")
+        )
         assert len(cluster.jobs()) == 1
-        assert "reconcile_report" in active.log_path.read_text()
-        assert "reconcile_report" not in paused.log_path.read_text()
+        assert "report_event" in active.log_path.read_text()
+        assert "report_event" not in paused.log_path.read_text()
         assert last_peering_state(paused) != "running"
         # Both are scraped behind the metrics Service; only the active one exports reports.
         leading = active.metrics()
@@ -130,6 +132,23 @@ def test_two_replicas_never_both_act(
             replica.stop()
 
 
+def two_replicas(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> dict[str, OperatorProcess]:
+    """Two peering operators; POD_ID is kopf's identity for a replica (the chart sets it to
+    the pod name)."""
+    return {
+        name: OperatorProcess(
+            control_plane.kubeconfig,
+            namespace,
+            tmp_path / f"{name}.log",
+            {"POD_ID": name},
+            standalone=False,
+        )
+        for name in ("replica-1", "replica-2")
+    }
+
+
 def last_peering_state(replica: OperatorProcess) -> str | None:
     """ "running" or "paused" from the replica's last peering transition; None before any."""
     state = None
@@ -139,3 +158,43 @@ def last_peering_state(replica: OperatorProcess) -> str | None:
         elif "Pausing operations" in line:
             state = "paused"
     return state
+
+
+def test_runs_finished_during_a_hand_over_are_counted_once(
+    control_plane: ControlPlane,
+    kube: client.ApiClient,
+    report_crd: None,
+    peering: None,
+    namespace: str,
+    cluster: Cluster,
+    tmp_path: Path,
+) -> None:
+    """The active replica is killed with -9 while 20 runs finish and the CronJob controller
+    cleans up; the other replica takes over once the dead one's peering entry expires."""
+    kubelet = StandInKubelet(cluster)
+    replicas = two_replicas(control_plane, namespace, tmp_path)
+    try:
+        for replica in replicas.values():
+            replica.start()
+        wait_for(
+            "one replica to run",
+            lambda: [r for r in replicas.values() if last_peering_state(r) == "running"],
+        )
+        cluster.create_report(manifest("weekly", **HOLD_SPEC))
+        cluster.wait_status("weekly", "Active", lambda s: s.get("phase") == "Active")
+        jobs = start_runs(cluster, kubelet, "weekly", 20)
+        (active,) = [r for r in replicas.values() if last_peering_state(r) == "running"]
+        (standby,) = [r for r in replicas.values() if r is not active]
+
+        active.kill()
+        finish_runs(cluster, kubelet, jobs)
+        wait_for_cleanup(cluster, jobs)
+        # kopf's peering lifetime is 60 s: the standby resumes only after that.
+        wait_for("the standby to resume", lambda: last_peering_state(standby) == "running", 180)
+        assert_counted_once(cluster, "weekly", jobs)
+        metrics = standby.metrics()
+        assert 'tidings_runs_total{failure="none",outcome="Delivered"} 10.0' in metrics
+        assert 'tidings_runs_total{failure="transient",outcome="Failed"} 10.0' in metrics
+    finally:
+        for replica in replicas.values():
+            replica.stop()

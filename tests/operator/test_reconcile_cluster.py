@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 from op_harness import Cluster, OperatorProcess, wait_for
 from sr_bodies import manifest
 
+from tidings import models
 from tidings.controller import cronjob as cj
 
 pytestmark = pytest.mark.cluster
@@ -41,9 +44,11 @@ def test_create_edit_restore_pause_and_delete(
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
     assert spec["jobTemplate"]["spec"]["backoffLimit"] == 0  # retries live in the pod
-    configmap = cluster.core.read_namespaced_config_map("weekly-report", cluster.ns)
-    assert configmap.metadata.owner_references[0].uid == uid
-    assert "Payments completed changes" in configmap.data["report.yaml"]
+    # Each Job carries exactly the spec it was scheduled with, in its pod template.
+    template = spec["jobTemplate"]["spec"]["template"]["metadata"]["annotations"]
+    snapshot = yaml.safe_load(template[cj.SNAPSHOT_ANNOTATION])
+    assert snapshot["spec"] == created["spec"]
+    assert snapshot["metadata"]["uid"] == uid
 
     # Edit -> the CronJob follows.
     cluster.patch_report("weekly", {"spec": {"schedule": "30 7 * * 1-5"}})
@@ -59,9 +64,9 @@ def test_create_edit_restore_pause_and_delete(
         lambda: (c := cluster.cronjob("weekly")) and c["metadata"]["uid"] != old_uid and c,
     )
     assert recreated["spec"]["schedule"] == "30 7 * * 1-5"
-    assert cluster.events("CronJobRestored", "weekly")
+    assert wait_for("a Warning", lambda: cluster.events("CronJobRecreated", "weekly"))
 
-    # Edited by hand -> put back.
+    # Edited by hand -> put back, with one Warning.
     cluster.batch.patch_namespaced_cron_job(
         "weekly", cluster.ns, {"spec": {"suspend": True, "schedule": "* * * * *"}}
     )
@@ -72,6 +77,8 @@ def test_create_edit_restore_pause_and_delete(
             and s["suspend"] is False
         ),
     )
+    (reverted,) = wait_for("one Warning", lambda: cluster.events("CronJobReverted", "weekly"))
+    assert reverted.type == "Warning"
 
     # suspend: true -> Paused, CronJob suspended; false again -> Active with a fresh nextSendAt.
     cluster.patch_report("weekly", {"spec": {"suspend": True}})
@@ -102,8 +109,67 @@ def test_create_edit_restore_pause_and_delete(
     wait_for("the Job to be collected", lambda: cluster.job(job_name) is None)
     wait_for("the Pod to be collected", lambda: not cluster.pods(job_name))
     names = [c.metadata.name for c in cluster.core.list_namespaced_config_map(cluster.ns).items]
-    assert "weekly-report" not in names
-    assert "kube-root-ca.crt" in names  # nothing else of the namespace was touched
+    assert names == ["kube-root-ca.crt"]  # nothing else of the namespace was touched
+
+
+def _warnings(cluster: Cluster, name: str) -> list[str]:
+    selector = f"involvedObject.name={name},type=Warning"
+    return [
+        e.reason
+        for e in cluster.core.list_namespaced_event(cluster.ns, field_selector=selector).items
+    ]
+
+
+def test_spec_changes_pause_resume_and_reactivate_post_no_warning(
+    run_operator: OperatorProcess, cluster: Cluster
+) -> None:
+    cluster.create_report(manifest("weekly"))
+    cluster.wait_status("weekly", "Active", lambda s: s.get("phase") == "Active")
+    edits = [
+        {"spec": {"suspend": True}},
+        {"spec": {"suspend": False}},
+        {"spec": {"title": "Payments weekly, renamed"}},
+    ]
+    for number, edit in enumerate(edits, start=2):
+        cluster.patch_report("weekly", edit)
+        cluster.wait_status(
+            "weekly", f"generation {number}", lambda s, n=number: s.get("observedGeneration") == n
+        )
+    wait_for(
+        "the CronJob to carry the new title",
+        lambda: "renamed" in json.dumps(cluster.cronjob("weekly")["spec"]["jobTemplate"]),
+    )
+    cluster.annotate("weekly", **{cj.REACTIVATE_ANNOTATION: "r" * 300})
+    cluster.wait_status(
+        "weekly",
+        "reactivate handled",
+        lambda s: s.get("reactivateHandled") == cj.digest("r" * 300),
+    )
+    # A hand edit afterwards is the first Warning: everything before it was a spec change.
+    cluster.batch.patch_namespaced_cron_job(
+        "weekly", cluster.ns, {"spec": {"schedule": "* * * * *"}}
+    )
+    wait_for("the Warning for the hand edit", lambda: _warnings(cluster, "weekly"))
+    assert _warnings(cluster, "weekly") == ["CronJobReverted"]
+
+
+def test_no_copy_of_the_spec_in_status_or_annotations(
+    run_operator: OperatorProcess, cluster: Cluster
+) -> None:
+    marker = "unmistakable-row-value-7f3a"
+    body = manifest("weekly", source={"inline": {"rows": [{"id": 1, "title": marker}]}})
+    cluster.create_report(body)
+    cluster.wait_status("weekly", "Active", lambda s: s.get("phase") == "Active")
+    cluster.patch_report("weekly", {"spec": {"title": "Renamed weekly"}})
+    cluster.annotate("weekly", **{cj.RUN_NOW_ANNOTATION: "now"})
+    cluster.wait_status("weekly", "run-now handled", lambda s: s.get("runNowHandled"))
+    report = cluster.report("weekly")
+    outside_spec = json.dumps({"metadata": report["metadata"], "status": report["status"]})
+    assert marker not in outside_spec
+    assert "Renamed weekly" not in outside_spec
+    assert set(report["metadata"].get("annotations") or {}) == {cj.RUN_NOW_ANNOTATION}
+    declared = {f.alias or name for name, f in models.ScheduledReportStatus.model_fields.items()}
+    assert set(report["status"]) <= declared
 
 
 def test_invalid_spec_is_marked_and_never_runs(
@@ -119,7 +185,9 @@ def test_invalid_spec_is_marked_and_never_runs(
     assert cluster.events("InvalidSpec", "lost")
 
     cluster.annotate("lost", **{cj.RUN_NOW_ANNOTATION: "please"})
-    cluster.wait_status("lost", "run-now handled", lambda s: s.get("runNowHandled") == "please")
+    cluster.wait_status(
+        "lost", "run-now handled", lambda s: s.get("runNowHandled") == cj.digest("please")
+    )
     assert cluster.jobs() == []
     assert cluster.events("RunNowRefused", "lost")
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 
 from sr_bodies import report_body
 
 from tidings.controller import status as st
+from tidings.controller.cronjob import digest
 from tidings.schedule import next_fire_time
 
 NOW = datetime(2025, 3, 29, 12, 0, tzinfo=UTC)  # the Saturday before Berlin springs forward
@@ -86,9 +88,29 @@ def test_reactivate_annotation_acts_once_per_value() -> None:
     report["metadata"]["annotations"]["tidings.dev/reactivate"] = "monday"
     result = _reconciled(report)
     assert result.phase == "Active"
-    assert result.change.status["reactivateHandled"] == "monday"
+    assert result.change.status["reactivateHandled"] == digest("monday")
     # Disabled again later: the same annotation value must not reactivate it a second time.
-    report["status"].update(phase="Disabled", reactivateHandled="monday")
+    report["status"].update(phase="Disabled", reactivateHandled=digest("monday"))
+    assert _reconciled(report).phase == "Disabled"
+
+
+def test_values_recorded_before_digests_are_not_acted_on_again() -> None:
+    """An operator upgraded from one that kept the values themselves must not rerun them."""
+    report = _with_status(report_body(), phase="Disabled", observedGeneration=1)
+    report["metadata"]["annotations"].update(
+        {"tidings.dev/run-now": "v1", "tidings.dev/reactivate": "monday"}
+    )
+    report["status"].update(runNowHandled="v1", reactivateHandled="monday")
+    result = _reconciled(report)
+    assert (result.run_now, result.phase) == (None, "Disabled")
+
+
+def test_a_long_reactivate_value_acts_once() -> None:
+    value = "r" * 300
+    report = _with_status(report_body(), phase="Disabled", observedGeneration=1)
+    report["metadata"]["annotations"]["tidings.dev/reactivate"] = value
+    handled = _reconciled(report).change.status["reactivateHandled"]
+    report["status"].update(phase="Disabled", reactivateHandled=handled)
     assert _reconciled(report).phase == "Disabled"
 
 
@@ -96,14 +118,23 @@ def test_run_now_once_per_value_and_never_for_invalid() -> None:
     report = report_body()
     report["metadata"]["annotations"]["tidings.dev/run-now"] = "v1"
     result = _reconciled(report)
-    assert (result.run_now, result.change.status["runNowHandled"]) == ("v1", "v1")
-    report["status"] = {"runNowHandled": "v1"}
+    assert (result.run_now, result.change.status["runNowHandled"]) == ("v1", digest("v1"))
+    report["status"] = {"runNowHandled": digest("v1")}
     assert _reconciled(report).run_now is None
     report["metadata"]["annotations"]["tidings.dev/run-now"] = "v2"
     refused = _reconciled(report, ("spec.recipients: at least one",))
     assert refused.run_now is None
-    assert refused.change.status["runNowHandled"] == "v2"
+    assert refused.change.status["runNowHandled"] == digest("v2")
     assert [e.reason for e in refused.change.events] == ["InvalidSpec", "RunNowRefused"]
+
+
+def test_run_now_waits_while_a_run_is_going() -> None:
+    report = report_body()
+    report["metadata"]["annotations"]["tidings.dev/run-now"] = "v" * 300
+    waiting = st.reconcile(report, (), NOW, next_fire_time, busy=True)
+    assert waiting.run_now is None
+    assert "runNowHandled" not in waiting.change.status
+    assert st.reconcile(report, (), NOW, next_fire_time, busy=False).run_now == "v" * 300
 
 
 def test_ready_transition_time_moves_only_when_status_flips() -> None:
@@ -275,6 +306,18 @@ def test_a_job_is_counted_once() -> None:
     assert report["status"]["consecutiveFailures"] == 1
 
 
+def test_counted_uids_outlive_the_history() -> None:
+    """A Job that finished long ago never enters the 20-entry history, yet counts once."""
+    report = _with_status(report_body(), phase="Active")
+    for week in range(20):
+        _apply(report, _outcome(f"new-{week}", True, f"2025-03-{week + 1:02d}T07:00:00Z"))
+    old = dataclasses.replace(_outcome("old", False, "2025-01-01T07:00:00Z"), job_uid="uid-old")
+    assert _apply(report, old) is not None
+    assert "old" not in {h["jobName"] for h in report["status"]["history"]}
+    assert _apply(report, old) is None
+    assert report["status"]["countedJobs"][0] == "uid-old"
+
+
 def test_out_of_order_arrival_follows_finish_times() -> None:
     report = _with_status(report_body(), phase="Active")
     _apply(report, _outcome("late-fail", False, "2025-03-22T07:00:00Z", error="newest"))
@@ -351,3 +394,48 @@ def test_a_skipped_run_is_neither_a_delivery_nor_a_failure() -> None:
     assert _condition(status, "Delivered") == _condition(before, "Delivered")
     assert [(e.type, e.reason) for e in change.events] == [("Normal", "Skipped")]
     assert "skipIfEmpty" in change.events[0].message
+
+
+# ------------------------------------------------------------------------------ stuck runs
+
+
+def test_a_pod_waiting_on_its_image_gives_its_own_reason() -> None:
+    job = {"metadata": {"name": "r-1"}, "status": {}}
+    waiting = {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "x"'}
+    pod = {
+        "metadata": {"creationTimestamp": "2025-03-31T07:00:05Z"},
+        "status": {
+            "phase": "Pending",
+            "containerStatuses": [{"name": "renderer", "state": {"waiting": waiting}}],
+        },
+    }
+    reason = st.not_started_reason(job, [pod])
+    assert reason == 'ImagePullBackOff: Back-off pulling image "x"'
+    unscheduled = {
+        "metadata": {},
+        "status": {
+            "phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}],
+        },
+    }
+    assert st.not_started_reason(job, [unscheduled]).startswith("Unschedulable")
+    assert st.not_started_reason(job, []).startswith("NoPod")
+    running = {"metadata": {}, "status": {"phase": "Running"}}
+    assert st.not_started_reason(job, [running]) is None
+    change = st.run_not_started(report_body(), "r-1", reason, 120, NOW)
+    delivered = _condition(change.status, "Delivered")
+    assert (delivered["status"], delivered["reason"]) == ("Unknown", "RunNotStarted")
+    assert "ImagePullBackOff" in delivered["message"]
+    assert [(e.type, e.reason) for e in change.events] == [("Warning", "RunNotStarted")]
+
+
+def test_a_run_that_never_started_fails_with_that_reason() -> None:
+    job = _job("r-1", "Failed", reason="DeadlineExceeded")
+    job["metadata"]["annotations"]["tidings.dev/not-started"] = "ImagePullBackOff: no such image"
+    outcome = st.job_outcome(job, [], NOW)
+    assert outcome.failure == "notStarted"
+    assert outcome.error == "the run never started: ImagePullBackOff: no such image"
+    change = st.apply_outcome(
+        _with_status(report_body(), phase="Active"), outcome, NOW, next_fire_time
+    )
+    assert _condition(change.status, "Delivered")["reason"] == "RunNotStarted"

@@ -35,7 +35,7 @@ def operator_env(control_plane: ControlPlane, tmp_path: Path, webhook_port: int)
     }
 
 
-def _review(port: int, ca: Path, report: dict, user: dict) -> dict:
+def _review(port: int, ca: Path, report: dict, user: dict, old: dict | None = None) -> dict:
     # As the apiserver sends it: the object carries its namespace.
     report = {**report, "metadata": {**report["metadata"], "namespace": "team"}}
     review = {
@@ -51,10 +51,10 @@ def _review(port: int, ca: Path, report: dict, user: dict) -> dict:
             },
             "namespace": "team",
             "name": report["metadata"]["name"],
-            "operation": "CREATE",
+            "operation": "UPDATE" if old else "CREATE",
             "userInfo": user,
             "object": report,
-            "oldObject": None,
+            "oldObject": old,
             "dryRun": False,
         },
     }
@@ -86,3 +86,31 @@ def test_webhook_served_by_the_operator(
     assert alice["status"]["message"].startswith(
         'ScheduledReport is forbidden: spec.schedule: setting a schedule needs the "schedule" verb'
     )
+
+
+def _big(name: str, size: int) -> dict:
+    """A report whose inline rows make its spec about `size` bytes as YAML."""
+    row = {"id": 0, "status": "completed", "title": "x" * 200}
+    rows = [{**row, "id": i} for i in range(size // 240)]
+    return manifest(name, source={"inline": {"rows": rows}})
+
+
+def test_size_limit_is_named_and_big_reports_can_still_be_annotated(
+    control_plane: ControlPlane, run_operator: OperatorProcess, webhook_port: int
+) -> None:
+    ca = control_plane.ca.cert_path
+    admin = {"username": "admin", "groups": ["system:masters", "system:authenticated"]}
+    big = _big("big", 310_000)
+    assert len(json.dumps(big)) > 300_000
+    refused = _review(webhook_port, ca, big, admin)
+    assert refused["allowed"] is False
+    assert refused["status"]["code"] == 422
+    assert f"the limit is {models.MAX_SPEC_BYTES} bytes" in refused["status"]["message"]
+    # A report that big (admitted before the limit, or while the webhook was off) can still be
+    # annotated: the review holds it twice, well over aiohttp's 1 MiB default. No 413.
+    annotated = {
+        **big,
+        "metadata": {**big["metadata"], "annotations": {"tidings.dev/run-now": "1"}},
+    }
+    old = {**big, "metadata": {**big["metadata"], "namespace": "team"}}
+    assert _review(webhook_port, ca, annotated, admin, old=old)["allowed"] is True

@@ -1,9 +1,11 @@
-"""Pure manifests: a ScheduledReport (as a plain mapping) -> its CronJob, spec ConfigMap and
-run-now Job. No I/O here, so every field of the run contract is checked by unit tests.
+"""Pure manifests: a ScheduledReport (as a plain mapping) -> its CronJob and run-now Jobs, and
+the admission policy that gives every Job of ours the outcome finalizer. No I/O here, so every
+field of the run contract is checked by unit tests.
 
 The pod matches the renderer run contract: the report snapshot at
-/etc/tidings/report/report.yaml, the data-source secret key at /etc/tidings/source/value, the
-SMTP override Secret at /etc/tidings/smtp/, a custom template at
+/etc/tidings/report/report.yaml (a downward-API file of the pod's own snapshot annotation, so a
+Job carries exactly the spec it was scheduled with), the data-source secret key at
+/etc/tidings/source/value, the SMTP override Secret at /etc/tidings/smtp/, a custom template at
 /etc/tidings/template/template.html.j2, the platform relay in TIDINGS_SMTP_* and the Job name
 (for the scheduled time) in TIDINGS_JOB_NAME.
 """
@@ -16,11 +18,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import yaml
-
 from tidings import branding, models
 from tidings.controller.settings import Settings, run_env
 from tidings.schedule import rfc3339
+from tidings.snapshot import report_snapshot
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "tidings"
@@ -32,9 +33,19 @@ RUN_NOW_ANNOTATION = "tidings.dev/run-now"
 REACTIVATE_ANNOTATION = "tidings.dev/reactivate"
 SCHEDULED_TIMESTAMP_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+# Held on every Job of ours until its outcome is in the report's status (docs/operator.md).
+FINALIZER = "tidings.dev/run-outcome"
+# Set, in the same write that drops the finalizer, on a Job whose outcome was counted.
+COUNTED_ANNOTATION = "tidings.dev/counted"
+# Why a run's pod had not started within the bound; the failure is counted with this reason.
+NOT_STARTED_ANNOTATION = "tidings.dev/not-started"
+# The report snapshot in the pod template; the renderer reads it as a downward-API file.
+SNAPSHOT_ANNOTATION = "tidings.dev/report-snapshot"
+RUN_NOW_LABEL = "tidings.dev/run-now"
+SNAPSHOT_PATH = f"metadata.annotations['{SNAPSHOT_ANNOTATION}']"
 
 CONTAINER = "renderer"
-REPORT_KEY = "report.yaml"
+REPORT_FILE = "report.yaml"
 # Sysexits the renderer uses for failures a retry cannot fix (run contract).
 PERMANENT_EXIT_CODES = (65, 69)
 # A Manual report still gets a CronJob, suspended, so run-now Jobs come from the same template
@@ -47,6 +58,11 @@ def _short_hash(text: str, length: int = 8) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
+def digest(value: str) -> str:
+    """What status keeps of an annotation value: any length compares exactly, in 71 bytes."""
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+
+
 def cronjob_name(report_name: str) -> str:
     """The report's name when it fits; otherwise a prefix plus a hash, so it stays unique."""
     if len(report_name) <= MAX_CRONJOB_NAME:
@@ -55,14 +71,10 @@ def cronjob_name(report_name: str) -> str:
     return f"{prefix}-{_short_hash(report_name)}"
 
 
-def configmap_name(report_name: str) -> str:
-    return f"{cronjob_name(report_name)}-report"
-
-
-def run_now_job_name(cronjob: str, value: str) -> str:
+def run_now_job_name(report_name: str, value: str) -> str:
     """Deterministic per annotation value, so a retried request cannot start two runs.
     The `r` keeps it from parsing as `<cronjob>-<minutes>` (a scheduled Job's name)."""
-    return f"{cronjob}-r{_short_hash(value)}"
+    return f"{cronjob_name(report_name)}-r{_short_hash(value)}"
 
 
 def report_labels(report: Mapping[str, Any]) -> dict[str, str]:
@@ -92,28 +104,6 @@ def _metadata(report: Mapping[str, Any], name: str) -> dict[str, Any]:
         "labels": report_labels(report),
         "annotations": {REPORT_NAME_ANNOTATION: meta["name"]},
         "ownerReferences": [owner_reference(report)],
-    }
-
-
-def spec_configmap(report: Mapping[str, Any]) -> dict[str, Any]:
-    """The report snapshot the renderer reads; owned by the report like the CronJob."""
-    meta = report["metadata"]
-    snapshot = {
-        "apiVersion": f"{models.GROUP}/{models.VERSION}",
-        "kind": models.KIND,
-        "metadata": {
-            "name": meta["name"],
-            "namespace": meta["namespace"],
-            "uid": meta["uid"],
-            "generation": meta.get("generation"),
-        },
-        "spec": dict(report.get("spec") or {}),
-    }
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": _metadata(report, configmap_name(meta["name"])),
-        "data": {REPORT_KEY: yaml.safe_dump(snapshot, sort_keys=False, allow_unicode=True)},
     }
 
 
@@ -174,8 +164,8 @@ def _volumes(report: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict
     def one_key(key: str, path: str) -> list[dict[str, str]]:
         return [{"key": key, "path": path}]
 
-    report_cm = configmap_name(report["metadata"]["name"])
-    add("report", "configMap", {"name": report_cm, "items": one_key(REPORT_KEY, REPORT_KEY)})
+    snapshot = {"path": REPORT_FILE, "fieldRef": {"fieldPath": SNAPSHOT_PATH}}
+    add("report", "downwardAPI", {"items": [snapshot]})
     source_ref = _secret_key_ref(spec)
     if source_ref:
         items = one_key(source_ref["key"], "value")
@@ -277,7 +267,13 @@ def desired_cronjob(report: Mapping[str, Any], settings: Settings, suspend: bool
                         ]
                     },
                     "template": {
-                        "metadata": {"labels": labels, "annotations": name_annotation},
+                        "metadata": {
+                            "labels": labels,
+                            "annotations": {
+                                **name_annotation,
+                                SNAPSHOT_ANNOTATION: report_snapshot(report),
+                            },
+                        },
                         "spec": _pod_spec(report, settings),
                     },
                 },
@@ -313,7 +309,7 @@ def job_from_template(
                     "apiVersion": "batch/v1",
                     "kind": "CronJob",
                     "name": cronjob["metadata"]["name"],
-                    "uid": cronjob["metadata"]["uid"],
+                    "uid": cronjob["metadata"].get("uid", ""),
                     "controller": True,
                     "blockOwnerDeletion": True,
                 }
@@ -323,14 +319,75 @@ def job_from_template(
     }
 
 
-def run_now_job(cronjob: Mapping[str, Any], value: str, now: datetime) -> dict[str, Any]:
+def run_now_job(
+    report: Mapping[str, Any], cronjob: Mapping[str, Any], value: str, now: datetime
+) -> dict[str, Any]:
     """One run outside the schedule, reporting on the window that ends now."""
-    return job_from_template(
+    job = job_from_template(
         cronjob,
-        run_now_job_name(cronjob["metadata"]["name"], value),
-        {"cronjob.kubernetes.io/instantiate": "manual", RUN_NOW_ANNOTATION: value[:253]},
+        run_now_job_name(report["metadata"]["name"], value),
+        {"cronjob.kubernetes.io/instantiate": "manual", RUN_NOW_LABEL: digest(value)},
         {"TIDINGS_SCHEDULED_TIME": rfc3339(now)},
     )
+    job["metadata"]["labels"][RUN_NOW_LABEL] = "true"
+    return owned_by_report(job, report)
+
+
+def owned_by_report(job: dict[str, Any], report: Mapping[str, Any]) -> dict[str, Any]:
+    """A Job the operator starts itself (run-now, test send): owned by the report, not the
+    CronJob, whose controller would warn about a Job it did not start (UnexpectedJob) and count
+    it in its own history; born with the outcome finalizer."""
+    job["metadata"]["ownerReferences"] = [owner_reference(report)]
+    job["metadata"]["finalizers"] = [FINALIZER]
+    return job
+
+
+_ADD_FINALIZER = f'Object{{metadata: Object.metadata{{finalizers: ["{FINALIZER}"]}}}}'
+
+
+def finalizer_policy(name: str) -> list[dict[str, Any]]:
+    """A MutatingAdmissionPolicy (and its binding) that adds FINALIZER to every Job of ours as
+    it is created, inside the apiserver: the CronJob controller copies only labels and
+    annotations from the jobTemplate, so a finalizer there would never reach the Job. With it,
+    a Job that starts, ends and is cleaned up while the operator is away is still held."""
+    return [
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                # Never block a run: without the policy the operator adds the finalizer itself.
+                "failurePolicy": "Ignore",
+                "reinvocationPolicy": "Never",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": ["batch"],
+                            "apiVersions": ["v1"],
+                            "operations": ["CREATE"],
+                            "resources": ["jobs"],
+                        }
+                    ],
+                    "objectSelector": {
+                        "matchLabels": {MANAGED_BY_LABEL: MANAGED_BY},
+                        "matchExpressions": [{"key": REPORT_UID_LABEL, "operator": "Exists"}],
+                    },
+                },
+                "mutations": [
+                    {
+                        "patchType": "ApplyConfiguration",
+                        "applyConfiguration": {"expression": _ADD_FINALIZER},
+                    }
+                ],
+            },
+        },
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingAdmissionPolicyBinding",
+            "metadata": {"name": name},
+            "spec": {"policyName": name},
+        },
+    ]
 
 
 def drifted(desired: Any, actual: Any) -> bool:

@@ -1,17 +1,26 @@
-"""kopf handlers: thin glue between watch events and the pure modules.
+"""kopf handlers: thin glue between watch events and the pure modules. Level-triggered: every
+event of a report, its CronJob or its Jobs leads to the same idempotent reconcile, and nothing of
+the spec is kept on the report (no kopf progress or diff base: only event handlers and an index
+are registered, and they store nothing on the objects).
 
-- A report (created, changed, or seen at start-up) -> validate, decide (status.reconcile), make
-  its ConfigMap and CronJob match, start a run-now Job, write status.
-- A CronJob of ours deleted or edited by hand -> the report is reconciled, which puts it back.
-- A Job of ours finished -> its ReportDelivery record is written (named from the Job, so at most
-  once), then its outcome is applied to the report's status once (its name in status.history is
-  the record), with a resourceVersion precondition so two writers cannot both count it.
+- A report event -> validate, decide (status.reconcile), make its CronJob match when something
+  may have changed, start a run-now Job, write status. A new report costs two writes: its
+  CronJob and its status.
+- A CronJob of ours deleted, or its spec changed by someone else (its generation moved past the
+  one the operator stamped when it last wrote it) -> put back, with a Warning: a hand edit.
+- A Job of ours finished -> its outcome is applied to the report's status once, with a
+  resourceVersion precondition, and only then is the Job let go (docs/operator.md, "Each run
+  counted once").
+- A Job whose pod has not started within the bound -> Delivered=Unknown, reason RunNotStarted.
+- A finished Job's ReportDelivery record is written before its outcome counts (named from the
+  Job, so at most once).
 - Every TIDINGS_DELIVERY_PRUNE_INTERVAL_SECONDS, expired ReportDelivery records are deleted.
 
-Status is written with conditional merge patches to the status subresource, never through
-kopf's patch object: Job events and report events both write conditions, and an unconditional
-patch from one would silently drop the other's. Handlers return None (kopf would store a return
-value in status) and kopf keeps its own bookkeeping under status.kopf, not in annotations.
+Status is written with conditional merge patches to the status subresource: Job events and
+report events both write conditions, and an unconditional patch from one would silently drop
+the other's. Events are posted by the operator itself, not through kopf's queue, so that an
+Event that must appear once has a name derived from what it is about (posting it again is a
+409), and none is lost in a queue when the process dies.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import asyncio
 import logging
 import os
 import socket
+import uuid
 from collections import defaultdict
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -35,19 +45,24 @@ from tidings.controller import metrics, record_store, records
 from tidings.controller import status as st
 from tidings.controller.kube import (
     Kube,
-    configmap_path,
     cronjob_path,
+    events_path,
     job_path,
     load_api_client,
     pods_path,
     report_path,
 )
 from tidings.controller.settings import Settings, load_settings
+from tidings.schedule import parse_rfc3339, rfc3339
 
 REPORTS = (models.GROUP, models.VERSION, models.PLURAL)
 MANAGED = {cj.MANAGED_BY_LABEL: cj.MANAGED_BY}
 API_THREADS = 32  # API calls in flight at once
 ATTEMPTS = 8  # conflicting status writes / transient API errors before giving up on an event
+# Stamped on the CronJob in each write: the generation that write gives it. Any other generation
+# means someone else changed its spec.
+WRITTEN_GENERATION = "tidings.dev/written-generation"
+MAX_EVENT_MESSAGE = 1024
 
 log = logging.getLogger("tidings.operator")
 
@@ -63,28 +78,25 @@ def _next_fire(schedule_text: str, time_zone: str, after: datetime) -> datetime 
         return None
 
 
+class _Conflict(Exception):
+    """An object changed between read and conditional write: read again and retry."""
+
+
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    # Bookkeeping under status (the CRD preserves unknown status fields), so the user's
-    # annotations stay exactly as applied and GitOps tools see no drift.
-    settings.persistence.progress_storage = kopf.StatusProgressStorage()
-    settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage()
     # Events are for humans: ours are posted explicitly; kopf's per-handler chatter is not.
     settings.posting.level = logging.WARNING
     # issue 15: Events say `From: tidings` (kopf's default is "kopf"), and which replica.
     settings.posting.reporting_component = "tidings"
     settings.posting.reporting_instance = os.environ.get("POD_ID") or socket.gethostname()
-    # After its own status patch kopf waits this long for that version to come back on the watch
-    # before acting on an older one. The 5 s default is too short under a burst (1,000 reports
-    # applied at once keep the event loop busy for longer): it then re-ran the creation handler
-    # for up to three reports in four. Waiting is cheap: any newer event ends it at once.
-    settings.persistence.consistency_timeout = 30
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     if not hasattr(memo, "settings"):
         memo.settings = load_settings(os.environ)
     if memo.settings.webhook_port:
-        settings.admission.server = kopf.WebhookServer(
+        from tidings.admission import LargeRequestWebhookServer
+
+        settings.admission.server = LargeRequestWebhookServer(
             addr="0.0.0.0",
             port=memo.settings.webhook_port,
             certfile=memo.settings.webhook_cert_file or None,
@@ -96,6 +108,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.kube = Kube(load_api_client(pool_size=API_THREADS))
     memo.locks = defaultdict(asyncio.Lock)
     memo.pruning = asyncio.get_running_loop().create_task(prune_forever(memo))  # issue 12
+    memo.retries = {}  # (namespace, name) -> task re-syncing a report after an error
+    memo.start_checks = {}  # Job uid -> task watching that its pod starts in time
+    memo.instance = os.environ.get("POD_ID") or socket.gethostname()
 
 
 @kopf.on.cleanup()
@@ -157,77 +172,192 @@ async def reports_seen(**_: Any) -> int:
     return metrics.reports_seen()
 
 
-# --------------------------------------------------------------------------------- reports
+# ------------------------------------------------------------------------------- reports
 
 
-@kopf.on.resume(*REPORTS)
-@kopf.on.create(*REPORTS)
-@kopf.on.update(*REPORTS)
-async def reconcile_report(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+@kopf.index("batch", "v1", "cronjobs", labels=MANAGED)
+async def cronjobs_by_report(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str] | None:
+    """(namespace, report name) -> CronJob uid: whether a report's CronJob exists, without a
+    read per report event. kopf fills it before any handler runs."""
     meta = body["metadata"]
-    await sync_report(memo, meta["namespace"], meta["name"], seen=dict(body))
+    report_name = (meta.get("annotations") or {}).get(cj.REPORT_NAME_ANNOTATION)
+    return {(meta["namespace"], report_name): meta["uid"]} if report_name else None
 
 
 @kopf.on.event(*REPORTS)
-async def report_metrics(event: Mapping[str, Any], body: kopf.Body, **_: Any) -> None:
+async def report_event(
+    event: Mapping[str, Any],
+    body: kopf.Body,
+    memo: kopf.Memo,
+    cronjobs_by_report: kopf.Index,
+    **_: Any,
+) -> None:
     meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
     if event["type"] == "DELETED":
-        metrics.forget_report(meta["namespace"], meta["name"])
-    else:
-        metrics.observe_report(body)
+        metrics.forget_report(namespace, name)
+        return
+    metrics.observe_report(body)
+    has_cronjob = (namespace, name) in cronjobs_by_report
+    await _guarded(memo, namespace, name, seen=dict(body), check_children=not has_cronjob)
+
+
+async def _guarded(memo: kopf.Memo, namespace: str, name: str, **kwargs: Any) -> None:
+    """sync_report, retried later with backoff on failure: event handlers are not retried by
+    kopf, and a level-triggered reconcile only needs to run again, with fresh reads."""
+    try:
+        await sync_report(memo, namespace, name, **kwargs)
+    except Exception as exc:
+        log.warning("reconciling %s/%s failed (%s); retrying", namespace, name, exc)
+        _retry_later(memo, namespace, name, attempt=1)
+
+
+def _retry_later(memo: kopf.Memo, namespace: str, name: str, attempt: int) -> None:
+    key = (namespace, name)
+    if key in memo.retries:
+        return
+
+    async def retry() -> None:
+        await asyncio.sleep(min(2**attempt, 60))
+        memo.retries.pop(key, None)
+        try:
+            await sync_report(memo, namespace, name, check_children=True)
+        except Exception as exc:
+            log.warning("reconciling %s/%s failed again (%s)", namespace, name, exc)
+            _retry_later(memo, namespace, name, attempt + 1)
+
+    memo.retries[key] = asyncio.create_task(retry())
 
 
 async def sync_report(
-    memo: kopf.Memo, namespace: str, name: str, seen: Mapping[str, Any] | None = None
+    memo: kopf.Memo,
+    namespace: str,
+    name: str,
+    seen: Mapping[str, Any] | None = None,
+    check_children: bool = False,
 ) -> None:
-    """Make the report's children and status match its spec and annotations. Idempotent.
+    """Make the report's CronJob and status match its spec and annotations. Idempotent.
 
     `seen` is the report as the watch delivered it: the first attempt uses it rather than
     reading it again (the status write is conditional on its resourceVersion, so a stale copy
-    costs a 409 and a re-read, never a lost update)."""
+    costs a 409 and a re-read, never a lost update). The CronJob is read only when something
+    may have changed it: a new generation or phase, a missing or edited CronJob, a run-now."""
     kube: Kube = memo.kube
     async with memo.locks[(namespace, name)]:
         for attempt in range(ATTEMPTS):
-            if attempt == 0 and seen is not None:
-                report = seen
-            else:
+            report = seen if attempt == 0 and seen is not None else None
+            if report is None:
                 report = await kube.get(report_path(namespace, name))
             if report is None or report["metadata"].get("deletionTimestamp"):
                 return  # garbage collection removes the children
+            status = report.get("status") or {}
             problems = [str(p) for p in validation.validate_spec(report.get("spec")).errors]
-            decision = st.reconcile(report, problems, _now(), _next_fire)
-            events = await apply_children(memo, report, decision.phase)
-            if decision.run_now:
-                events.append(await start_run_now(kube, report, decision.run_now))
+            pending = st.pending_run_now(report)
+            busy = pending is not None and await _run_going(kube, report)
+            decision = st.reconcile(report, problems, _now(), _next_fire, busy)
+            first = status.get("observedGeneration") is None
+            changed = report["metadata"].get("generation") != status.get(
+                "observedGeneration"
+            ) or decision.phase != status.get("phase")
+            events: list[st.Event] = []
+            try:
+                if first or changed or check_children or decision.run_now:
+                    events += await apply_children(memo, report, decision.phase, first)
+                if decision.run_now:
+                    events.append(await start_run_now(memo, report, decision.run_now))
+            except _Conflict:
+                continue
+            if busy and pending is not None:
+                events.append(
+                    st.Event(
+                        "Normal",
+                        "RunNowWaiting",
+                        f"{cj.RUN_NOW_ANNOTATION}: waits for the run in progress to end "
+                        "(one run per report at a time).",
+                        key=cj.digest(pending),
+                    )
+                )
             test_fields, test_events = await start_test_send(kube, report, not problems)
-            events.extend(test_events)
+            events += test_events
             if await write_status(kube, report, {**decision.change.status, **test_fields}):
-                post(report, [*events, *decision.change.events])
+                await post(memo, report, [*events, *decision.change.events], strict=False)
                 return
     raise kopf.TemporaryError("the report kept changing while being reconciled", delay=5)
 
 
-async def apply_children(memo: kopf.Memo, report: Mapping[str, Any], phase: str) -> list[st.Event]:
-    """Create or correct the spec ConfigMap and the CronJob; returns Events worth posting."""
+async def _run_going(kube: Kube, report: Mapping[str, Any]) -> bool:
+    """Whether a Job of this report is still running (not finished, not being deleted)."""
+    meta = report["metadata"]
+    jobs = await kube.list(job_path(meta["namespace"]), f"{cj.REPORT_UID_LABEL}={meta['uid']}")
+    return any(
+        st.job_finished(job) is None and not job["metadata"].get("deletionTimestamp")
+        for job in jobs
+    )
+
+
+async def apply_children(
+    memo: kopf.Memo, report: Mapping[str, Any], phase: str, first: bool = False
+) -> list[st.Event]:
+    """Create or correct the CronJob; returns Events worth posting. A spec change updates it
+    silently; only a CronJob someone else changed or deleted is worth a Warning."""
     kube: Kube = memo.kube
     settings: Settings = memo.settings
     namespace = report["metadata"]["namespace"]
+    name = cj.cronjob_name(report["metadata"]["name"])
+    path = cronjob_path(namespace, name)
     if phase == models.Phase.INVALID:
         # An invalid spec cannot be turned into a pod; just make sure nothing runs.
-        name = cj.cronjob_name(report["metadata"]["name"])
-        existing = await kube.get(cronjob_path(namespace, name))
+        existing = await kube.get(path)
         if existing and _owned(existing, report) and not existing["spec"].get("suspend"):
-            await kube.merge_patch(cronjob_path(namespace, name), {"spec": {"suspend": True}})
+            await kube.merge_patch(path, {"spec": {"suspend": True}})
         return []
-    events = []
-    for path, desired in (
-        (configmap_path, cj.spec_configmap(report)),
-        (cronjob_path, cj.desired_cronjob(report, settings, st.suspends_cronjob(phase))),
-    ):
-        event = await _ensure(kube, report, path, desired)
-        if event:
-            events.append(event)
-    return events
+    desired = cj.desired_cronjob(report, settings, st.suspends_cronjob(phase))
+    # A report never reconciled has no CronJob yet: create at once, read only on a conflict.
+    actual = None if first else await kube.get(path)
+    if actual is None:
+        desired["metadata"]["annotations"][WRITTEN_GENERATION] = "1"
+        try:
+            await kube.create(cronjob_path(namespace), desired)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            actual = await kube.get(path)
+        else:
+            if first:
+                return []
+            message = f"CronJob {name} was deleted outside the ScheduledReport; recreated it."
+            return [st.Event("Warning", "CronJobRecreated", message)]
+    if actual is None:
+        raise _Conflict()
+    if not _owned(actual, report):
+        message = f"CronJob {name} already exists and is not owned by this report; rename one"
+        await post(memo, report, [st.Event("Warning", "NameConflict", message)], strict=False)
+        raise kopf.TemporaryError(message, delay=60)
+    stamped = (actual["metadata"].get("annotations") or {}).get(WRITTEN_GENERATION)
+    generation = actual["metadata"].get("generation", 0)
+    desired["metadata"]["annotations"][WRITTEN_GENERATION] = stamped or ""
+    hand_edited = stamped is not None and stamped != str(generation)
+    if not cj.drifted(desired, actual) and not hand_edited:
+        return []
+    spec_differs = cj.drifted(desired["spec"], actual["spec"])
+    desired["metadata"]["annotations"][WRITTEN_GENERATION] = str(generation + spec_differs)
+    desired["metadata"]["resourceVersion"] = actual["metadata"]["resourceVersion"]
+    try:
+        await kube.merge_patch(path, desired)
+    except ApiException as exc:
+        if exc.status == 409:
+            raise _Conflict() from None
+        raise
+    if hand_edited and spec_differs:
+        return [
+            st.Event(
+                "Warning",
+                "CronJobReverted",
+                f"CronJob {name} was changed outside the ScheduledReport; restored it. "
+                "Edit the ScheduledReport instead.",
+            )
+        ]
+    return []
 
 
 def _owned(child: Mapping[str, Any], report: Mapping[str, Any]) -> bool:
@@ -238,56 +368,21 @@ def _owned(child: Mapping[str, Any], report: Mapping[str, Any]) -> bool:
     )
 
 
-async def _ensure(kube: Kube, report: Mapping[str, Any], path_for: Any, desired: dict) -> Any:
-    namespace, name = desired["metadata"]["namespace"], desired["metadata"]["name"]
-    kind = desired["kind"]
-    # A report never reconciled has no children yet: create at once, read only on a conflict.
-    first = (report.get("status") or {}).get("observedGeneration") is None
-    actual = None if first else await kube.get(path_for(namespace, name))
-    if actual is None:
-        try:
-            await kube.create(path_for(namespace), desired)
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-            actual = await kube.get(path_for(namespace, name))
-        else:
-            if (report.get("status") or {}).get("observedGeneration") is None:
-                return None  # first reconcile: nothing to tell
-            return st.Event("Normal", f"{kind}Restored", f"Recreated the missing {kind} {name}.")
-    if actual is None:
-        return None
-    if not _owned(actual, report):
-        message = f"{kind} {name} already exists and is not owned by this report; rename one"
-        post(report, [st.Event("Warning", "NameConflict", message)])
-        raise kopf.TemporaryError(message, delay=60)
-    if cj.drifted(desired, actual):
-        await kube.merge_patch(path_for(namespace, name), desired)
-        return st.Event(
-            "Warning",
-            f"{kind}Reverted",
-            f"{kind} {name} was changed outside the ScheduledReport; restored it. "
-            "Edit the ScheduledReport instead.",
-        )
-    return None
-
-
-async def start_run_now(kube: Kube, report: Mapping[str, Any], value: str) -> st.Event:
+async def start_run_now(memo: kopf.Memo, report: Mapping[str, Any], value: str) -> st.Event:
     """One Job from the CronJob's template, named from the value so retries cannot double it."""
     namespace = report["metadata"]["namespace"]
-    cronjob = await kube.get(cronjob_path(namespace, cj.cronjob_name(report["metadata"]["name"])))
-    if cronjob is None:
-        raise kopf.TemporaryError("the CronJob is not there yet", delay=2)
-    job = cj.run_now_job(cronjob, value, _now())
+    template = cj.desired_cronjob(report, memo.settings, suspend=True)  # only its jobTemplate
+    job = cj.run_now_job(report, template, value, _now())
     try:
-        await kube.create(job_path(namespace), job)
+        await memo.kube.create(job_path(namespace), job)
     except ApiException as exc:
         if exc.status != 409:
             raise
     return st.Event(
         "Normal",
         "RunNowStarted",
-        f"Started Job {job['metadata']['name']} for {cj.RUN_NOW_ANNOTATION}={value}.",
+        f"Started Job {job['metadata']['name']} for {cj.RUN_NOW_ANNOTATION}.",
+        key=cj.digest(value),
     )
 
 
@@ -308,7 +403,9 @@ async def start_test_send(
     cronjob = await kube.get(cronjob_path(namespace, cj.cronjob_name(meta["name"])))
     if cronjob is None:
         raise kopf.TemporaryError("the CronJob is not there yet", delay=2)
-    job = testsend.test_job(cronjob, address, fields["testSendCount"], _now())
+    job = cj.owned_by_report(
+        testsend.test_job(cronjob, address, fields["testSendCount"], _now()), report
+    )
     try:
         await kube.create(job_path(namespace), job)
     except ApiException as exc:
@@ -337,79 +434,268 @@ async def write_status(kube: Kube, report: Mapping[str, Any], fields: Mapping[st
     return True
 
 
-def post(report: Mapping[str, Any], events: list[st.Event]) -> None:
+async def post(
+    memo: kopf.Memo, report: Mapping[str, Any], events: list[st.Event], strict: bool
+) -> None:
+    """Post Events on the report. An Event with a key gets a name derived from the report, its
+    key and its reason, so posting it again (after a restart, a retry) is a 409, not a second
+    Event. `strict`: raise if an Event cannot be posted (the caller retries), else log."""
+    meta = report["metadata"]
+    now = rfc3339(_now())
     for event in events:
-        kopf.event(dict(report), type=event.type, reason=event.reason, message=event.message)
+        suffix = (
+            cj.digest(f"{event.key}/{event.reason}")[7:23] if event.key else uuid.uuid4().hex[:16]
+        )
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{meta['name'][:200]}.{suffix}", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": f"{models.GROUP}/{models.VERSION}",
+                "kind": models.KIND,
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+            },
+            "type": event.type,
+            "reason": event.reason,
+            "message": st.truncate(event.message, MAX_EVENT_MESSAGE),
+            "source": {"component": "tidings"},
+            "reportingComponent": "tidings",
+            "reportingInstance": memo.instance[:128],
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            await memo.kube.create(events_path(meta["namespace"]), body)
+        except ApiException as exc:
+            if exc.status == 409:
+                continue  # posted before
+            if strict:
+                raise
+            log.warning("could not post Event %s on %s: %s", event.reason, meta["name"], exc)
 
 
-# ------------------------------------------------------------------------------- children
+# ------------------------------------------------------------------------------ CronJobs
 
 
 @kopf.on.event("batch", "v1", "cronjobs", labels=MANAGED)
-async def cronjob_changed(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any):
-    """A deleted or hand-edited CronJob is put back by reconciling its report."""
+async def cronjob_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any):
+    """A deleted CronJob, or one whose spec someone else changed, is put back by reconciling
+    its report. The CronJob controller's status updates and our own writes need no read."""
     meta = body["metadata"]
     report_name = (meta.get("annotations") or {}).get(cj.REPORT_NAME_ANNOTATION)
     if not report_name:
         return
-    if event["type"] == "DELETED" or event["type"] == "MODIFIED":
-        await sync_report(memo, meta["namespace"], report_name)
+    stamped = (meta.get("annotations") or {}).get(WRITTEN_GENERATION)
+    if event["type"] == "DELETED" or stamped != str(meta.get("generation")):
+        await _guarded(memo, meta["namespace"], report_name, check_children=True)
+
+
+# ---------------------------------------------------------------------------------- Jobs
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
-async def job_changed(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any):
+async def job_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any):
     meta = body["metadata"]
-    report_name = (meta.get("annotations") or {}).get(cj.REPORT_NAME_ANNOTATION)
-    if not report_name or event["type"] == "DELETED":
-        return
+    annotations = meta.get("annotations") or {}
+    report_name = annotations.get(cj.REPORT_NAME_ANNOTATION)
+    job = dict(body)
+    running = st.job_finished(job) is None and not meta.get("deletionTimestamp")
+    if not running and (check := memo.start_checks.pop(meta["uid"], None)):
+        check.cancel()  # no idle polling for runs that ended
+    if not report_name or event["type"] == "DELETED" or cj.COUNTED_ANNOTATION in annotations:
+        return  # a held Job is never gone before it is counted; a counted one is done
     namespace = meta["namespace"]
-    if st.job_finished(body) is None:
-        if event["type"] == "ADDED":
+    if running:
+        if cj.FINALIZER not in (meta.get("finalizers") or ()):
+            # Born without it (the admission policy is not installed): hold it from now on.
+            await _hold(memo.kube, job)
+        if cj.NOT_STARTED_ANNOTATION not in annotations:
+            _watch_start(memo, job, report_name)
+        if event["type"] in (None, "ADDED"):
             # A new run means the previous fire time passed: nextSendAt moves on.
-            await sync_report(memo, namespace, report_name)
+            await _guarded(memo, namespace, report_name)
         return
     for attempt in range(ATTEMPTS):
         try:
-            await record_outcome(memo, namespace, report_name, dict(body))
+            await record_outcome(memo, namespace, report_name, job)
+            return
+        except (ApiException, kopf.TemporaryError) as exc:
+            status = getattr(exc, "status", 500)
+            if status < 500 and status not in (409, 429):
+                raise
+            log.warning("recording Job %s failed (%s); retrying", meta["name"], exc)
+            await asyncio.sleep(min(2**attempt, 30))
+    log.error("gave up recording Job %s; it stays held and is retried on restart", meta["name"])
+
+
+async def _hold(kube: Kube, job: Mapping[str, Any]) -> None:
+    meta = job["metadata"]
+    body = {
+        "metadata": {
+            "resourceVersion": meta["resourceVersion"],
+            "finalizers": [*(meta.get("finalizers") or ()), cj.FINALIZER],
+        }
+    }
+    try:
+        await kube.merge_patch(job_path(meta["namespace"], meta["name"]), body)
+    except ApiException as exc:
+        if exc.status not in (404, 409):  # 409: a newer version comes with its own event
+            raise
+
+
+async def release(kube: Kube, job: Mapping[str, Any]) -> None:
+    """Mark the Job counted and drop our finalizer, in one write: from then on it is done."""
+    for _attempt in range(ATTEMPTS):
+        meta = job["metadata"]
+        body = {
+            "metadata": {
+                "resourceVersion": meta["resourceVersion"],
+                "finalizers": [f for f in meta.get("finalizers") or () if f != cj.FINALIZER],
+                "annotations": {cj.COUNTED_ANNOTATION: "true"},
+            }
+        }
+        path = job_path(meta["namespace"], meta["name"])
+        try:
+            await kube.merge_patch(path, body)
             return
         except ApiException as exc:
-            if exc.status < 500 and exc.status != 429:
+            if exc.status == 404:
+                return
+            if exc.status != 409:
                 raise
-            log.warning("recording Job %s failed (%s); retrying", meta["name"], exc.reason)
-            await asyncio.sleep(min(2**attempt, 30))
-    log.error("gave up recording Job %s; it is retried when the operator restarts", meta["name"])
+        found = await kube.get(path)
+        if found is None:
+            return
+        job = found
+    raise kopf.TemporaryError(f"could not release Job {job['metadata']['name']}")
 
 
 async def record_outcome(
     memo: kopf.Memo, namespace: str, report_name: str, job: Mapping[str, Any]
 ) -> None:
-    """Apply a finished Job to its report's status, exactly once."""
+    """Apply a finished Job to its report's status exactly once, then let the Job go.
+
+    Order matters for a crash at any point: the Events (named after the Job) go first, then the
+    conditional status write that adds the Job's uid to status.countedJobs, then the release.
+    Run again, each step is a no-op: the Events are 409s and the uid says it was counted."""
     kube: Kube = memo.kube
-    job_name = job["metadata"]["name"]
-    job_report_uid = (job["metadata"].get("labels") or {}).get(cj.REPORT_UID_LABEL)
+    job_meta = job["metadata"]
+    job_report_uid = (job_meta.get("labels") or {}).get(cj.REPORT_UID_LABEL)
     async with memo.locks[(namespace, report_name)]:
         for _attempt in range(ATTEMPTS):
             report = await kube.get(report_path(namespace, report_name))
             if report is None or report["metadata"]["uid"] != job_report_uid:
-                return  # the report is gone (or is a new one with the same name)
-            if st.already_recorded(report.get("status"), job_name):
+                await release(kube, job)  # the report is gone (or is a new one, same name)
                 return
-            pods = await kube.list(pods_path(namespace), f"{cj.JOB_NAME_LABEL}={job_name}")
+            status = report.get("status") or {}
+            if st.already_recorded(status, job_meta["name"], job_meta.get("uid", "")):
+                await release(kube, job)
+                return
+            pods = await kube.list(pods_path(namespace), f"{cj.JOB_NAME_LABEL}={job_meta['name']}")
             now = _now()
             outcome = st.job_outcome(job, pods, now)
             if outcome is not None:
                 await write_record(memo, report, job, outcome, pods)  # issue 12
             change = st.apply_outcome(report, outcome, now, _next_fire) if outcome else None
-            if change is None:
+            if outcome is None or change is None:
                 return
+            events = [
+                st.Event(e.type, e.reason, e.message, key=outcome.job_uid) for e in change.events
+            ]
+            await post(memo, report, events, strict=True)
             if await write_status(kube, report, change.status):
                 metrics.observe_run(outcome)
-                post(report, change.events)
+                updated = {**report, "status": {**status, **change.status}}
                 if change.phase == models.Phase.DISABLED:
-                    updated = {
-                        **report,
-                        "status": {**(report.get("status") or {}), **change.status},
-                    }
-                    await apply_children(memo, updated, models.Phase.DISABLED.value)
+                    await _suspend(memo, updated)
+                await release(kube, job)
+                break
+        else:
+            raise kopf.TemporaryError(f"could not record Job {job_meta['name']}: it kept changing")
+    if st.pending_run_now(updated) is not None:
+        await _guarded(memo, namespace, report_name)  # a waiting run-now may start now
+
+
+async def _suspend(memo: kopf.Memo, report: Mapping[str, Any]) -> None:
+    """The CronJob of a report just Disabled: suspended, whatever else is writing it."""
+    for _attempt in range(ATTEMPTS):
+        try:
+            await apply_children(memo, report, models.Phase.DISABLED.value)
+            return
+        except _Conflict:
+            continue
+    raise kopf.TemporaryError("could not suspend the CronJob of a Disabled report")
+
+
+# ---------------------------------------------------------------------------- stuck runs
+
+
+def _watch_start(memo: kopf.Memo, job: Mapping[str, Any], report_name: str) -> None:
+    """Check, once the bound has passed since the Job was created, that its pod started."""
+    meta = job["metadata"]
+    uid = meta["uid"]
+    if uid in memo.start_checks:
+        return
+    bound = memo.settings.run_start_timeout
+    try:
+        created = parse_rfc3339(meta.get("creationTimestamp") or "")
+    except ValueError:
+        created = _now()
+    delay = max(0.0, (created - _now()).total_seconds() + bound)
+    task = asyncio.create_task(
+        _check_start(memo, meta["namespace"], meta["name"], report_name, delay)
+    )
+    memo.start_checks[uid] = task
+    task.add_done_callback(lambda _: memo.start_checks.pop(uid, None))
+
+
+async def _check_start(
+    memo: kopf.Memo, namespace: str, job_name: str, report_name: str, delay: float
+) -> None:
+    kube: Kube = memo.kube
+    bound = memo.settings.run_start_timeout
+    await asyncio.sleep(delay)
+    told = None
+    while True:
+        try:
+            job = await kube.get(job_path(namespace, job_name))
+            if job is None or job["metadata"].get("deletionTimestamp") or st.job_finished(job):
                 return
-    raise kopf.TemporaryError(f"could not record Job {job_name}: the report kept changing")
+            pods = await kube.list(pods_path(namespace), f"{cj.JOB_NAME_LABEL}={job_name}")
+            reason = st.not_started_reason(job, pods)
+            if reason is None:
+                return
+            if reason != told:
+                await _report_not_started(memo, job, report_name, reason)
+                told = reason
+        except ApiException as exc:
+            log.warning("checking that Job %s started failed: %s", job_name, exc)
+        await asyncio.sleep(min(bound, 30))
+
+
+async def _report_not_started(
+    memo: kopf.Memo, job: Mapping[str, Any], report_name: str, reason: str
+) -> None:
+    kube: Kube = memo.kube
+    meta = job["metadata"]
+    namespace = meta["namespace"]
+    # On the Job, so its failure is counted with this reason even after a restart.
+    body = {"metadata": {"annotations": {cj.NOT_STARTED_ANNOTATION: reason}}}
+    await kube.merge_patch(job_path(namespace, meta["name"]), body)
+    report_uid = (meta.get("labels") or {}).get(cj.REPORT_UID_LABEL)
+    async with memo.locks[(namespace, report_name)]:
+        for _attempt in range(ATTEMPTS):
+            report = await kube.get(report_path(namespace, report_name))
+            if report is None or report["metadata"]["uid"] != report_uid:
+                return
+            change = st.run_not_started(
+                report, meta["name"], reason, memo.settings.run_start_timeout, _now()
+            )
+            if await write_status(kube, report, change.status):
+                key = f"{meta['uid']}/{reason}"
+                events = [st.Event(e.type, e.reason, e.message, key=key) for e in change.events]
+                await post(memo, report, events, strict=False)
+                return

@@ -55,9 +55,8 @@ def job_path(namespace: str, name: str = "") -> str:
     return f"{base}/{name}" if name else base
 
 
-def configmap_path(namespace: str, name: str = "") -> str:
-    base = f"/api/v1/namespaces/{namespace}/configmaps"
-    return f"{base}/{name}" if name else base
+def events_path(namespace: str) -> str:
+    return f"/api/v1/namespaces/{namespace}/events"
 
 
 def pods_path(namespace: str) -> str:

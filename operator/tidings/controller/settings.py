@@ -107,6 +107,13 @@ class Settings:
         default=3,
         metadata={"env": "TIDINGS_FAILED_JOBS_HISTORY", "doc": "Failed Jobs kept (0-10)."},
     )
+    run_start_timeout: int = field(
+        default=120,
+        metadata={
+            "env": "TIDINGS_RUN_START_TIMEOUT",
+            "doc": "Seconds a run's pod may take to start before the report shows RunNotStarted.",
+        },
+    )
     metrics_port: int = field(
         default=9090,
         metadata={"env": "TIDINGS_METRICS_PORT", "doc": "Prometheus /metrics port; 0 = off."},
@@ -320,10 +327,9 @@ def _check(s: Settings) -> None:
         ),
         (s.run_as_user > 0, "TIDINGS_RENDERER_UID", "must be a non-root UID (> 0)"),
         (s.starting_deadline_seconds >= 10, "TIDINGS_STARTING_DEADLINE_SECONDS", "must be >= 10"),
-        # Kept Jobs must stay fewer than status.history entries, or a re-listed Job that fell
-        # out of the history would be counted again.
         (0 <= s.successful_jobs_history <= 10, "TIDINGS_SUCCESSFUL_JOBS_HISTORY", "must be 0-10"),
         (0 <= s.failed_jobs_history <= 10, "TIDINGS_FAILED_JOBS_HISTORY", "must be 0-10"),
+        (s.run_start_timeout >= 1, "TIDINGS_RUN_START_TIMEOUT", "must be >= 1"),
         (0 <= s.metrics_port <= 65535, "TIDINGS_METRICS_PORT", "must be 0 or a port number"),
         (0 <= s.health_port <= 65535, "TIDINGS_HEALTH_PORT", "must be 0 or a port number"),
         (0 <= s.webhook_port <= 65535, "TIDINGS_WEBHOOK_PORT", "must be 0 or a port number"),

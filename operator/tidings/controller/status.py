@@ -2,7 +2,8 @@
 
 Everything here takes plain mappings (the objects as the API returns them) and returns the new
 status fields plus the Events to post; the handlers do the reading and writing. A finished Job
-is applied at most once: its name in status.history is the record that it was counted.
+is applied at most once: its uid in status.countedJobs (or its name in status.history) is the
+record that it was counted, until the Job itself carries the counted mark.
 """
 
 from __future__ import annotations
@@ -16,15 +17,25 @@ from typing import Any
 from tidings import display, models, testsend
 from tidings.controller.cronjob import (
     CONTAINER,
+    NOT_STARTED_ANNOTATION,
     PERMANENT_EXIT_CODES,
     REACTIVATE_ANNOTATION,
     RUN_NOW_ANNOTATION,
     SCHEDULED_TIMESTAMP_ANNOTATION,
+    digest,
 )
 from tidings.schedule import parse_rfc3339, rfc3339
 
 READY = "Ready"
 DELIVERED = "Delivered"
+RUN_NOT_STARTED = "RunNotStarted"
+# Delivered condition reason of a failed run, by failure kind.
+FAILURE_REASONS = {
+    "permanent": "PermanentFailure",
+    "timeout": "Timeout",
+    "notStarted": RUN_NOT_STARTED,
+    "cancelled": "Cancelled",
+}
 MAX_ERROR = 1024
 MAX_MESSAGE = 2048
 
@@ -34,11 +45,13 @@ NextFire = Callable[[str, str, datetime], datetime | None]
 
 @dataclass(frozen=True)
 class Event:
-    """A Kubernetes Event to post on the report: type Normal or Warning."""
+    """A Kubernetes Event to post on the report: type Normal or Warning. Events with the same
+    `key` and reason are one Event (posted at most once); no key means each is new."""
 
     type: str
     reason: str
     message: str
+    key: str = ""
 
 
 @dataclass(frozen=True)
@@ -47,7 +60,7 @@ class RunOutcome:
 
     job_name: str
     delivered: bool
-    failure: str | None  # transient | permanent | timeout; None when delivered
+    failure: str | None  # transient | permanent | timeout | notStarted | cancelled; None if ok
     finished_at: str
     error: str = ""
     scheduled_time: str | None = None
@@ -60,6 +73,7 @@ class RunOutcome:
     skipped: bool = False  # skipIfEmpty and an empty window: nothing sent, nothing failed
     test_recipient: str | None = None  # a test send (tidings.testsend): changes nothing else
     message_id: str = ""
+    job_uid: str = ""
 
     def history_entry(self) -> dict[str, Any]:
         entry = models.HistoryEntry(
@@ -99,7 +113,8 @@ class StatusChange:
 # ------------------------------------------------------------------------------ small helpers
 
 
-def _truncate(text: str, limit: int) -> str:
+def truncate(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, an ellipsis marking the cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -122,20 +137,21 @@ def _condition(conditions: Sequence[Mapping[str, Any]] | None, type_: str) -> Ma
 def set_condition(
     conditions: Sequence[Mapping[str, Any]] | None,
     type_: str,
-    status: bool,
+    status: bool | None,
     reason: str,
     message: str,
     now: datetime,
     generation: int | None,
 ) -> list[dict[str, Any]]:
-    """Conditions with `type_` replaced; lastTransitionTime moves only when status flips."""
-    value = "True" if status else "False"
+    """Conditions with `type_` replaced; lastTransitionTime moves only when status flips.
+    `status` None is Unknown."""
+    value = "Unknown" if status is None else "True" if status else "False"
     old = _condition(conditions, type_)
     new = {
         "type": type_,
         "status": value,
         "reason": reason,
-        "message": _truncate(message, MAX_MESSAGE),
+        "message": truncate(message, MAX_MESSAGE),
         "lastTransitionTime": old.get("lastTransitionTime")
         if old.get("status") == value and old.get("lastTransitionTime")
         else rfc3339(now),
@@ -214,16 +230,33 @@ class Reconciliation:
         return self.change.status["phase"]
 
 
+def _handled(value: str, recorded: str) -> bool:
+    """Whether `recorded` (status) says `value` was acted on: its digest, or, as an operator
+    before digests kept it, the value itself (so an upgrade does not act on it again)."""
+    return recorded in (digest(value), value[:253])
+
+
+def pending_run_now(report: Mapping[str, Any]) -> str | None:
+    """The run-now value not acted on yet (status keeps its digest), or None."""
+    annotations = (report.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(RUN_NOW_ANNOTATION, "")
+    handled = (report.get("status") or {}).get("runNowHandled", "")
+    return value if value and not _handled(value, handled) else None
+
+
 def reconcile(
     report: Mapping[str, Any],
     problems: Sequence[str],
     now: datetime,
     next_fire: NextFire,
+    busy: bool = False,
 ) -> Reconciliation:
     """Phase, Ready condition, nextSendAt, reactivation and run-now bookkeeping for a report.
 
     Disabled sticks until the spec changes (metadata.generation moves past observedGeneration)
     or the reactivate annotation carries a value not handled before; either resets the counter.
+    Annotation values are compared by digest, so a value of any length acts exactly once.
+    `busy`: a run of this report is still going, so a new run-now waits for it.
     """
     meta = report.get("metadata") or {}
     spec = report.get("spec") or {}
@@ -236,12 +269,14 @@ def reconcile(
 
     disabled = old_phase == models.Phase.DISABLED
     reactivate = annotations.get(REACTIVATE_ANNOTATION, "")
-    reactivate_is_new = bool(reactivate) and reactivate != status.get("reactivateHandled", "")
+    reactivate_is_new = bool(reactivate) and not _handled(
+        reactivate, status.get("reactivateHandled", "")
+    )
     if reactivate_is_new:
-        new["reactivateHandled"] = reactivate[:253]
+        new["reactivateHandled"] = digest(reactivate)
     if disabled and (generation != status.get("observedGeneration") or reactivate_is_new):
         why = (
-            f"annotation {REACTIVATE_ANNOTATION}={reactivate}"
+            f"annotation {REACTIVATE_ANNOTATION}={truncate(reactivate, 80)}"
             if reactivate_is_new
             else "the spec changed"
         )
@@ -268,15 +303,17 @@ def reconcile(
 
     new.update(display.status_fields(spec, {**status, **new}))  # issue 15: printer columns
 
-    run_now = annotations.get(RUN_NOW_ANNOTATION, "")
+    run_now = pending_run_now(report)
     act_on: str | None = None
-    if run_now and run_now != status.get("runNowHandled", ""):
-        new["runNowHandled"] = run_now[:253]
+    if run_now is not None:
         if phase == models.Phase.INVALID:
+            new["runNowHandled"] = digest(run_now)
             events.append(
                 Event("Warning", "RunNowRefused", f"Not run: the spec is invalid ({message}).")
             )
-        else:
+        elif not busy:
+            # Marked handled in the same status write that follows the Job's creation.
+            new["runNowHandled"] = digest(run_now)
             act_on = run_now
     return Reconciliation(StatusChange(new, events), act_on)
 
@@ -349,9 +386,11 @@ def job_result(pods: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 def job_outcome(
     job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], now: datetime
 ) -> RunOutcome | None:
-    """The outcome of a finished Job (None while it runs), from its newest terminated pod."""
+    """The outcome of a finished Job (None while it runs), from its newest terminated pod.
+    A Job deleted before it finished counts as a failed run (cancelled)."""
+    meta = job.get("metadata") or {}
     finished = job_finished(job)
-    if finished is None:
+    if finished is None and not meta.get("deletionTimestamp"):
         return None
     job_status = job.get("status") or {}
     failed_condition = _condition(job_status.get("conditions"), "Failed")
@@ -368,9 +407,17 @@ def job_outcome(
     # A delivered run's `error` says who is missing ("partially delivered: ...") or notes an
     # unknown SMTP outcome; it belongs in status too.
     error = str(result.get("error") or "") if finished else ""
+    not_started = (meta.get("annotations") or {}).get(NOT_STARTED_ANNOTATION)
     if not finished:
         job_reason = failed_condition.get("reason", "")
-        if job_reason == "DeadlineExceeded":
+        if not_started and not terminated:
+            # The pod never ran: say why, not "exceeded its timeout" (the run was not slow).
+            failure = "notStarted"
+            error = f"the run never started: {not_started}"
+        elif finished is None:
+            failure = "cancelled"
+            error = "the Job was deleted before it finished"
+        elif job_reason == "DeadlineExceeded":
             failure = "timeout"
             deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
             error = f"the run exceeded its timeout of {deadline}s (failurePolicy.timeoutSeconds)"
@@ -395,11 +442,12 @@ def job_outcome(
         if failure == "transient" and attempts > 1:
             error = f"{error} (after {attempts} attempts)"
     return RunOutcome(
-        job_name=job["metadata"]["name"],
-        delivered=finished,
+        job_name=meta["name"],
+        job_uid=meta.get("uid", ""),
+        delivered=bool(finished),
         failure=failure,
         finished_at=finished_at,
-        error=_truncate(error, MAX_ERROR),
+        error=truncate(error, MAX_ERROR),
         scheduled_time=_scheduled_time(job, result),
         window_start=_normalize_time(result.get("windowStart")),
         window_end=_normalize_time(result.get("windowEnd")),
@@ -429,8 +477,11 @@ def _run_order(entry: Mapping[str, Any]) -> tuple[str, str]:
     return (entry.get("finishedAt") or "", entry.get("scheduledTime") or "")
 
 
-def already_recorded(status: Mapping[str, Any] | None, job_name: str) -> bool:
-    return any(h.get("jobName") == job_name for h in (status or {}).get("history") or ())
+def already_recorded(status: Mapping[str, Any] | None, job_name: str, job_uid: str = "") -> bool:
+    status = status or {}
+    if job_uid and job_uid in (status.get("countedJobs") or ()):
+        return True
+    return any(h.get("jobName") == job_name for h in status.get("history") or ())
 
 
 def apply_outcome(
@@ -443,7 +494,7 @@ def apply_outcome(
     finished in the same second (times have second resolution) are ordered by scheduled time.
     """
     status = report.get("status") or {}
-    if already_recorded(status, outcome.job_name):
+    if already_recorded(status, outcome.job_name, outcome.job_uid):
         return None
     spec = report.get("spec") or {}
     meta = report.get("metadata") or {}
@@ -453,6 +504,9 @@ def apply_outcome(
     entry = outcome.history_entry()
     history = sorted([entry, *everything], key=_run_order, reverse=True)
     new: dict[str, Any] = {"history": history[: models.MAX_HISTORY]}
+    if outcome.job_uid:
+        counted = [outcome.job_uid, *(status.get("countedJobs") or ())]
+        new["countedJobs"] = counted[: models.MAX_COUNTED]
     if outcome.test_recipient:
         return StatusChange(new, [testsend_event(outcome)])
     # Test sends are in the log but count for nothing below.
@@ -505,9 +559,7 @@ def apply_outcome(
             if newest:
                 new["lastError"] = outcome.error
         limit = _disable_after(spec)
-        reason = {"permanent": "PermanentFailure", "timeout": "Timeout"}.get(
-            outcome.failure or "", "TransientFailure"
-        )
+        reason = FAILURE_REASONS.get(outcome.failure or "", "TransientFailure")
         message = f"Run {outcome.job_name} failed ({outcome.failure}): {outcome.error}"
         events.append(
             Event("Warning", "RunFailed", f"{message} [{failures}/{limit} before disable]")
@@ -533,3 +585,63 @@ def apply_outcome(
         new["nextSendAt"] = _next_send_at(phase, spec, now, next_fire)
     new.update(display.status_fields(spec, {**status, **new}))  # issue 15: printer columns
     return StatusChange(new, events)
+
+
+# ------------------------------------------------------------------------------ stuck runs
+
+
+def _pod_started(pod: Mapping[str, Any]) -> bool:
+    status = pod.get("status") or {}
+    if status.get("phase") in ("Running", "Succeeded", "Failed"):
+        return True
+    return any(
+        (c.get("state") or {}).keys() & {"running", "terminated"}
+        for c in status.get("containerStatuses") or ()
+    )
+
+
+def _pod_reason(pod: Mapping[str, Any]) -> str:
+    """Why a pod is not running, in the pod's own words (reason: message)."""
+    status = pod.get("status") or {}
+    for container in status.get("containerStatuses") or ():
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason"):
+            return f"{waiting['reason']}: {waiting.get('message') or 'no message'}"
+    for condition in status.get("conditions") or ():
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            reason = condition.get("reason") or "Unschedulable"
+            return f"{reason}: {condition.get('message') or 'no message'}"
+    return f"Pending: {status.get('reason') or 'the pod has not been scheduled or started yet'}"
+
+
+def not_started_reason(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> str | None:
+    """Why the Job's run has not started (its newest pod's reason), or None if it has, or if
+    the Job is ending (the Job controller removes the pods of a Job past its deadline first)."""
+    conditions = (job.get("status") or {}).get("conditions")
+    ending = _is_true(conditions, "FailureTarget") or _is_true(conditions, "SuccessCriteriaMet")
+    if ending or job_finished(job) is not None or any(map(_pod_started, pods)):
+        return None
+    if not pods:
+        # No pod at all: a quota, an admission policy or a missing service account.
+        detail = next((c.get("message") for c in conditions or () if c.get("message")), None)
+        return f"NoPod: {detail or 'the Job controller has created no pod (quota or admission?)'}"
+    newest = max(pods, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
+    return truncate(_pod_reason(newest), 512)
+
+
+def run_not_started(
+    report: Mapping[str, Any], job_name: str, reason: str, bound: int, now: datetime
+) -> StatusChange:
+    """Delivered=Unknown with the pod's reason, and one Warning."""
+    status = report.get("status") or {}
+    message = f"Run {job_name} has not started after {bound}s: {reason}"
+    conditions = set_condition(
+        status.get("conditions"),
+        DELIVERED,
+        None,
+        RUN_NOT_STARTED,
+        message,
+        now,
+        status.get("observedGeneration"),
+    )
+    return StatusChange({"conditions": conditions}, [Event("Warning", RUN_NOT_STARTED, message)])
