@@ -18,6 +18,7 @@ from sr_bodies import manifest
 from test_end_to_end_cluster import Mailbox, mailbox  # noqa: F401 (a fixture)
 
 from tidings import testsend
+from tidings.controller.cronjob import digest
 from tidings.devcluster import REPO_ROOT, free_port
 
 pytestmark = pytest.mark.cluster
@@ -192,5 +193,6 @@ def test_a_test_send_goes_to_one_address_and_changes_nothing_else(
     assert message["Subject"].startswith("[TEST] ") and "Payments weekly" in message["Subject"]
     # The same value again does nothing; after removing it, the same address can test again.
     cluster.annotate("weekly", **{"tidings.dev/run-now": "nudge"})  # a report event
-    cluster.wait_status("weekly", "run-now seen", lambda s: s.get("runNowHandled") == "nudge")
+    nudged = digest("nudge")
+    cluster.wait_status("weekly", "run-now seen", lambda s: s.get("runNowHandled") == nudged)
     assert cluster.status("weekly")["testSendCount"] == 1
