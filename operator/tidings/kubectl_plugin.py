@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tidings import display, models
+from tidings.controller.cronjob import digest
 from tidings.schedule import parse_rfc3339
 
 RUN_NOW = f"{models.GROUP}/run-now"
@@ -133,8 +134,9 @@ class Api:
             label_selector=JOB_LABEL_SELECTOR,
             what="jobs",
         )
+        # The operator marks a run-now Job with the digest of the value it acted on.
         for job in jobs.items:
-            if (job.metadata.annotations or {}).get(RUN_NOW) == value:
+            if (job.metadata.annotations or {}).get(RUN_NOW) == digest(value):
                 return job
         return None
 
@@ -319,7 +321,7 @@ def follow_run(api: Api, name: str, value: str, timeout: float) -> int:
     while time.monotonic() < deadline:
         status = api.report(name).get("status") or {}
         if job_name is None:
-            if status.get("runNowHandled") == value and status.get("phase") == "Invalid":
+            if status.get("runNowHandled") == digest(value) and status.get("phase") == "Invalid":
                 _progress("", shown)
                 ready = _ready_condition(status)
                 print(f"Not run: the spec is invalid: {ready.get('message', '')}")
