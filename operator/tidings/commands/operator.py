@@ -83,12 +83,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+# How long a starting operator waits for its webhook configuration to appear (see below).
+PUBLISH_WAIT_SECONDS = 60
+
+
 def _start_webhook_tls(settings: Settings) -> Settings:
     """Issue or load the webhook certificate (shared by all replicas through its Secret), keep
     it current in a background thread, and point the webhook server at its files."""
     import dataclasses
     import tempfile
     import threading
+    import time
     from pathlib import Path
 
     from tidings.controller.kube import load_api_client
@@ -103,6 +108,13 @@ def _start_webhook_tls(settings: Settings) -> Settings:
         cert_dir=Path(tempfile.mkdtemp(prefix="tidings-webhook-tls-")),
     )
     published = store.ensure()
+    # helm creates the webhook configuration after the Deployment. Until its caBundle is
+    # published the apiserver cannot call us, so hold the webhook port (the readiness probe)
+    # closed for a while rather than report Ready and have the first `kubectl apply` refused.
+    deadline = time.monotonic() + PUBLISH_WAIT_SECONDS
+    while not published and time.monotonic() < deadline:
+        time.sleep(1)
+        published = store.ensure()
     # A daemon thread: it holds nothing that needs a clean shutdown.
     stop = threading.Event()
     thread = threading.Thread(
