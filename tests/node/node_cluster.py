@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import threading
 import time
@@ -118,7 +119,28 @@ class NodeCluster:
         args += ["--create-namespace", "--wait", "--timeout", "5m"]
         for value in [*self.chart_values(), *extra]:
             args += ["--set", value]
-        return self.helm(*args)
+        done = self.helm(*args)
+        if done.returncode == 0:
+            self.wait_webhook_routed()
+        return done
+
+    def wait_webhook_routed(self, timeout: float = 60) -> None:
+        """helm --wait returns once the pods are Ready; the Service reaches them only after the
+        EndpointSlice controller and kube-proxy have caught up (until then the apiserver's call
+        is refused). Wait for a TCP connection through the ClusterIP, the apiserver's own path."""
+        service = client.CoreV1Api(self.api).read_namespaced_service(
+            f"{RELEASE}-webhook", RELEASE_NAMESPACE
+        )
+        address = (service.spec.cluster_ip, service.spec.ports[0].port)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection(address, timeout=2).close()
+                return
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"webhook Service {address} not routed: {exc}") from exc
+                time.sleep(0.2)
 
 
 @contextlib.contextmanager
