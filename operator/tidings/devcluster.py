@@ -443,6 +443,14 @@ class ControlPlane:
             ],
         )
 
+    def restart_apiserver(self, down: float = 0, timeout: float = 120) -> None:
+        """Stop kube-apiserver (SIGTERM), leave it down for `down` seconds, start it again on
+        the same port and etcd: every client's watches break and must resume."""
+        _terminate(self.processes.pop("kube-apiserver"))
+        time.sleep(down)
+        self._start_apiserver(timeout)
+        self._write_state()
+
     def install_crds(self, crds_dir: Path) -> None:
         """Apply every manifest in crds/ and wait until each CRD is Established."""
         manifests = sorted(p for p in crds_dir.glob("*.yaml"))

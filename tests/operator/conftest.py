@@ -6,40 +6,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-from op_harness import Cluster, OperatorProcess, StandInKubelet
+from op_harness import Cluster, OperatorProcess, StandInKubelet, install_report_crd
 
-from tidings import crdgen, models
-from tidings.controller import cronjob
 from tidings.devcluster import ControlPlane
 
 
 @pytest.fixture(scope="session")
 def report_crd(control_plane: ControlPlane, kube: client.ApiClient) -> None:
-    """The ScheduledReport CRD, generated from the models when crds/ did not provide it."""
-    ext = client.ApiextensionsV1Api(kube)
-    name = f"{models.PLURAL}.{models.GROUP}"
-    try:
-        ext.read_custom_resource_definition(name)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-        ext.create_custom_resource_definition(yaml.safe_load(crdgen.crd_yaml()))
-        control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", name)
-    # The chart's admission policy: Jobs of reports are born with the outcome finalizer.
-    admission = client.AdmissionregistrationV1Api(kube)
-    policy, binding = cronjob.finalizer_policy("tidings-test-run-outcome")
-    for create, body in (
-        (admission.create_mutating_admission_policy, policy),
-        (admission.create_mutating_admission_policy_binding, binding),
-    ):
-        try:
-            create(body)
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
+    install_report_crd(control_plane, kube)
 
 
 @pytest.fixture

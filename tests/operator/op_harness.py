@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import pytest
+import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tidings import models
+from tidings import crdgen, models
 from tidings.controller import cronjob as cj
-from tidings.devcluster import free_port
+from tidings.devcluster import ControlPlane, free_port
 from tidings.schedule import rfc3339
 
 T = TypeVar("T")
@@ -47,6 +48,31 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = WAIT) ->
             return last
         time.sleep(0.3)
     pytest.fail(f"timed out waiting for {what} (last seen: {last!r})")
+
+
+def install_report_crd(plane: ControlPlane, kube: client.ApiClient) -> None:
+    """The ScheduledReport CRD, generated from the models when crds/ did not provide it, and
+    the chart's admission policy: Jobs of reports are born with the outcome finalizer."""
+    ext = client.ApiextensionsV1Api(kube)
+    name = f"{models.PLURAL}.{models.GROUP}"
+    try:
+        ext.read_custom_resource_definition(name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        ext.create_custom_resource_definition(yaml.safe_load(crdgen.crd_yaml()))
+        plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", name)
+    admission = client.AdmissionregistrationV1Api(kube)
+    policy, binding = cj.finalizer_policy("tidings-test-run-outcome")
+    for create, body in (
+        (admission.create_mutating_admission_policy, policy),
+        (admission.create_mutating_admission_policy_binding, binding),
+    ):
+        try:
+            create(body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
 
 
 class OperatorProcess:

@@ -57,6 +57,7 @@ from tidings.schedule import parse_rfc3339, rfc3339
 
 REPORTS = (models.GROUP, models.VERSION, models.PLURAL)
 MANAGED = {cj.MANAGED_BY_LABEL: cj.MANAGED_BY}
+MANAGED_SELECTOR = f"{cj.MANAGED_BY_LABEL}={cj.MANAGED_BY}"
 API_THREADS = 32  # API calls in flight at once
 ATTEMPTS = 8  # conflicting status writes / transient API errors before giving up on an event
 # Stamped on the CronJob in each write: the generation that write gives it. Any other generation
@@ -89,6 +90,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # issue 15: Events say `From: tidings` (kopf's default is "kopf"), and which replica.
     settings.posting.reporting_component = "tidings"
     settings.posting.reporting_instance = os.environ.get("POD_ID") or socket.gethostname()
+    # The apiserver filters CronJobs and Jobs by label: kopf's `labels=` filters client-side, so
+    # every CronJob and Job in the cluster would get a worker and a memory, and until the
+    # CronJob index is complete each new worker wakes all the others (quadratic at startup).
+    for plural in ("cronjobs", "jobs"):
+        settings.watching.label_selectors["batch", "v1", plural] = MANAGED_SELECTOR
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     if not hasattr(memo, "settings"):
