@@ -22,12 +22,8 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
     the run is killed; the finalizer stops them cleanly on every normal exit, failures included.
     """
     state_dir = Path(os.environ.get("TIDINGS_TEST_STATE_DIR") or tmp_path_factory.mktemp("cp"))
-    plane = ControlPlane(state_dir=state_dir, die_with_parent=True)
-    plane.start()
-    try:
+    with ControlPlane(state_dir=state_dir, die_with_parent=True) as plane:
         yield plane
-    finally:
-        plane.stop()
 
 
 @pytest.fixture(scope="session")

@@ -263,6 +263,13 @@ class ControlPlane:
 
     # -- lifecycle
 
+    def __enter__(self) -> ControlPlane:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def start(self, crds_dir: Path | None = REPO_ROOT / "crds", timeout: float = 120) -> None:
         missing = [b for b in BINARIES if not (self.bin_dir / b).is_file()]
         if missing:

@@ -31,12 +31,9 @@ pytestmark = pytest.mark.cluster
 
 @pytest.fixture(scope="module")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    plane = ControlPlane(state_dir=tmp_path_factory.mktemp("cp-restart"), die_with_parent=True)
-    plane.start()
-    try:
+    state_dir = tmp_path_factory.mktemp("cp-restart")
+    with ControlPlane(state_dir=state_dir, die_with_parent=True) as plane:
         yield plane
-    finally:
-        plane.stop()
 
 
 @pytest.fixture(scope="module")
