@@ -249,3 +249,26 @@ def test_macro_schedule_reaches_the_cronjob_and_next(
         "Europe/Berlin",
         False,
     )
+
+
+def test_a_cronjob_deleted_while_the_operator_was_stopped_is_recreated_at_start(
+    run_operator: OperatorProcess, cluster: Cluster
+) -> None:
+    """The operator learns which reports have their CronJob from one list at start-up; a
+    report whose CronJob went missing meanwhile gets it back, the others are left alone."""
+    for name in ("kept", "lost"):
+        cluster.create_report(manifest(name))
+        cluster.wait_status(name, "Active", lambda s: s.get("phase") == "Active")
+    kept_uid = cluster.cronjob("kept")["metadata"]["uid"]
+    lost_uid = cluster.cronjob("lost")["metadata"]["uid"]
+
+    run_operator.stop()
+    cluster.batch.delete_namespaced_cron_job(cj.cronjob_name("lost"), cluster.ns)
+    wait_for("the CronJob to be gone", lambda: cluster.cronjob("lost") is None)
+    run_operator.start()
+
+    recreated = wait_for("the CronJob back", lambda: cluster.cronjob("lost"))
+    assert recreated["metadata"]["uid"] != lost_uid
+    assert wait_for("a CronJobRecreated Event", lambda: cluster.events("CronJobRecreated", "lost"))
+    assert cluster.cronjob("kept")["metadata"]["uid"] == kept_uid
+    assert not cluster.events("CronJobRecreated", "kept")

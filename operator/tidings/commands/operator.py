@@ -33,6 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
     import importlib
     import random
 
@@ -78,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
         liveness_endpoint=(
             f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
         ),
-        memo=kopf.Memo(settings=settings),
+        # The handlers list what they serve: the namespaces given here, not only the setting.
+        memo=kopf.Memo(settings=dataclasses.replace(settings, namespaces=tuple(namespaces))),
     )
     return 0
 

@@ -1,7 +1,7 @@
 """kopf handlers: thin glue between watch events and the pure modules. Level-triggered: every
 event of a report, its CronJob or its Jobs leads to the same idempotent reconcile, and nothing of
-the spec is kept on the report (no kopf progress or diff base: only event handlers and an index
-are registered, and they store nothing on the objects).
+the spec is kept on the report (no kopf progress or diff base: only event handlers are
+registered, and they store nothing on the objects).
 
 - A report event -> validate, decide (status.reconcile), make its CronJob match when something
   may have changed, start a run-now Job, write status. A new report costs two writes: its
@@ -31,7 +31,7 @@ import os
 import socket
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -59,6 +59,7 @@ REPORTS = (models.GROUP, models.VERSION, models.PLURAL)
 MANAGED = {cj.MANAGED_BY_LABEL: cj.MANAGED_BY}
 MANAGED_SELECTOR = f"{cj.MANAGED_BY_LABEL}={cj.MANAGED_BY}"
 API_THREADS = 32  # API calls in flight at once
+RECHECK_SECONDS = 30  # after start-up, when the CronJob list is taken again (recheck_cronjobs)
 ATTEMPTS = 8  # conflicting status writes / transient API errors before giving up on an event
 # Stamped on the CronJob in each write: the generation that write gives it. Any other generation
 # means someone else changed its spec.
@@ -91,8 +92,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.reporting_component = "tidings"
     settings.posting.reporting_instance = os.environ.get("POD_ID") or socket.gethostname()
     # The apiserver filters CronJobs and Jobs by label: kopf's `labels=` filters client-side, so
-    # every CronJob and Job in the cluster would get a worker and a memory, and until the
-    # CronJob index is complete each new worker wakes all the others (quadratic at startup).
+    # every CronJob and Job in the cluster would get a worker and a memory.
     for plural in ("cronjobs", "jobs"):
         settings.watching.label_selectors["batch", "v1", plural] = MANAGED_SELECTOR
     settings.watching.server_timeout = 300
@@ -117,12 +117,19 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.retries = {}  # (namespace, name) -> task re-syncing a report after an error
     memo.start_checks = {}  # Job uid -> task watching that its pod starts in time
     memo.instance = os.environ.get("POD_ID") or socket.gethostname()
+    # Which reports have their CronJob, known before the first report event (kopf starts the
+    # watches after this handler). Not a kopf index: until an index has seen every object once,
+    # each new object's worker wakes all the waiting ones, quadratic in the number of reports.
+    memo.cronjobs = await list_cronjobs(memo.kube, memo.settings.namespaces)
+    memo.recheck = asyncio.get_running_loop().create_task(recheck_cronjobs(memo, memo.cronjobs))
 
 
 @kopf.on.cleanup()
 async def close_client(memo: kopf.Memo, **_: Any) -> None:
     if getattr(memo, "pruning", None):  # issue 12: delivery record retention
         memo.pruning.cancel()
+    if getattr(memo, "recheck", None):
+        memo.recheck.cancel()
     memo.kube.api.close()
 
 
@@ -181,13 +188,38 @@ async def reports_seen(**_: Any) -> int:
 # ------------------------------------------------------------------------------- reports
 
 
-@kopf.index("batch", "v1", "cronjobs", labels=MANAGED)
-async def cronjobs_by_report(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str] | None:
-    """(namespace, report name) -> CronJob uid: whether a report's CronJob exists, without a
-    read per report event. kopf fills it before any handler runs."""
-    meta = body["metadata"]
+def _report_key(cronjob: Mapping[str, Any]) -> tuple[str, str] | None:
+    meta = cronjob["metadata"]
     report_name = (meta.get("annotations") or {}).get(cj.REPORT_NAME_ANNOTATION)
-    return {(meta["namespace"], report_name): meta["uid"]} if report_name else None
+    return (meta["namespace"], report_name) if report_name else None
+
+
+async def list_cronjobs(kube: Kube, namespaces: Sequence[str]) -> dict[tuple[str, str], str]:
+    """(namespace, report name) -> uid of each CronJob the operator manages, listed a page at
+    a time (per namespace served, or one cluster-wide list)."""
+    found = {}
+    for namespace in namespaces or [""]:
+        async for page in kube.list_pages(cronjob_path(namespace), MANAGED_SELECTOR):
+            found.update((key, c["metadata"]["uid"]) for c in page if (key := _report_key(c)))
+    return found
+
+
+async def recheck_cronjobs(
+    memo: kopf.Memo, listed: Mapping[tuple[str, str], str], delay: float = RECHECK_SECONDS
+) -> None:
+    """A CronJob deleted between the start-up list and the start of kopf's watch sends no
+    DELETED event. Once the watch is surely running, list again: a CronJob of the first list
+    that is gone now is forgotten and its report reconciled, which recreates it."""
+    await asyncio.sleep(delay)
+    try:
+        now = await list_cronjobs(memo.kube, memo.settings.namespaces)
+    except Exception as exc:  # best effort: the report's next event reconciles it anyway
+        log.warning("re-listing CronJobs after start-up failed (%s)", exc)
+        return
+    for key, uid in listed.items():
+        if now.get(key) != uid and memo.cronjobs.get(key) == uid:
+            del memo.cronjobs[key]
+            await _guarded(memo, *key, check_children=True)
 
 
 @kopf.on.event(*REPORTS)
@@ -195,7 +227,6 @@ async def report_event(
     event: Mapping[str, Any],
     body: kopf.Body,
     memo: kopf.Memo,
-    cronjobs_by_report: kopf.Index,
     **_: Any,
 ) -> None:
     meta = body["metadata"]
@@ -204,7 +235,7 @@ async def report_event(
         metrics.forget_report(namespace, name)
         return
     metrics.observe_report(body)
-    has_cronjob = (namespace, name) in cronjobs_by_report
+    has_cronjob = (namespace, name) in memo.cronjobs
     await _guarded(memo, namespace, name, seen=dict(body), check_children=not has_cronjob)
 
 
@@ -323,12 +354,14 @@ async def apply_children(
     if actual is None:
         desired["metadata"]["annotations"][WRITTEN_GENERATION] = "1"
         try:
-            await kube.create(cronjob_path(namespace), desired)
+            created = await kube.create(cronjob_path(namespace), desired)
         except ApiException as exc:
             if exc.status != 409:
                 raise
             actual = await kube.get(path)
         else:
+            # Known at once: the report's next event need not wait for the CronJob's.
+            memo.cronjobs[(namespace, report["metadata"]["name"])] = created["metadata"]["uid"]
             if first:
                 return []
             message = f"CronJob {name} was deleted outside the ScheduledReport; recreated it."
@@ -491,12 +524,17 @@ async def cronjob_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Me
     """A deleted CronJob, or one whose spec someone else changed, is put back by reconciling
     its report. The CronJob controller's status updates and our own writes need no read."""
     meta = body["metadata"]
-    report_name = (meta.get("annotations") or {}).get(cj.REPORT_NAME_ANNOTATION)
-    if not report_name:
+    key = _report_key(body)
+    if key is None:
         return
+    if event["type"] == "DELETED":
+        if memo.cronjobs.get(key) == meta["uid"]:
+            del memo.cronjobs[key]
+    else:
+        memo.cronjobs[key] = meta["uid"]
     stamped = (meta.get("annotations") or {}).get(WRITTEN_GENERATION)
     if event["type"] == "DELETED" or stamped != str(meta.get("generation")):
-        await _guarded(memo, meta["namespace"], report_name, check_children=True)
+        await _guarded(memo, *key, check_children=True)
 
 
 # ---------------------------------------------------------------------------------- Jobs

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 from kubernetes import client, config
@@ -45,7 +46,10 @@ def delivery_path(namespace: str = "", name: str = "") -> str:
     return f"{base}/{name}" if name else base
 
 
-def cronjob_path(namespace: str, name: str = "") -> str:
+def cronjob_path(namespace: str = "", name: str = "") -> str:
+    """CronJobs in a namespace, or in every namespace when `namespace` is empty."""
+    if not namespace:
+        return "/apis/batch/v1/cronjobs"
     base = f"/apis/batch/v1/namespaces/{namespace}/cronjobs"
     return f"{base}/{name}" if name else base
 
@@ -104,6 +108,20 @@ class Kube:
         query = [("labelSelector", label_selector)]
         result = await asyncio.to_thread(self._call, "GET", path, None, query)
         return result.get("items") or []
+
+    async def list_pages(
+        self, path: str, label_selector: str, limit: int = 500
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """The items, `limit` at a time: a list of thousands never sits in memory as one."""
+        token = ""
+        while True:
+            query = [("labelSelector", label_selector), ("limit", str(limit))]
+            query += [("continue", token)] if token else []
+            page = await asyncio.to_thread(self._call, "GET", path, None, query)
+            yield page.get("items") or []
+            token = (page.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return
 
     async def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return await asyncio.to_thread(self._call, "POST", path, body)
