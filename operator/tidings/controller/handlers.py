@@ -59,6 +59,7 @@ REPORTS = (models.GROUP, models.VERSION, models.PLURAL)
 MANAGED = {cj.MANAGED_BY_LABEL: cj.MANAGED_BY}
 MANAGED_SELECTOR = f"{cj.MANAGED_BY_LABEL}={cj.MANAGED_BY}"
 API_THREADS = 32  # API calls in flight at once
+LIST_CHUNK = 500  # objects per page when listing (kopf's initial lists and ours)
 RECHECK_SECONDS = 30  # after start-up, when the CronJob list is taken again (recheck_cronjobs)
 ATTEMPTS = 8  # conflicting status writes / transient API errors before giving up on an event
 # Stamped on the CronJob in each write: the generation that write gives it. Any other generation
@@ -95,6 +96,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # every CronJob and Job in the cluster would get a worker and a memory.
     for plural in ("cronjobs", "jobs"):
         settings.watching.label_selectors["batch", "v1", plural] = MANAGED_SELECTOR
+    # kopf lists what exists before it watches; unchunked, a restart among 10,000 reports and
+    # their CronJobs held every object at once, well past the chart's 512Mi memory limit.
+    settings.watching.chunk_size = LIST_CHUNK
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     if not hasattr(memo, "settings"):
@@ -199,7 +203,7 @@ async def list_cronjobs(kube: Kube, namespaces: Sequence[str]) -> dict[tuple[str
     a time (per namespace served, or one cluster-wide list)."""
     found = {}
     for namespace in namespaces or [""]:
-        async for page in kube.list_pages(cronjob_path(namespace), MANAGED_SELECTOR):
+        async for page in kube.list_pages(cronjob_path(namespace), MANAGED_SELECTOR, LIST_CHUNK):
             found.update((key, c["metadata"]["uid"]) for c in page if (key := _report_key(c)))
     return found
 
