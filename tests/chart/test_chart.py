@@ -181,6 +181,9 @@ def test_branding_values_travel_to_the_renderer_pod() -> None:
     assert pod_env["TIDINGS_MAIL_REPLY_TO"] == brand["replyTo"]
     assert pod_env["TIDINGS_MAX_PDF_ROWS"] == str(values["renderer"]["maxPdfRows"])
     assert pod_env["TIDINGS_SMTP_CA_PEM"] == values["smtp"]["caCert"].strip()
+    # Source limits travel too; they are not branding, so no namespace ConfigMap key sets them.
+    assert pod_env["TIDINGS_HTTP_DENIED_NETWORKS"] == "169.254.0.0/16,10.96.0.0/12"
+    assert pod_env["TIDINGS_MAX_SOURCE_BYTES"] == "67108864"
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts["branding"] == "/etc/tidings/branding"
     # Unset values stay out of the pod (the renderer then uses its built-in defaults).
@@ -188,5 +191,11 @@ def test_branding_values_travel_to_the_renderer_pod() -> None:
     default = load_settings({**literal, "TIDINGS_OPERATOR_NAMESPACE": "x"})  # the downward API
     plain = cronjob.desired_cronjob(report, default, suspend=False)["spec"]["jobTemplate"]
     names = {e["name"] for e in plain["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert not names & {"TIDINGS_BRAND_LOGO", "TIDINGS_MAIL_REPLY_TO", "TIDINGS_SMTP_CA_PEM"}
+    assert not names & {
+        "TIDINGS_BRAND_LOGO",
+        "TIDINGS_MAIL_REPLY_TO",
+        "TIDINGS_SMTP_CA_PEM",
+        "TIDINGS_HTTP_DENIED_NETWORKS",
+        "TIDINGS_MAX_SOURCE_BYTES",
+    }
     assert "TIDINGS_MAX_PDF_ROWS" in names  # the chart's default, 500

@@ -51,6 +51,9 @@ def test_overrides_are_parsed_and_typed() -> None:
         ("TIDINGS_DELIVERY_RETENTION_MAX_DAYS", "0", "must be 1-3650"),
         ("TIDINGS_DELIVERY_RECORDS_PER_REPORT", "0", "must be >= 1"),
         ("TIDINGS_DELIVERY_PRUNE_INTERVAL_SECONDS", "5", "must be >= 60"),
+        ("TIDINGS_HTTP_DENIED_NETWORKS", "10.0.0.0/8,metadata", "'metadata' is not a network"),
+        ("TIDINGS_MAX_SOURCE_BYTES", "32MiB", "whole number of bytes above 0"),
+        ("TIDINGS_MAX_SOURCE_BYTES", "0", "whole number of bytes above 0"),
     ],
 )
 def test_bad_values_name_the_variable_and_rule(env: str, value: str, rule: str) -> None:

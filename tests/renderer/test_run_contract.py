@@ -88,6 +88,7 @@ def test_run_reads_the_contract_and_delivers(smtp: SmtpServer, tmp_path: Path) -
     assert result["recipientsAccepted"] == 2
     assert result["renderer"] == "pdf"
     assert json.loads(done.stdout.strip().splitlines()[-1]) == result  # also in the pod log
+    assert "Fetching and parsing CSS" not in done.stderr  # WeasyPrint's progress stays quiet
     message = email.message_from_bytes(smtp.recorder.messages[0].content, policy=policy.default)
     assert message["Subject"] == "[Tidings] Production incidents — last 7 days — 2024-05-13"
 

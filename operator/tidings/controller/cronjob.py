@@ -130,7 +130,13 @@ def _env(settings: Settings) -> list[dict[str, Any]]:
         "TIDINGS_SMTP_TLS": settings.smtp_tls,
         "TIDINGS_SMTP_TIMEOUT": str(settings.smtp_timeout),
     }
-    env.extend({"name": k, "value": v} for k, v in relay.items() if v)
+    # Platform limits on what a report's sources may reach and read: set by the operator's
+    # settings only, never by the namespace's branding ConfigMap.
+    limits = {
+        "TIDINGS_HTTP_DENIED_NETWORKS": settings.http_denied_networks,
+        "TIDINGS_MAX_SOURCE_BYTES": settings.max_source_bytes,
+    }
+    env.extend({"name": k, "value": v} for k, v in {**relay, **limits}.items() if v)
     env.extend(branding.pod_env(run_env(settings)))
     if settings.smtp_credentials_secret:
         # By reference, never by value: the CronJob is readable by namespace viewers. Optional,

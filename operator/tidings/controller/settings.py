@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
 from tidings import branding
+from tidings.renderer import netguard
 
 SMTP_TLS_MODES = ("none", "starttls", "tls")
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
@@ -216,6 +217,21 @@ class Settings:
         default="",
         metadata={"env": "TIDINGS_MAX_PDF_ROWS", "doc": "Detail rows in the PDF (default 500)."},
     )
+    http_denied_networks: str = field(
+        default="",
+        metadata={
+            "env": "TIDINGS_HTTP_DENIED_NETWORKS",
+            "doc": "CIDRs (comma-separated) no http source may reach; empty = link-local and "
+            "cloud metadata addresses, `none` = no list. Not overridable per namespace.",
+        },
+    )
+    max_source_bytes: str = field(
+        default="",
+        metadata={
+            "env": "TIDINGS_MAX_SOURCE_BYTES",
+            "doc": "Largest http or sql result a run reads, in bytes (default 33554432).",
+        },
+    )
     smtp_ca_pem: str = field(
         default="",
         metadata={
@@ -300,7 +316,16 @@ def _check(s: Settings) -> None:
         branding.check_platform(run_env(s))
     except branding.BrandingError as error:
         raise SettingsError(str(error)) from None
+    try:
+        netguard.parse_networks(s.http_denied_networks)
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
     rules: list[tuple[bool, str, str]] = [
+        (
+            re.fullmatch(r"([1-9][0-9]*)?", s.max_source_bytes) is not None,
+            "TIDINGS_MAX_SOURCE_BYTES",
+            "must be a whole number of bytes above 0",
+        ),
         (s.smtp_tls in SMTP_TLS_MODES, "TIDINGS_SMTP_TLS", f"must be one of {SMTP_TLS_MODES}"),
         (1 <= s.smtp_port <= 65535, "TIDINGS_SMTP_PORT", "must be a port number (1-65535)"),
         (s.smtp_timeout > 0, "TIDINGS_SMTP_TIMEOUT", "must be positive"),
