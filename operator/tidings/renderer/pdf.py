@@ -17,6 +17,9 @@ class PdfUnavailable(Exception):
 
 
 def _weasyprint() -> Any:
+    # Refused fetches become warnings (a missing image), not a failed report; and WeasyPrint
+    # parses its default stylesheets at import, logging each step at INFO into the pod's log.
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)
     try:
         import weasyprint
     except (ImportError, OSError) as error:  # OSError: a native library failed to load
@@ -38,10 +41,6 @@ def render_pdf_pages(html: str) -> tuple[bytes, int]:
     weasyprint = _weasyprint()
     from weasyprint.urls import URLFetcher
 
-    # Refused fetches become warnings (a missing image), not a failed report. WeasyPrint gives
-    # its progress logger a level of its own (INFO), so a pod's log would carry every step.
-    logging.getLogger("weasyprint").setLevel(logging.ERROR)
-    logging.getLogger("weasyprint.progress").setLevel(logging.ERROR)
     fetcher = URLFetcher(allowed_protocols=("data",), allow_redirects=False, timeout=5)
     document = weasyprint.HTML(string=html, base_url=None, url_fetcher=fetcher).render()
     return document.write_pdf(), len(document.pages)
