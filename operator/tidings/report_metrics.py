@@ -187,17 +187,26 @@ class Leadership(logging.Handler):
         super().__init__(logging.INFO)
         self.leading = leading
         self._on_pause = on_pause
+        self._on_resume: list[Callable[[], None]] = []
+
+    def add_resume_hook(self, hook: Callable[[], None]) -> None:
+        """Run `hook` each time kopf resumes this replica (in kopf's event loop)."""
+        self._on_resume.append(hook)
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
         if message.startswith("Resuming operations"):
             self.leading = True
+            for hook in self._on_resume:
+                hook()
         elif message.startswith("Pausing"):
             self.leading = False
             self._on_pause()
 
     def install(self) -> None:
         peering_log = logging.getLogger(self.LOGGER)
+        if self in peering_log.handlers:
+            return
         peering_log.addHandler(self)
         # The transitions are INFO; they must reach this handler whatever the log level.
         peering_log.setLevel(logging.INFO)

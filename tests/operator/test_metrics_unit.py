@@ -90,3 +90,24 @@ def test_a_manual_or_invalid_schedule_has_no_fire_time() -> None:
     for name in ("m", "x"):
         labels = {"namespace": "ns", "report": name}
         assert metrics.get_sample_value("tidings_report_last_fire_timestamp_seconds", labels) == 0
+
+
+def test_pause_and_resume_hooks_and_install_is_once() -> None:
+    """A paused replica drops its report metrics; each resume runs the handlers' re-check of
+    their CronJob map (a paused replica saw no deletions)."""
+    import logging
+
+    seen: list[str] = []
+    leadership = Leadership(leading=True, on_pause=lambda: seen.append("paused"))
+    leadership.add_resume_hook(lambda: seen.append("resumed"))
+    peering = logging.getLogger(Leadership.LOGGER)
+    try:
+        leadership.install()
+        leadership.install()
+        assert peering.handlers.count(leadership) == 1
+        peering.info("Pausing operations in favour of [<Peer other>].")
+        assert (leadership.leading, seen) == (False, ["paused"])
+        peering.info("Resuming operations after the pause.")
+        assert (leadership.leading, seen) == (True, ["paused", "resumed"])
+    finally:
+        peering.removeHandler(leadership)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from op_harness import (
 from sr_bodies import manifest
 
 from tidings.controller import cronjob as cj
+from tidings.controller import handlers
 from tidings.devcluster import ControlPlane
 
 pytestmark = pytest.mark.cluster
@@ -198,3 +200,53 @@ def test_runs_finished_during_a_hand_over_are_counted_once(
     finally:
         for replica in replicas.values():
             replica.stop()
+
+
+def test_a_cronjob_deleted_while_no_replica_leads_is_recreated_by_the_next_leader(
+    control_plane: ControlPlane,
+    kube: client.ApiClient,
+    report_crd: None,
+    peering: None,
+    namespace: str,
+    cluster: Cluster,
+    tmp_path: Path,
+) -> None:
+    """A standby knows which CronJobs exist from its start-up list and sees no deletion while
+    paused. The active replica dies, the CronJob is deleted before the standby takes over, and
+    the standby's re-check on resuming puts it back."""
+    replicas = two_replicas(control_plane, namespace, tmp_path)
+    try:
+        for replica in replicas.values():
+            replica.start()
+        wait_for("one replica to run", lambda: len(running(replicas)) == 1)
+        cluster.create_report(manifest("weekly"))
+        cluster.wait_status("weekly", "Active", lambda s: s.get("phase") == "Active")
+        (standby,) = [r for r in replicas.values() if r not in running(replicas)]
+        # Restarted, the standby lists the CronJob at start-up; whichever replica wins the
+        # peering now, the paused one holds the CronJob in its map.
+        standby.stop()
+        standby.start()
+        wait_for("the peering to settle", lambda: len(running(replicas)) == 1, 180)
+        (active,) = running(replicas)
+        (standby,) = [r for r in replicas.values() if r is not active]
+        uid = cluster.cronjob("weekly")["metadata"]["uid"]
+        # Past the standby's start-up re-check: only the re-check on resuming can catch it.
+        time.sleep(handlers.RECHECK_SECONDS + 5)
+
+        active.kill()
+        cluster.batch.delete_namespaced_cron_job(cj.cronjob_name("weekly"), namespace)
+        wait_for("the standby to resume", lambda: last_peering_state(standby) == "running", 180)
+        recreated = wait_for("the CronJob back", lambda: cluster.cronjob("weekly"))
+        assert recreated["metadata"]["uid"] != uid
+        assert cluster.events("CronJobRecreated", "weekly")
+    finally:
+        for replica in replicas.values():
+            replica.stop()
+
+
+def running(replicas: dict[str, OperatorProcess]) -> list[OperatorProcess]:
+    return [
+        r
+        for r in replicas.values()
+        if r.proc is not None and r.proc.poll() is None and last_peering_state(r) == "running"
+    ]

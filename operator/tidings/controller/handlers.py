@@ -125,15 +125,28 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # watches after this handler). Not a kopf index: until an index has seen every object once,
     # each new object's worker wakes all the waiting ones, quadratic in the number of reports.
     memo.cronjobs = await list_cronjobs(memo.kube, memo.settings.namespaces)
-    memo.recheck = asyncio.get_running_loop().create_task(recheck_cronjobs(memo, memo.cronjobs))
+    memo.rechecks = set()  # running recheck_cronjobs tasks (the loop keeps only weak references)
+    loop = asyncio.get_running_loop()
+
+    def recheck() -> None:
+        task = loop.create_task(recheck_cronjobs(memo, dict(memo.cronjobs)))
+        memo.rechecks.add(task)
+        task.add_done_callback(memo.rechecks.discard)
+
+    recheck()
+    # A paused peering replica sees no deletions; kopf's lists on resuming bring what exists,
+    # and the same re-check finds what its map still holds but is gone.
+    metrics.LEADERSHIP.leading = settings.peering.standalone  # kopf starts a peer paused
+    metrics.LEADERSHIP.add_resume_hook(recheck)
+    metrics.LEADERSHIP.install()
 
 
 @kopf.on.cleanup()
 async def close_client(memo: kopf.Memo, **_: Any) -> None:
     if getattr(memo, "pruning", None):  # issue 12: delivery record retention
         memo.pruning.cancel()
-    if getattr(memo, "recheck", None):
-        memo.recheck.cancel()
+    for task in list(getattr(memo, "rechecks", ())):
+        task.cancel()
     memo.kube.api.close()
 
 
@@ -215,6 +228,8 @@ async def recheck_cronjobs(
     DELETED event. Once the watch is surely running, list again: a CronJob of the first list
     that is gone now is forgotten and its report reconciled, which recreates it."""
     await asyncio.sleep(delay)
+    if not metrics.LEADERSHIP.leading:
+        return  # a paused replica acts on nothing; resuming starts another re-check
     try:
         now = await list_cronjobs(memo.kube, memo.settings.namespaces)
     except Exception as exc:  # best effort: the report's next event reconciles it anyway
