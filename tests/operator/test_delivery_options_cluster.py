@@ -15,7 +15,7 @@ import pytest
 from kubernetes import client
 from op_harness import Cluster, OperatorProcess, PodRunner
 from sr_bodies import manifest
-from test_end_to_end_cluster import Mailbox, mailbox  # noqa: F401 (a fixture)
+from test_end_to_end_cluster import Mailbox, mailbox, smtp_secret  # noqa: F401 (a fixture)
 
 from tidings import testsend
 from tidings.controller.cronjob import digest
@@ -40,16 +40,6 @@ def operator_env() -> dict[str, str]:
         "TIDINGS_MAIL_FROM_NAME": "ACME Reports",
         "TIDINGS_MAIL_REPLY_TO": "reports-help@example.com",
     }
-
-
-def _smtp_secret(cluster: Cluster, port: int) -> None:
-    cluster.core.create_namespaced_secret(
-        cluster.ns,
-        client.V1Secret(
-            metadata=client.V1ObjectMeta(name="team-smtp"),
-            string_data={"host": "127.0.0.1", "port": str(port), "from": "tidings@team.test"},
-        ),
-    )
 
 
 def _rows(now: datetime) -> list[dict]:
@@ -77,7 +67,7 @@ def test_branding_travels_from_operator_and_namespace_to_the_mail(
     tmp_path: Path,
 ) -> None:
     box, port = mailbox
-    _smtp_secret(cluster, port)
+    smtp_secret(cluster, port)
     cluster.core.create_namespaced_config_map(
         cluster.ns,
         client.V1ConfigMap(
@@ -125,7 +115,7 @@ def test_a_skipped_empty_window_leaves_last_sent_and_failures(
     tmp_path: Path,
 ) -> None:
     box, port = mailbox
-    _smtp_secret(cluster, port)
+    smtp_secret(cluster, port)
     now = datetime.now(UTC)
     old = [{**r, "completed_at": "2020-01-01T00:00:00Z"} for r in _rows(now)]
     cluster.create_report(
@@ -156,7 +146,7 @@ def test_a_test_send_goes_to_one_address_and_changes_nothing_else(
     tmp_path: Path,
 ) -> None:
     box, port = mailbox
-    _smtp_secret(cluster, port)
+    smtp_secret(cluster, port)
     now = datetime.now(UTC)
     cluster.create_report(
         manifest(
