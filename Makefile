@@ -7,7 +7,7 @@ PYTHON := $(VENV)/bin/python
 export VENV
 # The venv's bin first, so the scripts make runs (python3, tidings, kubectl-tidings) use it too.
 export PATH := $(abspath $(VENV))/bin:$(shell hack/build-k8s-binaries --print-dir):$(shell hack/install-go-tools --print-dir):$(PATH)
-LINTED := operator tests bench hack
+LINTED := operator devkit tests bench hack
 
 .PHONY: demo test deps test-deps binaries node-binaries images tools lint format dev-up dev-down \
 	cluster-demo kind-demo kind-demo-down bench

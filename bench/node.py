@@ -30,7 +30,8 @@ from kubernetes import client
 from tests.node.node_cluster import NodeCluster, running
 
 from bench.common import percentile, report, table
-from tidings import devnode, models
+from tidings import models
+from tidings_dev import node as devnode
 
 MIB = 1024 * 1024
 NODE_PROCESSES = ("containerd", "kubelet", "kube-scheduler", "kube-proxy")

@@ -4,7 +4,7 @@ measured in the same run.
 
     python3 -m bench.operator [--reports 1000] [--namespaces 100] [--jobs 200] [--idle 60]
 
-Starts its own etcd + kube-apiserver + kube-controller-manager (tidings.devcluster, binaries
+Starts its own etcd + kube-apiserver + kube-controller-manager (tidings_dev.cluster, binaries
 from hack/build-k8s-binaries) in a temp dir, and `python3 -m tidings operator` as a subprocess.
 
 - The operator runs as its own user, bound to cluster-admin. API Priority and Fairness
@@ -48,8 +48,8 @@ from tidings.controller import cronjob as cj
 from tidings.controller import status as st
 from tidings.controller.kube import MERGE_PATCH
 from tidings.controller.settings import load_settings
-from tidings.devcluster import ControlPlane, default_bin_dir, free_port
 from tidings.schedule import rfc3339
+from tidings_dev.cluster import ControlPlane, default_bin_dir, free_port
 
 USER = "tidings-bench-operator"
 VERBS = ["watch", "get", "list", "create", "patch", "update", "delete"]  # then "other"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tidings.devcluster import ControlPlane
+from tidings_dev.cluster import ControlPlane
 
 
 @pytest.fixture(scope="session")

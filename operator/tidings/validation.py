@@ -26,8 +26,7 @@ import email_validator
 import pydantic
 from croniter import CroniterBadDateError, croniter
 
-from tidings import models, sqltext
-from tidings.renderer import netguard
+from tidings import models, netguard, sqltext
 from tidings.schedule import MACROS, parse_bound
 from tidings.snapshot import spec_size_problem
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tidings.devcluster import REPO_ROOT
+from tidings_dev.cluster import REPO_ROOT
 
 CHART = REPO_ROOT / "charts" / "tidings"
 VALUES_ALL = Path(__file__).with_name("values-all.yaml")

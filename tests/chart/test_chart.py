@@ -7,10 +7,10 @@ import pytest
 import yaml
 from chart_tools import CHART, VALUES_ALL, container_env, find, helm, render, values_table
 
-from tidings import admission, crdgen
-from tidings.controller import cronjob
+from tidings import crdgen
+from tidings.controller import admission, cronjob
 from tidings.controller.settings import Settings, SettingsError, env_table, load_settings
-from tidings.devcluster import REPO_ROOT
+from tidings_dev.cluster import REPO_ROOT
 
 
 @pytest.mark.parametrize("values", [(), ("-f", str(VALUES_ALL))], ids=["default", "all-options"])

@@ -33,11 +33,11 @@ from tests.operator.op_harness import (
 )
 from tests.operator.sr_bodies import manifest
 
-from tidings import admission
+from tidings.controller import admission
 from tidings.controller import cronjob as cj
 from tidings.controller import webhook_tls as tls
 from tidings.controller.webhook_tls_store import WebhookTLSStore
-from tidings.devcluster import ControlPlane, free_port
+from tidings_dev.cluster import ControlPlane, free_port
 
 pytestmark = pytest.mark.cluster
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from chart_tools import find, render, tool
 
-from tidings.report_metrics import PHASES, SERIES
+from tidings.controller.report_metrics import PHASES, SERIES
 
 ALERTS_TEST = Path(__file__).with_name("monitoring") / "alerts-test.yaml"
 ALL_PARTS = (

@@ -19,10 +19,11 @@ import pytest
 import yaml
 from tests.cases.admission_cases import BASE, INVALID, VALID, changed, example_specs
 
-from tidings import admission, models
+from tidings import models
+from tidings.controller import admission
 from tidings.controller.kube import Kube
 from tidings.controller.settings import Settings
-from tidings.devcluster import CertificateAuthority, free_port
+from tidings_dev.cluster import CertificateAuthority, free_port
 
 pytestmark = pytest.mark.cluster
 

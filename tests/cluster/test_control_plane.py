@@ -11,7 +11,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tidings import models
-from tidings.devcluster import REPO_ROOT, ControlPlane, pinned_versions
+from tidings_dev.cluster import REPO_ROOT, ControlPlane, pinned_versions
 
 pytestmark = pytest.mark.cluster
 

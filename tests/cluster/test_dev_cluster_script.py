@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tidings.devcluster import REPO_ROOT, _alive, default_bin_dir, pinned_versions
+from tidings_dev.cluster import REPO_ROOT, _alive, default_bin_dir, pinned_versions
 
 pytestmark = pytest.mark.cluster
 

@@ -10,7 +10,7 @@ import yaml
 from kubernetes import client
 
 from tidings import models
-from tidings.devcluster import REPO_ROOT, ControlPlane
+from tidings_dev.cluster import REPO_ROOT, ControlPlane
 
 pytestmark = pytest.mark.cluster
 

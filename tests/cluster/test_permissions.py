@@ -21,9 +21,10 @@ import yaml
 from tests.cases.admission_cases import BASE, DROP, changed
 from tests.cluster.test_admission import DENIED, serving_webhook, wait_until_enforced
 
-from tidings import models, permissions, testsend
+from tidings import models
+from tidings.controller import permissions, testsend
 from tidings.controller.settings import Settings
-from tidings.devcluster import REPO_ROOT
+from tidings_dev.cluster import REPO_ROOT
 
 pytestmark = pytest.mark.cluster
 

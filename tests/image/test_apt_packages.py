@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tidings.devcluster import REPO_ROOT
+from tidings_dev.cluster import REPO_ROOT
 
 PACKAGE_LIST = REPO_ROOT / "renderer-image" / "apt-packages.txt"
 

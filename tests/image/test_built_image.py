@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tidings import devnode
-from tidings.devcluster import REPO_ROOT
+from tidings_dev import node as devnode
+from tidings_dev.cluster import REPO_ROOT
 
 
 @pytest.fixture(scope="module")

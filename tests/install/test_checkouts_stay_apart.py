@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from checkouts import Demo, outside_references, user_env
 
-from tidings.devcluster import _alive, default_bin_dir
+from tidings_dev.cluster import _alive, default_bin_dir
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 

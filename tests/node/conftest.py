@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from tests.node.node_cluster import NodeCluster, running, unavailable
 
-from tidings import devnode
+from tidings_dev import node as devnode
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

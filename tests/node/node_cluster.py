@@ -19,9 +19,9 @@ from aiosmtpd.controller import Controller
 from kubernetes import client
 from tests.chart.chart_tools import CHART, tool
 
-from tidings import devnode
-from tidings.devcluster import ControlPlane, free_port
-from tidings.devnode import NODE_IP, Node
+from tidings_dev import node as devnode
+from tidings_dev.cluster import ControlPlane, free_port
+from tidings_dev.node import NODE_IP, Node
 
 RELEASE = "tidings"
 RELEASE_NAMESPACE = "tidings"

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from tests.node.node_cluster import NodeCluster
 
-from tidings import devcluster, devnode
+from tidings_dev import cluster as devcluster
+from tidings_dev import node as devnode
 
 
 def _route_table(cluster: NodeCluster, namespace: str) -> str:

@@ -28,7 +28,7 @@ from tests.node.node_cluster import RELEASE, RELEASE_NAMESPACE, NodeCluster
 from tests.operator import op_harness
 
 from tidings import models
-from tidings.devnode import NODE_IP
+from tidings_dev.node import NODE_IP
 
 WAIT = 180.0  # a failsafe for eventual states, not a performance claim
 OPERATOR_SELECTOR = "app.kubernetes.io/component=operator"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from tests.node.node_cluster import NodeCluster
 
-from tidings import devnode
-from tidings.devcluster import REPO_ROOT, _alive, default_bin_dir
+from tidings_dev import node as devnode
+from tidings_dev.cluster import REPO_ROOT, _alive, default_bin_dir
 
 
 def test_stopping_the_node_leaves_nothing_behind(node_cluster: NodeCluster) -> None:

@@ -9,7 +9,7 @@ import pytest
 from kubernetes import client
 from op_harness import Cluster, OperatorProcess, StandInKubelet, install_report_crd
 
-from tidings.devcluster import ControlPlane
+from tidings_dev.cluster import ControlPlane
 
 
 @pytest.fixture(scope="session")

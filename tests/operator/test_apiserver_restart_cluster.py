@@ -24,7 +24,7 @@ from sr_bodies import manifest
 
 from tidings.controller import cronjob as cj
 from tidings.controller.cronjob import digest
-from tidings.devcluster import ControlPlane
+from tidings_dev.cluster import ControlPlane
 
 pytestmark = pytest.mark.cluster
 

@@ -17,9 +17,9 @@ from op_harness import Cluster, OperatorProcess, PodRunner
 from sr_bodies import manifest
 from test_end_to_end_cluster import Mailbox, mailbox, smtp_secret  # noqa: F401 (a fixture)
 
-from tidings import testsend
+from tidings.controller import testsend
 from tidings.controller.cronjob import digest
-from tidings.devcluster import REPO_ROOT, free_port
+from tidings_dev.cluster import REPO_ROOT, free_port
 
 pytestmark = pytest.mark.cluster
 

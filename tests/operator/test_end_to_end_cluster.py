@@ -17,9 +17,9 @@ from kubernetes import client
 from op_harness import Cluster, OperatorProcess, PodRunner
 from sr_bodies import manifest
 
-from tidings.devcluster import free_port
 from tidings.snapshot import spec_size_problem
 from tidings.validation import validate_spec
+from tidings_dev.cluster import free_port
 
 pytestmark = pytest.mark.cluster
 

@@ -21,7 +21,7 @@ from pypdf import PdfReader
 from sr_bodies import manifest
 
 from tidings import kubectl_plugin
-from tidings.devcluster import ControlPlane
+from tidings_dev.cluster import ControlPlane
 
 pytestmark = pytest.mark.cluster
 

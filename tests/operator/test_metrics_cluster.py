@@ -12,7 +12,7 @@ import pytest
 from op_harness import Cluster, OperatorProcess, StandInKubelet, result_line, wait_for
 from sr_bodies import manifest
 
-from tidings.report_metrics import SERIES
+from tidings.controller.report_metrics import SERIES
 from tidings.schedule import parse_rfc3339, previous_fire_time
 
 pytestmark = pytest.mark.cluster

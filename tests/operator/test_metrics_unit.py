@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
 
-from tidings.report_metrics import Leadership, ReportStore
+from tidings.controller.report_metrics import Leadership, ReportStore
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)  # a Tuesday
 

@@ -71,7 +71,7 @@ def test_env_table_documents_every_setting() -> None:
 
 
 def test_docs_list_every_variable() -> None:
-    from tidings.devcluster import REPO_ROOT
+    from tidings_dev.cluster import REPO_ROOT
 
     text = (REPO_ROOT / "docs" / "operator.md").read_text()
     missing = [name for name, _, _ in env_table() if f"`{name}`" not in text]

@@ -9,8 +9,7 @@ from datetime import UTC, datetime
 from sr_bodies import report_body
 from test_status_unit import RESULT, _apply, _condition, _job, _outcome, _pod, _with_status
 
-from tidings import permissions, testsend
-from tidings.controller import cronjob
+from tidings.controller import cronjob, permissions, testsend
 from tidings.controller import status as st
 from tidings.controller.settings import Settings
 

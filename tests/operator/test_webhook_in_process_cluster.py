@@ -12,8 +12,8 @@ from op_harness import OperatorProcess
 from sr_bodies import manifest
 
 from tidings import models
-from tidings.admission import WEBHOOK_ID
-from tidings.devcluster import ControlPlane, free_port
+from tidings.controller.admission import WEBHOOK_ID
+from tidings_dev.cluster import ControlPlane, free_port
 
 pytestmark = pytest.mark.cluster
 

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from aiosmtpd.controller import Controller
 
-from tidings.devcluster import CertificateAuthority, free_port
+from tidings_dev.cluster import CertificateAuthority, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

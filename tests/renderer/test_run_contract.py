@@ -22,8 +22,8 @@ from tests.renderer.conftest import (
     write_report,
 )
 
-from tidings.devcluster import free_port
 from tidings.renderer.result import EX_DATAERR, EX_OK, RESULT_MAX_BYTES
+from tidings_dev.cluster import free_port
 
 # Makes `import weasyprint` raise ImportError in the child, as on a machine without it.
 NO_WEASYPRINT = (

@@ -1,11 +1,11 @@
-"""What needs the `schedule` verb (tidings.permissions): the pure decisions the webhook acts on."""
+"""What needs the `schedule` verb (controller.permissions): the decisions the webhook acts on."""
 
 from __future__ import annotations
 
 import pytest
 from tests.cases.admission_cases import BASE, DROP, changed
 
-from tidings.permissions import (
+from tidings.controller.permissions import (
     Need,
     access_review,
     added_recipients,
@@ -219,7 +219,7 @@ def test_docs_roles_table_matches_the_cluster_roles():
 
     import yaml
 
-    from tidings.devcluster import REPO_ROOT
+    from tidings_dev.cluster import REPO_ROOT
 
     chart_file = REPO_ROOT / "charts" / "tidings" / "templates" / "user-clusterroles.yaml"
     roles = {}

@@ -336,7 +336,7 @@ def test_validate_command_unreadable_inputs(tmp_path):
 def test_admission_handler_rejects_with_422_listing_every_problem():
     import kopf
 
-    from tidings.admission import validate_report
+    from tidings.controller.admission import validate_report
 
     body = {"spec": changed({"timeZone": "Nowhere", "schedule": "@every 1h"})}
     warnings: list[str] = []
@@ -352,7 +352,7 @@ def test_admission_handler_rejects_with_422_listing_every_problem():
 
 
 def test_admission_handler_passes_warnings_and_skips_unchanged_specs():
-    from tidings.admission import validate_report
+    from tidings.controller.admission import validate_report
 
     warnings: list[str] = []
     spec = changed({"delivery.subjectTemplate": "{name}"})
@@ -364,7 +364,7 @@ def test_admission_handler_passes_warnings_and_skips_unchanged_specs():
 
 
 def test_webhook_configuration_appends_the_handler_path():
-    from tidings.admission import WEBHOOK_ID, webhook_configuration
+    from tidings.controller.admission import WEBHOOK_ID, webhook_configuration
 
     by_url = webhook_configuration("x", {"url": "https://127.0.0.1:9443/", "caBundle": "Q0E="})
     hook = by_url["webhooks"][0]

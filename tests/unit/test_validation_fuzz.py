@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from tests.cases.admission_cases import BASE
 
 from tidings import sqltext
-from tidings.commands.validate import load_documents
+from tidings.documents import load_documents
 from tidings.renderer import run as runner
 from tidings.renderer.mail import build_message, encode
 from tidings.renderer.result import InputError

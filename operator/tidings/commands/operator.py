@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     if settings.webhook_port:
         # The validating webhook runs in this process; handlers.configure starts its server.
-        importlib.import_module("tidings.admission")
+        importlib.import_module("tidings.controller.admission")
 
     if settings.webhook_tls_secret:
         try:

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         report = runner.load_report(args.report)
         options = options_from_args(args)
         if args.test_to:
-            from tidings.testsend import annotation_problem
+            from tidings.controller.testsend import annotation_problem
 
             if problem := annotation_problem(args.test_to):
                 raise InputError(f"--test-to {args.test_to!r} {problem}")

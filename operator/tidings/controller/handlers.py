@@ -39,9 +39,9 @@ from typing import Any
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from tidings import models, schedule, testsend, validation
+from tidings import models, schedule, validation
 from tidings.controller import cronjob as cj
-from tidings.controller import metrics, record_store, records
+from tidings.controller import metrics, record_store, records, testsend
 from tidings.controller import status as st
 from tidings.controller.kube import (
     Kube,
@@ -104,7 +104,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     if not hasattr(memo, "settings"):
         memo.settings = load_settings(os.environ)
     if memo.settings.webhook_port:
-        from tidings.admission import LargeRequestWebhookServer
+        from tidings.controller.admission import LargeRequestWebhookServer
 
         settings.admission.server = LargeRequestWebhookServer(
             addr="0.0.0.0",
@@ -447,7 +447,7 @@ async def start_run_now(memo: kopf.Memo, report: Mapping[str, Any], value: str) 
 async def start_test_send(
     kube: Kube, report: Mapping[str, Any], valid: bool
 ) -> tuple[dict[str, Any], list[st.Event]]:
-    """tidings.dev/send-test (tidings.testsend): one Job to that address only, once per value.
+    """tidings.dev/send-test (controller.testsend): one Job to that address only, once per value.
     Returns the status fields that record it and the Events to post."""
     meta = report["metadata"]
     fields, address, refused = testsend.decide(

@@ -1,7 +1,7 @@
 """Prometheus metrics, served on TIDINGS_METRICS_PORT (/metrics).
 
 tidings_runs_total{outcome,failure}     finished runs this replica recorded
-and the per-report series of tidings.report_metrics (only on the replica serving reports).
+and the per-report series of controller.report_metrics (only on the replica serving reports).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from prometheus_client import REGISTRY, Counter, start_http_server
 
-from tidings.report_metrics import Leadership, ReportStore, utc_now
+from tidings.controller.report_metrics import Leadership, ReportStore, utc_now
 
 RUNS = Counter(
     "tidings_runs", "Finished report runs by outcome and failure kind.", ["outcome", "failure"]

@@ -11,8 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
-from tidings import branding
-from tidings.renderer import netguard
+from tidings import branding, netguard
 
 SMTP_TLS_MODES = ("none", "starttls", "tls")
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tidings import display, models, testsend
+from tidings import display, models
+from tidings.controller import testsend
 from tidings.controller.cronjob import (
     CONTAINER,
     NOT_STARTED_ANNOTATION,
@@ -71,7 +72,9 @@ class RunOutcome:
     bytes: int = 0
     renderer: str | None = None
     skipped: bool = False  # skipIfEmpty and an empty window: nothing sent, nothing failed
-    test_recipient: str | None = None  # a test send (tidings.testsend): changes nothing else
+    test_recipient: str | None = (
+        None  # a test send (tidings.controller.testsend): changes nothing else
+    )
     message_id: str = ""
     job_uid: str = ""
 

@@ -26,6 +26,7 @@ import yaml
 
 from tidings import branding, models
 from tidings.branding import Branding, BrandingError, Logo, logo_from_data_uri
+from tidings.controller.testsend import SUBJECT_PREFIX
 from tidings.renderer import delivery, filters, reports, templating, text
 from tidings.renderer.datafiles import csv_attachment, xlsx_attachment
 from tidings.renderer.deadline import DeadlineExceeded, budget, enforced
@@ -54,7 +55,6 @@ from tidings.renderer.result import (
 from tidings.renderer.sources import QueryParams, load_rows
 from tidings.schedule import compute_window, parse_rfc3339, rfc3339, scheduled_time_from_job_name
 from tidings.schedule import zone as parse_zone
-from tidings.testsend import SUBJECT_PREFIX
 
 log = logging.getLogger("tidings.renderer")
 
@@ -105,7 +105,7 @@ def _path(loc: tuple[Any, ...]) -> str:
 def load_report(path: Path) -> models.ScheduledReport:
     """The first ScheduledReport in a YAML (or JSON) file, parsed as the API server would see
     it (unquoted dates stay strings)."""
-    from tidings.commands.validate import load_documents
+    from tidings.documents import load_documents
 
     try:
         documents = load_documents(path.read_text(encoding="utf-8"))

@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-from tidings import models, sqltext
-from tidings.renderer import netguard
+from tidings import models, netguard, sqltext
 from tidings.renderer.deadline import DeadlineExceeded
 from tidings.renderer.deadline import check as check_deadline
 from tidings.renderer.deadline import remaining as deadline_remaining

@@ -12,7 +12,7 @@ outside the organisation (docs/permissions.md):
 
 This module is the pure part: given the old and new spec and the allowed domains, what needs the
 verb, the SubjectAccessReview that asks for it, and the refusal text. The admission webhook
-(tidings.admission) does the I/O.
+(tidings.controller.admission) does the I/O.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tidings import models, testsend
+from tidings import models
+from tidings.controller import testsend
 from tidings.controller.settings import MAIL_DOMAIN
 
 SCHEDULE_VERB = "schedule"
@@ -117,7 +118,7 @@ def schedule_needs(
 
 
 def test_send_needs(address: str | None, domains: Sequence[str]) -> list[Need]:
-    """A test send (tidings.testsend) to an address outside the allowed domains needs the verb,
+    """A test send (controller.testsend) to an address outside the allowed domains needs the verb,
     as adding that address to the recipients would."""
     if not address or not domains or domain_allowed(address, domains):
         return []

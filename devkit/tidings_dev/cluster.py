@@ -4,7 +4,7 @@ Starts etcd, kube-apiserver and kube-controller-manager (built by hack/build-k8s
 pinned upstream releases) on free loopback ports, with TLS, RBAC, client-certificate auth against a
 generated CA and service-account signing keys. Alone it has no kubelet and no scheduler: Pods stay
 Pending, which is what tests that stand in for a kubelet want. With `node_ip` the apiserver serves
-on that address instead (the bridge of a real node, tidings.devnode) and publishes itself as the
+on that address instead (the bridge of a real node, tidings_dev.node) and publishes itself as the
 `kubernetes` Service, so pods reach it through kube-proxy.
 
 Used by `hack/dev-cluster up|down` and by the pytest fixtures, so both run the same code.
@@ -200,7 +200,7 @@ class ControlPlane:
     die_with_parent: bool = False
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     apiserver_port: int = 0
-    # The address a real node's kubelet and pods reach the apiserver on (tidings.devnode).
+    # The address a real node's kubelet and pods reach the apiserver on (tidings_dev.node).
     node_ip: str | None = None
 
     @property
@@ -568,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
     state_dir: Path = args.state_dir.resolve()
 
     if args.action == "down":
-        from tidings import devnode
+        from tidings_dev import node as devnode
 
         node_state = state_dir / "node"
         had_node = (node_state / "state.json").exists()
@@ -616,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _start_with_node(state_dir: Path):  # type: ignore[no-untyped-def]
     """The control plane on the node's bridge, then the node with this checkout's images."""
-    from tidings import devnode
+    from tidings_dev import node as devnode
 
     reason = devnode.unavailable_reason()
     if reason:

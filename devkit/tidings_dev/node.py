@@ -1,4 +1,4 @@
-"""A real Kubernetes node beside the local control plane (tidings.devcluster), for development and
+"""A real Kubernetes node beside the local control plane (tidings_dev.cluster), for development and
 the tests in tests/node: containerd 2.x with runc, a CNI bridge, kubelet, kube-scheduler and
 kube-proxy, running images built from this repository by hack/build-images (no registry).
 
@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tidings.devcluster import (
+from tidings_dev.cluster import (
     REPO_ROOT,
     SERVICE_CIDR,
     ControlPlane,
@@ -610,7 +610,7 @@ def _our_netns() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m tidings.devnode teardown [--state-dir DIR]`: clean up after a killed node."""
+    """`python -m tidings_dev.node teardown [--state-dir DIR]`: clean up after a killed node."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="devnode", description=__doc__)

@@ -4,7 +4,7 @@ Importing this module registers the handler in kopf's default registry, so the o
 to import it and give kopf a webhook server (`settings.admission.server`). The handler first runs
 `validate_spec` and rejects with HTTP 422 and every problem as "path: rule"; warnings (such as a
 subject without {date}) go back to kubectl through kopf's admission warnings. Then, for changes
-that need the custom verb `schedule` (tidings.permissions), it asks the apiserver with a
+that need the custom verb `schedule` (tidings.controller.permissions), it asks the apiserver with a
 SubjectAccessReview whether the requesting user has it, and rejects with HTTP 403 if not.
 
 The permission check uses `memo.kube` and `memo.settings`, which the operator's startup handler
@@ -20,7 +20,8 @@ from typing import Any
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from tidings import models, permissions, testsend
+from tidings import models
+from tidings.controller import permissions, testsend
 from tidings.controller.kube import Kube
 from tidings.controller.settings import Settings
 from tidings.validation import validate_spec
