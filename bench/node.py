@@ -159,7 +159,7 @@ def rss_mib(pid: int) -> float:
 
 def node_memory(cluster: NodeCluster) -> list[tuple[str, float]]:
     rows = [(name, rss_mib(cluster.node.processes[name].pid)) for name in NODE_PROCESSES]
-    shims = devnode._shim_pids()
+    shims = devnode.shim_pids()
     rows.append((f"containerd shims ({len(shims)})", sum(rss_mib(pid) for pid in shims)))
     return rows
 

@@ -49,7 +49,8 @@ from tidings.controller import status as st
 from tidings.controller.kube import MERGE_PATCH
 from tidings.controller.settings import load_settings
 from tidings.schedule import rfc3339
-from tidings_dev.cluster import ControlPlane, default_bin_dir, free_port
+from tidings_dev.cluster import ControlPlane, default_bin_dir
+from tidings_dev.procs import free_port
 
 USER = "tidings-bench-operator"
 VERBS = ["watch", "get", "list", "create", "patch", "update", "delete"]  # then "other"

@@ -313,7 +313,7 @@ def main() -> int:
 
     from aiosmtpd.controller import Controller
 
-    from tidings_dev.cluster import free_port
+    from tidings_dev.procs import free_port
 
     sizes = [int(n) for n in args.sizes.split(",")]
     server, base = serve_rows(sorted({*sizes, args.baseline_rows}))

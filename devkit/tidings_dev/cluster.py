@@ -7,7 +7,8 @@ Pending, which is what tests that stand in for a kubelet want. With `node_ip` th
 on that address instead (the bridge of a real node, tidings_dev.node) and publishes itself as the
 `kubernetes` Service, so pods reach it through kube-proxy.
 
-Used by `hack/dev-cluster up|down` and by the pytest fixtures, so both run the same code.
+Used by `hack/dev-cluster up|down` (tidings_dev.__main__) and by the pytest fixtures, so both run
+the same code.
 """
 
 from __future__ import annotations
@@ -17,14 +18,10 @@ import datetime as dt
 import ipaddress
 import json
 import os
-import signal
-import socket
 import ssl
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import NameOID
 
 from tidings import pki
+from tidings_dev import procs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VERSIONS_FILE = REPO_ROOT / "hack" / "k8s-binaries" / "versions.env"
@@ -45,7 +43,7 @@ SERVICE_CIDR = "198.18.1.0/24"
 KUBERNETES_SERVICE_IP = "198.18.1.1"
 
 
-class ControlPlaneError(RuntimeError):
+class ControlPlaneError(procs.ProcessError):
     """The control plane could not be started; the message says which part and where its log is."""
 
 
@@ -68,12 +66,6 @@ def default_bin_dir() -> Path:
     )
     key = f"k8s-{versions['KUBERNETES_VERSION']}-etcd-{versions['ETCD_VERSION']}"
     return Path(cache) / key / "bin"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # ------------------------------------------------------------------------------------ PKI
@@ -180,17 +172,6 @@ def write_kubeconfig(
     return path
 
 
-# ------------------------------------------------------------------------------ processes
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGKILL it when the test process dies, however it dies."""
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
 @dataclass
 class ControlPlane:
     """One running control plane. `start()` returns when /readyz answers ok."""
@@ -293,7 +274,7 @@ class ControlPlane:
     def _generate_pki(self) -> None:
         pki = self.pki_dir
         ca = CertificateAuthority.create(pki, "ca")
-        self.apiserver_port = free_port()
+        self.apiserver_port = procs.free_port()
         ca.issue(
             pki,
             "apiserver",
@@ -337,43 +318,20 @@ class ControlPlane:
         )
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
-        log = open(self.state_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - owned by child
-        proc = subprocess.Popen(
+        proc = procs.spawn(
             [str(self.bin_dir / name), *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=not self.die_with_parent,
-            preexec_fn=_die_with_parent if self.die_with_parent else None,
+            self.state_dir / "logs" / f"{name}.log",
+            tied_to_parent=self.die_with_parent,
         )
-        log.close()
         self.processes[name] = proc
         return proc
 
-    def _log_tail(self, name: str, lines: int = 25) -> str:
-        path = self.state_dir / "logs" / f"{name}.log"
-        text = path.read_text(errors="replace") if path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def _wait(self, name: str, ready: callable, timeout: float) -> None:  # type: ignore[valid-type]
-        deadline = time.monotonic() + timeout
-        proc = self.processes[name]
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise ControlPlaneError(
-                    f"{name} exited with {proc.returncode}; log {self.state_dir}/logs/{name}.log:\n"
-                    + self._log_tail(name)
-                )
-            if ready():
-                return
-            time.sleep(0.2)
-        raise ControlPlaneError(
-            f"{name} not ready after {timeout:.0f}s; log {self.state_dir}/logs/{name}.log:\n"
-            + self._log_tail(name)
-        )
+    def _wait(self, name: str, ready: Callable[[], bool], timeout: float) -> None:
+        log_path = self.state_dir / "logs" / f"{name}.log"
+        procs.wait_ready(self.processes[name], name, ready, timeout, log_path, ControlPlaneError)
 
     def _start_etcd(self, timeout: float) -> None:
-        client, peer = free_port(), free_port()
+        client, peer = procs.free_port(), procs.free_port()
         self.etcd_url = f"http://127.0.0.1:{client}"
         self._spawn(
             "etcd",
@@ -390,7 +348,7 @@ class ControlPlane:
                 "--unsafe-no-fsync",
             ],
         )
-        self._wait("etcd", lambda: _http_ok(f"{self.etcd_url}/health"), timeout)
+        self._wait("etcd", lambda: procs.http_ok(f"{self.etcd_url}/health"), timeout)
 
     def _start_apiserver(self, timeout: float) -> None:
         pki = self.pki_dir
@@ -426,7 +384,9 @@ class ControlPlane:
         )
         context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
         context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
-        self._wait("kube-apiserver", lambda: _http_ok(f"{self.server}/readyz", context), timeout)
+        self._wait(
+            "kube-apiserver", lambda: procs.http_ok(f"{self.server}/readyz", context), timeout
+        )
 
     def _start_controller_manager(self) -> None:
         pki = self.pki_dir
@@ -438,7 +398,7 @@ class ControlPlane:
                 f"--authentication-kubeconfig={kubeconfig}",
                 f"--authorization-kubeconfig={kubeconfig}",
                 "--bind-address=127.0.0.1",
-                f"--secure-port={free_port()}",
+                f"--secure-port={procs.free_port()}",
                 "--use-service-account-credentials=true",
                 f"--service-account-private-key-file={pki / 'service-account.key'}",
                 f"--root-ca-file={pki / 'ca.crt'}",
@@ -453,7 +413,7 @@ class ControlPlane:
     def restart_apiserver(self, down: float = 0, timeout: float = 120) -> None:
         """Stop kube-apiserver (SIGTERM), leave it down for `down` seconds, start it again on
         the same port and etcd: every client's watches break and must resume."""
-        _terminate(self.processes.pop("kube-apiserver"))
+        procs.terminate(self.processes.pop("kube-apiserver"))
         time.sleep(down)
         self._start_apiserver(timeout)
         self._write_state()
@@ -478,29 +438,10 @@ class ControlPlane:
     def stop(self) -> None:
         """Stop every process this object started (newest first) and wait for them."""
         for name in reversed(list(self.processes)):
-            _terminate(self.processes[name])
+            procs.terminate(self.processes[name])
         self.processes.clear()
         with contextlib.suppress(FileNotFoundError):
             (self.state_dir / "state.json").unlink()
-
-
-def _terminate(proc: subprocess.Popen, grace: float = 10) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2, context=context) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 def stop_from_state(state_dir: Path, grace: float = 10) -> list[int]:
@@ -510,130 +451,6 @@ def stop_from_state(state_dir: Path, grace: float = 10) -> list[int]:
     if not state_file.exists():
         return []
     pids = list(json.loads(state_file.read_text())["pids"].values())
-    signalled = stop_pids(list(reversed(pids)), grace)
+    signalled = procs.stop_pids(list(reversed(pids)), grace)
     state_file.unlink()
     return signalled
-
-
-def stop_pids(pids: list[int], grace: float = 10) -> list[int]:
-    """SIGTERM each pid, SIGKILL what is left after `grace`, and return once all have exited
-    (raising if one survives SIGKILL). Returns the pids that were signalled."""
-    signalled = []
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-            signalled.append(pid)
-    _wait_gone(signalled, grace)
-    for pid in signalled:
-        if _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-    _wait_gone(signalled, 5)
-    if survivors := [pid for pid in signalled if _alive(pid)]:
-        raise ControlPlaneError(f"processes still running after SIGKILL: {survivors}")
-    return signalled
-
-
-def _wait_gone(pids: list[int], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers kill(0): check /proc for its state.
-    with contextlib.suppress(OSError):
-        if Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z":
-            return False
-    return True
-
-
-def main(argv: list[str] | None = None) -> int:
-    """hack/dev-cluster's entry point: `up [--node]` (start, write .dev/kubeconfig) or `down`."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="dev-cluster", description=__doc__)
-    parser.add_argument("action", choices=["up", "down", "status"])
-    parser.add_argument("--state-dir", type=Path, default=REPO_ROOT / ".dev")
-    parser.add_argument(
-        "--node",
-        action="store_true",
-        help="up: also a real node (containerd, kubelet, scheduler, kube-proxy; Linux, root)",
-    )
-    args = parser.parse_args(argv)
-    state_dir: Path = args.state_dir.resolve()
-
-    if args.action == "down":
-        from tidings_dev import node as devnode
-
-        node_state = state_dir / "node"
-        had_node = (node_state / "state.json").exists()
-        if had_node:
-            devnode.teardown(node_state)
-        pids = stop_from_state(state_dir)
-        if had_node:
-            print("node torn down")
-        print(f"stopped {len(pids)} processes" if pids else "no control plane running")
-        return 0
-    if args.action == "status":
-        state_file = state_dir / "state.json"
-        if not state_file.exists():
-            print("no control plane running")
-            return 1
-        print(state_file.read_text())
-        return 0
-
-    if (state_dir / "state.json").exists():
-        print(
-            f"already running (see {state_dir / 'state.json'}); run `hack/dev-cluster down` first",
-            file=sys.stderr,
-        )
-        return 1
-    for stale in ("etcd", "pki", "users", "logs"):
-        path = state_dir / stale
-        if path.exists():
-            subprocess.run(["rm", "-rf", str(path)], check=True)
-    started = time.monotonic()
-    try:
-        if args.node:
-            node = _start_with_node(state_dir)
-            plane = node.plane
-        else:
-            plane = ControlPlane(state_dir=state_dir)
-            plane.start()
-    except ControlPlaneError as exc:
-        print(f"dev-cluster: {exc}", file=sys.stderr)
-        return 1
-    what = "control plane and node" if args.node else "control plane"
-    print(f"{what} ready in {time.monotonic() - started:.1f}s at {plane.server}")
-    print(f"export KUBECONFIG={plane.kubeconfig}")
-    return 0
-
-
-def _start_with_node(state_dir: Path):  # type: ignore[no-untyped-def]
-    """The control plane on the node's bridge, then the node with this checkout's images."""
-    from tidings_dev import node as devnode
-
-    reason = devnode.unavailable_reason()
-    if reason:
-        raise ControlPlaneError(reason)
-    images = devnode.build_images()
-    devnode.prepare_host(state_dir / "node")
-    plane = ControlPlane(state_dir=state_dir, node_ip=devnode.NODE_IP)
-    plane.start()
-    node = devnode.Node(plane, images=images.archives, sandbox_image=images.pause)
-    try:
-        node.start()
-    except BaseException:
-        plane.stop()
-        raise
-    print(f"renderer image {images.renderer} ({images.renderer_mb} MB as an archive)")
-    return node
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -20,22 +20,18 @@ import json
 import os
 import shutil
 import subprocess
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tidings_dev import procs
 from tidings_dev.cluster import (
     REPO_ROOT,
     SERVICE_CIDR,
     ControlPlane,
     ControlPlaneError,
-    _alive,
-    _die_with_parent,
-    _terminate,
     default_bin_dir,
-    free_port,
     pinned_versions,
-    stop_pids,
     write_kubeconfig,
 )
 
@@ -117,10 +113,6 @@ def build_images() -> Images:
     )
 
 
-def _run(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, check=check, capture_output=True, text=True, timeout=timeout)
-
-
 # ------------------------------------------------------------------------------- network
 
 
@@ -137,7 +129,7 @@ def running_elsewhere(state_dir: Path) -> str | None:
     pids = [owner["pid"]]
     with contextlib.suppress(OSError, ValueError, KeyError):
         pids += json.loads((other / "state.json").read_text())["pids"].values()
-    if any(_alive(pid) for pid in pids):
+    if any(procs.alive(pid) for pid in pids):
         return (
             f"another node is running on this machine (state {other}, started by pid "
             f"{owner['pid']}); stop it first, e.g. hack/dev-cluster down --state-dir {other.parent}"
@@ -159,13 +151,13 @@ def prepare_host(state_dir: Path) -> None:
 
 def create_bridge() -> None:
     """The bridge with the host's address."""
-    if _run("ip", "link", "show", BRIDGE, check=False).returncode != 0:
-        _run("ip", "link", "add", BRIDGE, "type", "bridge")
-    _run("ip", "addr", "replace", f"{NODE_IP}/24", "dev", BRIDGE)
-    _run("ip", "link", "set", BRIDGE, "up")
+    if procs.run("ip", "link", "show", BRIDGE, check=False).returncode != 0:
+        procs.run("ip", "link", "add", BRIDGE, "type", "bridge")
+    procs.run("ip", "addr", "replace", f"{NODE_IP}/24", "dev", BRIDGE)
+    procs.run("ip", "link", "set", BRIDGE, "up")
     # ClusterIPs stay on the bridge even before kube-proxy has a rule for them: without this
     # route they would follow the default route off the machine.
-    _run("ip", "route", "replace", SERVICE_CIDR, "dev", BRIDGE, "src", NODE_IP)
+    procs.run("ip", "route", "replace", SERVICE_CIDR, "dev", BRIDGE, "src", NODE_IP)
 
 
 def cni_config(state_dir: Path) -> dict:
@@ -290,8 +282,8 @@ def kube_proxy_config(kubeconfig: Path) -> dict:
         # Traffic from outside the pod subnet (the host itself) to a Service is masqueraded to
         # the bridge address, so replies come back on the bridge.
         "clusterCIDR": POD_SUBNET,
-        "healthzBindAddress": f"127.0.0.1:{free_port()}",
-        "metricsBindAddress": f"127.0.0.1:{free_port()}",
+        "healthzBindAddress": f"127.0.0.1:{procs.free_port()}",
+        "metricsBindAddress": f"127.0.0.1:{procs.free_port()}",
         "nodePortAddresses": [f"{NODE_IP}/32"],
         # Leave the host's conntrack and route_localnet sysctls alone.
         "conntrack": {"maxPerCore": 0, "min": 0},
@@ -355,39 +347,25 @@ class Node:
         )
 
     def _spawn(self, name: str, binary: Path, args: list[str]) -> subprocess.Popen:
-        log = open(self.state_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - owned by child
         env = {**os.environ, "PATH": f"{self.runtime_bin}:{CNI_BIN_DIR}:{os.environ['PATH']}"}
-        proc = subprocess.Popen(
+        proc = procs.spawn(
             [str(binary), *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            self.state_dir / "logs" / f"{name}.log",
+            tied_to_parent=self.plane.die_with_parent,
             env=env,
-            start_new_session=not self.plane.die_with_parent,
-            preexec_fn=_die_with_parent if self.plane.die_with_parent else None,
         )
-        log.close()
         self.processes[name] = proc
         return proc
 
-    def _wait(self, name: str, ready, timeout: float) -> None:  # type: ignore[no-untyped-def]
-        deadline = time.monotonic() + timeout
-        proc = self.processes[name]
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise NodeError(f"{name} exited with {proc.returncode}; {self.log_tail(name)}")
-            if ready():
-                return
-            time.sleep(0.2)
-        raise NodeError(f"{name} not ready after {timeout:.0f}s; {self.log_tail(name)}")
+    def _wait(self, name: str, ready: Callable[[], bool], timeout: float) -> None:
+        log_path = self.state_dir / "logs" / f"{name}.log"
+        procs.wait_ready(self.processes[name], name, ready, timeout, log_path, NodeError)
 
     def log_tail(self, name: str, lines: int = 25) -> str:
-        path = self.state_dir / "logs" / f"{name}.log"
-        text = path.read_text(errors="replace") if path.exists() else ""
-        return f"log {path}:\n" + "\n".join(text.splitlines()[-lines:])
+        return procs.log_tail(self.state_dir / "logs" / f"{name}.log", lines)
 
     def ctr(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return _run(
+        return procs.run(
             str(self.runtime_bin / "ctr"),
             "--address",
             str(self.containerd_socket),
@@ -398,7 +376,7 @@ class Node:
         )
 
     def crictl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return _run(
+        return procs.run(
             str(self.runtime_bin / "crictl"),
             "--runtime-endpoint",
             f"unix://{self.containerd_socket}",
@@ -434,7 +412,7 @@ class Node:
         kubeconfig = self._kubeconfig("kubelet", f"system:node:{NODE_NAME}", ("system:nodes",))
         config = self.state_dir / "kubelet.yaml"
         config.write_text(
-            json.dumps(kubelet_config(self.state_dir, self.plane.ca.cert_path, free_port()))
+            json.dumps(kubelet_config(self.state_dir, self.plane.ca.cert_path, procs.free_port()))
         )
         self._spawn(
             "kubelet",
@@ -460,7 +438,7 @@ class Node:
                 f"--authentication-kubeconfig={kubeconfig}",
                 f"--authorization-kubeconfig={kubeconfig}",
                 "--bind-address=127.0.0.1",
-                f"--secure-port={free_port()}",
+                f"--secure-port={procs.free_port()}",
                 "--leader-elect=false",
                 "--v=1",
             ],
@@ -499,7 +477,7 @@ class Node:
             self.crictl("rmp", "--all", "--force", check=False)
         for name in ("kube-proxy", "kube-scheduler", "kubelet", "containerd"):
             if name in self.processes:
-                _terminate(self.processes.pop(name))
+                procs.terminate(self.processes.pop(name))
         teardown(self.state_dir, self.k8s_bin)
 
 
@@ -521,7 +499,7 @@ def _mounts_under(prefixes: tuple[str, ...]) -> list[str]:
     return sorted(set(mounts), key=len, reverse=True)
 
 
-def _shim_pids() -> list[int]:
+def shim_pids() -> list[int]:
     """containerd-shim-runc-v2 processes serving our containerd."""
     pids = []
     for proc in Path("/proc").iterdir():
@@ -536,7 +514,7 @@ def _shim_pids() -> list[int]:
     return pids
 
 
-def _kubepods_cgroups() -> list[Path]:
+def kubepods_cgroups() -> list[Path]:
     """The kubelet's `kubepods` hierarchy in every cgroup v1 controller (v2: the one tree),
     deepest first."""
     dirs: list[Path] = []
@@ -548,15 +526,15 @@ def _kubepods_cgroups() -> list[Path]:
 def _kill_pods_processes() -> None:
     """Containers outlive a killed shim (they are reparented): kill what is left in kubepods."""
     pids = set()
-    for cgroup in _kubepods_cgroups():
+    for cgroup in kubepods_cgroups():
         with contextlib.suppress(OSError):
             pids |= {int(pid) for pid in (cgroup / "cgroup.procs").read_text().split()}
     if pids:
-        stop_pids(sorted(pids), grace=5)
+        procs.stop_pids(sorted(pids), grace=5)
 
 
 def _remove_cgroups() -> None:
-    for cgroup in _kubepods_cgroups():
+    for cgroup in kubepods_cgroups():
         with contextlib.suppress(OSError):
             cgroup.rmdir()
 
@@ -569,24 +547,24 @@ def teardown(state_dir: Path, k8s_bin: Path | None = None, grace: float = 15) ->
     pids: list[int] = []
     if state_file.exists():
         pids = list(json.loads(state_file.read_text())["pids"].values())
-    pids += _shim_pids()
-    stop_pids(pids, grace)
+    pids += shim_pids()
+    procs.stop_pids(pids, grace)
     _kill_pods_processes()
 
     # The bridge plugin's veths go with their pods' namespaces.
-    for netns in _our_netns():
-        _run("ip", "netns", "delete", netns, check=False)
+    for netns in our_netns():
+        procs.run("ip", "netns", "delete", netns, check=False)
     state_dirs = {str(state_dir)}
     with contextlib.suppress(OSError, ValueError, KeyError):
         state_dirs.add(json.loads(STATE_MARKER.read_text())["state_dir"])
     for point in _mounts_under((*state_dirs, str(CONTAINERD_STATE))):
-        if _run("umount", point, check=False).returncode != 0:
-            _run("umount", "-l", point, check=False)
+        if procs.run("umount", point, check=False).returncode != 0:
+            procs.run("umount", "-l", point, check=False)
     k8s_bin = k8s_bin or default_bin_dir()
     if (k8s_bin / "kube-proxy").is_file():
-        _run(str(k8s_bin / "kube-proxy"), "--cleanup", check=False)
+        procs.run(str(k8s_bin / "kube-proxy"), "--cleanup", check=False)
     _remove_cgroups()
-    _run("ip", "link", "delete", BRIDGE, check=False)
+    procs.run("ip", "link", "delete", BRIDGE, check=False)
     shutil.rmtree(CONTAINERD_STATE.parent, ignore_errors=True)
     for directory in state_dirs:
         for sub in ("kubelet", "cni", "pod-logs", "containerd"):
@@ -595,15 +573,15 @@ def teardown(state_dir: Path, k8s_bin: Path | None = None, grace: float = 15) ->
         state_file.unlink()
 
 
-def _our_netns() -> list[str]:
+def our_netns() -> list[str]:
     """Named network namespaces (containerd names them cni-<uuid>) holding an address on our
     pod subnet: another runtime's namespaces on this machine are left alone."""
     ours = []
-    for line in _run("ip", "netns", "list", check=False).stdout.splitlines():
+    for line in procs.run("ip", "netns", "list", check=False).stdout.splitlines():
         name = line.split(" ")[0]
         if not name.startswith("cni-"):
             continue
-        addrs = _run("ip", "-n", name, "-o", "-4", "addr", "show", check=False).stdout
+        addrs = procs.run("ip", "-n", name, "-o", "-4", "addr", "show", check=False).stdout
         if f" {POD_SUBNET.rsplit('.', 1)[0]}." in addrs:
             ours.append(name)
     return ours

@@ -37,7 +37,8 @@ from tidings.controller import admission
 from tidings.controller import cronjob as cj
 from tidings.controller import webhook_tls as tls
 from tidings.controller.webhook_tls_store import WebhookTLSStore
-from tidings_dev.cluster import ControlPlane, free_port
+from tidings_dev.cluster import ControlPlane
+from tidings_dev.procs import free_port
 
 pytestmark = pytest.mark.cluster
 

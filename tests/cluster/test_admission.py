@@ -23,7 +23,8 @@ from tidings import models
 from tidings.controller import admission
 from tidings.controller.kube import Kube
 from tidings.controller.settings import Settings
-from tidings_dev.cluster import CertificateAuthority, free_port
+from tidings_dev.cluster import CertificateAuthority
+from tidings_dev.procs import free_port
 
 pytestmark = pytest.mark.cluster
 

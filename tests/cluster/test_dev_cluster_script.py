@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tidings_dev.cluster import REPO_ROOT, _alive, default_bin_dir, pinned_versions
+from tidings_dev.cluster import REPO_ROOT, default_bin_dir, pinned_versions
+from tidings_dev.procs import alive
 
 pytestmark = pytest.mark.cluster
 
@@ -24,7 +25,7 @@ def test_up_serves_the_pinned_version_and_down_leaves_nothing(tmp_path: Path) ->
     assert up.returncode == 0, up.stderr
     pids = list(json.loads((state / "state.json").read_text())["pids"].values())
     try:
-        assert len(pids) == 3 and all(_alive(pid) for pid in pids)
+        assert len(pids) == 3 and all(alive(pid) for pid in pids)
         version = subprocess.run(
             [str(default_bin_dir() / "kubectl"), "get", "--raw", "/version"],
             env={**os.environ, "KUBECONFIG": str(state / "kubeconfig")},
@@ -41,5 +42,5 @@ def test_up_serves_the_pinned_version_and_down_leaves_nothing(tmp_path: Path) ->
         )
     assert down.returncode == 0, down.stderr
     assert "stopped 3 processes" in down.stdout
-    assert not any(_alive(pid) for pid in pids)
+    assert not any(alive(pid) for pid in pids)
     assert not (state / "state.json").exists()

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from checkouts import Demo, outside_references, user_env
 
-from tidings_dev.cluster import _alive, default_bin_dir
+from tidings_dev.cluster import default_bin_dir
+from tidings_dev.procs import alive
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 
@@ -85,8 +86,8 @@ def test_dev_cluster_up_and_down_in_two_checkouts(demo_checkouts: tuple[Demo, De
         assert down.returncode == 0, down.stderr
         assert "stopped 3 processes" in down.stdout
         started.remove(b.path)
-        assert not any(_alive(pid) for pid in b_pids)  # down returns once they have exited
-        assert all(_alive(pid) for pid in a_pids)
+        assert not any(alive(pid) for pid in b_pids)  # down returns once they have exited
+        assert all(alive(pid) for pid in a_pids)
         assert ready(a.path)
         assert dev_cluster(b.path, "down").stdout.strip() == "no control plane running"
 
@@ -94,7 +95,7 @@ def test_dev_cluster_up_and_down_in_two_checkouts(demo_checkouts: tuple[Demo, De
         assert down.returncode == 0, down.stderr
         assert "stopped 3 processes" in down.stdout
         started.remove(a.path)
-        assert not any(_alive(pid) for pid in a_pids)
+        assert not any(alive(pid) for pid in a_pids)
     finally:
         for path in started:
             dev_cluster(path, "down")

@@ -20,8 +20,9 @@ from kubernetes import client
 from tests.chart.chart_tools import CHART, tool
 
 from tidings_dev import node as devnode
-from tidings_dev.cluster import ControlPlane, free_port
+from tidings_dev.cluster import ControlPlane
 from tidings_dev.node import NODE_IP, Node
+from tidings_dev.procs import free_port
 
 RELEASE = "tidings"
 RELEASE_NAMESPACE = "tidings"

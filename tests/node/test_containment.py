@@ -11,6 +11,7 @@ from tests.node.node_cluster import NodeCluster
 
 from tidings_dev import cluster as devcluster
 from tidings_dev import node as devnode
+from tidings_dev import procs
 
 
 def _route_table(cluster: NodeCluster, namespace: str) -> str:
@@ -70,7 +71,7 @@ def test_a_pod_has_only_the_subnet_and_service_routes(node_cluster: NodeCluster)
 
 def test_the_host_forwards_nothing_and_masquerades_no_pod(node_cluster: NodeCluster) -> None:
     assert Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "0"
-    nat = devnode._run("iptables", "-t", "nat", "-S").stdout.splitlines()
+    nat = procs.run("iptables", "-t", "nat", "-S").stdout.splitlines()
     # POSTROUTING only hands over to kube-proxy, whose one MASQUERADE applies to packets it
     # marked; it marks only in its per-Service chains (traffic to a ClusterIP, which stays on
     # the bridge). Nothing rewrites a pod's traffic to anywhere else, and nothing SNATs.
@@ -86,6 +87,6 @@ def test_the_host_forwards_nothing_and_masquerades_no_pod(node_cluster: NodeClus
 
 
 def test_service_addresses_stay_on_the_bridge(node_cluster: NodeCluster) -> None:
-    route = devnode._run("ip", "route", "get", "198.18.1.200").stdout
+    route = procs.run("ip", "route", "get", "198.18.1.200").stdout
     assert f"dev {devnode.BRIDGE}" in route, route
     assert devcluster.SERVICE_CIDR == "198.18.1.0/24"

@@ -12,7 +12,8 @@ from pathlib import Path
 from tests.node.node_cluster import NodeCluster
 
 from tidings_dev import node as devnode
-from tidings_dev.cluster import REPO_ROOT, _alive, default_bin_dir
+from tidings_dev import procs
+from tidings_dev.cluster import REPO_ROOT, default_bin_dir
 
 
 def test_stopping_the_node_leaves_nothing_behind(node_cluster: NodeCluster) -> None:
@@ -23,20 +24,20 @@ def test_stopping_the_node_leaves_nothing_behind(node_cluster: NodeCluster) -> N
     )  # fmt: skip
     node_cluster.kubectl("wait", "--for=condition=Ready", "pod/sleeper", "--timeout=120s")
     node = node_cluster.node
-    assert devnode._our_netns() and devnode._kubepods_cgroups()
-    pids = [p.pid for p in node.processes.values()] + devnode._shim_pids()
+    assert devnode.our_netns() and devnode.kubepods_cgroups()
+    pids = [p.pid for p in node.processes.values()] + devnode.shim_pids()
 
     node.stop()
 
-    assert not [pid for pid in pids if _alive(pid)]
-    assert not devnode._shim_pids()
+    assert not [pid for pid in pids if procs.alive(pid)]
+    assert not devnode.shim_pids()
     mounts = Path("/proc/self/mountinfo").read_text()
     assert str(node.state_dir) not in mounts
     assert str(devnode.CONTAINERD_STATE) not in mounts
-    assert devnode._our_netns() == []
-    assert devnode._kubepods_cgroups() == []
-    assert devnode._run("ip", "link", "show", devnode.BRIDGE, check=False).returncode != 0
-    assert "KUBE-" not in devnode._run("iptables", "-t", "nat", "-S").stdout
+    assert devnode.our_netns() == []
+    assert devnode.kubepods_cgroups() == []
+    assert procs.run("ip", "link", "show", devnode.BRIDGE, check=False).returncode != 0
+    assert "KUBE-" not in procs.run("iptables", "-t", "nat", "-S").stdout
     assert not devnode.CONTAINERD_STATE.exists()
 
 
@@ -72,7 +73,7 @@ def test_dev_cluster_up_node_and_down_as_a_developer_runs_them(
     assert down.returncode == 0, down.stderr
     assert "node torn down" in down.stdout
     # `down` returned: every process is gone already, and so is what the node made.
-    assert not [pid for pid in node_pids + plane_pids if _alive(pid)]
-    assert devnode._run("ip", "link", "show", devnode.BRIDGE, check=False).returncode != 0
+    assert not [pid for pid in node_pids + plane_pids if procs.alive(pid)]
+    assert procs.run("ip", "link", "show", devnode.BRIDGE, check=False).returncode != 0
     assert str(state) not in Path("/proc/self/mountinfo").read_text()
-    assert devnode._kubepods_cgroups() == []
+    assert devnode.kubepods_cgroups() == []

@@ -31,7 +31,8 @@ from kubernetes.client.exceptions import ApiException
 from tidings import crdgen, models
 from tidings.controller import cronjob as cj
 from tidings.schedule import rfc3339
-from tidings_dev.cluster import ControlPlane, free_port
+from tidings_dev.cluster import ControlPlane
+from tidings_dev.procs import free_port
 
 T = TypeVar("T")
 MONDAY = datetime(2025, 3, 31, 7, 0, tzinfo=UTC)  # Monday 09:00 Europe/Berlin

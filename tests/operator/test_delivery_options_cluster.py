@@ -19,7 +19,8 @@ from test_end_to_end_cluster import Mailbox, mailbox, smtp_secret  # noqa: F401 
 
 from tidings.controller import testsend
 from tidings.controller.cronjob import digest
-from tidings_dev.cluster import REPO_ROOT, free_port
+from tidings_dev.cluster import REPO_ROOT
+from tidings_dev.procs import free_port
 
 pytestmark = pytest.mark.cluster
 

@@ -19,7 +19,7 @@ from sr_bodies import manifest
 
 from tidings.snapshot import spec_size_problem
 from tidings.validation import validate_spec
-from tidings_dev.cluster import free_port
+from tidings_dev.procs import free_port
 
 pytestmark = pytest.mark.cluster
 

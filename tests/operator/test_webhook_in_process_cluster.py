@@ -13,7 +13,8 @@ from sr_bodies import manifest
 
 from tidings import models
 from tidings.controller.admission import WEBHOOK_ID
-from tidings_dev.cluster import ControlPlane, free_port
+from tidings_dev.cluster import ControlPlane
+from tidings_dev.procs import free_port
 
 pytestmark = pytest.mark.cluster
 

@@ -21,7 +21,8 @@ import pytest
 import yaml
 from aiosmtpd.controller import Controller
 
-from tidings_dev.cluster import CertificateAuthority, free_port
+from tidings_dev.cluster import CertificateAuthority
+from tidings_dev.procs import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

@@ -23,7 +23,7 @@ from tests.renderer.conftest import (
 )
 
 from tidings.renderer.result import EX_DATAERR, EX_OK, RESULT_MAX_BYTES
-from tidings_dev.cluster import free_port
+from tidings_dev.procs import free_port
 
 # Makes `import weasyprint` raise ImportError in the child, as on a machine without it.
 NO_WEASYPRINT = (

@@ -30,7 +30,7 @@ from tidings.renderer import run as runner
 from tidings.renderer.mail import settings_from_values
 from tidings.renderer.result import EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE
 from tidings.schedule import parse_rfc3339
-from tidings_dev.cluster import free_port
+from tidings_dev.procs import free_port
 
 TO, CC, BCC = "lead@example.com", "board@example.com", "archive@example.com"
 

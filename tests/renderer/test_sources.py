@@ -21,7 +21,7 @@ from tidings import models
 from tidings.cli import main
 from tidings.renderer.result import EX_DATAERR, EX_TEMPFAIL, InputError, SourceUnavailable
 from tidings.renderer.sources import QueryParams, http_rows, load_rows, pick_rows
-from tidings_dev.cluster import free_port
+from tidings_dev.procs import free_port
 
 SQL_EXAMPLE = EXAMPLES / "sql" / "changes_summary_postgres.yaml"
 INJECTION = "completed' OR '1'='1"
