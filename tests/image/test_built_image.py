@@ -92,3 +92,17 @@ def test_the_image_runs_tidings_as_uid_10001_with_caches_in_tmp(image: str) -> N
 def test_the_unused_kubernetes_asyncio_client_is_not_shipped(container: str) -> None:
     probe = "import importlib.util as u; print(u.find_spec('kubernetes.aio') is None)"
     assert run_in(container, "python3", "-c", probe).strip() == b"True"
+
+
+def test_the_image_has_no_dev_cluster_node_or_process_plumbing(container: str) -> None:
+    probe = (
+        "import importlib.util as u, json, pathlib, tidings\n"
+        "root = pathlib.Path(tidings.__file__).parent\n"
+        "print(json.dumps([u.find_spec('tidings_dev') is None,"
+        " [str(p.relative_to(root)) for p in root.rglob('*.py')]]))"
+    )
+    no_dev_package, modules = json.loads(run_in(container, "python3", "-c", probe))
+    assert no_dev_package
+    assert "controller/handlers.py" in modules  # the installed product, listed in full
+    dev = {"tidings_dev", "devcluster", "devnode", "cluster", "node", "procs"}
+    assert [m for m in modules if dev & {part.removesuffix(".py") for part in Path(m).parts}] == []
