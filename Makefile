@@ -39,9 +39,12 @@ tools:
 test: test-deps binaries node-binaries tools lint images
 	$(PYTHON) -m pytest
 
+# Style, then who may import whom (pyproject's [tool.importlinter]), then the core's types.
 lint:
 	$(PYTHON) -m ruff check $(LINTED)
 	$(PYTHON) -m ruff format --check $(LINTED)
+	$(VENV)/bin/lint-imports --no-logo
+	$(PYTHON) -m mypy
 
 format:
 	$(PYTHON) -m ruff format $(LINTED)

@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from tidings import models, validation
 
@@ -97,7 +98,7 @@ DELIVERY_PRINTER_COLUMNS: list[dict[str, Any]] = [
 ]
 
 
-def structural_schema(model: type[models.BaseModel]) -> dict[str, Any]:
+def structural_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The model's JSON Schema (camelCase names, as on the wire) as a structural schema."""
     schema = model.model_json_schema(by_alias=True, mode="validation")
     defs = schema.pop("$defs", {})

@@ -36,7 +36,7 @@ def relative(moment: datetime, now: datetime) -> str:
     if seconds == 0:
         return "now"
     rest = abs(seconds)
-    parts = []
+    parts: list[str] = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if rest >= size or (unit == "s" and not parts):
             parts.append(f"{rest // size}{unit}")
