@@ -24,12 +24,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tidings import pki
 from tidings_dev import procs
@@ -124,11 +125,7 @@ class CertificateAuthority:
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
                 x509.ExtendedKeyUsage(
-                    [
-                        x509.ExtendedKeyUsageOID.SERVER_AUTH
-                        if server
-                        else x509.ExtendedKeyUsageOID.CLIENT_AUTH
-                    ]
+                    [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
                 ),
                 critical=False,
             )
@@ -179,7 +176,7 @@ class ControlPlane:
     state_dir: Path
     bin_dir: Path = field(default_factory=default_bin_dir)
     die_with_parent: bool = False
-    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     apiserver_port: int = 0
     # The address a real node's kubelet and pods reach the apiserver on (tidings_dev.node).
     node_ip: str | None = None
@@ -235,8 +232,9 @@ class ControlPlane:
             users_dir / f"{safe}.kubeconfig", self.server, self.ca.cert_path, cert, key, user
         )
 
-    def api_client(self, user: str | None = None, groups: list[str] | tuple[str, ...] = ()):
-        """A kubernetes.client.ApiClient as admin, or as the given user and groups."""
+    def api_client(self, user: str | None = None, groups: list[str] | tuple[str, ...] = ()) -> Any:
+        """A kubernetes.client.ApiClient as admin, or as the given user and groups (Any: the
+        kubernetes client has no type hints)."""
         from kubernetes import config
 
         path = self.kubeconfig if user is None else self.kubeconfig_for(user, groups)
@@ -317,7 +315,7 @@ class ControlPlane:
             )
         )
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         proc = procs.spawn(
             [str(self.bin_dir / name), *args],
             self.state_dir / "logs" / f"{name}.log",

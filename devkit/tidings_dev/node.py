@@ -23,6 +23,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tidings_dev import procs
 from tidings_dev.cluster import (
@@ -160,7 +161,7 @@ def create_bridge() -> None:
     procs.run("ip", "route", "replace", SERVICE_CIDR, "dev", BRIDGE, "src", NODE_IP)
 
 
-def cni_config(state_dir: Path) -> dict:
+def cni_config(state_dir: Path) -> dict[str, Any]:
     return {
         "cniVersion": "1.0.0",
         "name": "tidings",
@@ -230,7 +231,7 @@ state = "{CONTAINERD_STATE}"
 """
 
 
-def kubelet_config(state_dir: Path, ca_file: Path, port: int) -> dict:
+def kubelet_config(state_dir: Path, ca_file: Path, port: int) -> dict[str, Any]:
     loose = "1%"
     return {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
@@ -271,7 +272,7 @@ def kubelet_config(state_dir: Path, ca_file: Path, port: int) -> dict:
     }
 
 
-def kube_proxy_config(kubeconfig: Path) -> dict:
+def kube_proxy_config(kubeconfig: Path) -> dict[str, Any]:
     return {
         "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
         "kind": "KubeProxyConfiguration",
@@ -304,7 +305,7 @@ class Node:
     sandbox_image: str = ""
     k8s_bin: Path = field(default_factory=default_bin_dir)
     runtime_bin: Path = field(default_factory=runtime_bin_dir)
-    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
     def state_dir(self) -> Path:
@@ -346,7 +347,7 @@ class Node:
             self.state_dir / f"{name}.kubeconfig", self.plane.server, ca.cert_path, cert, key, user
         )
 
-    def _spawn(self, name: str, binary: Path, args: list[str]) -> subprocess.Popen:
+    def _spawn(self, name: str, binary: Path, args: list[str]) -> subprocess.Popen[bytes]:
         env = {**os.environ, "PATH": f"{self.runtime_bin}:{CNI_BIN_DIR}:{os.environ['PATH']}"}
         proc = procs.spawn(
             [str(binary), *args],

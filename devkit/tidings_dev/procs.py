@@ -25,7 +25,8 @@ def free_port() -> int:
     """A loopback TCP port nobody listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def die_with_parent() -> None:
@@ -41,7 +42,7 @@ def spawn(
     log_path: Path,
     tied_to_parent: bool = False,
     env: Mapping[str, str] | None = None,
-) -> subprocess.Popen:
+) -> subprocess.Popen[bytes]:
     """Start `argv` with stdout and stderr appended to `log_path`. Tied to the parent, it dies
     with this process (tests); otherwise it runs in a session of its own and outlives it
     (hack/dev-cluster up)."""
@@ -66,7 +67,7 @@ def log_tail(path: Path, lines: int = 25) -> str:
 
 
 def wait_ready(
-    proc: subprocess.Popen,
+    proc: subprocess.Popen[bytes],
     name: str,
     ready: Callable[[], bool],
     timeout: float,
@@ -89,7 +90,8 @@ def http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
     """Whether `url` answers 200 within two seconds."""
     try:
         with urllib.request.urlopen(url, timeout=2, context=context) as response:
-            return response.status == 200
+            status: int = response.status
+            return status == 200
     except (urllib.error.URLError, OSError):
         return False
 
@@ -99,7 +101,7 @@ def run(*args: str, check: bool = True, timeout: float = 60) -> subprocess.Compl
     return subprocess.run(args, check=check, capture_output=True, text=True, timeout=timeout)
 
 
-def terminate(proc: subprocess.Popen, grace: float = 10) -> None:
+def terminate(proc: subprocess.Popen[bytes], grace: float = 10) -> None:
     """SIGTERM a child, SIGKILL it if it is still running after `grace`, and reap it."""
     if proc.poll() is not None:
         return
