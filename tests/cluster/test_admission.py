@@ -103,7 +103,7 @@ def serving_webhook(
         memo.kube.api.close()
 
     operator_settings = kopf.OperatorSettings()
-    operator_settings.admission.server = kopf.WebhookServer(
+    operator_settings.admission.server = admission.LargeRequestWebhookServer(
         addr="127.0.0.1",
         port=port,
         host="127.0.0.1",
