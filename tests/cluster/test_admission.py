@@ -149,7 +149,8 @@ def webhook(control_plane, kube, reports, tmp_path_factory) -> Iterator[dict]:
 
 
 def test_configuration_uses_loopback_url_and_fails_closed(webhook):
-    (hook,) = webhook["webhooks"]
+    hook, connect = webhook["webhooks"]  # reports; exec into run pods (test_trust_boundary)
+    assert connect["name"] == admission.CONNECT_WEBHOOK_ID
     assert hook["clientConfig"]["url"].startswith("https://127.0.0.1:")
     assert hook["clientConfig"]["url"].endswith(f"/{admission.WEBHOOK_ID}")
     assert hook["failurePolicy"] == "Fail"
