@@ -83,3 +83,17 @@ def test_the_refusal_names_each_reference_and_the_missing_right():
         'namespace "team-a"'
     ) in message
     assert 'spec.templateRef: user "jane" cannot get configmaps "tmpl" in namespace' in message
+
+
+def test_what_re_authors_the_report_is_checked_and_metadata_alone_is_not():
+    spec = {"title": "a", "source": EVERY_REF["source"]}
+    old = {"metadata": {"annotations": {}}, "spec": spec}
+    assert permissions.references_need_check(None, old)  # create
+    assert permissions.references_need_check(old, {**old, "spec": {**spec, "title": "b"}})
+    run_now = {"metadata": {"annotations": {"tidings.dev/run-now": "1"}}, "spec": spec}
+    assert not permissions.references_need_check(old, run_now)
+    test_send = {"metadata": {"annotations": {"tidings.dev/send-test": "me@example.com"}}}
+    assert permissions.references_need_check(old, {**test_send, "spec": spec})
+    assert not permissions.references_need_check(
+        {**test_send, "spec": spec}, {**test_send, "spec": spec}
+    )

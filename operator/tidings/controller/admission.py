@@ -107,8 +107,7 @@ async def admit_report(
     await check_schedule_permission(
         memo.kube, memo.settings, body, old_spec, userinfo, warnings, old_meta
     )
-    spec_changed = not updated or old_spec != body.get("spec")
-    if spec_changed or testsend.changed_address(old_meta, body.get("metadata")):
+    if permissions.references_need_check(old if updated else None, body):
         await check_reference_permissions(memo.kube, body, userinfo)
 
 

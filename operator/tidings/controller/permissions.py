@@ -219,6 +219,16 @@ def references(spec: Mapping[str, Any] | None) -> list[Reference]:
     return list(_walk(models.ScheduledReportSpec, spec or {}, "spec"))
 
 
+def references_need_check(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    """Whether a create (`old` None) or update re-authors what the report reads with: any
+    create, any spec change (references unchanged or not), a new send-test address. A
+    metadata-only update (run-now, reactivate, the operator's finalizers) sends the spec as
+    admitted to its admitted recipients, and is not."""
+    if old is None or old.get("spec") != new.get("spec"):
+        return True
+    return bool(testsend.changed_address(old.get("metadata"), new.get("metadata")))
+
+
 def reference_review(
     userinfo: Mapping[str, Any], namespace: str, reference: Reference
 ) -> dict[str, Any]:
