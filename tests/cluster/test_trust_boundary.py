@@ -405,3 +405,31 @@ def _nobody_else_touches_the_run(control_plane, kube, protected, cronjob, job_na
         "exec", "-n", ns, "her-pod", "--", "true", kubeconfig=mallory_config, check=False
     )
     assert done.returncode != 0 and CONNECT_DENIED not in done.stderr, done.stderr
+
+
+def test_the_cronjob_controller_still_fires_a_scheduled_run(
+    control_plane, kube, protected, tmp_path: Path
+):
+    """A real fire: the CronJob controller creates the Job (trusted by the policy), the Job
+    controller its pod, and the operator counts it."""
+    ns = protected["namespace"]
+    install_report_crd(control_plane, kube)
+    wait_enforced(client.BatchV1Api(kube), ns, protected["policy"])
+    kubeconfig = control_plane.kubeconfig_for(protected["operator"], ["system:masters"])
+    operator = OperatorProcess(kubeconfig, ns, tmp_path / "operator.log", {})
+    cluster = Cluster(kube, ns)
+    operator.start()
+    try:
+        cluster.create_report(manifest("minutely", schedule="* * * * *", timeZone="UTC"))
+        selector = f"{cj.MANAGED_BY_LABEL}={cj.MANAGED_BY}"
+        fired = wait_for(
+            "the CronJob controller's Job",
+            lambda: [j for j in cluster.jobs(selector) if cj.SCHEDULED_TIMESTAMP_ANNOTATION
+                     in (j["metadata"].get("annotations") or {})],
+            timeout=150,
+        )  # fmt: skip
+        job_name = fired[0]["metadata"]["name"]
+        StandInKubelet(cluster).run(job_name, 0, result_line(True))
+        cluster.wait_status("minutely", "the fired run counted", lambda s: s.get("lastSentAt"))
+    finally:
+        operator.stop()
