@@ -3,7 +3,8 @@
 Installed as the `kubectl-tidings` console script, which kubectl finds on PATH as a plugin
 (plugins/tidings.yaml is the krew manifest). Everything goes through the API as the user: the
 plugin never needs more than the user's role (view for get/status/preview, edit for run,
-suspend, resume, reactivate), and preview reads the referenced Secrets with the user's access.
+suspend, resume, reactivate), and preview reads the referenced Secrets with the user's access,
+checked first with a SelfSubjectAccessReview and named on stderr with the user it runs as.
 
 Not here yet: `test NAME --to ADDR` (needs the tidings.dev/send-test annotation in the operator)
 and `deliveries NAME` (needs ReportDelivery records).
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tidings import display, models
+from tidings.controller import permissions
 from tidings.controller.cronjob import digest
 from tidings.schedule import parse_rfc3339
 
@@ -117,6 +119,41 @@ class Api:
         if key not in (secret.data or {}):
             raise PluginError(f"secret {name} has no key {key!r}")
         return base64.b64decode(secret.data[key])
+
+    def whoami(self) -> str:
+        """The user the apiserver sees for this kubeconfig (SelfSubjectReview)."""
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        try:
+            found = client.AuthenticationV1Api(self.client).create_self_subject_review(review)
+        except ApiException:
+            return "(the user of your kubeconfig)"
+        return f'"{found.status.user_info.username}"'
+
+    def may_get(self, resource: str, name: str) -> bool:
+        """SelfSubjectAccessReview: may this kubeconfig's user `get` that object?"""
+        from kubernetes import client
+
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {
+                "resourceAttributes": {
+                    "namespace": self.namespace,
+                    "verb": "get",
+                    "resource": resource,
+                    "name": name,
+                }
+            },
+        }
+        found = self._call(
+            client.AuthorizationV1Api(self.client).create_self_subject_access_review,
+            review,
+            what="selfsubjectaccessreview",
+        )
+        return bool(found.status.allowed)
 
     def configmap_value(self, name: str, key: str) -> str:
         found = self._call(
@@ -377,6 +414,23 @@ def cmd_preview(api: Api, args: argparse.Namespace, now: datetime) -> int:
     except ValueError as error:
         raise PluginError(f"scheduledreport {args.name} does not parse: {error}") from None
     spec = report.spec
+    # The source runs here, with the caller's own rights, on a spec someone else may have
+    # written: check each reference before reading it, and say whose rights these are.
+    user = api.whoami()
+    for ref in permissions.references(obj.get("spec")):
+        kind = ref.resource.removesuffix("s")
+        if not api.may_get(ref.resource, ref.name):
+            raise PluginError(
+                f"forbidden: {kind} {ref.name}: user {user} cannot get {ref.resource} "
+                f'"{ref.name}" in namespace "{api.namespace}" ({ref.path}); preview reads a '
+                "report's Secrets and ConfigMaps with your own rights only"
+            )
+        print(f"preview reads {kind} {ref.name} ({ref.path}) as user {user}", file=sys.stderr)
+    if spec.source.http is not None and spec.source.http.auth_secret_ref is not None:
+        print(
+            f"preview sends that Secret's value to {spec.source.http.url}: check the URL",
+            file=sys.stderr,
+        )
     with tempfile.TemporaryDirectory(prefix="tidings-preview-") as secret_dir:
         ref = None
         if spec.source.sql is not None:

@@ -70,7 +70,9 @@ def test_webhook_is_the_shape_admission_defines() -> None:
     objects = render("rel", "tidings-system")
     config = find(objects, "ValidatingWebhookConfiguration")
     service = {"name": "rel-tidings-webhook", "namespace": "tidings-system", "port": 443}
-    expected = admission.webhook_configuration(config["metadata"]["name"], {"service": service})
+    expected = admission.webhook_configuration(
+        config["metadata"]["name"], {"service": service}, operator_namespace="tidings-system"
+    )
     assert config["webhooks"] == expected["webhooks"]
     # The operator serves the path on the port the Service targets.
     env = container_env(objects)

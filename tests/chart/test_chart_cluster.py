@@ -147,7 +147,8 @@ def test_default_install_is_accepted(
     config = client.AdmissionregistrationV1Api(kube).read_validating_webhook_configuration(
         release.named("ValidatingWebhookConfiguration")
     )
-    (webhook,) = config.webhooks
+    webhook, connect = config.webhooks
+    assert connect.name == admission.CONNECT_WEBHOOK_ID
     assert webhook.name == admission.WEBHOOK_ID
     assert webhook.client_config.service.path == f"/{admission.WEBHOOK_ID}"
     assert webhook.client_config.service.name == release.webhook_service

@@ -104,7 +104,7 @@ def serving_webhook(
         memo.kube.api.close()
 
     operator_settings = kopf.OperatorSettings()
-    operator_settings.admission.server = kopf.WebhookServer(
+    operator_settings.admission.server = admission.LargeRequestWebhookServer(
         addr="127.0.0.1",
         port=port,
         host="127.0.0.1",
@@ -150,7 +150,8 @@ def webhook(control_plane, kube, reports, tmp_path_factory) -> Iterator[dict]:
 
 
 def test_configuration_uses_loopback_url_and_fails_closed(webhook):
-    (hook,) = webhook["webhooks"]
+    hook, connect = webhook["webhooks"]  # reports; exec into run pods (test_trust_boundary)
+    assert connect["name"] == admission.CONNECT_WEBHOOK_ID
     assert hook["clientConfig"]["url"].startswith("https://127.0.0.1:")
     assert hook["clientConfig"]["url"].endswith(f"/{admission.WEBHOOK_ID}")
     assert hook["failurePolicy"] == "Fail"

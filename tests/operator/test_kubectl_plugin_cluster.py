@@ -236,6 +236,7 @@ def test_preview_uses_the_users_own_secret_access(
     )
     assert code == 1
     assert "forbidden: secret rows" in err
+    assert 'user "alice" cannot get secrets "rows"' in err  # checked before reading (issue 20)
     assert not pdf.exists()
 
     grant("read-rows", "", "secrets", ["rows"])
@@ -246,6 +247,8 @@ def test_preview_uses_the_users_own_secret_access(
         ),
     )
     assert f"wrote {pdf}" in out
+    assert 'preview reads secret rows (spec.source.http.authSecretRef) as user "alice"' in err
+    assert f"preview sends that Secret's value to {rows_server}" in err
     text = "".join(page.extract_text() for page in PdfReader(pdf).pages)
     assert "Key rotations" in text
     assert "Rotate keys" in text

@@ -5,7 +5,11 @@ to import it and give kopf a webhook server (`settings.admission.server`). The h
 `validate_spec` and rejects with HTTP 422 and every problem as "path: rule"; warnings (such as a
 subject without {date}) go back to kubectl through kopf's admission warnings. Then, for changes
 that need the custom verb `schedule` (tidings.controller.permissions), it asks the apiserver with a
-SubjectAccessReview whether the requesting user has it, and rejects with HTTP 403 if not.
+SubjectAccessReview whether the requesting user has it, and rejects with HTTP 403 if not. On
+every create, spec change or test send it also asks whether that user may `get` each Secret and
+ConfigMap the spec names (permissions.references), changed or not, and rejects with 403 naming
+each reference it may not read: the report reads them with the operator's rights, so admission
+is where the author's own rights are checked.
 
 The permission check uses `memo.kube` and `memo.settings`, which the operator's startup handler
 sets; it fails closed (HTTP 500) when the apiserver cannot answer.
@@ -13,6 +17,7 @@ sets; it fails closed (HTTP 500) when the apiserver cannot answer.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -28,6 +33,7 @@ from tidings.validation import validate_spec
 
 # The handler id is also the path of the webhook URL kopf's server answers on.
 WEBHOOK_ID = f"validate.{models.PLURAL}.{models.GROUP}"
+CONNECT_WEBHOOK_ID = f"connect.pods.{models.GROUP}"
 # An AdmissionReview of an UPDATE holds the object twice, and the apiserver stores objects of
 # up to 3 MiB (its request limit): aiohttp's 1 MiB default answered 413 from about 300 KB on.
 MAX_REVIEW_BYTES = 8 * 1024 * 1024
@@ -39,7 +45,22 @@ class LargeRequestWebhookServer(kopf.WebhookServer):
     @staticmethod
     async def _serve(fn: Any, request: Any) -> Any:
         clone = request.clone(client_max_size=MAX_REVIEW_BYTES)
-        return await kopf.WebhookServer._serve(fn, clone)
+
+        async def with_target(review: dict[str, Any], **kwargs: Any) -> Any:
+            return await fn(connect_target(review), **kwargs)
+
+        return await kopf.WebhookServer._serve(with_target, clone)
+
+
+def connect_target(review: dict[str, Any]) -> dict[str, Any]:
+    """A CONNECT review (exec, attach, port-forward) carries PodExecOptions and the like, which
+    name no pod, and kopf hands handlers only the object: put the request's pod name and
+    namespace (set by the apiserver) into the object's metadata. Other reviews pass as sent."""
+    request = review.get("request") or {}
+    if request.get("operation") != "CONNECT" or not isinstance(request.get("object"), dict):
+        return review
+    target = {"name": request.get("name", ""), "namespace": request.get("namespace", "")}
+    return {**review, "request": {**request, "object": {**request["object"], "metadata": target}}}
 
 
 def validate_report(
@@ -76,7 +97,9 @@ async def admit_report(
     memo: kopf.Memo,
     **_: Any,
 ) -> None:
-    """The webhook: the rules first (422), then the `schedule` verb if a change needs it (403)."""
+    """The webhook: the rules first (422), then the `schedule` verb if a change needs it, then
+    read access to every referenced Secret and ConfigMap when the spec or test send changes
+    (403)."""
     validate_report(body=body, old=old, operation=operation, warnings=warnings)
     updated = operation == "UPDATE" and old is not None
     old_spec = old.get("spec") if updated else None
@@ -84,6 +107,44 @@ async def admit_report(
     await check_schedule_permission(
         memo.kube, memo.settings, body, old_spec, userinfo, warnings, old_meta
     )
+    if permissions.references_need_check(old if updated else None, body):
+        await check_reference_permissions(memo.kube, body, userinfo)
+
+
+async def check_reference_permissions(
+    kube: Kube, body: Mapping[str, Any], userinfo: Mapping[str, Any]
+) -> None:
+    """Raise kopf.AdmissionError(403) naming every Secret or ConfigMap the spec names that the
+    requesting user cannot `get`. Asked for every reference, changed or not: whoever writes the
+    spec (or asks for a test send) answers for what it reads, so an editor cannot make an
+    admin's Secret go where she points the report."""
+    meta = body.get("metadata") or {}
+    namespace = meta.get("namespace", "")
+    refs = permissions.references(body.get("spec"))
+    unique = {(ref.resource, ref.name): ref for ref in refs}
+    try:
+        answers = await asyncio.gather(
+            *(
+                kube.create(
+                    "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                    permissions.reference_review(userinfo, namespace, ref),
+                )
+                for ref in unique.values()
+            )
+        )
+    except ApiException as exc:
+        raise kopf.AdmissionError(
+            f"cannot check read access to the report's Secrets and ConfigMaps: HTTP "
+            f"{exc.status} from the apiserver: {_api_message(exc)}",
+            code=500,
+        ) from exc
+    allowed = {
+        key for key, review in zip(unique, answers, strict=True) if review["status"]["allowed"]
+    }
+    denied = [ref for ref in refs if (ref.resource, ref.name) not in allowed]
+    if denied:
+        user = userinfo.get("username", "")
+        raise kopf.AdmissionError(permissions.reference_refusal(denied, user, namespace), code=403)
 
 
 async def check_schedule_permission(
@@ -140,6 +201,30 @@ async def namespace_domains(kube: Kube, namespace: str, warnings: list[str]) -> 
     return domains
 
 
+async def refuse_connect_to_runs(
+    body: Mapping[str, Any], subresource: str | None, memo: kopf.Memo, **_: Any
+) -> None:
+    """exec, attach and port-forward into a pod of a report's run: refused (403) for everyone.
+    Its termination message is the run's result line, which the operator trusts."""
+    if subresource not in permissions.CONNECT_SUBRESOURCES:
+        return
+    meta = body.get("metadata") or {}
+    name, namespace = meta.get("name", ""), meta.get("namespace", "")
+    try:
+        pod = await memo.kube.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
+    except ApiException as exc:
+        raise kopf.AdmissionError(
+            f"cannot check pod {name!r} for pods/{subresource}: HTTP {exc.status} from the "
+            f"apiserver: {_api_message(exc)}",
+            code=500,
+        ) from exc
+    markers = permissions.operator_markers((pod or {}).get("metadata"))
+    if markers:
+        raise kopf.AdmissionError(
+            permissions.connect_refusal(subresource, name, namespace, markers), code=403
+        )
+
+
 def _api_message(exc: ApiException) -> str:
     try:
         return str(json.loads(exc.body)["message"])
@@ -157,26 +242,50 @@ def register(registry: kopf.OperatorRegistry | None = None) -> None:
         operations=["CREATE", "UPDATE"],
         registry=registry,
     )(admit_report)
+    kopf.on.validate(
+        "v1",
+        "pods",
+        id=CONNECT_WEBHOOK_ID,
+        operations=["CONNECT"],
+        subresource="*",
+        registry=registry,
+    )(refuse_connect_to_runs)
+
+
+def _client_config(base: Mapping[str, Any], handler: str) -> dict[str, Any]:
+    config = dict(base)
+    if "url" in config:
+        config["url"] = f"{config['url'].rstrip('/')}/{handler}"
+    if "service" in config:
+        service = dict(config["service"])
+        service["path"] = f"{service.get('path', '').rstrip('/')}/{handler}"
+        config["service"] = service
+    return config
 
 
 def webhook_configuration(
-    name: str, client_config: Mapping[str, Any], namespace: str | None = None
+    name: str,
+    client_config: Mapping[str, Any],
+    namespace: str | None = None,
+    protect_runs: bool = True,
+    operator_namespace: str | None = None,
 ) -> dict[str, Any]:
     """A ValidatingWebhookConfiguration that sends ScheduledReport creates and updates (not
-    status writes) to the handler. `client_config` is the server's base (a `url`, or a
-    `service`, plus `caBundle`, as kopf.WebhookServer yields it); the handler's path is appended.
-    `namespace` limits it to one namespace. Failure policy Fail: an unreachable webhook blocks
-    admission rather than letting unchecked reports in."""
-    config = dict(client_config)
-    if "url" in config:
-        config["url"] = f"{config['url'].rstrip('/')}/{WEBHOOK_ID}"
-    if "service" in config:
-        service = dict(config["service"])
-        service["path"] = f"{service.get('path', '').rstrip('/')}/{WEBHOOK_ID}"
-        config["service"] = service
+    status writes) to the handler, and (`protect_runs`) exec, attach and port-forward requests
+    to the pods handler. `client_config` is the server's base (a `url`, or a `service`, plus
+    `caBundle`, as kopf.WebhookServer yields it); each handler's path is appended.
+    `namespace` limits both to one namespace. Failure policy Fail: an unreachable webhook
+    blocks admission rather than letting unchecked reports in, or an exec into a run. So that
+    a broken operator can still be debugged, exec in kube-system and `operator_namespace`
+    never waits for it."""
+    selector = (
+        {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+        if namespace is not None
+        else None
+    )
     webhook: dict[str, Any] = {
         "name": WEBHOOK_ID,
-        "clientConfig": config,
+        "clientConfig": _client_config(client_config, WEBHOOK_ID),
         "rules": [
             {
                 "apiGroups": [models.GROUP],
@@ -191,13 +300,42 @@ def webhook_configuration(
         "admissionReviewVersions": ["v1"],
         "timeoutSeconds": 10,
     }
-    if namespace is not None:
-        webhook["namespaceSelector"] = {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+    if selector is not None:
+        webhook["namespaceSelector"] = selector
+    webhooks = [webhook]
+    if protect_runs:
+        exempt = sorted({"kube-system", operator_namespace or "kube-system"})
+        webhooks.append(
+            {
+                **webhook,
+                "name": CONNECT_WEBHOOK_ID,
+                "clientConfig": _client_config(client_config, CONNECT_WEBHOOK_ID),
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CONNECT"],
+                        "resources": [f"pods/{sub}" for sub in permissions.CONNECT_SUBRESOURCES],
+                        "scope": "Namespaced",
+                    }
+                ],
+                "namespaceSelector": selector
+                or {
+                    "matchExpressions": [
+                        {
+                            "key": "kubernetes.io/metadata.name",
+                            "operator": "NotIn",
+                            "values": exempt,
+                        }
+                    ]
+                },
+            }
+        )
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",
         "metadata": {"name": name},
-        "webhooks": [webhook],
+        "webhooks": webhooks,
     }
 
 

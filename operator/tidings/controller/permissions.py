@@ -21,8 +21,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
 from tidings import models
 from tidings.controller import testsend
+from tidings.controller.cronjob import MANAGED_BY, MANAGED_BY_LABEL
 from tidings.controller.settings import MAIL_DOMAIN
 
 SCHEDULE_VERB = "schedule"
@@ -30,6 +33,7 @@ SCHEDULE_ROLE = "tidings-schedule"
 DOMAINS_ANNOTATION = "tidings.dev/allowed-recipient-domains"
 RECIPIENT_FIELDS = ("to", "cc", "bcc")
 DEFAULT_TIME_ZONE = models.ScheduledReportSpec.model_fields["time_zone"].default
+OPERATOR_PREFIX = f"{models.GROUP}/"
 
 
 @dataclass(frozen=True)
@@ -159,4 +163,119 @@ def refusal(needs: Sequence[Need], user: str, namespace: str) -> str:
     )
     return f"{models.KIND} is forbidden: " + "; ".join(
         f"{need.path}: {need.change} {needed}" for need in needs
+    )
+
+
+# ------------------------------------------------------------ references to Secrets/ConfigMaps
+
+# Each ref model -> the core resource it names. Walking the models (not a fixed list of paths)
+# keeps a ref added to models.py from slipping past the check.
+REF_RESOURCES: dict[type, str] = {
+    models.SecretKeyRef: "secrets",
+    models.SecretRef: "secrets",
+    models.ConfigMapKeyRef: "configmaps",
+}
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One Secret or ConfigMap a spec names: `path` like spec.source.http.authSecretRef."""
+
+    path: str
+    resource: str
+    name: str
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The model class of a field's annotation (`X | None` and `list[X]` included), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        if (found := _model_of(arg)) is not None:
+            return found
+    return None
+
+
+def _walk(model: type[BaseModel], data: Any, path: str) -> Iterable[Reference]:
+    if isinstance(data, list):
+        for i, item in enumerate(data):
+            yield from _walk(model, item, f"{path}[{i}]")
+        return
+    if not isinstance(data, Mapping):
+        return
+    if model in REF_RESOURCES:
+        if data.get("name"):
+            yield Reference(path, REF_RESOURCES[model], str(data["name"]))
+        return
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        child = _model_of(info.annotation)
+        if child is not None and data.get(key) is not None:
+            yield from _walk(child, data[key], f"{path}.{key}")
+
+
+def references(spec: Mapping[str, Any] | None) -> list[Reference]:
+    """Every Secret and ConfigMap the spec names, in field order."""
+    return list(_walk(models.ScheduledReportSpec, spec or {}, "spec"))
+
+
+def references_need_check(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
+    """Whether a create (`old` None) or update re-authors what the report reads with: any
+    create, any spec change (references unchanged or not), a new send-test address. A
+    metadata-only update (run-now, reactivate, the operator's finalizers) sends the spec as
+    admitted to its admitted recipients, and is not."""
+    if old is None or old.get("spec") != new.get("spec"):
+        return True
+    return bool(testsend.changed_address(old.get("metadata"), new.get("metadata")))
+
+
+def reference_review(
+    userinfo: Mapping[str, Any], namespace: str, reference: Reference
+) -> dict[str, Any]:
+    """A SubjectAccessReview: may the requesting user `get` this Secret or ConfigMap?"""
+    review = access_review(userinfo, namespace, None)
+    review["spec"]["resourceAttributes"] = {
+        "group": "",
+        "resource": reference.resource,
+        "verb": "get",
+        "namespace": namespace,
+        "name": reference.name,
+    }
+    return review
+
+
+def reference_refusal(denied: Sequence[Reference], user: str, namespace: str) -> str:
+    """The 403 message: each reference the user cannot read, with the missing right."""
+    return f"{models.KIND} is forbidden: " + "; ".join(
+        f'{ref.path}: user "{user}" cannot get {ref.resource} "{ref.name}" in namespace '
+        f'"{namespace}" (a report may only name what its author can read)'
+        for ref in denied
+    )
+
+
+# ------------------------------------------------------------------- the operator's run pods
+
+CONNECT_SUBRESOURCES = ("exec", "attach", "portforward")
+
+
+def operator_markers(meta: Mapping[str, Any] | None) -> list[str]:
+    """The operator's labels and annotations on an object: app.kubernetes.io/managed-by=tidings
+    and any tidings.dev/ key. The admission policy (charts/tidings/templates/
+    admission-policy.yaml) tests the same keys in CEL."""
+    labels = (meta or {}).get("labels") or {}
+    annotations = (meta or {}).get("annotations") or {}
+    found = [
+        f"{key}={value}"
+        for key, value in labels.items()
+        if (key == MANAGED_BY_LABEL and value == MANAGED_BY) or key.startswith(OPERATOR_PREFIX)
+    ]
+    return found + [key for key in annotations if key.startswith(OPERATOR_PREFIX)]
+
+
+def connect_refusal(subresource: str, pod: str, namespace: str, markers: Sequence[str]) -> str:
+    """The 403 for exec, attach or port-forward into a pod of a report's run."""
+    return (
+        f'pods/{subresource} is forbidden: pod "{pod}" in namespace "{namespace}" is a Tidings '
+        f"report run ({', '.join(markers[:2])}): nobody may {subresource} into it, so its result "
+        "line is the renderer's own"
     )

@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from tidings.redaction import redact as redact  # secrets and their base64 forms
+
 EX_OK = 0
 EX_SOFTWARE = 1
 EX_USAGE = 2
@@ -81,13 +83,6 @@ class DeliveryRefused(TidingsError):
 
 class AttachmentTooLarge(DeliveryRefused):
     """The encoded message exceeds the size guard or the server's advertised SIZE."""
-
-
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """Replace every occurrence of each secret (longest first) with ***."""
-    for secret in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
 
 
 @dataclass
