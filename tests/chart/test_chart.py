@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from chart_tools import CHART, VALUES_ALL, container_env, find, helm, render, values_table
+from tests.support.chart_tools import (
+    CHART,
+    VALUES_ALL,
+    container_env,
+    find,
+    helm,
+    render,
+    values_table,
+)
 
 from tidings import crdgen
 from tidings.controller import admission, cronjob

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.cases.admission_cases import BASE, INVALID, VALID, changed, example_specs
+from tests.support.admission_cases import BASE, INVALID, VALID, changed, example_specs
 
 from tidings import models
 from tidings.controller import admission

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.cases.admission_cases import BASE, DROP, changed
 from tests.cluster.test_admission import DENIED, serving_webhook, wait_until_enforced
+from tests.support.admission_cases import BASE, DROP, changed
 
 from tidings import models
 from tidings.controller import permissions, testsend

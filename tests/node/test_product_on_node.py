@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from tests.chart.chart_tools import CHART
-from tests.node.node_cluster import RELEASE, RELEASE_NAMESPACE, NodeCluster
-from tests.operator import op_harness
+from tests.support import operator_harness
+from tests.support.chart_tools import CHART
+from tests.support.node_cluster import RELEASE, RELEASE_NAMESPACE, NodeCluster
 
 from tidings import models
 from tidings_dev.node import NODE_IP
@@ -46,7 +46,7 @@ ROWS = [
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float = WAIT) -> Any:
-    return op_harness.wait_for(what, probe, timeout)
+    return operator_harness.wait_for(what, probe, timeout)
 
 
 # ------------------------------------------------------------------------------ helpers

@@ -1,4 +1,4 @@
-"""Fixtures for the operator tests; the helpers they hand out live in op_harness."""
+"""Fixtures for the operator tests, built on tests.support.operator_harness."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client
-from op_harness import Cluster, OperatorProcess, StandInKubelet, install_report_crd
+from tests.support.operator_harness import (
+    Cluster,
+    OperatorProcess,
+    StandInKubelet,
+    install_report_crd,
+)
 
 from tidings_dev.cluster import ControlPlane
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client
-from op_harness import Cluster, OperatorProcess, PodRunner
-from sr_bodies import manifest
 from test_end_to_end_cluster import Mailbox, mailbox, smtp_secret  # noqa: F401 (a fixture)
+from tests.support.operator_harness import Cluster, OperatorProcess, PodRunner
+from tests.support.report_bodies import manifest
 
 from tidings.controller import testsend
 from tidings.controller.cronjob import digest

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from kubernetes import client
-from op_harness import Cluster, OperatorProcess, PodRunner
-from sr_bodies import manifest
+from tests.support.operator_harness import Cluster, OperatorProcess, PodRunner
+from tests.support.report_bodies import manifest
 
 from tidings.snapshot import spec_size_problem
 from tidings.validation import validate_spec

@@ -16,9 +16,15 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client
-from op_harness import Cluster, OperatorProcess, StandInKubelet, result_line, wait_for
 from pypdf import PdfReader
-from sr_bodies import manifest
+from tests.support.operator_harness import (
+    Cluster,
+    OperatorProcess,
+    StandInKubelet,
+    result_line,
+    wait_for,
+)
+from tests.support.report_bodies import manifest
 
 from tidings import kubectl_plugin
 from tidings_dev.cluster import ControlPlane

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from op_harness import (
+from tests.support.operator_harness import (
     HOLD_SPEC,
     MONDAY,
     Cluster,
@@ -21,7 +21,7 @@ from op_harness import (
     wait_for,
     wait_for_cleanup,
 )
-from sr_bodies import manifest
+from tests.support.report_bodies import manifest
 
 from tidings.controller import cronjob as cj
 from tidings.controller import status as st

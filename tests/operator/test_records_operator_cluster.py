@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from op_harness import Cluster, OperatorProcess, PodRunner, wait_for
-from sr_bodies import manifest
 from test_end_to_end_cluster import Mailbox, operator_env, serve, smtp_secret
 from test_outcomes_cluster import restart_and_see_jobs
+from tests.support.operator_harness import Cluster, OperatorProcess, PodRunner, wait_for
+from tests.support.report_bodies import manifest
 
 from tidings import models
 

@@ -6,7 +6,7 @@ import dataclasses
 import json
 from datetime import UTC, datetime
 
-from sr_bodies import report_body
+from tests.support.report_bodies import report_body
 
 from tidings.controller import status as st
 from tidings.controller.cronjob import digest

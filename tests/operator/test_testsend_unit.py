@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from sr_bodies import report_body
 from test_status_unit import RESULT, _apply, _condition, _job, _outcome, _pod, _with_status
+from tests.support.report_bodies import report_body
 
 from tidings.controller import cronjob, permissions, testsend
 from tidings.controller import status as st
