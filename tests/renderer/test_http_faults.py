@@ -15,9 +15,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from tests.renderer.conftest import SmtpServer
-from tests.renderer.test_smtp import send
-from tests.renderer.test_sources import http_report
+from tests.support.renderer_cli import send
+from tests.support.renderer_reports import http_report
+from tests.support.smtp_servers import SmtpServer
 
 from tidings import models
 from tidings.renderer.result import EX_TEMPFAIL, InputError

@@ -19,7 +19,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from pypdf import PdfReader
-from tests.renderer.conftest import EXAMPLE_AT, EXAMPLES, Postgres, load_example, write_report
+from tests.support.examples import EXAMPLE_AT, EXAMPLES, load_example
+from tests.support.postgres import Postgres
+from tests.support.renderer_cli import write_report
 
 from tidings import models
 from tidings.cli import main
