@@ -13,6 +13,7 @@ from tests.support.operator_harness import (
     StandInKubelet,
     install_report_crd,
 )
+from tests.support.smtp_mailbox import Mailbox, serve_mailbox
 
 from tidings_dev.cluster import ControlPlane
 
@@ -56,3 +57,9 @@ def cluster(kube: client.ApiClient, namespace: str) -> Cluster:
 @pytest.fixture
 def kubelet(cluster: Cluster) -> StandInKubelet:
     return StandInKubelet(cluster)
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    """A real SMTP server on loopback and its port; a test module overrides it to refuse."""
+    yield from serve_mailbox(Mailbox())
