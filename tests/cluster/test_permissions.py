@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.cluster.test_admission import DENIED, serving_webhook, wait_until_enforced
 from tests.support.admission_cases import BASE, DROP, changed
+from tests.support.admission_webhook import DENIED, serving_webhook, wait_until_enforced
+from tests.support.delivery_records import record
 
 from tidings import models
 from tidings.controller import permissions, testsend
@@ -210,7 +211,6 @@ def test_delivery_records_are_read_by_view_and_edit_and_deleted_only_by_admin(
     """issue 12: records are evidence. Nobody may change one (RBAC for edit, the CRD's rule
     for everyone else); only namespace admins (and the operator) delete them."""
     from kubernetes import client
-    from tests.cluster.test_records_cluster import record
 
     read = {"get", "list", "watch"}
     assert rules_for_reports(kube, "view", models.DELIVERY_PLURAL) == read
