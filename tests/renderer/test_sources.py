@@ -4,17 +4,15 @@ server on loopback: rows, bound parameters, and each failure classified."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from tests.support.examples import EXAMPLE_AT
+from tests.support.json_http import JsonHandler, JsonHttpServer
 from tests.support.postgres import Postgres
 from tests.support.renderer_cli import pdf_text, render
 from tests.support.renderer_reports import SQL_EXAMPLE, http_report, sql_report
@@ -197,40 +195,26 @@ DOCUMENT = {
 }  # fmt: skip
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
         if path == "/incidents":
             if self.headers.get("Authorization") != TOKEN:
-                self._reply(401, b'{"error": "unauthorized"}')
+                self.reply(401, b'{"error": "unauthorized"}')
                 return
-            self._reply(200, json.dumps(DOCUMENT).encode())
+            self.reply(200, json.dumps(DOCUMENT).encode())
         elif path == "/broken":
-            self._reply(503, b"{}")
+            self.reply(503, b"{}")
         elif path == "/html":
-            self._reply(200, b"<html>not json</html>")
+            self.reply(200, b"<html>not json</html>")
         else:
-            self._reply(404, b"{}")
-
-    def _reply(self, status: int, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+            self.reply(404, b"{}")
 
 
 @pytest.fixture(scope="module")
 def http_base() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with JsonHttpServer(_Handler) as server:
+        yield server.url
 
 
 def test_http_source_renders_rows_with_the_auth_header(
