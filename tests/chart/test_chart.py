@@ -160,7 +160,7 @@ def test_docs_table_is_the_schema() -> None:
     table = values_table()
     assert table in text, (
         "docs/helm.md's value table is out of date; regenerate it with "
-        "`python3 tests/chart/chart_tools.py`:\n" + table
+        "`python3 tests/support/chart_tools.py`:\n" + table
     )
 
 
