@@ -4,6 +4,7 @@ as termination message, RunOutcomes, and one outcome recorded on a report as the
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from tidings.controller import status as st
 from tidings.schedule import next_fire_time
@@ -11,7 +12,7 @@ from tidings.schedule import next_fire_time
 NOW = datetime(2025, 3, 29, 12, 0, tzinfo=UTC)  # the Saturday before Berlin springs forward
 
 
-def job_body(name: str, condition: str | None, **extra) -> dict:
+def job_body(name: str, condition: str | None, **extra: Any) -> dict:
     status: dict = {"failed": extra.pop("failed", 0)}
     if condition:
         status["conditions"] = [

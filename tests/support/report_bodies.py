@@ -44,7 +44,7 @@ def manifest(name: str, **spec: Any) -> dict[str, Any]:
     }
 
 
-def with_status(report: dict, **status) -> dict:
+def with_status(report: dict, **status: Any) -> dict:
     report["status"] = status
     return report
 
