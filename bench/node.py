@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 from kubernetes import client
-from tests.node.node_cluster import NodeCluster, running
+from tests.support.node_cluster import NodeCluster, running
 
 from bench.common import percentile, report, table
 from tidings import models

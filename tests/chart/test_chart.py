@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from chart_tools import CHART, VALUES_ALL, container_env, find, helm, render, values_table
+from tests.support.chart_tools import (
+    CHART,
+    VALUES_ALL,
+    container_env,
+    find,
+    helm,
+    render,
+    values_table,
+)
 
 from tidings import crdgen
 from tidings.controller import admission, cronjob
@@ -154,7 +162,7 @@ def test_docs_table_is_the_schema() -> None:
     table = values_table()
     assert table in text, (
         "docs/helm.md's value table is out of date; regenerate it with "
-        "`python3 tests/chart/chart_tools.py`:\n" + table
+        "`python3 tests/support/chart_tools.py`:\n" + table
     )
 
 

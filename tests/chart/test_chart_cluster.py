@@ -20,18 +20,18 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_tools import VALUES_ALL, render
 from cryptography import x509
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from tests.operator.op_harness import (
+from tests.support.chart_tools import VALUES_ALL, render
+from tests.support.operator_harness import (
     Cluster,
     OperatorProcess,
     StandInKubelet,
     result_line,
     wait_for,
 )
-from tests.operator.sr_bodies import manifest
+from tests.support.report_bodies import manifest
 
 from tidings.controller import admission
 from tidings.controller import cronjob as cj

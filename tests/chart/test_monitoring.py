@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chart_tools import find, render, tool
+from tests.support.chart_tools import find, render, tool
 
 from tidings.controller.report_metrics import PHASES, SERIES
 

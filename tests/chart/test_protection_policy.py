@@ -4,7 +4,7 @@ behaviour on the real control plane is tests/cluster/test_trust_boundary.py."""
 
 from __future__ import annotations
 
-from chart_tools import find, render
+from tests.support.chart_tools import find, render
 
 from tidings.controller import admission, permissions
 from tidings.controller import cronjob as cj

@@ -4,7 +4,7 @@ enforces, the printer columns, kubectl explain, and the status subresource."""
 from __future__ import annotations
 
 import pytest
-from tests.cases.admission_cases import BASE, INVALID, VALID, changed
+from tests.support.admission_cases import BASE, INVALID, VALID, changed
 
 pytestmark = pytest.mark.cluster
 

@@ -10,7 +10,6 @@ tidings-schedule ClusterRole for the one who may schedule.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,17 +17,17 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.cases.admission_cases import BASE, DROP, changed
-from tests.cluster.test_admission import DENIED, serving_webhook, wait_until_enforced
+from tests.support.admission_cases import BASE, DROP, changed
+from tests.support.admission_webhook import DENIED, serving_webhook, wait_until_enforced
+from tests.support.delivery_records import record
+from tests.support.rbac_users import role_binding, wait_allowed
 
 from tidings import models
 from tidings.controller import permissions, testsend
 from tidings.controller.settings import Settings
-from tidings_dev.cluster import REPO_ROOT
 
 pytestmark = pytest.mark.cluster
 
-ROLES_FILE = REPO_ROOT / "charts" / "tidings" / "templates" / "user-clusterroles.yaml"
 OPERATOR_DOMAINS = ("example.com",)
 NAMESPACE_DOMAINS = ".partner.example.org"  # the namespace annotation: subdomains of it
 MANUAL = changed({"schedule": DROP})
@@ -91,42 +90,6 @@ def needs_schedule(path: str, change: str, user: str, namespace: str) -> str:
     return f"{DENIED}: " + permissions.refusal([permissions.Need(path, change)], user, namespace)
 
 
-def wait_allowed(kube, user: str, namespace: str, verb: str, timeout: float = 60) -> None:
-    """Aggregation is asynchronous (the clusterrole-aggregation controller): wait until the
-    authorizer grants what the bindings should give."""
-    from kubernetes import client
-
-    review = client.V1SubjectAccessReview(
-        spec=client.V1SubjectAccessReviewSpec(
-            user=user,
-            groups=["system:authenticated"],
-            resource_attributes=client.V1ResourceAttributes(
-                group=models.GROUP, resource=models.PLURAL, verb=verb, namespace=namespace
-            ),
-        )
-    )
-    api = client.AuthorizationV1Api(kube)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if api.create_subject_access_review(review).status.allowed:
-            return
-        time.sleep(0.3)
-    pytest.fail(f"{user} never got {verb} on {models.PLURAL} in {namespace}")
-
-
-@pytest.fixture(scope="module")
-def roles(control_plane, kube) -> Iterator[list[dict]]:
-    """The chart's user ClusterRoles, applied as they are."""
-    from kubernetes import client
-
-    documents = [d for d in yaml.safe_load_all(ROLES_FILE.read_text()) if d]
-    control_plane.kubectl("apply", "--server-side", "-f", str(ROLES_FILE))
-    yield documents
-    rbac = client.RbacAuthorizationV1Api(kube)
-    for document in documents:
-        rbac.delete_cluster_role(document["metadata"]["name"])
-
-
 @pytest.fixture(scope="module")
 def people(control_plane, kube, reports, roles) -> Iterator[dict[str, Person]]:
     from kubernetes import client
@@ -153,20 +116,6 @@ def people(control_plane, kube, reports, roles) -> Iterator[dict[str, Person]]:
     }
     for api_client in clients.values():
         api_client.close()
-
-
-def role_binding(name: str, cluster_role: str, user: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "rbac.authorization.k8s.io/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": name},
-        "roleRef": {
-            "apiGroup": "rbac.authorization.k8s.io",
-            "kind": "ClusterRole",
-            "name": cluster_role,
-        },
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
-    }
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +159,6 @@ def test_delivery_records_are_read_by_view_and_edit_and_deleted_only_by_admin(
     """issue 12: records are evidence. Nobody may change one (RBAC for edit, the CRD's rule
     for everyone else); only namespace admins (and the operator) delete them."""
     from kubernetes import client
-    from tests.cluster.test_records_cluster import record
 
     read = {"get", "list", "watch"}
     assert rules_for_reports(kube, "view", models.DELIVERY_PLURAL) == read

@@ -11,44 +11,16 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client import ApiException
+from tests.support.delivery_records import record
 
 from tidings import models
 from tidings.controller import record_store, records
 from tidings.controller.kube import Kube
-from tidings.controller.status import RunOutcome
-from tidings.schedule import rfc3339
 
 pytestmark = pytest.mark.cluster
 
 RUN = datetime(2026, 9, 1, 7, 0, tzinfo=UTC)
 ARGS = (models.GROUP, models.VERSION)
-
-
-def record(namespace: str, job: str, finished: datetime, days: int | None = None) -> dict:
-    report = {
-        "metadata": {"name": "payments-weekly", "namespace": namespace, "uid": "gone-report-uid"},
-        "spec": {"title": "Payments", "reportType": "changes_summary"},
-    }
-    if days:
-        report["spec"]["delivery"] = {"retentionDays": days}
-    job_object = {
-        "metadata": {"name": job, "namespace": namespace, "uid": f"{job}-uid-0000"},
-        "status": {"startTime": rfc3339(finished - timedelta(minutes=1))},
-    }
-    outcome = RunOutcome(
-        job_name=job,
-        delivered=True,
-        failure=None,
-        finished_at=rfc3339(finished),
-        window_start="2026-08-24T00:00:00Z",
-        window_end="2026-08-31T00:00:00Z",
-        recipients_accepted=1,
-        bytes=1000,
-        renderer="pdf",
-        message_id="<tidings.x@example.com>",
-    )
-    result = {"addresses": {"to": {"accepted": ["lead@example.com"], "refused": {}}}}
-    return records.delivery_record(report, job_object, outcome, result, records.Retention())
 
 
 def listed(kube, namespace: str) -> list[str]:

@@ -22,12 +22,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from tests.cases.admission_cases import DROP, changed
-from tests.chart.chart_tools import render
-from tests.cluster import test_permissions
-from tests.cluster.test_admission import DENIED, serving_webhook, wait_until_enforced
-from tests.cluster.test_permissions import role_binding, wait_allowed
-from tests.operator.op_harness import (
+from tests.support.admission_cases import DROP, changed
+from tests.support.admission_webhook import DENIED, serving_webhook, wait_until_enforced
+from tests.support.chart_tools import render
+from tests.support.operator_harness import (
     Cluster,
     OperatorProcess,
     StandInKubelet,
@@ -35,7 +33,8 @@ from tests.operator.op_harness import (
     result_line,
     wait_for,
 )
-from tests.operator.sr_bodies import manifest
+from tests.support.rbac_users import role_binding, wait_allowed
+from tests.support.report_bodies import manifest
 
 from tidings import models
 from tidings.controller import admission, permissions
@@ -43,7 +42,6 @@ from tidings.controller import cronjob as cj
 
 pytestmark = pytest.mark.cluster
 
-roles = test_permissions.roles  # the fixture that applies the chart's user ClusterRoles
 
 MANUAL = changed({"schedule": DROP})
 HTTP = {

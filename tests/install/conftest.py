@@ -7,7 +7,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
-from checkouts import Demo, copy_checkout, user_env
+from tests.support.checkouts import Demo, copy_checkout, user_env
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from checkouts import Demo, outside_references, user_env
+from tests.support.checkouts import Demo, outside_references, user_env
 
 from tidings_dev.cluster import default_bin_dir
 from tidings_dev.procs import alive

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from tests.chart.chart_tools import container_env, render
+from tests.support.chart_tools import container_env, render
 
 ROOT = Path(__file__).resolve().parents[2]
 

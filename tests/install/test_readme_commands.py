@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from checkouts import ROOT, Demo, user_env
 from pypdf import PdfReader
+from tests.support.checkouts import ROOT, Demo, user_env
 
 pytestmark = pytest.mark.timeout(900)
 

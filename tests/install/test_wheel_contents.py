@@ -8,7 +8,7 @@ import sys
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from checkouts import ROOT, copy_checkout, user_env
+from tests.support.checkouts import ROOT, copy_checkout, user_env
 
 # The dev package, its modules by name (cluster, node, procs, ...) and their names before they
 # moved out of the product.

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.node.node_cluster import NodeCluster, running, unavailable
+from tests.support.node_cluster import NodeCluster, running, unavailable
 
 from tidings_dev import node as devnode
 

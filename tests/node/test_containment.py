@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from tests.node.node_cluster import NodeCluster
+from tests.support.node_cluster import NodeCluster
 
 from tidings_dev import cluster as devcluster
 from tidings_dev import node as devnode

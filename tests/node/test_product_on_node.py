@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import http.server
 import json
 import re
 import subprocess
@@ -23,9 +22,10 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from tests.chart.chart_tools import CHART
-from tests.node.node_cluster import RELEASE, RELEASE_NAMESPACE, NodeCluster
-from tests.operator import op_harness
+from tests.support import operator_harness
+from tests.support.chart_tools import CHART
+from tests.support.json_http import JsonHandler, JsonHttpServer
+from tests.support.node_cluster import RELEASE, RELEASE_NAMESPACE, NodeCluster
 
 from tidings import models
 from tidings_dev.node import NODE_IP
@@ -46,7 +46,7 @@ ROWS = [
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float = WAIT) -> Any:
-    return op_harness.wait_for(what, probe, timeout)
+    return operator_harness.wait_for(what, probe, timeout)
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -156,27 +156,18 @@ class SlowSource:
         self.requests = 0
         release, outer = self.release, self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             def do_GET(self) -> None:
                 outer.requests += 1
                 release.wait(120)
-                body = json.dumps(ROWS).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply(200, ROWS)
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer((NODE_IP, 0), Handler)
-        self.url = f"http://{NODE_IP}:{self.server.server_address[1]}/changes"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = JsonHttpServer(Handler, host=NODE_IP)
+        self.url = f"{self.server.url}/changes"
 
     def close(self) -> None:
         self.release.set()
-        self.server.shutdown()
+        self.server.close()
 
 
 def start_held_run(reports: Reports, source: SlowSource, name: str) -> client.V1Pod:

@@ -9,7 +9,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.node.node_cluster import NodeCluster
+from tests.support.node_cluster import NodeCluster
 
 from tidings_dev import node as devnode
 from tidings_dev import procs

@@ -1,4 +1,4 @@
-"""Fixtures for the operator tests; the helpers they hand out live in op_harness."""
+"""Fixtures for the operator tests, built on tests.support.operator_harness."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client
-from op_harness import Cluster, OperatorProcess, StandInKubelet, install_report_crd
+from tests.support.operator_harness import (
+    Cluster,
+    OperatorProcess,
+    StandInKubelet,
+    install_report_crd,
+)
+from tests.support.smtp_mailbox import Mailbox, serve_mailbox
 
 from tidings_dev.cluster import ControlPlane
 
@@ -51,3 +57,9 @@ def cluster(kube: client.ApiClient, namespace: str) -> Cluster:
 @pytest.fixture
 def kubelet(cluster: Cluster) -> StandInKubelet:
     return StandInKubelet(cluster)
+
+
+@pytest.fixture
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    """A real SMTP server on loopback and its port; a test module overrides it to refuse."""
+    yield from serve_mailbox(Mailbox())

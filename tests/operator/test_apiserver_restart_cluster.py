@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
-from op_harness import (
+from tests.support.operator_harness import (
     HOLD_SPEC,
     Cluster,
     OperatorProcess,
@@ -20,7 +20,7 @@ from op_harness import (
     start_runs,
     wait_for,
 )
-from sr_bodies import manifest
+from tests.support.report_bodies import manifest
 
 from tidings.controller import cronjob as cj
 from tidings.controller.cronjob import digest

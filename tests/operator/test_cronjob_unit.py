@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import yaml
-from sr_bodies import report_body
+from tests.support.report_bodies import report_body
 
 from tidings.controller import cronjob
 from tidings.controller.settings import Settings

@@ -13,14 +13,13 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client
-from op_harness import Cluster, OperatorProcess, PodRunner
-from sr_bodies import manifest
-from test_end_to_end_cluster import Mailbox, mailbox, smtp_secret  # noqa: F401 (a fixture)
+from tests.support.operator_harness import Cluster, OperatorProcess, PodRunner
+from tests.support.report_bodies import manifest
+from tests.support.smtp_mailbox import Mailbox, closed_relay_env, smtp_secret
 
 from tidings.controller import testsend
 from tidings.controller.cronjob import digest
 from tidings_dev.cluster import REPO_ROOT
-from tidings_dev.procs import free_port
 
 pytestmark = pytest.mark.cluster
 
@@ -33,8 +32,7 @@ TEAM = (LOGOS / "team.png").read_bytes()
 def operator_env() -> dict[str, str]:
     """Platform branding, as the chart sets it on the operator."""
     return {
-        "TIDINGS_SMTP_HOST": "127.0.0.1",
-        "TIDINGS_SMTP_PORT": str(free_port()),  # closed: mail goes through the namespace Secret
+        **closed_relay_env(),  # mail goes through the namespace Secret
         "TIDINGS_BRAND_LOGO": "data:image/png;base64," + base64.b64encode(ACME).decode(),
         "TIDINGS_BRAND_ACCENT_COLOR": "#8e44ad",
         "TIDINGS_BRAND_FOOTER_TEXT": "ACME Corp",
@@ -62,7 +60,7 @@ def _run(cluster: Cluster, name: str, tmp_path: Path, now: datetime) -> tuple[st
 
 
 def test_branding_travels_from_operator_and_namespace_to_the_mail(
-    mailbox: tuple[Mailbox, int],  # noqa: F811
+    mailbox: tuple[Mailbox, int],
     run_operator: OperatorProcess,
     cluster: Cluster,
     tmp_path: Path,
@@ -110,7 +108,7 @@ def test_branding_travels_from_operator_and_namespace_to_the_mail(
 
 
 def test_a_skipped_empty_window_leaves_last_sent_and_failures(
-    mailbox: tuple[Mailbox, int],  # noqa: F811
+    mailbox: tuple[Mailbox, int],
     run_operator: OperatorProcess,
     cluster: Cluster,
     tmp_path: Path,
@@ -141,7 +139,7 @@ def test_a_skipped_empty_window_leaves_last_sent_and_failures(
 
 
 def test_a_test_send_goes_to_one_address_and_changes_nothing_else(
-    mailbox: tuple[Mailbox, int],  # noqa: F811
+    mailbox: tuple[Mailbox, int],
     run_operator: OperatorProcess,
     cluster: Cluster,
     tmp_path: Path,

@@ -6,65 +6,23 @@ from __future__ import annotations
 
 import email
 import email.policy
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
-from kubernetes import client
-from op_harness import Cluster, OperatorProcess, PodRunner
-from sr_bodies import manifest
+from tests.support.operator_harness import Cluster, OperatorProcess, PodRunner
+from tests.support.report_bodies import manifest
+from tests.support.smtp_mailbox import Mailbox, closed_relay_env, smtp_secret
 
 from tidings.snapshot import spec_size_problem
 from tidings.validation import validate_spec
-from tidings_dev.procs import free_port
 
 pytestmark = pytest.mark.cluster
 
 
-@dataclass
-class Mailbox:
-    """aiosmtpd handler keeping what it accepted."""
-
-    messages: list[tuple[list[str], bytes]] = field(default_factory=list)
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append((list(envelope.rcpt_tos), envelope.original_content))
-        return "250 OK: queued"
-
-
-def serve(box: Mailbox) -> Iterator[tuple[Mailbox, int]]:
-    """A real SMTP server on a free loopback port, handled by `box`."""
-    port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield box, port
-    controller.stop()
-
-
-def smtp_secret(cluster: Cluster, port: int) -> None:
-    """The namespace's SMTP Secret (team-smtp) pointing at the loopback server."""
-    cluster.core.create_namespaced_secret(
-        cluster.ns,
-        client.V1Secret(
-            metadata=client.V1ObjectMeta(name="team-smtp"),
-            string_data={"host": "127.0.0.1", "port": str(port), "from": "tidings@team.test"},
-        ),
-    )
-
-
-@pytest.fixture
-def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    yield from serve(Mailbox())
-
-
 @pytest.fixture
 def operator_env() -> dict[str, str]:
-    # The platform relay points at a closed port: delivery can only work through the
-    # namespace's SMTP Secret, mounted into the pod as files.
-    return {"TIDINGS_SMTP_HOST": "127.0.0.1", "TIDINGS_SMTP_PORT": str(free_port())}
+    return closed_relay_env()
 
 
 def _rows_up_to_the_limit(spec: dict, now: datetime) -> list[dict]:

@@ -5,20 +5,24 @@ columns of `kubectl get sr`."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from kubernetes import client
-from op_harness import Cluster, OperatorProcess, StandInKubelet, result_line, wait_for
 from pypdf import PdfReader
-from sr_bodies import manifest
+from tests.support.json_http import JsonHandler, JsonHttpServer
+from tests.support.operator_harness import (
+    Cluster,
+    OperatorProcess,
+    StandInKubelet,
+    result_line,
+    wait_for,
+)
+from tests.support.report_bodies import manifest
 
 from tidings import kubectl_plugin
 from tidings_dev.cluster import ControlPlane
@@ -166,7 +170,7 @@ def test_run_wait_failure_reactivate_success_suspend_resume(
 def rows_server() -> Iterator[str]:
     """A JSON rows endpoint on loopback that answers only with the right Authorization."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         def do_GET(self) -> None:
             if self.headers.get("Authorization") != "Bearer s3cret":
                 self.send_response(401)
@@ -174,21 +178,10 @@ def rows_server() -> Iterator[str]:
                 return
             row = {"id": 7, "status": "completed", "title": "Rotate keys"}
             row["completed_at"] = "2025-03-28T10:00:00Z"
-            body = json.dumps([row]).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.reply(200, [row])
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/changes"
-    server.shutdown()
+    with JsonHttpServer(Handler) as server:
+        yield f"{server.url}/changes"
 
 
 def test_preview_uses_the_users_own_secret_access(

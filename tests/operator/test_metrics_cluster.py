@@ -9,8 +9,14 @@ import subprocess
 from datetime import UTC, datetime
 
 import pytest
-from op_harness import Cluster, OperatorProcess, StandInKubelet, result_line, wait_for
-from sr_bodies import manifest
+from tests.support.operator_harness import (
+    Cluster,
+    OperatorProcess,
+    StandInKubelet,
+    result_line,
+    wait_for,
+)
+from tests.support.report_bodies import manifest
 
 from tidings.controller.report_metrics import SERIES
 from tidings.schedule import parse_rfc3339, previous_fire_time

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from op_harness import (
+from tests.support.operator_harness import (
     HOLD_SPEC,
     MONDAY,
     Cluster,
@@ -21,7 +21,7 @@ from op_harness import (
     wait_for,
     wait_for_cleanup,
 )
-from sr_bodies import manifest
+from tests.support.report_bodies import manifest
 
 from tidings.controller import cronjob as cj
 from tidings.controller import status as st
@@ -263,25 +263,3 @@ def test_two_quick_run_nows_never_run_at_once(
     # By the time the second Job exists, the first has finished: never two pods at once.
     assert st.job_finished(cluster.job(first["metadata"]["name"])) is True
     cluster.wait_status("adhoc", "b handled", lambda s: s.get("runNowHandled") == digest("b"))
-
-
-def restart_and_see_jobs(operator: OperatorProcess, jobs: list[str]) -> None:
-    """Restart the operator and wait until it has handled each finished Job again."""
-    offset = operator.log_path.stat().st_size
-    operator.stop()
-    operator.start()
-    wait_for(
-        "the restarted operator to handle the Jobs again",
-        lambda: all(
-            f'"name": "{job}"' in line and "job_event" in line
-            for job in jobs
-            for line in [_line_for(operator, offset, job)]
-        ),
-    )
-
-
-def _line_for(operator: OperatorProcess, offset: int, name: str) -> str:
-    """The first log line after `offset` that is about object `name` (JSON logs)."""
-    with operator.log_path.open() as log:
-        log.seek(offset)
-        return next((line for line in log if f'"name": "{name}"' in line), "")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from op_harness import (
+from tests.support.operator_harness import (
     HOLD_SPEC,
     Cluster,
     OperatorProcess,
@@ -20,7 +20,7 @@ from op_harness import (
     wait_for,
     wait_for_cleanup,
 )
-from sr_bodies import manifest
+from tests.support.report_bodies import manifest
 
 from tidings.controller import cronjob as cj
 from tidings.controller import handlers

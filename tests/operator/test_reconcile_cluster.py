@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
-from op_harness import Cluster, OperatorProcess, wait_for
-from sr_bodies import manifest
+from tests.support.operator_harness import Cluster, OperatorProcess, wait_for
+from tests.support.report_bodies import manifest
 
 from tidings import models
 from tidings.controller import cronjob as cj

@@ -15,15 +15,19 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from op_harness import Cluster, OperatorProcess, PodRunner, wait_for
-from sr_bodies import manifest
-from test_end_to_end_cluster import Mailbox, operator_env, serve, smtp_secret
-from test_outcomes_cluster import restart_and_see_jobs
+from tests.support.operator_harness import (
+    Cluster,
+    OperatorProcess,
+    PodRunner,
+    restart_and_see_jobs,
+    wait_for,
+)
+from tests.support.report_bodies import manifest
+from tests.support.smtp_mailbox import Mailbox, closed_relay_env, serve_mailbox, smtp_secret
 
 from tidings import models
 
 pytestmark = pytest.mark.cluster
-__all__ = ["operator_env"]  # the fixture: the platform relay is closed, team-smtp is used
 
 TO = [f"finance-reader-{i:02d}@example.com" for i in range(20)]
 CC = [f"finance-copy-{i:02d}@example.com" for i in range(15)]
@@ -44,7 +48,12 @@ class RefusingMailbox(Mailbox):
 
 @pytest.fixture
 def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    yield from serve(RefusingMailbox())
+    yield from serve_mailbox(RefusingMailbox())
+
+
+@pytest.fixture
+def operator_env() -> dict[str, str]:
+    return closed_relay_env()
 
 
 def records_of(cluster: Cluster, report_name: str) -> list[dict[str, Any]]:

@@ -6,26 +6,16 @@ import dataclasses
 import json
 from datetime import UTC, datetime
 
-from sr_bodies import report_body
+from tests.support.job_outcomes import NOW, RESULT, job_body, pod_body, record_outcome, run_outcome
+from tests.support.report_bodies import condition, report_body, with_status
 
 from tidings.controller import status as st
 from tidings.controller.cronjob import digest
 from tidings.schedule import next_fire_time
 
-NOW = datetime(2025, 3, 29, 12, 0, tzinfo=UTC)  # the Saturday before Berlin springs forward
-
 
 def _reconciled(report: dict, problems: tuple[str, ...] = ()) -> st.Reconciliation:
     return st.reconcile(report, problems, NOW, next_fire_time)
-
-
-def _with_status(report: dict, **status) -> dict:
-    report["status"] = status
-    return report
-
-
-def _condition(status: dict, type_: str) -> dict:
-    return next(c for c in status["conditions"] if c["type"] == type_)
 
 
 # --------------------------------------------------------------------------------- reconcile
@@ -36,7 +26,7 @@ def test_active_report_next_send_at_crosses_dst_in_its_zone() -> None:
     assert result.phase == "Active"
     # Sunday 30 March 09:00 in Berlin is already summer time (UTC+2): 07:00Z, not 08:00Z.
     assert result.change.status["nextSendAt"] == "2025-03-30T07:00:00Z"
-    ready = _condition(result.change.status, "Ready")
+    ready = condition(result.change.status, "Ready")
     assert (ready["status"], ready["reason"], ready["observedGeneration"]) == (
         "True",
         "Scheduled",
@@ -51,17 +41,17 @@ def test_phases_for_manual_paused_and_invalid() -> None:
     assert (manual.phase, manual.change.status["nextSendAt"]) == ("Manual", None)
     paused = _reconciled(report_body(suspend=True))
     assert paused.phase == "Paused"
-    assert _condition(paused.change.status, "Ready")["reason"] == "Paused"
+    assert condition(paused.change.status, "Ready")["reason"] == "Paused"
     assert [e.reason for e in paused.change.events] == ["Paused"]
     invalid = _reconciled(report_body(), ("spec.schedule: not a cron expression",))
     assert invalid.phase == "Invalid"
-    ready = _condition(invalid.change.status, "Ready")
+    ready = condition(invalid.change.status, "Ready")
     assert (ready["status"], ready["message"]) == ("False", "spec.schedule: not a cron expression")
     assert invalid.change.events[0].type == "Warning"
 
 
 def test_resuming_recomputes_next_send_at_and_says_so() -> None:
-    report = _with_status(report_body(), phase="Paused", observedGeneration=1)
+    report = with_status(report_body(), phase="Paused", observedGeneration=1)
     result = _reconciled(report)
     assert result.phase == "Active"
     assert result.change.status["nextSendAt"] == "2025-03-31T07:00:00Z"  # Monday 09:00 CEST
@@ -69,7 +59,7 @@ def test_resuming_recomputes_next_send_at_and_says_so() -> None:
 
 
 def test_disabled_sticks_until_the_spec_changes() -> None:
-    report = _with_status(
+    report = with_status(
         report_body(), phase="Disabled", observedGeneration=1, consecutiveFailures=3
     )
     assert _reconciled(report).phase == "Disabled"
@@ -82,7 +72,7 @@ def test_disabled_sticks_until_the_spec_changes() -> None:
 
 
 def test_reactivate_annotation_acts_once_per_value() -> None:
-    report = _with_status(
+    report = with_status(
         report_body(), phase="Disabled", observedGeneration=1, consecutiveFailures=3
     )
     report["metadata"]["annotations"]["tidings.dev/reactivate"] = "monday"
@@ -96,7 +86,7 @@ def test_reactivate_annotation_acts_once_per_value() -> None:
 
 def test_values_recorded_before_digests_are_not_acted_on_again() -> None:
     """An operator upgraded from one that kept the values themselves must not rerun them."""
-    report = _with_status(report_body(), phase="Disabled", observedGeneration=1)
+    report = with_status(report_body(), phase="Disabled", observedGeneration=1)
     report["metadata"]["annotations"].update(
         {"tidings.dev/run-now": "v1", "tidings.dev/reactivate": "monday"}
     )
@@ -107,7 +97,7 @@ def test_values_recorded_before_digests_are_not_acted_on_again() -> None:
 
 def test_a_long_reactivate_value_acts_once() -> None:
     value = "r" * 300
-    report = _with_status(report_body(), phase="Disabled", observedGeneration=1)
+    report = with_status(report_body(), phase="Disabled", observedGeneration=1)
     report["metadata"]["annotations"]["tidings.dev/reactivate"] = value
     handled = _reconciled(report).change.status["reactivateHandled"]
     report["status"].update(phase="Disabled", reactivateHandled=handled)
@@ -140,70 +130,23 @@ def test_run_now_waits_while_a_run_is_going() -> None:
 def test_ready_transition_time_moves_only_when_status_flips() -> None:
     first = _reconciled(report_body()).change.status
     later = datetime(2025, 4, 1, tzinfo=UTC)
-    report = _with_status(report_body(), **first)
+    report = with_status(report_body(), **first)
     again = st.reconcile(report, (), later, next_fire_time).change.status
-    assert _condition(again, "Ready")["lastTransitionTime"] == "2025-03-29T12:00:00Z"
-    report = _with_status(report_body(suspend=True), **first)
+    assert condition(again, "Ready")["lastTransitionTime"] == "2025-03-29T12:00:00Z"
+    report = with_status(report_body(suspend=True), **first)
     paused = st.reconcile(report, (), later, next_fire_time).change.status
-    assert _condition(paused, "Ready")["lastTransitionTime"] == "2025-04-01T00:00:00Z"
+    assert condition(paused, "Ready")["lastTransitionTime"] == "2025-04-01T00:00:00Z"
 
 
 # ------------------------------------------------------------------------------ job outcomes
 
 
-def _job(name: str, condition: str | None, **extra) -> dict:
-    status: dict = {"failed": extra.pop("failed", 0)}
-    if condition:
-        status["conditions"] = [
-            {
-                "type": condition,
-                "status": "True",
-                "reason": extra.pop("reason", ""),
-                "message": extra.pop("message", ""),
-                "lastTransitionTime": "2025-03-31T07:03:00Z",
-            }
-        ]
-    return {
-        "metadata": {
-            "name": name,
-            "creationTimestamp": "2025-03-31T07:00:05Z",
-            "annotations": {
-                "batch.kubernetes.io/cronjob-scheduled-timestamp": "2025-03-31T09:00:00+02:00"
-            },
-        },
-        "spec": {"activeDeadlineSeconds": 600},
-        "status": status,
-    }
-
-
-def _pod(exit_code: int, message: str, finished: str = "2025-03-31T07:02:00Z") -> dict:
-    terminated = {"exitCode": exit_code, "message": message, "finishedAt": finished}
-    return {
-        "status": {"containerStatuses": [{"name": "renderer", "state": {"terminated": terminated}}]}
-    }
-
-
-RESULT = {
-    "outcome": "Delivered",
-    "failure": None,
-    "scheduledTime": "2025-03-31T07:00:00Z",
-    "windowStart": "2025-03-24T08:00:00Z",
-    "windowEnd": "2025-03-31T07:00:00Z",
-    "recipientsAccepted": 3,
-    "recipientsRejected": 1,
-    "bytes": 48213,
-    "renderer": "pdf",
-    "error": "",
-    "messageId": "<x@tidings>",
-}
-
-
 def test_running_job_has_no_outcome() -> None:
-    assert st.job_outcome(_job("r-1", None), [], NOW) is None
+    assert st.job_outcome(job_body("r-1", None), [], NOW) is None
 
 
 def test_delivered_job_reads_the_termination_message() -> None:
-    outcome = st.job_outcome(_job("r-1", "Complete"), [_pod(0, json.dumps(RESULT))], NOW)
+    outcome = st.job_outcome(job_body("r-1", "Complete"), [pod_body(0, json.dumps(RESULT))], NOW)
     assert outcome is not None and outcome.delivered
     entry = outcome.history_entry()
     assert entry == {
@@ -224,74 +167,57 @@ def test_delivered_job_reads_the_termination_message() -> None:
 
 def test_failures_are_classified() -> None:
     permanent = {**RESULT, "outcome": "Failed", "failure": "permanent", "error": "550 no such user"}
-    job = _job("r-2", "Failed", reason="PodFailurePolicy")
-    outcome = st.job_outcome(job, [_pod(69, json.dumps(permanent))], NOW)
+    job = job_body("r-2", "Failed", reason="PodFailurePolicy")
+    outcome = st.job_outcome(job, [pod_body(69, json.dumps(permanent))], NOW)
     assert (outcome.failure, outcome.error) == ("permanent", "550 no such user")
 
-    job = _job("r-3", "Failed", reason="DeadlineExceeded")
+    job = job_body("r-3", "Failed", reason="DeadlineExceeded")
     outcome = st.job_outcome(job, [], NOW)
     assert outcome.failure == "timeout" and "600s" in outcome.error
     assert outcome.scheduled_time == "2025-03-31T07:00:00Z"  # from the CronJob's annotation
     assert outcome.finished_at == "2025-03-31T07:03:00Z"
 
-    job = _job("r-4", "Failed", reason="BackoffLimitExceeded", failed=3)
-    crashed = st.job_outcome(job, [_pod(1, "Traceback ...\nKeyError: 'x'")], NOW)
+    job = job_body("r-4", "Failed", reason="BackoffLimitExceeded", failed=3)
+    crashed = st.job_outcome(job, [pod_body(1, "Traceback ...\nKeyError: 'x'")], NOW)
     assert crashed.failure == "transient"
     assert crashed.error == "Traceback ...\nKeyError: 'x' (after 3 attempts)"
 
-    bare = st.job_outcome(_job("r-5", "Failed"), [_pod(137, "")], NOW)
+    bare = st.job_outcome(job_body("r-5", "Failed"), [pod_body(137, "")], NOW)
     assert bare.error == "the renderer exited with code 137"
 
 
 def test_a_partial_delivery_names_who_is_missing_in_status() -> None:
     note = "partially delivered to 2 of 3; not delivered to: b@example.com: 451 4.3.0 busy"
     result = {**RESULT, "recipientsAccepted": 2, "error": note}
-    outcome = st.job_outcome(_job("r-6", "Complete"), [_pod(0, json.dumps(result))], NOW)
+    outcome = st.job_outcome(job_body("r-6", "Complete"), [pod_body(0, json.dumps(result))], NOW)
     assert outcome.delivered and outcome.history_entry()["error"] == note
-    report = _with_status(report_body(), phase="Active")
-    change = _apply(report, outcome)
-    delivered = _condition(report["status"], "Delivered")
+    report = with_status(report_body(), phase="Active")
+    change = record_outcome(report, outcome)
+    delivered = condition(report["status"], "Delivered")
     assert (delivered["status"], delivered["reason"]) == ("True", "PartiallyDelivered")
     assert note in delivered["message"]
     assert [(e.type, e.reason) for e in change.events] == [("Warning", "Delivered")]
 
 
-def _outcome(name: str, delivered: bool, finished: str, error: str = "boom") -> st.RunOutcome:
-    return st.RunOutcome(
-        job_name=name,
-        delivered=delivered,
-        failure=None if delivered else "transient",
-        finished_at=finished,
-        error="" if delivered else error,
-    )
-
-
-def _apply(report: dict, outcome: st.RunOutcome) -> st.StatusChange | None:
-    change = st.apply_outcome(report, outcome, NOW, next_fire_time)
-    if change:
-        report["status"] = {**report.get("status", {}), **change.status}
-    return change
-
-
 def test_three_failures_disable_and_success_resets() -> None:
-    report = _with_status(report_body(), phase="Active", observedGeneration=1)
+    report = with_status(report_body(), phase="Active", observedGeneration=1)
     for i in (1, 2):
-        change = _apply(report, _outcome(f"r-{i}", False, f"2025-03-2{i}T07:00:00Z"))
+        change = record_outcome(report, run_outcome(f"r-{i}", False, f"2025-03-2{i}T07:00:00Z"))
         assert change.phase is None
         assert [e.reason for e in change.events] == ["RunFailed"]
     assert report["status"]["consecutiveFailures"] == 2
     assert report["status"]["lastError"] == "boom"
-    assert _condition(report["status"], "Delivered")["reason"] == "TransientFailure"
+    assert condition(report["status"], "Delivered")["reason"] == "TransientFailure"
 
-    change = _apply(report, _outcome("r-3", False, "2025-03-23T07:00:00Z"))
+    change = record_outcome(report, run_outcome("r-3", False, "2025-03-23T07:00:00Z"))
     assert change.phase == "Disabled"
     assert [e.reason for e in change.events] == ["RunFailed", "Disabled"]
     assert "tidings.dev/reactivate" in change.events[-1].message
     assert report["status"]["nextSendAt"] is None
-    assert _condition(report["status"], "Ready")["reason"] == "Disabled"
+    assert condition(report["status"], "Ready")["reason"] == "Disabled"
 
     report["status"]["phase"] = "Active"
-    _apply(report, _outcome("r-4", True, "2025-03-24T07:00:00Z"))
+    record_outcome(report, run_outcome("r-4", True, "2025-03-24T07:00:00Z"))
     status = report["status"]
     assert (status["consecutiveFailures"], status["lastError"]) == (0, "")
     assert status["lastSentAt"] == status["lastAttemptAt"] == "2025-03-24T07:00:00Z"
@@ -300,40 +226,42 @@ def test_three_failures_disable_and_success_resets() -> None:
 
 
 def test_a_job_is_counted_once() -> None:
-    report = _with_status(report_body(), phase="Active")
-    assert _apply(report, _outcome("r-1", False, "2025-03-21T07:00:00Z")) is not None
-    assert _apply(report, _outcome("r-1", False, "2025-03-21T07:00:00Z")) is None
+    report = with_status(report_body(), phase="Active")
+    assert record_outcome(report, run_outcome("r-1", False, "2025-03-21T07:00:00Z")) is not None
+    assert record_outcome(report, run_outcome("r-1", False, "2025-03-21T07:00:00Z")) is None
     assert report["status"]["consecutiveFailures"] == 1
 
 
 def test_counted_uids_outlive_the_history() -> None:
     """A Job that finished long ago never enters the 20-entry history, yet counts once."""
-    report = _with_status(report_body(), phase="Active")
+    report = with_status(report_body(), phase="Active")
     for week in range(20):
-        _apply(report, _outcome(f"new-{week}", True, f"2025-03-{week + 1:02d}T07:00:00Z"))
-    old = dataclasses.replace(_outcome("old", False, "2025-01-01T07:00:00Z"), job_uid="uid-old")
-    assert _apply(report, old) is not None
+        record_outcome(
+            report, run_outcome(f"new-{week}", True, f"2025-03-{week + 1:02d}T07:00:00Z")
+        )
+    old = dataclasses.replace(run_outcome("old", False, "2025-01-01T07:00:00Z"), job_uid="uid-old")
+    assert record_outcome(report, old) is not None
     assert "old" not in {h["jobName"] for h in report["status"]["history"]}
-    assert _apply(report, old) is None
+    assert record_outcome(report, old) is None
     assert report["status"]["countedJobs"][0] == "uid-old"
 
 
 def test_out_of_order_arrival_follows_finish_times() -> None:
-    report = _with_status(report_body(), phase="Active")
-    _apply(report, _outcome("late-fail", False, "2025-03-22T07:00:00Z", error="newest"))
-    _apply(report, _outcome("early-ok", True, "2025-03-21T07:00:00Z"))
+    report = with_status(report_body(), phase="Active")
+    record_outcome(report, run_outcome("late-fail", False, "2025-03-22T07:00:00Z", error="newest"))
+    record_outcome(report, run_outcome("early-ok", True, "2025-03-21T07:00:00Z"))
     status = report["status"]
     assert status["consecutiveFailures"] == 1  # the failure came after the success
     assert status["lastError"] == "newest"
     assert status["lastSentAt"] == "2025-03-21T07:00:00Z"
     assert status["lastAttemptAt"] == "2025-03-22T07:00:00Z"
-    assert _condition(status, "Delivered")["status"] == "False"
+    assert condition(status, "Delivered")["status"] == "False"
 
 
 def test_history_is_bounded_newest_first() -> None:
-    report = _with_status(report_body(), phase="Active")
+    report = with_status(report_body(), phase="Active")
     for i in range(25):
-        _apply(report, _outcome(f"r-{i:02d}", True, f"2025-03-01T07:{i:02d}:00Z"))
+        record_outcome(report, run_outcome(f"r-{i:02d}", True, f"2025-03-01T07:{i:02d}:00Z"))
     names = [h["jobName"] for h in report["status"]["history"]]
     assert len(names) == 20 and names[0] == "r-24" and names[-1] == "r-05"
 
@@ -354,19 +282,19 @@ def test_runs_finishing_in_the_same_second_follow_their_scheduled_order() -> Non
         "r-2", False, "transient", same_second, "relay down", "2025-03-31T07:00:00Z"
     )
     for order in ((success, failure), (failure, success)):
-        report = _with_status(report_body(), phase="Active")
+        report = with_status(report_body(), phase="Active")
         for outcome in order:
-            _apply(report, outcome)
+            record_outcome(report, outcome)
         status = report["status"]
         assert (status["consecutiveFailures"], status["lastError"]) == (1, "relay down")
         assert [h["jobName"] for h in status["history"]] == ["r-2", "r-1"]
-        assert _condition(status, "Delivered")["status"] == "False"
+        assert condition(status, "Delivered")["status"] == "False"
 
 
 def test_a_skipped_run_is_neither_a_delivery_nor_a_failure() -> None:
-    report = _with_status(report_body(), phase="Active", observedGeneration=1)
-    _apply(report, _outcome("r-1", True, "2025-03-20T07:00:00Z"))
-    _apply(report, _outcome("r-2", False, "2025-03-21T07:00:00Z", error="451 busy"))
+    report = with_status(report_body(), phase="Active", observedGeneration=1)
+    record_outcome(report, run_outcome("r-1", True, "2025-03-20T07:00:00Z"))
+    record_outcome(report, run_outcome("r-2", False, "2025-03-21T07:00:00Z", error="451 busy"))
     skipped = {
         **RESULT,
         "outcome": "Skipped",
@@ -376,12 +304,12 @@ def test_a_skipped_run_is_neither_a_delivery_nor_a_failure() -> None:
         "renderer": None,
         "error": "nothing sent: No rows in this window. (spec.delivery.skipIfEmpty)",
     }
-    job = _job("r-3", "Complete")
-    pod = _pod(0, json.dumps(skipped), finished="2025-03-31T07:02:00Z")
+    job = job_body("r-3", "Complete")
+    pod = pod_body(0, json.dumps(skipped), finished="2025-03-31T07:02:00Z")
     outcome = st.job_outcome(job, [pod], NOW)
     assert outcome is not None and outcome.skipped
     before = dict(report["status"])
-    change = _apply(report, outcome)
+    change = record_outcome(report, outcome)
     status = report["status"]
     # The failure counter is not reset (a skip proves nothing about delivery), not raised, and
     # lastSentAt stays at the last real delivery; the attempt and the log entry are recorded.
@@ -391,7 +319,7 @@ def test_a_skipped_run_is_neither_a_delivery_nor_a_failure() -> None:
     assert status["lastAttemptAt"] == "2025-03-31T07:02:00Z"
     assert status["history"][0]["outcome"] == "Skipped"
     assert status["history"][0]["jobName"] == "r-3"
-    assert _condition(status, "Delivered") == _condition(before, "Delivered")
+    assert condition(status, "Delivered") == condition(before, "Delivered")
     assert [(e.type, e.reason) for e in change.events] == [("Normal", "Skipped")]
     assert "skipIfEmpty" in change.events[0].message
 
@@ -423,19 +351,19 @@ def test_a_pod_waiting_on_its_image_gives_its_own_reason() -> None:
     running = {"metadata": {}, "status": {"phase": "Running"}}
     assert st.not_started_reason(job, [running]) is None
     change = st.run_not_started(report_body(), "r-1", reason, 120, NOW)
-    delivered = _condition(change.status, "Delivered")
+    delivered = condition(change.status, "Delivered")
     assert (delivered["status"], delivered["reason"]) == ("Unknown", "RunNotStarted")
     assert "ImagePullBackOff" in delivered["message"]
     assert [(e.type, e.reason) for e in change.events] == [("Warning", "RunNotStarted")]
 
 
 def test_a_run_that_never_started_fails_with_that_reason() -> None:
-    job = _job("r-1", "Failed", reason="DeadlineExceeded")
+    job = job_body("r-1", "Failed", reason="DeadlineExceeded")
     job["metadata"]["annotations"]["tidings.dev/not-started"] = "ImagePullBackOff: no such image"
     outcome = st.job_outcome(job, [], NOW)
     assert outcome.failure == "notStarted"
     assert outcome.error == "the run never started: ImagePullBackOff: no such image"
     change = st.apply_outcome(
-        _with_status(report_body(), phase="Active"), outcome, NOW, next_fire_time
+        with_status(report_body(), phase="Active"), outcome, NOW, next_fire_time
     )
-    assert _condition(change.status, "Delivered")["reason"] == "RunNotStarted"
+    assert condition(change.status, "Delivered")["reason"] == "RunNotStarted"

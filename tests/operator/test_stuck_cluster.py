@@ -4,8 +4,14 @@ is counted with that reason when the Job ends."""
 from __future__ import annotations
 
 import pytest
-from op_harness import Cluster, OperatorProcess, StandInKubelet, history, wait_for
-from sr_bodies import manifest
+from tests.support.operator_harness import (
+    Cluster,
+    OperatorProcess,
+    StandInKubelet,
+    history,
+    wait_for,
+)
+from tests.support.report_bodies import manifest
 
 from tidings.controller import cronjob as cj
 

@@ -8,8 +8,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from op_harness import OperatorProcess
-from sr_bodies import manifest
+from tests.support.operator_harness import OperatorProcess
+from tests.support.report_bodies import manifest
 
 from tidings import models
 from tidings.controller.admission import WEBHOOK_ID

@@ -14,8 +14,10 @@ from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
-from tests.renderer.conftest import SmtpServer, load_example
-from tests.renderer.test_smtp import parse, send, small_report
+from tests.support.examples import load_example
+from tests.support.renderer_cli import parse, send
+from tests.support.renderer_reports import small_report
+from tests.support.smtp_servers import SmtpServer
 
 from tidings.renderer.datafiles import XLSX_SUBTYPE, xlsx_attachment
 from tidings.renderer.result import EX_DATAERR, EX_OK

@@ -10,16 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.renderer.conftest import (
-    Pki,
-    Recorder,
-    SmtpServer,
-    load_example,
-    pdf_text,
-    start_smtp,
-)
-from tests.renderer.test_run_contract import run_pod
-from tests.renderer.test_smtp import parse
+from tests.support.examples import load_example
+from tests.support.pki import Pki
+from tests.support.renderer_cli import parse, pdf_text, run_pod
+from tests.support.smtp_servers import Recorder, SmtpServer, start_smtp
 
 from tidings import branding
 from tidings.branding import BrandingError, resolve

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
-from tests.renderer.conftest import EXAMPLE_AT, EXAMPLES, load_example, python_path
+from tests.support.examples import EXAMPLE_AT, EXAMPLES, load_example
+from tests.support.renderer_cli import python_path
 
 from tidings.cli import main
 

@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from tests.renderer.conftest import SmtpServer
-from tests.renderer.test_smtp import send
-from tests.renderer.test_sources import http_report
+from tests.support.json_http import JsonHandler, JsonHttpServer
+from tests.support.renderer_cli import send
+from tests.support.renderer_reports import http_report
+from tests.support.smtp_servers import SmtpServer
 
 from tidings import models
 from tidings.renderer.result import EX_TEMPFAIL, InputError
@@ -27,7 +26,7 @@ from tidings.validation import validate_spec
 ROWS = b'{"data": {"items": []}}'
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
         if path == "/drip":
@@ -46,41 +45,20 @@ class _Handler(BaseHTTPRequestHandler):
             for _ in range(100):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
         elif path == "/deep":
-            self._reply(200, b"[" * 100_000 + b"]" * 100_000)
+            self.reply(200, b"[" * 100_000 + b"]" * 100_000)
         elif path.startswith("/redirect-to/"):
             self.send_response(302)
             self.send_header("Location", path.removeprefix("/redirect-to/").replace("|", "/"))
             self.send_header("Content-Length", "0")
             self.end_headers()
         else:
-            self._reply(200, ROWS)
-
-    def _reply(self, status: int, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # the client hanging up mid-drip is the point of these tests
+            self.reply(200, ROWS)
 
 
 @pytest.fixture(scope="module")
 def base() -> Iterator[str]:
-    server = _Server(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with JsonHttpServer(_Handler) as server:  # a client hanging up mid-drip is no error
+        yield server.url
 
 
 def rows(url: str, limits: HttpLimits | None = None, auth: str | None = None) -> Any:

@@ -10,9 +10,10 @@ from email import policy
 from pathlib import Path
 
 import pytest
-from tests.renderer.conftest import EXAMPLE_AT, SmtpServer, load_example
-from tests.renderer.test_run_contract import run_pod
-from tests.renderer.test_smtp import send, small_report
+from tests.support.examples import EXAMPLE_AT, load_example
+from tests.support.renderer_cli import run_pod, send
+from tests.support.renderer_reports import small_report
+from tests.support.smtp_servers import SmtpServer
 
 from tidings.renderer.result import EX_DATAERR, EX_OK
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from tests.renderer.conftest import pdf_text
+from tests.support.renderer_cli import pdf_text
 
 from tidings.renderer import reports, templating
 from tidings.renderer.pdf import render_pdf

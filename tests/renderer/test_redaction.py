@@ -9,9 +9,9 @@ import base64
 from pathlib import Path
 
 import pytest
-from tests.renderer.conftest import Recorder, start_smtp
-from tests.renderer.test_run_contract import run_pod
-from tests.renderer.test_smtp import small_report
+from tests.support.renderer_cli import run_pod
+from tests.support.renderer_reports import small_report
+from tests.support.smtp_servers import Recorder, start_smtp
 
 from tidings.redaction import MASK, redact
 from tidings.renderer.result import EX_UNAVAILABLE

@@ -5,70 +5,17 @@ from __future__ import annotations
 
 import email
 import json
-import os
 import subprocess
-import sys
 from datetime import UTC, datetime
 from email import policy
 from pathlib import Path
-from typing import Any
 
-from tests.renderer.conftest import (
-    EXAMPLE_AT,
-    EXAMPLES,
-    SmtpServer,
-    load_example,
-    python_path,
-    write_report,
-)
+from tests.support.examples import EXAMPLE_AT, EXAMPLES, load_example
+from tests.support.renderer_cli import run_pod
+from tests.support.smtp_servers import SmtpServer
 
 from tidings.renderer.result import EX_DATAERR, EX_OK, RESULT_MAX_BYTES
 from tidings_dev.procs import free_port
-
-# Makes `import weasyprint` raise ImportError in the child, as on a machine without it.
-NO_WEASYPRINT = (
-    "import sys; sys.modules['weasyprint'] = None; "
-    "from tidings.cli import main; raise SystemExit(main())"
-)
-
-
-def run_pod(
-    tmp_path: Path,
-    report: dict[str, Any],
-    env: dict[str, str],
-    *,
-    without_weasyprint: bool = False,
-    argv: tuple[str, ...] = ("run",),
-) -> tuple[subprocess.CompletedProcess[str], dict[str, Any] | None]:
-    """Run the renderer like the pod: report file, result file, HOME in a writable dir."""
-    report_file = write_report(tmp_path, report)
-    result_file = tmp_path / "termination-log"
-    base_env = {
-        "PATH": "/usr/bin:/bin",
-        # The child imports the same tidings as this test (a worktree's, not an installed one).
-        "PYTHONPATH": os.pathsep.join(sys.path),
-        "HOME": str(tmp_path),
-        "XDG_CACHE_HOME": str(tmp_path / ".cache"),
-        "TIDINGS_REPORT_FILE": str(report_file),
-        "TIDINGS_RESULT_PATH": str(result_file),
-        "TIDINGS_SOURCE_SECRET_DIR": str(tmp_path / "no-source-secret"),
-        "TIDINGS_SMTP_SECRET_DIR": str(tmp_path / "no-smtp-secret"),
-        **python_path(),
-    }
-    code = (
-        NO_WEASYPRINT
-        if without_weasyprint
-        else "from tidings.cli import main; raise SystemExit(main())"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code, *argv],
-        env={**base_env, **env},
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    result = json.loads(result_file.read_text()) if result_file.exists() else None
-    return done, result
 
 
 def test_run_reads_the_contract_and_delivers(smtp: SmtpServer, tmp_path: Path) -> None:

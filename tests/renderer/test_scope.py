@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import copy
 import gzip
-import json
-import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
@@ -19,7 +16,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from pypdf import PdfReader
-from tests.renderer.conftest import EXAMPLE_AT, EXAMPLES, Postgres, load_example, write_report
+from tests.support.examples import EXAMPLE_AT, EXAMPLES, load_example
+from tests.support.json_http import JsonHandler, JsonHttpServer
+from tests.support.postgres import Postgres
+from tests.support.renderer_cli import write_report
 
 from tidings import models
 from tidings.cli import main
@@ -173,7 +173,7 @@ def test_sql_binds_the_team_filter(tmp_path: Path, risks_secret: Path) -> None:
 # ------------------------------------------------------------------------------------------ http
 
 
-class _Risks(BaseHTTPRequestHandler):
+class _Risks(JsonHandler):
     """/scoped answers with the requested program's rows; /all ignores the parameter."""
 
     seen: ClassVar[list[dict[str, list[str]]]] = []
@@ -184,25 +184,13 @@ class _Risks(BaseHTTPRequestHandler):
         _Risks.seen.append(query)
         wanted = query.get("program", [""])[0].casefold()
         rows = RISKS if parts.path == "/all" else [r for r in RISKS if r["program"] == wanted]
-        body = json.dumps({"items": rows}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        self.reply(200, {"items": rows})
 
 
 @pytest.fixture(scope="module")
 def risks_api() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Risks)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with JsonHttpServer(_Risks) as server:
+        yield server.url
 
 
 def test_http_gets_the_program_as_a_query_parameter(tmp_path: Path, risks_api: str) -> None:

@@ -3,99 +3,24 @@ fault maps to an outcome and an exit code."""
 
 from __future__ import annotations
 
-import email
 import hashlib
 import json
-from email import policy
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from tests.renderer.conftest import (
-    EXAMPLE_AT,
-    EXAMPLES,
-    Pki,
-    Recorder,
-    SmtpServer,
-    load_example,
-    pdf_text,
-    start_smtp,
-    write_report,
-)
+from tests.support.examples import EXAMPLE_AT, EXAMPLES, load_example
+from tests.support.pki import Pki
+from tests.support.renderer_cli import parse, pdf_text, send
+from tests.support.renderer_reports import BCC, CC, TO, small_report
+from tests.support.smtp_servers import Recorder, SmtpServer, start_smtp
 
-from tidings.cli import main
 from tidings.renderer import run as runner
 from tidings.renderer.mail import settings_from_values
 from tidings.renderer.result import EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE
 from tidings.schedule import parse_rfc3339
 from tidings_dev.procs import free_port
-
-TO, CC, BCC = "lead@example.com", "board@example.com", "archive@example.com"
-
-
-def small_report(**spec: Any) -> dict[str, Any]:
-    report = {
-        "apiVersion": "tidings.dev/v1alpha1",
-        "kind": "ScheduledReport",
-        "metadata": {"name": "smtp-check", "namespace": "qa", "uid": "0b6c1f7e-uid"},
-        "spec": {
-            "title": "Delivery check",
-            "reportType": "changes_summary",
-            "source": {
-                "inline": {
-                    "rows": [
-                        {
-                            "id": "CHG-7",
-                            "title": "Ship the thing",
-                            "status": "completed",
-                            "completed_at": "2024-05-08T10:00:00Z",
-                        }
-                    ]
-                }
-            },
-            "filters": {"window": {"previous": "week"}},
-            "timeZone": "Europe/Berlin",
-            "recipients": {"to": [TO], "cc": [CC], "bcc": [BCC]},
-            "failurePolicy": {"retries": 0},
-        },
-    }
-    report["spec"].update(spec)
-    return report
-
-
-def send(
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    server: SmtpServer | None,
-    report: dict[str, Any] | None = None,
-    *flags: str,
-    port: int | None = None,
-) -> tuple[int, dict[str, Any]]:
-    """`tidings send` with SMTP flags; returns the exit code and the printed JSON result."""
-    path = write_report(tmp_path, report or small_report())
-    target = ["--smtp-host", "127.0.0.1", "--smtp-port", str(port or (server and server.port))]
-    code = main(
-        [
-            "send",
-            str(path),
-            "--at",
-            EXAMPLE_AT,
-            *target,
-            "--smtp-from",
-            "Tidings <reports@example.com>",
-            "--smtp-timeout",
-            "3",
-            *flags,
-        ]
-    )
-    out = capsys.readouterr().out.strip().splitlines()
-    return code, json.loads(out[-1])
-
-
-def parse(content: bytes) -> EmailMessage:
-    return email.message_from_bytes(content, policy=policy.default)  # type: ignore[return-value]
 
 
 def test_delivered_message_headers_envelope_and_attachments(

@@ -9,9 +9,10 @@ from email import policy
 from pathlib import Path
 
 import pytest
-from tests.renderer.conftest import EXAMPLE_AT, FaultySmtp, Recorder, SmtpServer, start_smtp
-from tests.renderer.test_run_contract import run_pod
-from tests.renderer.test_smtp import BCC, CC, TO, send, small_report
+from tests.support.examples import EXAMPLE_AT
+from tests.support.renderer_cli import run_pod, send
+from tests.support.renderer_reports import BCC, CC, TO, small_report
+from tests.support.smtp_servers import FaultySmtp, Recorder, SmtpServer, start_smtp
 
 from tidings.renderer import run as runner
 from tidings.renderer.mail import settings_from_values

@@ -4,18 +4,18 @@ server on loopback: rows, bound parameters, and each failure classified."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import yaml
-from tests.renderer.conftest import EXAMPLE_AT, EXAMPLES, Postgres, pdf_text, write_report
+from tests.support.examples import EXAMPLE_AT
+from tests.support.json_http import JsonHandler, JsonHttpServer
+from tests.support.postgres import Postgres
+from tests.support.renderer_cli import pdf_text, render
+from tests.support.renderer_reports import SQL_EXAMPLE, http_report, sql_report
 
 from tidings import models
 from tidings.cli import main
@@ -23,7 +23,6 @@ from tidings.renderer.result import EX_DATAERR, EX_TEMPFAIL, InputError, SourceU
 from tidings.renderer.sources import QueryParams, http_rows, load_rows, pick_rows
 from tidings_dev.procs import free_port
 
-SQL_EXAMPLE = EXAMPLES / "sql" / "changes_summary_postgres.yaml"
 INJECTION = "completed' OR '1'='1"
 DROP = "x'); DROP TABLE changes; --"
 
@@ -57,26 +56,6 @@ def secret_dir(tmp_path: Path, changes_db: Postgres) -> Path:
     directory.mkdir()
     (directory / "value").write_text(changes_db.url + "\n")
     return directory
-
-
-def sql_report(query: str | None = None, **filters: Any) -> dict[str, Any]:
-    report = yaml.safe_load(SQL_EXAMPLE.read_text())
-    if query is not None:
-        report["spec"]["source"]["sql"]["query"] = query
-    report["spec"]["filters"].update(filters)
-    return report
-
-
-def render(
-    tmp_path: Path, report: dict[str, Any], secret_dir: Path, *flags: str
-) -> tuple[int, Path]:
-    out = tmp_path / "out.pdf"
-    path = write_report(tmp_path, report)
-    code = main(
-        ["render", str(path), "-o", str(out), "--at", EXAMPLE_AT, "--secret-dir", str(secret_dir),
-         *flags]
-    )  # fmt: skip
-    return code, out
 
 
 def test_sql_example_renders_the_rows_its_query_selects(
@@ -216,62 +195,26 @@ DOCUMENT = {
 }  # fmt: skip
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
         if path == "/incidents":
             if self.headers.get("Authorization") != TOKEN:
-                self._reply(401, b'{"error": "unauthorized"}')
+                self.reply(401, b'{"error": "unauthorized"}')
                 return
-            self._reply(200, json.dumps(DOCUMENT).encode())
+            self.reply(200, json.dumps(DOCUMENT).encode())
         elif path == "/broken":
-            self._reply(503, b"{}")
+            self.reply(503, b"{}")
         elif path == "/html":
-            self._reply(200, b"<html>not json</html>")
+            self.reply(200, b"<html>not json</html>")
         else:
-            self._reply(404, b"{}")
-
-    def _reply(self, status: int, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+            self.reply(404, b"{}")
 
 
 @pytest.fixture(scope="module")
 def http_base() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-def http_report(url: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "tidings.dev/v1alpha1",
-        "kind": "ScheduledReport",
-        "metadata": {"name": "incidents-http", "namespace": "sre"},
-        "spec": {
-            "title": "Incidents from the tracker",
-            "reportType": "incidents_summary",
-            "source": {
-                "http": {
-                    "url": url,
-                    "rowsPath": "data.items",
-                    "authSecretRef": {"name": "tracker", "key": "token"},
-                }
-            },
-            "filters": {"window": {"previous": "week"}},
-            "timeZone": "Europe/Berlin",
-            "recipients": {"to": ["sre@example.com"]},
-        },
-    }
+    with JsonHttpServer(_Handler) as server:
+        yield server.url
 
 
 def test_http_source_renders_rows_with_the_auth_header(

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from tests.renderer.conftest import Postgres
-from tests.renderer.test_sources import render, sql_report
+from tests.support.postgres import Postgres
+from tests.support.renderer_cli import render
+from tests.support.renderer_reports import sql_report
 
 from tidings.renderer.deadline import DeadlineExceeded, enforced
 from tidings.renderer.result import EX_DATAERR, EX_TEMPFAIL, InputError, SourceUnavailable

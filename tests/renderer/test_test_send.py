@@ -7,9 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.renderer.conftest import SmtpServer, load_example
-from tests.renderer.test_run_contract import run_pod
-from tests.renderer.test_smtp import parse, send, small_report
+from tests.support.examples import load_example
+from tests.support.renderer_cli import parse, run_pod, send
+from tests.support.renderer_reports import small_report
+from tests.support.smtp_servers import SmtpServer
 
 from tidings.renderer.result import EX_DATAERR, EX_OK
 

@@ -18,7 +18,7 @@ import annotated_types
 import kopf
 import pytest
 from pydantic import BaseModel
-from tests.cases.admission_cases import changed
+from tests.support.admission_cases import changed
 
 from tidings import models
 from tidings.controller import admission, records, testsend

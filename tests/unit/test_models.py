@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
-from tests.cases.admission_cases import BASE
+from tests.support.admission_cases import BASE
 
 from tidings import models
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tests.cases.admission_cases import BASE, DROP, changed
+from tests.support.admission_cases import BASE, DROP, changed
 
 from tidings.controller.permissions import (
     Need,

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.cases.admission_cases import BASE, INVALID, VALID, changed, example_specs
+from tests.support.admission_cases import BASE, INVALID, VALID, changed, example_specs
 
 from tidings.validation import (
     Problem,

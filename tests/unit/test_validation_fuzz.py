@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.cases.admission_cases import BASE
+from tests.support.admission_cases import BASE
 
 from tidings import sqltext
 from tidings.documents import load_documents

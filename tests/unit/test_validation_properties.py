@@ -21,7 +21,7 @@ from typing import Any
 from croniter import croniter
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
-from tests.cases.admission_cases import BASE, INVALID, VALID
+from tests.support.admission_cases import BASE, INVALID, VALID
 
 from tidings.validation import (
     ValidationResult,

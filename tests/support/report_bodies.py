@@ -1,4 +1,4 @@
-"""ScheduledReport bodies shared by the operator's unit and cluster tests."""
+"""ScheduledReport bodies shared by the operator's unit and cluster tests, and their status."""
 
 from __future__ import annotations
 
@@ -42,3 +42,13 @@ def manifest(name: str, **spec: Any) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {**copy.deepcopy(BASE_SPEC), **spec},
     }
+
+
+def with_status(report: dict, **status: Any) -> dict:
+    report["status"] = status
+    return report
+
+
+def condition(status: dict, type_: str) -> dict:
+    """The condition of type `type_` in a report's status."""
+    return next(c for c in status["conditions"] if c["type"] == type_)

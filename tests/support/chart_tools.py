@@ -14,7 +14,7 @@ import yaml
 from tidings_dev.cluster import REPO_ROOT
 
 CHART = REPO_ROOT / "charts" / "tidings"
-VALUES_ALL = Path(__file__).with_name("values-all.yaml")
+VALUES_ALL = REPO_ROOT / "tests" / "chart" / "values-all.yaml"
 
 
 def tool(name: str) -> str:

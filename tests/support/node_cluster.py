@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from kubernetes import client
-from tests.chart.chart_tools import CHART, tool
+from tests.support.chart_tools import CHART, tool
 
 from tidings_dev import node as devnode
 from tidings_dev.cluster import ControlPlane

@@ -492,3 +492,25 @@ def assert_counted_once(cluster: Cluster, name: str, jobs: list[str]) -> None:
             and len(cluster.events("RunFailed", name)) == half
         ),
     )
+
+
+def restart_and_see_jobs(operator: OperatorProcess, jobs: list[str]) -> None:
+    """Restart the operator and wait until it has handled each finished Job again."""
+    offset = operator.log_path.stat().st_size
+    operator.stop()
+    operator.start()
+    wait_for(
+        "the restarted operator to handle the Jobs again",
+        lambda: all(
+            f'"name": "{job}"' in line and "job_event" in line
+            for job in jobs
+            for line in [_line_for(operator, offset, job)]
+        ),
+    )
+
+
+def _line_for(operator: OperatorProcess, offset: int, name: str) -> str:
+    """The first log line after `offset` that is about object `name` (JSON logs)."""
+    with operator.log_path.open() as log:
+        log.seek(offset)
+        return next((line for line in log if f'"name": "{name}"' in line), "")

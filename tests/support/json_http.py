@@ -1,0 +1,60 @@
+"""An HTTP server for the tests' JSON endpoints (the http source, the kubectl plugin's preview,
+a data source on the node's bridge): threaded, on a free port, served from a daemon thread.
+Each test writes its own handler on JsonHandler, which answers JSON and keeps no access log."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """A request handler with `reply(status, body)`: bytes as they are, anything else as JSON."""
+
+    def reply(self, status: int, body: Any) -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # the client hung up (a deadline, a size limit): what fault tests provoke
+        super().handle_error(request, client_address)
+
+
+class JsonHttpServer:
+    """`handler` served on `host` at a free port until close(); `url` has no trailing slash."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1") -> None:
+        self._server = _Server((host, 0), handler)
+        self.port: int = self._server.server_address[1]
+        self.url = f"http://{host}:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> JsonHttpServer:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
