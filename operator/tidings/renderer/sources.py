@@ -282,11 +282,6 @@ def _column_names(description: Any) -> list[str]:
 def _query_error(error: Any, url: str) -> TidingsError:
     message = _db_message(error, url)
     state = str(getattr(error, "sqlstate", None) or "")
-    if state == "42601" and "multiple commands" in message:
-        return InputError(
-            "source.sql.query must be a single statement: the database refused to run "
-            f"more than one ({message})"
-        )
     if state == "25006" or "read-only transaction" in message:
         return InputError(
             f"source.sql.query tried to write, and the source is read-only: {message}"
