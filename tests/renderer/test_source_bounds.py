@@ -196,7 +196,7 @@ def test_a_redirect_to_this_host_unspecified_is_refused(base: str, target: str) 
 
 def test_a_non_decimal_ipv4_host_is_permanent(base: str) -> None:
     port = urlsplit(base).port
-    with pytest.raises(InputError, match="non-standard form"):
+    with pytest.raises(InputError, match=r"^source\.http\.url: .*non-standard form"):
         rows(f"http://0177.0.0.1:{port}/rows")
-    with pytest.raises(InputError, match="non-standard form"):
+    with pytest.raises(InputError, match=r"^source\.http\.url: .*non-standard form"):
         rows(f"{base}/redirect-to/http:||0x7f.1:{port}|rows")

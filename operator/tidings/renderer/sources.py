@@ -425,7 +425,7 @@ def _redirect_target(current: str, location: str, resolved: str) -> str:
 def _check_destination(url: str, limits: SourceLimits) -> None:
     host = urlsplit(url).hostname or ""
     if problem := netguard.ambiguous_ipv4(host):
-        raise InputError(f"source.http: {display_url(url)}: {problem}")
+        raise InputError(f"source.http.url: {display_url(url)}: {problem}")
     refused = netguard.refused_address(host, limits.denied)
     if refused:
         raise InputError(
