@@ -148,3 +148,19 @@ def test_an_ordinary_select_with_crlf_line_endings_still_delivers(
 
 def test_the_reader_role_is_not_a_superuser(reader: Postgres) -> None:
     assert reader.psql("SELECT rolsuper FROM pg_roles WHERE rolname = current_user") == "f\n"
+
+
+def test_strings_are_read_as_the_scanner_reads_them_whatever_the_role_default(
+    postgres: Postgres,
+) -> None:
+    # With standard_conforming_strings off, \' would escape a quote on the server and the two
+    # would disagree on where a string ends.
+    postgres.psql(
+        "DROP ROLE IF EXISTS tidings_legacy; "
+        "CREATE ROLE tidings_legacy LOGIN PASSWORD 'legacy-pass'; "
+        "ALTER ROLE tidings_legacy SET standard_conforming_strings = off"
+    )
+    legacy = Postgres(postgres.port, "tidings_legacy", "legacy-pass", postgres.database)
+    assert legacy.psql("SHOW standard_conforming_strings") == "off\n"
+    query = "SELECT current_setting('standard_conforming_strings') AS s, 'a\\' AS b"
+    assert sql_rows(query, PARAMS, legacy.url, time.monotonic() + 10) == [{"s": "on", "b": "a\\"}]

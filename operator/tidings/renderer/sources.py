@@ -160,8 +160,13 @@ def _too_many_rows(what: str, limits: SourceLimits) -> InputError:
 # settings). The statement is sent as a subquery (sqltext.Query.executed) over the extended
 # protocol, so the server's own grammar admits one SELECT and nothing else: no COPY, DO, SET or
 # second command, whatever the text; within that SELECT a set_config() can change neither the
-# running statement's timer nor a transaction that has already read.
-_SESSION_OPTIONS = "-c default_transaction_read_only=on -c statement_timeout={ms}"
+# running statement's timer nor a transaction that has already read. Strings are read as
+# standard-conforming (a backslash is just a character), as sqltext's scanner reads them,
+# whatever the role or database default.
+_SESSION_OPTIONS = (
+    "-c default_transaction_read_only=on -c statement_timeout={ms} "
+    "-c standard_conforming_strings=on"
+)
 
 # What a server says in a FATAL start-up reply when the cause is passing, not the settings.
 _TRANSIENT_STARTUP = (
