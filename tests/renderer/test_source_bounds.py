@@ -96,6 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
             "/small-gzip": (gzip.compress(b'{"data": {"items": [{"a": 1}]}}'), "gzip"),
             "/deflate": (zlib.compress(b'{"data": {"items": [{"a": 2}]}}'), "deflate"),
             "/br": (b"x", "br"),
+            "/two": (b'{"data": {"items": [{"a": 1}, {"a": 2}]}}', ""),
         }
         if path.startswith("/redirect-to/"):
             self.send_response(302)
@@ -163,6 +164,12 @@ def test_one_gzip_layer_is_refused_at_the_decoded_cap(base: str) -> None:
 def test_gzip_and_deflate_bodies_within_the_cap_are_read(base: str) -> None:
     assert rows(f"{base}/small-gzip") == [{"a": 1}]
     assert rows(f"{base}/deflate") == [{"a": 2}]
+
+
+def test_an_http_document_past_the_row_cap_is_refused(base: str) -> None:
+    assert len(rows(f"{base}/two", SourceLimits(max_rows=2))) == 2
+    with pytest.raises(InputError, match=r"more than 1 rows, the cap \(TIDINGS_MAX_SOURCE_ROWS"):
+        rows(f"{base}/two", SourceLimits(max_rows=1))
 
 
 def test_an_encoding_it_cannot_bound_is_refused(base: str) -> None:
