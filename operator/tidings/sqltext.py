@@ -1,144 +1,156 @@
-"""PostgreSQL query text, read the way PostgreSQL's own lexer reads it (pure, no I/O).
+"""PostgreSQL query text, read by PostgreSQL's own scanner and parser (pglast: libpg_query),
+never by a lexer of ours that would have to agree with the server's (pure, no I/O).
 
-One pass finds what is code and what is quoted: standard strings `'…'` (`''` inside), escape
-strings `E'…'` (backslash escapes too), dollar quotes `$$…$$` and `$tag$…$tag$`, quoted
-identifiers `"…"`, line comments `--` and nested block comments `/* /* */ */`. Outside them:
+The scanner decides what is code and what is quoted or commented, exactly as the server will.
+Outside strings, quoted identifiers and comments:
 
-- `;` separates statements;
-- `:name` is a bind parameter (not `::cast`, not `a:b`); `\\:` is a literal colon, for the rare
-  place outside quotes where `:word` must stay as written (an array slice `a[1\\:n]`);
+- `:name` (a `:` token and, with nothing between, an identifier or keyword token) is a bind
+  parameter, unless the `:` directly follows a name or a number (the slice `a[lo:hi]`);
+  `\\:` is a literal colon, for the rare `:word` that must stay as written (the slice `a[\\:n]`);
 - `$1` positional parameters are refused: binds are by name.
 
-The validator uses this to describe a query; the sql source uses it to turn `:name` into the
-server's `$n` placeholders. Neither relies on it for safety: the server accepts exactly one
-statement in a read-only, time-bounded session whatever this module concludes.
+The parser then decides what the statement is: exactly one SelectStmt (SELECT, WITH ... SELECT,
+VALUES, TABLE) with no SELECT INTO, no FOR UPDATE/SHARE row locks and no INSERT, UPDATE,
+DELETE or MERGE anywhere in it (a data-modifying WITH). The server gets the statement as a
+subquery (`Query.executed`), which PostgreSQL's grammar admits only for SELECT-shaped text, so
+a text this module misjudged still cannot run another kind of statement.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-_IDENT_CHAR = re.compile(r"[\w$]")
-_DOLLAR_TAG = re.compile(r"\$(?:[^\W\d]\w*)?\$")
-_BIND = re.compile(r":([^\W\d]\w*)")
-_POSITIONAL = re.compile(r"\$\d+")
+from pglast import ast, parse_sql
+from pglast.parser import ParseError, scan
+
 _WORD = re.compile(r"[^\W\d]\w*")
+_NUMBERS = ("ICONST", "FCONST")
+_COMMENTS = ("SQL_COMMENT", "C_COMMENT")
+_COLON, _SEMICOLON, _BACKSLASH = "ASCII_58", "ASCII_59", "ASCII_92"
+_WRITES = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.MergeStmt)
+_KINDS = {  # what a refused statement is called in the message
+    "InsertStmt": "INSERT",
+    "UpdateStmt": "UPDATE",
+    "DeleteStmt": "DELETE",
+    "MergeStmt": "MERGE",
+    "CopyStmt": "COPY",
+    "DoStmt": "DO",
+    "VariableSetStmt": "SET",
+    "TransactionStmt": "a transaction command",
+    "ExplainStmt": "EXPLAIN",
+    "CallStmt": "CALL",
+}
 
 
 class SqlTextError(ValueError):
-    """The text cannot be read as PostgreSQL: an unterminated quote or comment, `$1`."""
+    """Not one row-returning SELECT as PostgreSQL reads it, or unreadable, or `$1`."""
 
 
 @dataclass(frozen=True)
 class Query:
     """A query as the server will get it."""
 
-    text: str  # binds replaced by $1, $2, ... (one number per name), otherwise as written
+    text: str  # binds as $1, $2, ... (one number per name), no trailing `;`, otherwise as written
     names: tuple[str, ...]  # the bind name for $1, $2, ...
-    statements: int  # non-empty statements separated by `;`
-    first_word: str  # the first statement's first keyword, lowercased ("" if none)
+
+    @property
+    def executed(self) -> str:
+        """The text the server runs: a subquery, so only a SELECT parses (the newline ends a
+        trailing `--` comment before the closing parenthesis)."""
+        return f"SELECT * FROM (\n{self.text}\n) AS tidings_query"
 
 
 def parse(query: str) -> Query:
-    """Read `query`; raises SqlTextError when it is not well-formed PostgreSQL text."""
+    """Read `query` as PostgreSQL does; raises SqlTextError unless it is one row-returning
+    SELECT. The caller checks the bind names against the ones it can bind."""
+    try:
+        tokens = list(scan(query))
+    except ParseError as error:
+        raise SqlTextError(f"cannot be read as PostgreSQL: {_scan_message(error)}") from None
+    text, names = _bind(query, tokens)
+    try:
+        statements = parse_sql(text)
+    except ParseError as error:
+        where = re.sub(r", at index \d+$", "", str(error))
+        raise SqlTextError(f"cannot be read as PostgreSQL: {where}") from None
+    if not statements:
+        raise SqlTextError("must be a SELECT statement")
+    if len(statements) > 1:
+        raise SqlTextError("must be a single statement (a semicolon may only end the query)")
+    statement = statements[0].stmt
+    if not isinstance(statement, ast.SelectStmt):
+        kind = type(statement).__name__
+        raise SqlTextError(
+            f"must be a SELECT statement (or WITH ... SELECT), not {_KINDS.get(kind, kind)}"
+        )
+    for node in _nodes(statement):
+        if isinstance(node, _WRITES):
+            raise SqlTextError(
+                "must only read: INSERT, UPDATE, DELETE and MERGE are refused, also inside WITH"
+            )
+        if isinstance(node, ast.SelectStmt) and node.intoClause is not None:
+            raise SqlTextError("must not use SELECT ... INTO, which creates a table")
+        if isinstance(node, ast.SelectStmt) and node.lockingClause:
+            raise SqlTextError("must not use FOR UPDATE or FOR SHARE: row locks are writes")
+    return Query(text, names)
+
+
+def _bind(query: str, tokens: list[Any]) -> tuple[str, tuple[str, ...]]:
+    """The text with each bind as $n, cut after its last token that is neither a comment nor a
+    `;`; and the names, in order of first use."""
+    significant = [t for t in tokens if t.name not in (*_COMMENTS, _SEMICOLON)]
+    stop = significant[-1].end + 1 if significant else 0
     out: list[str] = []
     names: list[str] = []
-    statements: list[list[str]] = [[]]  # the code (no quotes or comments) of each statement
-    i, n = 0, len(query)
-    while i < n:
-        char = query[i]
-        rest = query.startswith
-        after_ident = i > 0 and bool(_IDENT_CHAR.match(query[i - 1]))
-        if rest("--", i):
-            end = query.find("\n", i)
-            end = n if end < 0 else end
-            out.append(query[i:end])
-            i = end
-        elif rest("/*", i):
-            end = _block_comment_end(query, i)
-            out.append(query[i:end])
-            i = end
-        elif char in "eE" and not after_ident and rest("'", i + 1):
-            end = _quoted_end(query, i + 1, "'", backslash=True)
-            out.append(query[i:end])
-            statements[-1].append(" '' ")
-            i = end
-        elif char in "'\"":
-            end = _quoted_end(query, i, char, backslash=False)
-            out.append(query[i:end])
-            statements[-1].append(" '' ")
-            i = end
-        elif char == "$" and not after_ident and (tag := _DOLLAR_TAG.match(query, i)):
-            close = query.find(tag.group(), tag.end())
-            if close < 0:
-                raise SqlTextError(f"the dollar quote {tag.group()} opened at {i} is not closed")
-            end = close + len(tag.group())
-            out.append(query[i:end])
-            statements[-1].append(" '' ")
-            i = end
-        elif char == "$" and not after_ident and (positional := _POSITIONAL.match(query, i)):
+    position = 0
+    for index, token in enumerate(tokens):
+        if token.start >= stop:
+            break
+        if token.name == "PARAM":
             raise SqlTextError(
-                f"positional parameter {positional.group()} at {i}: "
+                f"positional parameter {query[token.start : token.end + 1]} at {token.start}: "
                 "use the named parameters (:window_start, ...)"
             )
-        elif rest("\\:", i):
-            out.append(":")
-            statements[-1].append(":")
-            i += 2
-        elif rest("::", i):
-            out.append("::")
-            statements[-1].append("::")
-            i += 2
-        elif char == ":" and not after_ident and (bind := _BIND.match(query, i)):
-            name = bind.group(1)
+        before = tokens[index - 1] if index else None
+        after = tokens[index + 1] if index + 1 < len(tokens) else None
+        if token.name != _COLON or after is None or after.start != token.end + 1:
+            continue
+        name = query[after.start : after.end + 1]
+        adjacent = before is not None and before.end + 1 == token.start
+        if adjacent and before.name == _BACKSLASH:  # \: is a colon as written
+            out.append(query[position : before.start])
+            position = token.start
+        elif _WORD.fullmatch(name) and not (adjacent and _is_name_or_number(query, before)):
             if name not in names:
                 names.append(name)
-            out.append(f"${names.index(name) + 1}")
-            statements[-1].append(" $ ")
-            i = bind.end()
-        elif char == ";":
-            out.append(char)
-            statements.append([])
-            i += 1
-        else:
-            out.append(char)
-            statements[-1].append(char)
-            i += 1
-    code = [text for text in map("".join, statements) if text.strip()]
-    first = _WORD.search(code[0]) if code else None
-    return Query("".join(out), tuple(names), len(code), first.group().lower() if first else "")
+            out.append(query[position : token.start] + f"${names.index(name) + 1}")
+            position = after.end + 1
+    out.append(query[position:stop])
+    return "".join(out), tuple(names)
 
 
-def _block_comment_end(query: str, start: int) -> int:
-    depth, i = 0, start
-    while i < len(query):
-        if query.startswith("/*", i):
-            depth += 1
-            i += 2
-        elif query.startswith("*/", i):
-            depth -= 1
-            i += 2
-            if depth == 0:
-                return i
-        else:
-            i += 1
-    raise SqlTextError(f"the comment /* opened at {start} is not closed")
+def _is_name_or_number(query: str, token: Any) -> bool:
+    return token.name in _NUMBERS or bool(_WORD.fullmatch(query[token.start : token.end + 1]))
 
 
-def _quoted_end(query: str, start: int, quote: str, *, backslash: bool) -> int:
-    """The index after the closing quote of the literal opening at `start`."""
-    i = start + 1
-    while i < len(query):
-        char = query[i]
-        if backslash and char == "\\":
-            i += 2
-        elif char == quote:
-            if query.startswith(quote, i + 1):  # a doubled quote stands for itself
-                i += 2
-            else:
-                return i + 1
-        else:
-            i += 1
-    kind = "quoted identifier" if quote == '"' else "string"
-    raise SqlTextError(f"the {kind} opened at {start} is not closed")
+def _scan_message(error: ParseError) -> str:
+    """ "unterminated quoted string at or near "'abc", at index 7" -> where it opened."""
+    text = str(error)
+    found = re.match(r"unterminated (.+?) at or near .*, at index (\d+)$", text, re.DOTALL)
+    if found:
+        return f"the {found.group(1)} opened at {found.group(2)} is not closed"
+    return re.sub(r", at index (\d+)$", r" (at \1)", text)
+
+
+def _nodes(node: Any) -> Iterator[Any]:
+    """Every node of the tree under `node`, itself included."""
+    if isinstance(node, ast.Node):
+        yield node
+        for attribute in node:
+            yield from _nodes(getattr(node, attribute))
+    elif isinstance(node, tuple | list):
+        for item in node:
+            yield from _nodes(item)

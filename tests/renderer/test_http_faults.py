@@ -20,7 +20,7 @@ from tests.support.smtp_servers import SmtpServer
 
 from tidings import models
 from tidings.renderer.result import EX_TEMPFAIL, InputError
-from tidings.renderer.sources import HttpLimits, http_rows
+from tidings.renderer.sources import SourceLimits, http_rows
 from tidings.validation import validate_spec
 
 ROWS = b'{"data": {"items": []}}'
@@ -61,7 +61,7 @@ def base() -> Iterator[str]:
         yield server.url
 
 
-def rows(url: str, limits: HttpLimits | None = None, auth: str | None = None) -> Any:
+def rows(url: str, limits: SourceLimits | None = None, auth: str | None = None) -> Any:
     return http_rows(
         models.HttpSource(url=url, rowsPath="data.items"), auth, time.monotonic() + 30, limits
     )
@@ -83,7 +83,7 @@ def test_a_body_over_the_limit_is_refused_while_streaming(base: str) -> None:
     with pytest.raises(
         InputError, match=r"larger than 1,000,000 bytes \(TIDINGS_MAX_SOURCE_BYTES\)"
     ):
-        rows(f"{base}/big", HttpLimits(max_bytes=1_000_000))
+        rows(f"{base}/big", SourceLimits(max_bytes=1_000_000))
 
 
 def test_deeply_nested_json_is_a_clear_input_error(base: str) -> None:
@@ -98,7 +98,7 @@ def test_a_redirect_to_file_is_refused(base: str) -> None:
 
 def test_a_redirect_to_a_denied_address_is_refused(base: str) -> None:
     port = urlsplit(base).port
-    denied = HttpLimits(denied=(ipaddress.ip_network("127.0.0.2/32"),))
+    denied = SourceLimits(denied=(ipaddress.ip_network("127.0.0.2/32"),))
     assert rows(f"{base}/rows", denied) == []  # 127.0.0.1 itself is allowed
     with pytest.raises(InputError, match=r"resolves to 127\.0\.0\.2, a denied address"):
         rows(f"{base}/redirect-to/http:||127.0.0.2:{port}|rows", denied)

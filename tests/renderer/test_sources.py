@@ -105,9 +105,14 @@ def test_sql_rows_keep_database_types(secret_dir: Path) -> None:
 def test_the_query_runs_read_only(secret_dir: Path, changes_db: Postgres) -> None:
     params = QueryParams(datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 5, 13, tzinfo=UTC))
     source = models.Source.model_validate(
-        sql_report("DELETE FROM changes RETURNING id, title, status, completed_at")["spec"][
+        sql_report("SELECT wipe() AS id, title, status, completed_at FROM changes")["spec"][
             "source"
         ]
+    )
+    # A SELECT that writes through a function: the read-only transaction refuses it.
+    changes_db.psql(
+        "CREATE OR REPLACE FUNCTION wipe() RETURNS text LANGUAGE sql "
+        "AS 'DELETE FROM changes RETURNING id'"
     )
     with pytest.raises(InputError, match="read-only transaction"):
         load_rows(source, params, secret_dir, time.monotonic() + 30)

@@ -70,9 +70,9 @@ def test_bypass_leaves_the_canary_untouched_and_stops_by_the_deadline(
         CAMPAIGN["dollar-quote"]: "must be a single statement",
         CAMPAIGN["e-string"]: "must be a single statement",
         CAMPAIGN["set-timeout"]: "must be a single statement",
-        VARIANTS["writing-cte"]: "the source is read-only",
+        VARIANTS["writing-cte"]: "must only read",
         VARIANTS["set-config"]: "stopped at the run's deadline",
-        VARIANTS["tagged-dollar-do"]: "the source is read-only",
+        VARIANTS["tagged-dollar-do"]: "not DO",
     }[query]
     assert expected in message
     assert canary.password not in message

@@ -699,6 +699,34 @@ INVALID: list[Invalid] = [
         "unknown parameter(s) :owner",
     ),
     Invalid(
+        "sql-copy-behind-a-carriage-return-comment",
+        changed(
+            {"source.sql.query": "-- weekly\r COPY changes TO PROGRAM 'id' /*\nSELECT 1 -- */"}
+        ),
+        f"{SQL}.query",
+        "not COPY",
+    ),
+    Invalid(
+        "sql-data-modifying-with",
+        changed(
+            {"source.sql.query": "WITH d AS (DELETE FROM changes RETURNING *) SELECT * FROM d"}
+        ),
+        f"{SQL}.query",
+        "must only read",
+    ),
+    Invalid(
+        "http-url-nat64-metadata-address",
+        changed({"source": {"http": {"url": "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/"}}}),
+        "spec.source.http.url",
+        "must not point at",
+    ),
+    Invalid(
+        "http-url-octal-ipv4",
+        changed({"source": {"http": {"url": "http://0177.0.0.1/rows"}}}),
+        "spec.source.http.url",
+        "four decimal numbers",
+    ),
+    Invalid(
         "http-url-metadata-address",
         changed({"source": {"http": {"url": "http://169.254.169.254/latest/meta-data/"}}}),
         "spec.source.http.url",
@@ -765,6 +793,7 @@ VALID: list[Valid] = [
     for kind, source in _REPORT_TYPES.items()
 ] + [
     Valid("program-optional-elsewhere", changed({"program": "Payments PCI DSS"})),
+    Valid("schedule-null-is-manual", changed({"schedule": None})),  # the apiserver drops it
     Valid("team-filter", changed({"filters.team": ["payments", "checkout"]})),
     Valid(
         "custom-query-rollup",

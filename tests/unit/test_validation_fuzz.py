@@ -117,8 +117,7 @@ def test_what_validation_accepts_the_renderer_accepts(spec: dict[str, Any]) -> N
         rfc3339(bound)  # as the result line writes it
     source = report.spec.source
     if source.sql is not None:
-        parsed = sqltext.parse(source.sql.query)
-        assert parsed.statements == 1 and parsed.first_word in ("select", "with")
+        parsed = sqltext.parse(source.sql.query)  # raises unless one reading SELECT
         assert set(parsed.names) <= set(SQL_PARAMETERS)
     if source.inline is not None:
         options = runner.Options(force_text="fuzz", now=lambda: FIRE)

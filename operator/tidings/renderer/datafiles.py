@@ -54,8 +54,22 @@ def csv_attachment(
         writer = csv.writer(text_out)
         writer.writerow(columns)
         for row in rows:
-            writer.writerow([text_value(row.get(c), tz) for c in columns])
+            writer.writerow([csv_value(row.get(c), tz) for c in columns])
     return Attachment(filename, buffer.getvalue(), "application", "gzip")
+
+
+# What a spreadsheet opening the CSV would read as the start of a formula (or, after a tab or
+# carriage return, as one once the cell is trimmed).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_value(value: Any, tz: Any) -> str:
+    """A CSV cell: text that a spreadsheet would run as a formula gets a leading `'`, so it
+    opens as the text it is, as the xlsx stores it; numbers (-5) stay numbers."""
+    text = text_value(value, tz)
+    if text.startswith(_FORMULA_START) and not isinstance(value, int | float | Decimal):
+        return "'" + text
+    return text
 
 
 _to_json = json.JSONEncoder(default=str, ensure_ascii=False).encode

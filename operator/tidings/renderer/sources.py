@@ -14,7 +14,8 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +32,7 @@ Row = dict[str, Any]
 
 DEFAULT_SECRET_DIR = "/etc/tidings/source"
 DEFAULT_MAX_SOURCE_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_SOURCE_ROWS = 200_000
 MAX_REDIRECTS = 5
 
 # SQLSTATE classes worth a retry: connection exception, insufficient resources, operator
@@ -88,16 +90,17 @@ def load_rows(
     if source.inline is not None:
         return inline_rows(source.inline.rows)
     directory = secret_directory or secret_dir()
+    limits = SourceLimits.from_environment()
     if source.sql is not None:
         url = read_secret(directory, "source.sql.connectionSecretRef")
-        return sql_rows(source.sql.query, params, url, deadline)
+        return sql_rows(source.sql.query, params, url, deadline, limits)
     if source.http is not None:
         auth = (
             read_secret(directory, "source.http.authSecretRef")
             if source.http.auth_secret_ref
             else None
         )
-        return http_rows(scoped_http(source.http, params.program), auth, deadline)
+        return http_rows(scoped_http(source.http, params.program), auth, deadline, limits)
     raise InputError("source: exactly one of inline, sql or http must be set")
 
 
@@ -110,14 +113,60 @@ def inline_rows(rows: Sequence[Mapping[str, Any]]) -> list[Row]:
     return [{column: row.get(column) for column in columns} for row in rows]
 
 
+@dataclass(frozen=True)
+class SourceLimits:
+    """Platform limits for sql and http sources (renderer environment, docs/renderer.md): a
+    result is counted as it arrives and refused at the first byte or row beyond a cap, so no
+    more than the caps is ever held."""
+
+    max_bytes: int = DEFAULT_MAX_SOURCE_BYTES
+    max_rows: int = DEFAULT_MAX_SOURCE_ROWS
+    denied: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = netguard.DEFAULT_DENIED
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str] | None = None) -> SourceLimits:
+        env = os.environ if env is None else env
+        try:
+            denied = netguard.parse_networks(env.get("TIDINGS_HTTP_DENIED_NETWORKS"))
+        except ValueError as error:
+            raise InputError(f"renderer configuration: {error}") from None
+        return cls(
+            max_bytes=_positive(env, "TIDINGS_MAX_SOURCE_BYTES", DEFAULT_MAX_SOURCE_BYTES),
+            max_rows=_positive(env, "TIDINGS_MAX_SOURCE_ROWS", DEFAULT_MAX_SOURCE_ROWS),
+            denied=denied,
+        )
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name) or ""
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise InputError(f"renderer configuration: {name} must be a positive integer, not {text!r}")
+    return int(text)
+
+
+def _too_many_rows(what: str, limits: SourceLimits) -> InputError:
+    return InputError(
+        f"{what} has more than {limits.max_rows:,} rows, the cap (TIDINGS_MAX_SOURCE_ROWS "
+        "raises it): select fewer rows at the source"
+    )
+
+
 # ------------------------------------------------------------------------------------------ sql
 
 # Server-side, beyond the reach of the query text: the session is read-only and every statement
 # is bounded, from the connection's start-up packet (client options outrank role and database
-# settings). The extended protocol makes the server accept exactly one statement, so the text
-# cannot hold a SET, COMMIT or second command; within that one statement a set_config() can
-# change neither the running statement's timer nor a transaction that has already read.
-_SESSION_OPTIONS = "-c default_transaction_read_only=on -c statement_timeout={ms}"
+# settings). The statement is sent as a subquery (sqltext.Query.executed) over the extended
+# protocol, so the server's own grammar admits one SELECT and nothing else: no COPY, DO, SET or
+# second command, whatever the text; within that SELECT a set_config() can change neither the
+# running statement's timer nor a transaction that has already read. Strings are read as
+# standard-conforming (a backslash is just a character), as sqltext's scanner reads them,
+# whatever the role or database default.
+_SESSION_OPTIONS = (
+    "-c default_transaction_read_only=on -c statement_timeout={ms} "
+    "-c standard_conforming_strings=on"
+)
 
 # What a server says in a FATAL start-up reply when the cause is passing, not the settings.
 _TRANSIENT_STARTUP = (
@@ -129,15 +178,22 @@ _TRANSIENT_STARTUP = (
 )
 
 
-def sql_rows(query: str, params: QueryParams, url: str, deadline: float) -> list[Row]:
+def sql_rows(
+    query: str,
+    params: QueryParams,
+    url: str,
+    deadline: float,
+    limits: SourceLimits | None = None,
+) -> list[Row]:
     """Run the query read-only with bound parameters; values are never put into the SQL text.
     Only PostgreSQL: the guarantees above are its own."""
     import psycopg
 
+    limits = limits or SourceLimits.from_environment()
     try:
         parsed = sqltext.parse(query)
     except sqltext.SqlTextError as error:
-        raise InputError(f"source.sql.query: {error}") from None
+        raise InputError(f"source.sql.query {error}") from None
     available = params.as_dict()
     unknown = [name for name in parsed.names if name not in available]
     if unknown:
@@ -155,10 +211,14 @@ def sql_rows(query: str, params: QueryParams, url: str, deadline: float) -> list
             connect_timeout=max(2, int(deadline_remaining(deadline))),
             application_name="tidings-renderer",
         )
-    except psycopg.ProgrammingError:  # conninfo the driver cannot parse
-        raise InputError(_UNUSABLE_URL) from None
+    except psycopg.ProgrammingError as error:  # conninfo the driver cannot parse
+        raise InputError(f"{_UNUSABLE_URL}: {_db_message(error, url)}") from None
     except psycopg.Error as error:
         message = _db_message(error, url)
+        if _INVALID_OPTION.search(message):
+            raise InputError(
+                f"source.sql.connectionSecretRef: the URL has an invalid option: {message}"
+            ) from None
         if _refused_for_good(message):
             raise InputError(
                 f"source.sql: the database refused the connection: {message}"
@@ -166,7 +226,8 @@ def sql_rows(query: str, params: QueryParams, url: str, deadline: float) -> list
         raise SourceUnavailable(f"source.sql: cannot connect to the database: {message}") from None
     try:
         connection.read_only = True  # BEGIN READ ONLY as well; never committed
-        return _fetch(connection, parsed, [available[name] for name in parsed.names], url)
+        values = [available[name] for name in parsed.names]
+        return _fetch(connection, parsed, values, url, limits)
     except DeadlineExceeded:
         # The client's hard stop: ask the server to cancel, whatever the session settings.
         with contextlib.suppress(Exception):
@@ -176,22 +237,40 @@ def sql_rows(query: str, params: QueryParams, url: str, deadline: float) -> list
         connection.close()
 
 
-def _fetch(connection: Any, parsed: sqltext.Query, values: list[Any], url: str) -> list[Row]:
+def _fetch(
+    connection: Any, parsed: sqltext.Query, values: list[Any], url: str, limits: SourceLimits
+) -> list[Row]:
     import psycopg
 
     # stream() always uses the extended protocol (a query without parameters would otherwise
-    # go as a simple query, which runs every statement in it); RawCursor takes $n placeholders.
+    # go as a simple query, which runs every statement in it) and receives one row at a time,
+    # so the caps are checked before a second row arrives; RawCursor takes $n placeholders.
     cursor = psycopg.RawCursor(connection)
     rows: list[Row] = []
     columns: list[str] | None = None
+    size = 0
     try:
-        for values_row in cursor.stream(parsed.text, values):
+        for values_row in cursor.stream(parsed.executed, values):
             if columns is None:
                 columns = _column_names(cursor.description)
+            size += _row_bytes(cursor.pgresult)
+            if size > limits.max_bytes:
+                raise InputError(
+                    f"source.sql.query returns more than {limits.max_bytes:,} bytes, the cap "
+                    "(TIDINGS_MAX_SOURCE_BYTES raises it): select fewer rows or columns"
+                )
+            if len(rows) == limits.max_rows:
+                raise _too_many_rows("source.sql.query", limits)
             rows.append(dict(zip(columns, values_row, strict=True)))
     except psycopg.Error as error:
         raise _query_error(error, url) from None
     return rows
+
+
+def _row_bytes(result: Any) -> int:
+    """A row's size as the server sends it: each value, and a 4-byte length for each."""
+    values = (result.get_value(0, column) for column in range(result.nfields))
+    return sum(4 + len(value or b"") for value in values)
 
 
 def _column_names(description: Any) -> list[str]:
@@ -208,11 +287,6 @@ def _column_names(description: Any) -> list[str]:
 def _query_error(error: Any, url: str) -> TidingsError:
     message = _db_message(error, url)
     state = str(getattr(error, "sqlstate", None) or "")
-    if state == "42601" and "multiple commands" in message:
-        return InputError(
-            "source.sql.query must be a single statement: the database refused to run "
-            f"more than one ({message})"
-        )
     if state == "25006" or "read-only transaction" in message:
         return InputError(
             f"source.sql.query tried to write, and the source is read-only: {message}"
@@ -244,6 +318,13 @@ def postgres_conninfo(url: str) -> str:
             "timeout are what keep a query from writing or outliving the run"
         )
     return f"postgresql://{rest}"
+
+
+# libpq's words for a connection option it cannot use (sslmode=bogus, port=x): the same on
+# every retry.
+_INVALID_OPTION = re.compile(
+    r"invalid \S+ value|invalid port number|invalid integer value|invalid connection option"
+)
 
 
 def _refused_for_good(message: str) -> bool:
@@ -286,41 +367,28 @@ def http_rows(
     http: models.HttpSource,
     authorization: str | None,
     deadline: float,
-    limits: HttpLimits | None = None,
+    limits: SourceLimits | None = None,
 ) -> list[Row]:
     """GET the JSON document and pick the rows at rowsPath."""
+    limits = limits or SourceLimits.from_environment()
     body = http_get(http.url, authorization, deadline, limits)
-    return pick_rows(_parse_json(body, display_url(http.url)), http.rows_path)
-
-
-@dataclass(frozen=True)
-class HttpLimits:
-    """Platform limits for http sources (renderer environment, docs/renderer.md)."""
-
-    max_bytes: int = DEFAULT_MAX_SOURCE_BYTES
-    denied: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = netguard.DEFAULT_DENIED
-
-    @classmethod
-    def from_environment(cls, env: Mapping[str, str] | None = None) -> HttpLimits:
-        env = os.environ if env is None else env
-        try:
-            max_bytes = int(env.get("TIDINGS_MAX_SOURCE_BYTES") or DEFAULT_MAX_SOURCE_BYTES)
-            denied = netguard.parse_networks(env.get("TIDINGS_HTTP_DENIED_NETWORKS"))
-        except ValueError as error:
-            raise InputError(f"renderer configuration: {error}") from None
-        return cls(max_bytes=max_bytes, denied=denied)
+    rows = pick_rows(_parse_json(body, display_url(http.url)), http.rows_path)
+    if len(rows) > limits.max_rows:
+        raise _too_many_rows(f"source.http: the document at {display_url(http.url)}", limits)
+    return rows
 
 
 def http_get(
-    url: str, authorization: str | None, deadline: float, limits: HttpLimits | None = None
+    url: str, authorization: str | None, deadline: float, limits: SourceLimits | None = None
 ) -> bytes:
     """The body of a GET, following at most MAX_REDIRECTS redirects, each to an http(s) URL on
     an allowed address; read in chunks up to the size limit; within the run's deadline."""
     import httpx
 
-    limits = limits or HttpLimits.from_environment()
+    limits = limits or SourceLimits.from_environment()
     _redact_client_logs()
-    headers = {"Accept": "application/json"}
+    # Only the codings _Decoder reads, each bounded as it decodes.
+    headers = {"Accept": "application/json", "Accept-Encoding": "gzip, deflate"}
     if authorization:
         headers["Authorization"] = authorization
     secrets = [authorization]
@@ -338,6 +406,8 @@ def http_get(
                         continue
                     _check_status(response.status_code, shown)
                     return _read_capped(response, limits.max_bytes, shown, deadline)
+            except httpx.InvalidURL as error:
+                raise InputError(f"source.http.url: {shown} is not a usable URL: {error}") from None
             except httpx.TimeoutException:
                 raise SourceUnavailable(f"source.http: {shown} did not answer in time") from None
             except httpx.HTTPError as error:
@@ -357,8 +427,10 @@ def _redirect_target(current: str, location: str, resolved: str) -> str:
     return target
 
 
-def _check_destination(url: str, limits: HttpLimits) -> None:
+def _check_destination(url: str, limits: SourceLimits) -> None:
     host = urlsplit(url).hostname or ""
+    if problem := netguard.ambiguous_ipv4(host):
+        raise InputError(f"source.http.url: {display_url(url)}: {problem}")
     refused = netguard.refused_address(host, limits.denied)
     if refused:
         raise InputError(
@@ -375,16 +447,72 @@ def _check_status(status: int, shown: str) -> None:
 
 
 def _read_capped(response: Any, max_bytes: int, shown: str, deadline: float) -> bytes:
+    """The decoded body, refused at the first byte beyond the cap: the encoded bytes are read
+    raw and decoded here, never more than the room left at a time."""
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise InputError(_too_large(shown, max_bytes))
+    decoder = _Decoder(response.headers.get_list("content-encoding"), shown)
     body = bytearray()
-    for chunk in response.iter_bytes(64 * 1024):
-        body += chunk
-        if len(body) > max_bytes:
-            raise InputError(_too_large(shown, max_bytes))
+    for chunk in response.iter_raw(64 * 1024):
+        for data in decoder.decode(chunk, max_bytes - len(body) + 1):
+            body += data
+            if len(body) > max_bytes:
+                raise InputError(_too_large(shown, max_bytes))
         check_deadline(deadline)
     return bytes(body)
+
+
+class _Decoder:
+    """One Content-Encoding, gzip or deflate, decoded with a bound on each output; stacked
+    codings are refused (each layer multiplies what a small body can expand to)."""
+
+    def __init__(self, headers: list[str], shown: str) -> None:
+        codings = [
+            coding.strip().lower()
+            for header in headers
+            for coding in header.split(",")
+            if coding.strip().lower() not in ("", "identity")
+        ]
+        if len(codings) > 1:
+            raise InputError(
+                f"source.http: {shown} answered with stacked Content-Encodings "
+                f"({', '.join(codings)}): only one layer of gzip or deflate is read"
+            )
+        if codings and codings[0] not in ("gzip", "x-gzip", "deflate"):
+            raise InputError(
+                f"source.http: {shown} answered with Content-Encoding {codings[0]}: "
+                "only gzip and deflate are read"
+            )
+        self.coding = codings[0] if codings else ""
+        # gzip: a gzip header; deflate: a zlib header or, as servers also send it, raw deflate.
+        self.inflate = zlib.decompressobj(31 if self.coding.endswith("gzip") else 15)
+        self.started = False
+        self.shown = shown
+
+    def decode(self, chunk: bytes, room: int) -> Iterator[bytes]:
+        """The decoded bytes of `chunk`, at most `room` (> 0) bytes in all."""
+        if not self.coding:
+            yield chunk
+            return
+        data = chunk
+        while data:
+            try:
+                out = self.inflate.decompress(data, room)
+            except zlib.error:
+                if self.coding == "deflate" and not self.started:
+                    self.started = True
+                    self.inflate = zlib.decompressobj(-15)
+                    continue
+                raise InputError(
+                    f"source.http: {self.shown} sent a body that is not valid {self.coding}"
+                ) from None
+            self.started = True
+            data = self.inflate.unconsumed_tail
+            yield out
+            room -= len(out)
+            if room <= 0 or self.inflate.eof:  # past the cap: the caller refuses the body
+                return
 
 
 def _too_large(shown: str, max_bytes: int) -> str:
