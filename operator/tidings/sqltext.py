@@ -119,11 +119,14 @@ def _bind(query: str, tokens: list[Any]) -> tuple[str, tuple[str, ...]]:
         if token.name != _COLON or after is None or after.start != token.end + 1:
             continue
         name = query[after.start : after.end + 1]
-        adjacent = before is not None and before.end + 1 == token.start
-        if adjacent and before.name == _BACKSLASH:  # \: is a colon as written
-            out.append(query[position : before.start])
+        # The token right before the colon, touching it (None when there is a gap or none).
+        adjacent = before if before is not None and before.end + 1 == token.start else None
+        if adjacent is not None and adjacent.name == _BACKSLASH:  # \: is a colon as written
+            out.append(query[position : adjacent.start])
             position = token.start
-        elif _WORD.fullmatch(name) and not (adjacent and _is_name_or_number(query, before)):
+        elif _WORD.fullmatch(name) and not (
+            adjacent is not None and _is_name_or_number(query, adjacent)
+        ):
             if name not in names:
                 names.append(name)
             out.append(query[position : token.start] + f"${names.index(name) + 1}")

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from tests.support.renderer_reports import sample
 
 from tidings import models
 from tidings.renderer import charts, reports, templating
@@ -369,12 +370,6 @@ def test_redact_masks_every_secret() -> None:
 
 
 # ------------------------------------------------------------------------------ templates, pdf
-
-
-def sample() -> reports.Report:
-    rows = [{"id": "1", "title": "<b>bold</b>", "status": "completed",
-             "completed_at": "2024-05-07T10:00:00Z"}]  # fmt: skip
-    return build("changes_summary", rows)
 
 
 def test_templates_autoescape_row_values() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from tests.renderer.conftest import Postgres
+from tests.support.postgres import Postgres
 
 from tidings import models
 from tidings.renderer.result import InputError

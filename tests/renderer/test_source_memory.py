@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.renderer.conftest import EXAMPLE_AT, Postgres, SmtpServer, python_path, write_report
-from tests.renderer.test_sources import sql_report
+from tests.support.examples import EXAMPLE_AT
+from tests.support.postgres import Postgres
+from tests.support.renderer_cli import python_path, write_report
+from tests.support.renderer_reports import sql_report
+from tests.support.smtp_servers import SmtpServer
 
 from tidings.renderer.result import EX_DATAERR
 

@@ -27,29 +27,6 @@ INJECTION = "completed' OR '1'='1"
 DROP = "x'); DROP TABLE changes; --"
 
 
-@pytest.fixture(scope="module")
-def changes_db(postgres: Postgres) -> Postgres:
-    postgres.psql(
-        """
-        DROP TABLE IF EXISTS changes;
-        CREATE TABLE changes (id text, title text, status text, completed_at timestamptz,
-                              team text, assignee text, tags text[]);
-        INSERT INTO changes VALUES
-          ('CHG-1', 'Rotate keys', 'completed', '2024-05-07 10:00+00', 'payments', 'alice',
-           '{payments,security}'),
-          ('CHG-2', 'Hotfix payouts', 'rolled_back', '2024-05-08 12:30+00', 'payments', 'bob',
-           '{payments}'),
-          ('CHG-3', 'Reindex search', 'completed', '2024-05-08 09:00+00', 'search', 'chen',
-           '{search}'),
-          ('CHG-4', 'Last week''s change', 'completed', '2024-04-29 09:00+00', 'payments',
-           'dana', '{payments}'),
-          ('CHG-5', 'Literal status', 'completed'' OR ''1''=''1', '2024-05-09 09:00+00',
-           'payments', 'emeka', '{payments}');
-        """
-    )
-    return postgres
-
-
 @pytest.fixture
 def secret_dir(tmp_path: Path, changes_db: Postgres) -> Path:
     directory = tmp_path / "source"

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import pq
-from tests.renderer.conftest import Postgres
+from tests.support.postgres import Postgres
 
 from tidings import sqltext
 

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from tests.renderer.conftest import EXAMPLE_AT, Postgres, SmtpServer
-from tests.renderer.test_run_contract import run_pod
-from tests.renderer.test_sources import changes_db, sql_report  # noqa: F401 - a fixture
+from tests.support.examples import EXAMPLE_AT
+from tests.support.postgres import Postgres
+from tests.support.renderer_cli import run_pod
+from tests.support.renderer_reports import sql_report
+from tests.support.smtp_servers import SmtpServer
 
 from tidings import sqltext
 from tidings.renderer.result import EX_OK, InputError

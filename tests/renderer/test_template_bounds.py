@@ -7,7 +7,7 @@ from __future__ import annotations
 import resource
 
 import pytest
-from tests.renderer.test_pure import sample
+from tests.support.renderer_reports import sample
 
 from tidings.renderer import templating
 from tidings.renderer.result import InputError

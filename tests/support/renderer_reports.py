@@ -3,10 +3,14 @@ recipient of each kind, one on an http source, and the sql example."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import yaml
 from tests.support.examples import EXAMPLES
+
+from tidings.renderer import reports
 
 TO, CC, BCC = "lead@example.com", "board@example.com", "archive@example.com"
 SQL_EXAMPLE = EXAMPLES / "sql" / "changes_summary_postgres.yaml"
@@ -70,3 +74,25 @@ def sql_report(query: str | None = None, **filters: Any) -> dict[str, Any]:
         report["spec"]["source"]["sql"]["query"] = query
     report["spec"]["filters"].update(filters)
     return report
+
+
+def sample() -> reports.Report:
+    """One changes_summary row whose title is markup (what templates must escape), in the week of
+    6-12 May 2024, Berlin time."""
+    berlin = ZoneInfo("Europe/Berlin")
+    rows = [{"id": "1", "title": "<b>bold</b>", "status": "completed",
+             "completed_at": "2024-05-07T10:00:00Z"}]  # fmt: skip
+    return reports.build_report(
+        report_type="changes_summary",
+        title="T",
+        name="n",
+        namespace="ns",
+        rows=rows,
+        ctx=reports.Context(
+            tz=berlin,
+            start=datetime(2024, 5, 6, tzinfo=berlin),
+            end=datetime(2024, 5, 13, tzinfo=berlin),
+        ),
+        generated_at=datetime(2024, 5, 13, 7, tzinfo=UTC),
+        max_table_rows=100,
+    )

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import yaml
-from tests.cases.admission_cases import BASE
+from tests.support.admission_cases import BASE
 
 from tidings import models
 
