@@ -125,3 +125,19 @@ def test_the_sample_report_is_valid_and_has_data_now() -> None:
     result = validate_spec(sample["spec"])
     assert result.ok, result.summary()
     assert any("{date}" in w for w in result.warnings)  # what the webhook check looks for
+
+
+def test_krew_manifest_and_readme_list_every_subcommand_with_an_example() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    parser = kubectl_plugin.build_parser()
+    commands = set(parser._subparsers._group_actions[0].choices)
+    manifest = yaml.safe_load((root / "plugins" / "tidings.yaml").read_text(encoding="utf-8"))
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    for name in commands:
+        example = f"kubectl tidings {name} "
+        assert example in manifest["spec"]["description"], name
+        assert example in readme, name
