@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -36,7 +38,10 @@ def test_readme_kubectl_block_runs_as_printed_twice(
     env = {
         **os.environ,
         "KUBECONFIG": str(control_plane.kubeconfig),
-        "PATH": f"{default_bin_dir()}{os.pathsep}{os.environ['PATH']}",
+        # kubectl, and python3 with tidings for hack/examples-now (as after make demo).
+        "PATH": os.pathsep.join(
+            [str(default_bin_dir()), str(Path(sys.executable).parent), os.environ["PATH"]]
+        ),
     }
     block = kubectl_block()
     run_now = next(line for line in block.splitlines() if "tidings.dev/run-now" in line)
@@ -47,6 +52,7 @@ def test_readme_kubectl_block_runs_as_printed_twice(
         )  # fmt: skip
         assert first.returncode == 0, first.stdout + first.stderr
         assert "payments-weekly" in first.stdout and "annotated" in first.stdout
+        assert "scheduledreport.tidings.dev/payments-weekly configured" in first.stdout
         time.sleep(1.1)  # a new $(date +%s): a new value, one more run
         again = subprocess.run(
             ["bash", "-e", "-c", run_now],
