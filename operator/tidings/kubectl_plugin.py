@@ -529,10 +529,15 @@ def follow_test(
             status.get("testSendHandled") == address
             and int(status.get("testSendCount") or 0) == count
         ):
-            _progress("", shown)  # handled without a Job: refused
+            _progress("", shown)  # handled without a Job: refused; its Event says why
             refusals = api.events_for(name, "TestSendRefused")
-            why = refusals[-1].message if refusals else "see kubectl describe sr " + name
-            print(f"Not sent: {why}")
+            for _ in range(5):
+                if refusals:
+                    break
+                time.sleep(1)
+                refusals = api.events_for(name, "TestSendRefused")
+            why = refusals[-1].message if refusals else f"see kubectl describe sr {name}"
+            print(why if why.startswith("Not sent") else f"Not sent: {why}")
             return 1
         for entry in status.get("history") or ():
             if entry.get("testRecipient") == address and entry.get("jobName") not in seen:
@@ -772,23 +777,33 @@ def check_leader(api: Api, deployment: Any, now: datetime) -> Check:
     if str(env.get("TIDINGS_STANDALONE", "")).lower() == "true":
         return Check("leader", OK, "peering disabled (standalone): the one replica is active")
     name = env.get("TIDINGS_PEERING") or "tidings"
+    from kubernetes.client.exceptions import ApiException
+
+    what = f"ClusterKopfPeering {name}"
     try:
         peering = api.custom.get_cluster_custom_object(
             "kopf.dev", "v1", "clusterkopfpeerings", name
         )
-    except Exception as error:
-        return Check(
-            "leader",
-            FAIL,
-            f"ClusterKopfPeering {name}: {_api_error(error)}",
-            "the chart creates it (operator.peering.enabled); kubectl get clusterkopfpeerings",
-        )
+    except ApiException as error:
+        # An operator watching chosen namespaces peers in each of them (KopfPeering).
+        what = f"KopfPeering {api.namespace}/{name}"
+        try:
+            peering = api.custom.get_namespaced_custom_object(
+                "kopf.dev", "v1", api.namespace, "kopfpeerings", name
+            )
+        except ApiException:
+            return Check(
+                "leader",
+                FAIL,
+                f"no ClusterKopfPeering or {what}: {_api_error(error)}",
+                "the chart creates it (operator.peering.enabled); kubectl get clusterkopfpeerings",
+            )
     alive = []
     for peer, info in (peering.get("status") or {}).items():
         if not isinstance(info, dict):
             continue
         try:
-            seen = parse_rfc3339(str(info.get("lastseen")).replace(" ", "T"))
+            seen = datetime.fromisoformat(str(info.get("lastseen")))  # kopf's: naive UTC
         except ValueError:
             continue
         if seen.tzinfo is None:
@@ -799,7 +814,7 @@ def check_leader(api: Api, deployment: Any, now: datetime) -> Check:
         return Check(
             "leader",
             FAIL,
-            f"no live peer in ClusterKopfPeering {name}: every replica is gone or stands by",
+            f"no live peer in {what}: every replica is gone or stands by",
             "check the operator pods' logs",
         )
     priority, leader = max(alive)
@@ -1046,7 +1061,9 @@ def cmd_doctor(api: Api, args: argparse.Namespace, now: datetime) -> int:
     elif image is None:
         checks.append(Check("renderer", FAIL, "no renderer image known", "--image IMAGE"))
     else:
-        pull = _env(deployment).get("TIDINGS_RENDERER_PULL_POLICY") if deployment else None
+        pull = args.image_pull_policy or (
+            _env(deployment).get("TIDINGS_RENDERER_PULL_POLICY") if deployment else None
+        )
         checks.append(check_renderer(api, image, pull, args.renderer_timeout, now))
     checks.append(
         Check(
@@ -1242,6 +1259,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the chart is installed (default tidings)",
     )
     doctor.add_argument("--image", help="renderer image to try (default: the operator's)")
+    doctor.add_argument(
+        "--image-pull-policy",
+        choices=("Always", "IfNotPresent", "Never"),
+        help="for the renderer pod (default: the operator's TIDINGS_RENDERER_PULL_POLICY)",
+    )
     doctor.add_argument(
         "--renderer-timeout",
         type=float,
