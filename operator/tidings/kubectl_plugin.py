@@ -235,8 +235,11 @@ def table(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def get_table(reports: Sequence[Mapping[str, Any]], now: datetime, with_namespace: bool) -> str:
+def get_table(
+    reports: Sequence[Mapping[str, Any]], now: datetime, with_namespace: bool, wide: bool = False
+) -> str:
     header = ["NAME", "TYPE", "SCHEDULE", "STATUS", "LAST SENT", "NEXT", "FAILURES"]
+    header += ["RECIPIENTS", "LAST ERROR"] if wide else []
     rows = [(["NAMESPACE"] if with_namespace else []) + header]
     for report in sorted(
         reports, key=lambda r: (r["metadata"]["namespace"], r["metadata"]["name"])
@@ -253,8 +256,17 @@ def get_table(reports: Sequence[Mapping[str, Any]], now: datetime, with_namespac
                 _next(report, now),
                 str(status.get("consecutiveFailures") or 0),
             ]
+            + (_wide_cells(spec, status) if wide else [])
         )
     return table(rows)
+
+
+def _wide_cells(spec: Mapping[str, Any], status: Mapping[str, Any]) -> list[str]:
+    lists = spec.get("recipients") or {}
+    everyone = [a for kind in ("to", "cc", "bcc") for a in lists.get(kind) or ()]
+    recipients = everyone[0] if len(everyone) == 1 else str(len(everyone))
+    error = " ".join(str(status.get("lastError") or "-").split())
+    return [recipients, error[:80] + ("…" if len(error) > 80 else "")]
 
 
 def _ready_condition(status: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -324,7 +336,7 @@ def cmd_get(api: Api, args: argparse.Namespace, now: datetime) -> int:
     if args.output_format in ("yaml", "json"):
         print(_dump(reports if not args.name else reports[0], args.output_format))
         return 0
-    print(get_table(reports, now, args.all_namespaces))
+    print(get_table(reports, now, args.all_namespaces, wide=args.output_format == "wide"))
     return 0
 
 

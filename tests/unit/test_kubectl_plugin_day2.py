@@ -141,3 +141,14 @@ def test_krew_manifest_and_readme_list_every_subcommand_with_an_example() -> Non
         example = f"kubectl tidings {name} "
         assert example in manifest["spec"]["description"], name
         assert example in readme, name
+
+
+def test_get_wide_adds_recipients_and_the_last_error() -> None:
+    report = {
+        "metadata": {"name": "weekly", "namespace": "ns"},
+        "spec": {"reportType": "changes_summary", "recipients": {"to": ["a@example.com"]}},
+        "status": {"phase": "Disabled", "lastError": "SMTP 451\nrelay busy"},
+    }
+    header, row = kubectl_plugin.get_table([report], NOW, False, wide=True).splitlines()
+    assert header.split()[-3:] == ["RECIPIENTS", "LAST", "ERROR"]
+    assert row.endswith("a@example.com   SMTP 451 relay busy")
