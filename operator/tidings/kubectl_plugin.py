@@ -977,7 +977,12 @@ def renderer_pod(name: str, image: str, pull_policy: str | None, now: datetime) 
                     "image": image,
                     **({"imagePullPolicy": pull_policy} if pull_policy else {}),
                     "command": ["python3", "-c", RENDER_SCRIPT],
-                    "env": [{"name": "TIDINGS_DOCTOR_REPORT", "value": report}],
+                    "env": [
+                        {"name": "TIDINGS_DOCTOR_REPORT", "value": report},
+                        # As the CronJob's pods have them: caches on the writable /tmp.
+                        {"name": "HOME", "value": "/tmp"},
+                        {"name": "XDG_CACHE_HOME", "value": "/tmp/.cache"},
+                    ],
                     "resources": {
                         "requests": {"cpu": "100m", "memory": "256Mi"},
                         "limits": {"memory": "512Mi"},
@@ -1042,6 +1047,8 @@ def _render_verdict(image: str, code: int, message: str) -> Check:
             "renderer", OK, f"{image} renders a PDF (WeasyPrint and its libraries present)"
         )
     if code == 69:
+        why = [line for line in message.splitlines() if "PDF renderer unavailable" in line]
+        last = " ".join(why[0].split())[:300] if why else last
         return Check(
             "renderer",
             FAIL,

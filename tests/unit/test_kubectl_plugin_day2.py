@@ -152,3 +152,31 @@ def test_get_wide_adds_recipients_and_the_last_error() -> None:
     header, row = kubectl_plugin.get_table([report], NOW, False, wide=True).splitlines()
     assert header.split()[-3:] == ["RECIPIENTS", "LAST", "ERROR"]
     assert row.endswith("a@example.com   SMTP 451 relay busy")
+
+
+@pytest.mark.parametrize("weasyprint", [True, False])
+def test_the_renderer_pods_script_reports_pdf_or_the_fallback(tmp_path, weasyprint) -> None:
+    """doctor's pod script, run here with its /tmp and termination log moved to tmp_path."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = kubectl_plugin.RENDER_SCRIPT.replace("/tmp/", f"{tmp_path}/")
+    script = script.replace("/dev/termination-log", f"{tmp_path}/termination-log")
+    if not weasyprint:
+        script = "import sys; sys.modules['weasyprint'] = None\n" + script
+    report = json.dumps(kubectl_plugin.sample_report("doctor-sample", datetime.now(UTC)))
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "TIDINGS_DOCTOR_REPORT": report},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    message = (tmp_path / "termination-log").read_text().replace(f"{tmp_path}/", "/tmp/")
+    verdict = kubectl_plugin._render_verdict("img", done.returncode, message)
+    if weasyprint:
+        assert verdict.state == "ok", (done.returncode, message)
+    else:
+        assert done.returncode == 69 and verdict.state == "FAIL"
+        assert verdict.text.startswith("img fell back to text: ")
+        assert "PDF renderer unavailable" in verdict.text and "weasyprint" in verdict.text
