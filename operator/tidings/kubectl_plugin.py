@@ -850,6 +850,8 @@ def check_version(deployment: Any) -> Check:
     image, _ = _image(deployment)
     tag = image.rsplit("@", 1)[0].rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else ""
     mine = tidings.__version__
+    if not re.match(r"^v?\d+\.\d+", tag):  # a digest, latest, a branch: no version to compare
+        return Check("version", SKIP, f"operator image {image} names no version; plugin {mine}")
     if tag.lstrip("v") == mine:
         return Check("version", OK, f"operator {tag}, plugin {mine}")
     return Check(

@@ -116,6 +116,8 @@ def test_version_skew() -> None:
     assert kubectl_plugin.check_version(deployment(f"r/tidings:{__version__}")).state == "ok"
     skewed = kubectl_plugin.check_version(deployment("r/tidings:0.0.9"))
     assert skewed.state == "FAIL" and "pip install tidings==0.0.9" in skewed.line()
+    for image in ("r/tidings:latest", "r/tidings@sha256:" + "0" * 64, "localhost:5000/tidings"):
+        assert kubectl_plugin.check_version(deployment(image)).state == "skip", image
 
 
 def test_the_sample_report_is_valid_and_has_data_now() -> None:
