@@ -578,7 +578,7 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text.strip())
     if not match:
         raise argparse.ArgumentTypeError(
-            f"--since: {text!r} is not a duration: a number and one of s, m, h, d, w (e.g. 7d)"
+            f"{text!r} is not a duration: a number and one of s, m, h, d, w (e.g. 7d)"
         )
     return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 

@@ -51,7 +51,7 @@ def test_help_lists_every_subcommand_with_an_example() -> None:
 def test_since_durations() -> None:
     assert kubectl_plugin.parse_duration("90m") == timedelta(minutes=90)
     assert kubectl_plugin.parse_duration("7d") == timedelta(days=7)
-    with pytest.raises(argparse.ArgumentTypeError, match="--since: '7 days' is not a duration"):
+    with pytest.raises(argparse.ArgumentTypeError, match="'7 days' is not a duration"):
         kubectl_plugin.parse_duration("7 days")
 
 
