@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A demo SMTP sink (make cluster-demo): accepts every message on --host:--port, saves each as
-DIR/<n>.eml and prints a line with its subject, recipients and attachments. Not a relay: nothing
-is forwarded. Needs aiosmtpd (the test extra: hack/install-deps --test)."""
+DIR/<n>.eml and prints a line with its subject, recipients and attachments. Not a relay:
+nothing is forwarded. Needs aiosmtpd, which `make demo` installs into .venv: run it with
+.venv/bin/python (make cluster-demo does)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ import signal
 import threading
 from pathlib import Path
 
-from aiosmtpd.controller import Controller
+try:
+    from aiosmtpd.controller import Controller
+except ImportError:
+    raise SystemExit(
+        "smtp-sink: needs aiosmtpd: run `make demo` (it installs it into .venv), then "
+        "`.venv/bin/python hack/smtp-sink.py ...`"
+    ) from None
 
 
 class Saver:

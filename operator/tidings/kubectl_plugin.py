@@ -2,26 +2,32 @@
 
 Installed as the `kubectl-tidings` console script, which kubectl finds on PATH as a plugin
 (plugins/tidings.yaml is the krew manifest). Everything goes through the API as the user: the
-plugin never needs more than the user's role (view for get/status/preview, edit for run,
-suspend, resume, reactivate), and preview reads the referenced Secrets with the user's access,
-checked first with a SelfSubjectAccessReview and named on stderr with the user it runs as.
+plugin never needs more than the user's role (view for get/status/deliveries/preview, edit for
+run, test, suspend, resume, reactivate, doctor's probes), and preview reads the referenced
+Secrets with the user's access, checked first with a SelfSubjectAccessReview and named on stderr
+with the user it runs as. Flags parse as kubectl's do: `-n`, `-A`, `--context`, `--kubeconfig`
+and `-o wide|yaml|json` go before or after the subcommand.
 
-Not here yet: `test NAME --to ADDR` (needs the tidings.dev/send-test annotation in the operator)
-and `deliveries NAME` (needs ReportDelivery records).
+Not here yet: `run NAME --at TIME` (a chosen past window) and `resend DELIVERY` (the recipients a
+run did not reach): both need the operator to honour a new annotation first.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
+import json
+import re
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import tidings
 from tidings import display, models
 from tidings.controller import permissions
 from tidings.controller.cronjob import digest
@@ -29,6 +35,12 @@ from tidings.schedule import parse_rfc3339
 
 RUN_NOW = f"{models.GROUP}/run-now"
 REACTIVATE = f"{models.GROUP}/reactivate"
+SEND_TEST = f"{models.GROUP}/send-test"  # controller/testsend.py: once per value
+# ReportDelivery labels (docs/records.md): the name label is hashed past 63 characters, the uid
+# label never is, so a report's records are selected by its uid.
+RECORD_SELECTOR = "app.kubernetes.io/managed-by=tidings,app.kubernetes.io/component=delivery-record"
+REPORT_UID_LABEL = f"{models.GROUP}/report-uid"
+OUTPUT_FORMATS = ("wide", "yaml", "json")
 JOB_LABEL_SELECTOR = "app.kubernetes.io/managed-by=tidings"
 FIRE_TIMES_SHOWN = 3
 
@@ -163,6 +175,52 @@ class Api:
             raise PluginError(f"configmap {name} has no key {key!r}")
         return found.data[key]
 
+    def deliveries(self, all_namespaces: bool, selector: str) -> list[dict[str, Any]]:
+        if all_namespaces:
+            found = self._call(
+                self.custom.list_cluster_custom_object,
+                models.GROUP,
+                models.VERSION,
+                models.DELIVERY_PLURAL,
+                label_selector=selector,
+                what="reportdeliveries",
+            )
+        else:
+            found = self._call(
+                self.custom.list_namespaced_custom_object,
+                models.GROUP,
+                models.VERSION,
+                self.namespace,
+                models.DELIVERY_PLURAL,
+                label_selector=selector,
+                what="reportdeliveries",
+            )
+        return found["items"]
+
+    def maybe_report(self, name: str) -> dict[str, Any] | None:
+        """The report, or None when there is none of that name (deleted, say)."""
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return self.custom.get_namespaced_custom_object(
+                models.GROUP, models.VERSION, self.namespace, models.PLURAL, name
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise PluginError(
+                f"scheduledreport {name}: HTTP {error.status}: {_reason(error)}"
+            ) from None
+
+    def events_for(self, name: str, reason: str) -> list[Any]:
+        found = self._call(
+            self.core.list_namespaced_event,
+            self.namespace,
+            field_selector=f"involvedObject.name={name},reason={reason}",
+            what="events",
+        )
+        return sorted(found.items, key=lambda e: str(e.last_timestamp or e.event_time or ""))
+
     def run_job(self, value: str) -> Any:
         """The Job the operator started for run-now=`value`, or None yet."""
         jobs = self._call(
@@ -214,8 +272,11 @@ def table(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def get_table(reports: Sequence[Mapping[str, Any]], now: datetime, with_namespace: bool) -> str:
+def get_table(
+    reports: Sequence[Mapping[str, Any]], now: datetime, with_namespace: bool, wide: bool = False
+) -> str:
     header = ["NAME", "TYPE", "SCHEDULE", "STATUS", "LAST SENT", "NEXT", "FAILURES"]
+    header += ["RECIPIENTS", "LAST ERROR"] if wide else []
     rows = [(["NAMESPACE"] if with_namespace else []) + header]
     for report in sorted(
         reports, key=lambda r: (r["metadata"]["namespace"], r["metadata"]["name"])
@@ -232,8 +293,17 @@ def get_table(reports: Sequence[Mapping[str, Any]], now: datetime, with_namespac
                 _next(report, now),
                 str(status.get("consecutiveFailures") or 0),
             ]
+            + (_wide_cells(spec, status) if wide else [])
         )
     return table(rows)
+
+
+def _wide_cells(spec: Mapping[str, Any], status: Mapping[str, Any]) -> list[str]:
+    lists = spec.get("recipients") or {}
+    everyone = [a for kind in ("to", "cc", "bcc") for a in lists.get(kind) or ()]
+    recipients = everyone[0] if len(everyone) == 1 else str(len(everyone))
+    error = " ".join(str(status.get("lastError") or "-").split())
+    return [recipients, error[:80] + ("…" if len(error) > 80 else "")]
 
 
 def _ready_condition(status: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -300,12 +370,19 @@ def cmd_get(api: Api, args: argparse.Namespace, now: datetime) -> int:
         where = "any namespace" if args.all_namespaces else f"namespace {api.namespace}"
         print(f"No ScheduledReports in {where}.", file=sys.stderr)
         return 0
-    print(get_table(reports, now, args.all_namespaces))
+    if args.output_format in ("yaml", "json"):
+        print(_dump(reports if not args.name else reports[0], args.output_format))
+        return 0
+    print(get_table(reports, now, args.all_namespaces, wide=args.output_format == "wide"))
     return 0
 
 
 def cmd_status(api: Api, args: argparse.Namespace, now: datetime) -> int:
-    print(status_text(api.report(args.name), now))
+    report = api.report(args.name)
+    if args.output_format in ("yaml", "json"):
+        print(_dump(report, args.output_format))
+        return 0
+    print(status_text(report, now))
     return 0
 
 
@@ -460,42 +537,818 @@ def cmd_preview(api: Api, args: argparse.Namespace, now: datetime) -> int:
     return 0
 
 
+def _dump(value: Any, output_format: str) -> str:
+    """An object or a list of them as kubectl -o yaml/json shows it."""
+    import yaml
+
+    if isinstance(value, list):
+        value = {"apiVersion": "v1", "kind": "List", "items": value}
+    if output_format == "json":
+        return json.dumps(value, indent=2, ensure_ascii=False)
+    return yaml.safe_dump(value, sort_keys=False, allow_unicode=True).rstrip("\n")
+
+
+# ------------------------------------------------------------------------------- test sends
+
+
+def cmd_test(api: Api, args: argparse.Namespace, now: datetime) -> int:
+    """tidings.dev/send-test=ADDR: one [TEST] mail to ADDR only (controller/testsend.py)."""
+    address = args.to.strip()
+    report = api.report(args.name)
+    status = report.get("status") or {}
+    if (report["metadata"].get("annotations") or {}).get(SEND_TEST, "").strip() == address:
+        # The same value acts once: remove it and wait for the operator to forget it first.
+        api.patch_report(args.name, {"metadata": {"annotations": {SEND_TEST: None}}})
+        if not _wait_status(api, args.name, lambda s: s.get("testSendHandled") != address, 60):
+            raise PluginError(
+                f"the operator did not clear status.testSendHandled={address} within 60s: "
+                "is it running? (kubectl tidings doctor)"
+            )
+        status = api.report(args.name).get("status") or {}
+    count = int(status.get("testSendCount") or 0)
+    seen = {h.get("jobName") for h in status.get("history") or () if h.get("testRecipient")}
+    _annotate(api, args.name, SEND_TEST, address)
+    print(f"scheduledreport {args.name}: test send to {address} requested ({SEND_TEST})")
+    if not args.wait:
+        return 0
+    return follow_test(api, args.name, address, count, seen, args.timeout)
+
+
+def _wait_status(api: Api, name: str, done: Callable[[Mapping[str, Any]], bool], timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if done(api.report(name).get("status") or {}):
+            return True
+        time.sleep(1)
+    return False
+
+
+def follow_test(
+    api: Api, name: str, address: str, count: int, seen: set[Any], timeout: float
+) -> int:
+    """Poll until the test's history entry (testRecipient) is there; the outcome decides."""
+    deadline = time.monotonic() + timeout
+    shown = ""
+    while time.monotonic() < deadline:
+        status = api.report(name).get("status") or {}
+        if (
+            status.get("testSendHandled") == address
+            and int(status.get("testSendCount") or 0) == count
+        ):
+            _progress("", shown)  # handled without a Job: refused; its Event says why
+            refusals = api.events_for(name, "TestSendRefused")
+            for _ in range(5):
+                if refusals:
+                    break
+                time.sleep(1)
+                refusals = api.events_for(name, "TestSendRefused")
+            why = refusals[-1].message if refusals else f"see kubectl describe sr {name}"
+            print(why if why.startswith("Not sent") else f"Not sent: {why}")
+            return 1
+        for entry in status.get("history") or ():
+            if entry.get("testRecipient") == address and entry.get("jobName") not in seen:
+                _progress("", shown)
+                if entry.get("outcome") == models.Outcome.DELIVERED:
+                    print(f"Test sent by Job {entry['jobName']} to {address}")
+                    return 0
+                print(f"Test failed: Job {entry['jobName']}: {entry.get('error') or '-'}")
+                return 1
+        waiting = "the operator" if status.get("testSendHandled") != address else "the test Job"
+        shown = _progress(f"waiting for {waiting}", shown)
+        time.sleep(1)
+    _progress("", shown)
+    print(f"gave up after {timeout:.0f}s: the test send to {address} has not finished")
+    return 2
+
+
+# ------------------------------------------------------------------------------- deliveries
+
+_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30m`, `12h`, `7d`, `2w`."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration: a number and one of s, m, h, d, w (e.g. 7d)"
+        )
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+def _finished_at(record: Mapping[str, Any]) -> str:
+    return str((record.get("spec") or {}).get("finishedAt") or "")
+
+
+def records_of(api: Api, name: str | None, all_namespaces: bool) -> list[dict[str, Any]]:
+    """A report's ReportDeliveries, newest first. By the report's uid label (its name label is a
+    hash past 63 characters); a deleted report's by spec.report.name."""
+    if name is None:
+        found = api.deliveries(all_namespaces, RECORD_SELECTOR)
+    else:
+        report = api.maybe_report(name)
+        if report is not None:
+            uid = report["metadata"]["uid"]
+            found = api.deliveries(False, f"{RECORD_SELECTOR},{REPORT_UID_LABEL}={uid}")
+        else:
+            every = api.deliveries(False, RECORD_SELECTOR)
+            found = [
+                r for r in every if (r.get("spec") or {}).get("report", {}).get("name") == name
+            ]
+    return sorted(found, key=_finished_at, reverse=True)
+
+
+def _who(lists: Mapping[str, Any], kind: str) -> list[str]:
+    out: list[str] = []
+    for field in ("to", "cc", "bcc"):
+        part = (lists.get(field) or {}).get(kind) or []
+        out += [item if isinstance(item, str) else item.get("address", "") for item in part]
+    return out
+
+
+def deliveries_table(
+    records: Sequence[Mapping[str, Any]],
+    now: datetime,
+    wide: bool,
+    with_report: bool,
+    with_namespace: bool,
+) -> str:
+    header = ["FINISHED", "WINDOW", "OUTCOME", "TRIGGER", "SENT TO", "REFUSED", "MESSAGE-ID"]
+    header = (["REPORT"] if with_report else []) + header
+    header = (["NAMESPACE"] if with_namespace else []) + header
+    if wide:
+        header += ["RECORD", "JOB", "REFUSALS", "ERROR"]
+    rows = [header]
+    for record in records:
+        spec = record.get("spec") or {}
+        lists = spec.get("recipients") or {}
+        accepted = _who(lists, "accepted")
+        count = int(lists.get("accepted") or 0)
+        sent_to = accepted[0] if count == 1 and accepted else str(count)
+        if wide and accepted:
+            sent_to = ",".join(accepted)
+        row = [
+            _ago_or_in(spec.get("finishedAt"), now),
+            spec.get("window") or "-",
+            spec.get("outcome", "") + (f" ({spec['failure']})" if spec.get("failure") else ""),
+            spec.get("trigger", ""),
+            sent_to,
+            str(lists.get("refused") or 0),
+            spec.get("messageId") or "-",
+        ]
+        row = ([spec.get("report", {}).get("name", "")] if with_report else []) + row
+        row = ([record["metadata"].get("namespace", "")] if with_namespace else []) + row
+        if wide:
+            refusals = []
+            for field in ("to", "cc", "bcc"):
+                for item in (lists.get(field) or {}).get("refused") or []:
+                    refusals.append(f"{item.get('address')}: {item.get('reply', '')}")
+            row += [
+                record["metadata"]["name"],
+                spec.get("jobName", ""),
+                "; ".join(refusals) or "-",
+                " ".join(str(spec.get("error") or "-").split())[:120],
+            ]
+        rows.append(row)
+    return table(rows)
+
+
+def cmd_deliveries(api: Api, args: argparse.Namespace, now: datetime) -> int:
+    records = records_of(api, args.name, args.all_namespaces)
+    if args.since is not None:
+        cutoff = now - args.since
+        records = [
+            r for r in records if _finished_at(r) and parse_rfc3339(_finished_at(r)) >= cutoff
+        ]
+    if args.outcome:
+        records = [r for r in records if (r.get("spec") or {}).get("outcome") == args.outcome]
+    if args.output_format in ("yaml", "json"):
+        print(_dump(records, args.output_format))
+        return 0
+    if not records:
+        what = f"scheduledreport {args.name}" if args.name else "any report"
+        where = "any namespace" if args.all_namespaces else f"namespace {api.namespace}"
+        print(f"No delivery records for {what} in {where}.", file=sys.stderr)
+        return 0
+    wide = args.output_format == "wide"
+    print(deliveries_table(records, now, wide, args.name is None, args.all_namespaces))
+    return 0
+
+
+# ----------------------------------------------------------------------------------- doctor
+
+OK, FAIL, SKIP = "ok", "FAIL", "skip"
+DOCTOR_PROBE = "tidings-doctor-probe"
+# The renderer check: a pod of the operator's image renders this report to /tmp and leaves the
+# last stderr lines (render's "wrote ...", or why it fell back to text) as its termination
+# message, which the plugin reads without needing pods/log.
+RENDER_SCRIPT = """\
+import contextlib, io, os, sys
+open('/tmp/doctor.yaml', 'w').write(os.environ['TIDINGS_DOCTOR_REPORT'])
+from tidings.cli import main
+err = io.StringIO()
+with contextlib.redirect_stderr(err):
+    code = main(['render', '/tmp/doctor.yaml', '-o', '/tmp/doctor.pdf'])
+text = err.getvalue().strip()
+print(text, file=sys.stderr)
+with contextlib.suppress(OSError), open('/dev/termination-log', 'w') as log:
+    log.write(text[-3000:])
+sys.exit(code)
+"""
+
+
+def sample_report(name: str, now: datetime) -> dict[str, Any]:
+    """A small manual report with inline rows inside its own window: valid, admitted with edit
+    rights, and its subject lacks {date} so the webhook answers with a warning."""
+    start = (now - timedelta(days=2)).replace(microsecond=0)
+    rows = [
+        {
+            "id": f"DOC-{i}",
+            "title": f"Doctor check {i}",
+            "status": "completed",
+            "completed_at": (start + timedelta(hours=i)).isoformat().replace("+00:00", "Z"),
+        }
+        for i in range(1, 4)
+    ]
+    return {
+        "apiVersion": f"{models.GROUP}/{models.VERSION}",
+        "kind": models.KIND,
+        "metadata": {"name": name},
+        "spec": {
+            "title": "Tidings doctor",
+            "reportType": "changes_summary",
+            "source": {"inline": {"rows": rows}},
+            "filters": {"window": {"last": "7d"}},
+            "recipients": {"to": ["doctor@example.com"]},
+            "delivery": {"subjectTemplate": "{name}"},
+        },
+    }
+
+
+class Check:
+    def __init__(self, name: str, state: str, text: str, fix: str = "") -> None:
+        self.name, self.state, self.text, self.fix = name, state, text, fix
+
+    def line(self) -> str:
+        fix = f" -> {self.fix}" if self.fix and self.state == FAIL else ""
+        return f"[{self.state:>4}] {self.name}: {self.text}{fix}"
+
+
+def _api_error(error: Exception) -> str:
+    status = getattr(error, "status", None)
+    return f"HTTP {status}: {_reason(error)}" if status else str(error)
+
+
+def check_operator(api: Api, namespace: str) -> tuple[list[Check], Any]:
+    """Replicas Ready, and the Deployment (for the image checks) or None."""
+    from kubernetes import client
+
+    apps = client.AppsV1Api(api.client)
+    selector = "app.kubernetes.io/name=tidings,app.kubernetes.io/component=operator"
+    fix = f"kubectl -n {namespace} describe deployment -l {selector}; then its pods' logs"
+    try:
+        found = apps.list_namespaced_deployment(namespace, label_selector=selector).items
+    except Exception as error:
+        return [
+            Check(
+                "operator",
+                FAIL,
+                f"cannot list Deployments in {namespace}: {_api_error(error)}",
+                "--operator-namespace NS, or ask for view there",
+            )
+        ], None
+    if not found:
+        return [
+            Check(
+                "operator",
+                FAIL,
+                f"no operator Deployment ({selector}) in {namespace}",
+                "helm install tidings charts/tidings -n tidings, or --operator-namespace",
+            )
+        ], None
+    deployment = found[0]
+    want = deployment.spec.replicas or 0
+    ready = (deployment.status.ready_replicas or 0) if deployment.status else 0
+    name = deployment.metadata.name
+    state = OK if ready >= 1 and ready >= want else FAIL
+    return [
+        Check("operator", state, f"{namespace}/{name}: {ready}/{want} replicas Ready", fix)
+    ], deployment
+
+
+def check_leader(api: Api, deployment: Any, now: datetime) -> Check:
+    """kopf peering: a live peer with the highest priority is the active replica."""
+    env = _env(deployment)
+    if str(env.get("TIDINGS_STANDALONE", "")).lower() == "true":
+        return Check("leader", OK, "peering disabled (standalone): the one replica is active")
+    name = env.get("TIDINGS_PEERING") or "tidings"
+    from kubernetes.client.exceptions import ApiException
+
+    what = f"ClusterKopfPeering {name}"
+    try:
+        peering = api.custom.get_cluster_custom_object(
+            "kopf.dev", "v1", "clusterkopfpeerings", name
+        )
+    except ApiException as error:
+        # An operator watching chosen namespaces peers in each of them (KopfPeering).
+        what = f"KopfPeering {api.namespace}/{name}"
+        try:
+            peering = api.custom.get_namespaced_custom_object(
+                "kopf.dev", "v1", api.namespace, "kopfpeerings", name
+            )
+        except ApiException:
+            return Check(
+                "leader",
+                FAIL,
+                f"no ClusterKopfPeering or {what}: {_api_error(error)}",
+                "the chart creates it (operator.peering.enabled); kubectl get clusterkopfpeerings",
+            )
+    alive = []
+    for peer, info in (peering.get("status") or {}).items():
+        if not isinstance(info, dict):
+            continue
+        try:
+            seen = datetime.fromisoformat(str(info.get("lastseen")))  # kopf's: naive UTC
+        except ValueError:
+            continue
+        if seen.tzinfo is None:
+            seen = seen.replace(tzinfo=UTC)
+        if seen + timedelta(seconds=float(info.get("lifetime") or 60)) >= now:
+            alive.append((int(info.get("priority") or 0), peer))
+    if not alive:
+        return Check(
+            "leader",
+            FAIL,
+            f"no live peer in {what}: every replica is gone or stands by",
+            "check the operator pods' logs",
+        )
+    priority, leader = max(alive)
+    return Check(
+        "leader", OK, f"{leader} is active (priority {priority}, {len(alive)} live peer(s))"
+    )
+
+
+def _env(deployment: Any) -> dict[str, str]:
+    return {e.name: e.value for e in deployment.spec.template.spec.containers[0].env or ()}
+
+
+def _image(deployment: Any) -> tuple[str, str]:
+    """(the operator's image, the renderer image it starts)."""
+    container = deployment.spec.template.spec.containers[0]
+    env = {e.name: e.value for e in container.env or ()}
+    return container.image, env.get("TIDINGS_RENDERER_IMAGE") or container.image
+
+
+def check_version(deployment: Any) -> Check:
+    image, _ = _image(deployment)
+    tag = image.rsplit("@", 1)[0].rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else ""
+    mine = tidings.__version__
+    if not re.match(r"^v?\d+\.\d+", tag):  # a digest, latest, a branch: no version to compare
+        return Check("version", SKIP, f"operator image {image} names no version; plugin {mine}")
+    if tag.lstrip("v") == mine:
+        return Check("version", OK, f"operator {tag}, plugin {mine}")
+    return Check(
+        "version",
+        FAIL,
+        f"operator image {image} (tag {tag or 'none'}), plugin {mine}",
+        f"install the plugin of the operator's version (pip install tidings=={tag}) "
+        "or upgrade the chart",
+    )
+
+
+def check_webhook(api: Api, now: datetime) -> Check:
+    """A server-side dry-run create of a sample report: the webhook answers it with a warning
+    (its subject has no {date}); no warning means no webhook saw it."""
+    from kubernetes.client.exceptions import ApiException
+
+    fix = (
+        "kubectl -n tidings get endpointslices -l kubernetes.io/service-name=tidings-webhook "
+        "should list the operator pods as ready"
+    )
+    body = sample_report(DOCTOR_PROBE, now)
+    try:
+        _, _, headers = api.custom.create_namespaced_custom_object_with_http_info(
+            models.GROUP, models.VERSION, api.namespace, models.PLURAL, body, dry_run="All"
+        )
+    except ApiException as error:
+        reason = _reason(error)
+        if "failed calling webhook" in reason:
+            return Check("webhook", FAIL, f"unreachable through its Service: {reason}", fix)
+        return Check(
+            "webhook",
+            FAIL,
+            f"dry-run create in {api.namespace}: HTTP {error.status}: {reason}",
+            "needs create on scheduledreports in this namespace (edit)",
+        )
+    warnings = headers.getlist("Warning") if hasattr(headers, "getlist") else []
+    if any("{date}" in w for w in warnings):
+        return Check("webhook", OK, f"answered a dry-run create in {api.namespace}")
+    return Check(
+        "webhook",
+        FAIL,
+        "a dry-run create was admitted without the webhook's "
+        "warning: no webhook is configured for scheduledreports",
+        "helm upgrade with webhook.enabled=true",
+    )
+
+
+def crd_drift(installed: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
+    """Versions whose schema or printer columns differ from what `tidings crd` generates."""
+    have = {v["name"]: v for v in installed.get("spec", {}).get("versions") or ()}
+    drift = []
+    for version in wanted["spec"]["versions"]:
+        got = have.get(version["name"])
+        if got is None:
+            drift.append(f"{version['name']} missing")
+            continue
+        for key in ("schema", "additionalPrinterColumns", "subresources"):
+            if (got.get(key) or None) != (version.get(key) or None):
+                drift.append(f"{version['name']}.{key} differs")
+    return drift
+
+
+def check_crds(api: Api) -> Check:
+    from kubernetes import client
+
+    from tidings import crdgen
+
+    ext = client.ApiextensionsV1Api(api.client)
+    stale = []
+    for kind in (models.KIND, models.DELIVERY_KIND):
+        wanted = crdgen.crd(kind)
+        name = wanted["metadata"]["name"]
+        try:
+            installed = api.client.sanitize_for_serialization(
+                ext.read_custom_resource_definition(name)
+            )
+        except Exception as error:
+            return Check(
+                "crds",
+                FAIL,
+                f"{name}: {_api_error(error)}",
+                "kubectl apply --server-side -f crds/ (as a cluster admin)",
+            )
+        stale += [f"{name}: {d}" for d in crd_drift(installed, wanted)]
+    if stale:
+        return Check(
+            "crds",
+            FAIL,
+            "not what this version generates: " + "; ".join(stale),
+            "kubectl apply --server-side -f charts/tidings/crds/ of the chart you run",
+        )
+    return Check(
+        "crds",
+        OK,
+        f"{models.PLURAL} and {models.DELIVERY_PLURAL} match tidings {tidings.__version__}",
+    )
+
+
+def renderer_pod(name: str, image: str, pull_policy: str | None, now: datetime) -> dict[str, Any]:
+    report = json.dumps(sample_report("doctor-sample", now))
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "app.kubernetes.io/name": "tidings",
+                "app.kubernetes.io/component": "doctor",
+            },
+        },
+        "spec": {
+            "restartPolicy": "Never",
+            "activeDeadlineSeconds": 600,
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 10001,
+                "runAsGroup": 10001,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": "render",
+                    "image": image,
+                    **({"imagePullPolicy": pull_policy} if pull_policy else {}),
+                    "command": ["python3", "-c", RENDER_SCRIPT],
+                    "env": [
+                        {"name": "TIDINGS_DOCTOR_REPORT", "value": report},
+                        # As the CronJob's pods have them: caches on the writable /tmp.
+                        {"name": "HOME", "value": "/tmp"},
+                        {"name": "XDG_CACHE_HOME", "value": "/tmp/.cache"},
+                    ],
+                    "resources": {
+                        "requests": {"cpu": "100m", "memory": "256Mi"},
+                        "limits": {"memory": "512Mi"},
+                    },
+                    "securityContext": {
+                        "readOnlyRootFilesystem": True,
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                }
+            ],
+            "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+        },
+    }
+
+
+def check_renderer(
+    api: Api, image: str, pull_policy: str | None, timeout: float, now: datetime
+) -> Check:
+    """A pod of the renderer image renders a sample report in the user's namespace: exit 0 with
+    "wrote /tmp/doctor.pdf" is WeasyPrint working; 69 is the text fallback."""
+    import uuid
+
+    name = f"tidings-doctor-{uuid.uuid4().hex[:8]}"
+    try:
+        api.core.create_namespaced_pod(api.namespace, renderer_pod(name, image, pull_policy, now))
+    except Exception as error:
+        return Check(
+            "renderer",
+            FAIL,
+            f"cannot create a pod in {api.namespace}: {_api_error(error)}",
+            "needs create on pods in this namespace (edit)",
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        pod = None
+        while time.monotonic() < deadline:
+            pod = api.core.read_namespaced_pod(name, api.namespace)
+            for status in (pod.status.container_statuses or ()) if pod.status else ():
+                done = status.state.terminated if status.state else None
+                if done is not None:
+                    return _render_verdict(image, done.exit_code, done.message or "")
+            time.sleep(1)
+        phase = pod.status.phase if pod is not None and pod.status else "unknown"
+        return Check(
+            "renderer",
+            FAIL,
+            f"pod {name} of {image} did not finish in {timeout:.0f}s (phase {phase})",
+            f"kubectl -n {api.namespace} describe pod: image pull, quota or no schedulable node",
+        )
+    finally:
+        # Best effort: its activeDeadlineSeconds ends it anyway.
+        with contextlib.suppress(Exception):
+            api.core.delete_namespaced_pod(name, api.namespace, grace_period_seconds=0)
+
+
+def _render_verdict(image: str, code: int, message: str) -> Check:
+    last = " ".join(message.split())[-300:]
+    if code == 0 and "wrote /tmp/doctor.pdf" in message:
+        return Check(
+            "renderer", OK, f"{image} renders a PDF (WeasyPrint and its libraries present)"
+        )
+    if code == 69:
+        why = [line for line in message.splitlines() if "PDF renderer unavailable" in line]
+        last = " ".join(why[0].split())[:300] if why else last
+        return Check(
+            "renderer",
+            FAIL,
+            f"{image} fell back to text: {last}",
+            "build the image from renderer-image/Dockerfile (the packages of "
+            "renderer-image/apt-packages.txt)",
+        )
+    return Check(
+        "renderer",
+        FAIL,
+        f"{image}: tidings render exited {code}: {last}",
+        "is it the tidings image? (chart value renderer.image)",
+    )
+
+
+def cmd_doctor(api: Api, args: argparse.Namespace, now: datetime) -> int:
+    checks, deployment = check_operator(api, args.operator_namespace)
+    if deployment is not None:
+        checks += [check_leader(api, deployment, now), check_version(deployment)]
+    else:
+        checks += [
+            Check("leader", SKIP, "no operator Deployment to ask"),
+            Check("version", SKIP, "no operator Deployment to compare with"),
+        ]
+    checks += [check_webhook(api, now), check_crds(api)]
+    image = args.image or (_image(deployment)[1] if deployment is not None else None)
+    if args.skip_renderer:
+        checks.append(Check("renderer", SKIP, "--skip-renderer"))
+    elif image is None:
+        checks.append(Check("renderer", FAIL, "no renderer image known", "--image IMAGE"))
+    else:
+        pull = args.image_pull_policy or (
+            _env(deployment).get("TIDINGS_RENDERER_PULL_POLICY") if deployment else None
+        )
+        checks.append(check_renderer(api, image, pull, args.renderer_timeout, now))
+    checks.append(
+        Check(
+            "relay",
+            SKIP,
+            "not checked by this version: the relay's EHLO, "
+            "STARTTLS and AUTH can only be tried by the operator, which holds its "
+            "credentials; test it with kubectl tidings test NAME --to ADDR --wait",
+        )
+    )
+    for check in checks:
+        print(check.line())
+    failed = [c.name for c in checks if c.state == FAIL]
+    print(f"{len(failed)} check(s) failed: {', '.join(failed)}" if failed else "all checks passed")
+    return 1 if failed else 0
+
+
 # ---------------------------------------------------------------------------------- parsing
+
+
+EXAMPLES = """\
+examples:
+  kubectl tidings get -A
+  kubectl tidings status payments-weekly -n team-payments
+  kubectl tidings run payments-weekly --wait
+  kubectl tidings test payments-weekly --to me@example.com --wait
+  kubectl tidings deliveries payments-weekly --since 7d -o wide
+  kubectl tidings suspend payments-weekly
+  kubectl tidings resume payments-weekly
+  kubectl tidings reactivate payments-weekly
+  kubectl tidings preview payments-weekly -o preview.pdf
+  kubectl tidings schedule "0 9 * * 1" --tz Europe/Berlin
+  kubectl tidings doctor
+"""
+
+
+def _common(with_output: bool) -> argparse.ArgumentParser:
+    """kubectl's flags, accepted before and after the subcommand. SUPPRESS keeps a subcommand's
+    unset flag from overwriting one given before it."""
+    common = argparse.ArgumentParser(add_help=False)
+    hide = argparse.SUPPRESS
+    common.add_argument(
+        "-n", "--namespace", default=hide, help="namespace (default: the context's)"
+    )
+    common.add_argument(
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        default=hide,
+        help="every namespace (get, deliveries)",
+    )
+    common.add_argument(
+        "--kubeconfig", default=hide, help="kubeconfig file (default: $KUBECONFIG or ~/.kube)"
+    )
+    common.add_argument("--context", default=hide, help="kubeconfig context")
+    if with_output:
+        common.add_argument(
+            "-o",
+            "--output",
+            dest="output_format",
+            choices=OUTPUT_FORMATS,
+            default=hide,
+            help="wide (more columns), yaml or json",
+        )
+    return common
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="kubectl tidings", description="Day-2 work on Tidings ScheduledReports."
+        prog="kubectl tidings",
+        description="Day-2 work on Tidings ScheduledReports.",
+        parents=[_common(True)],
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-n", "--namespace", help="namespace (default: the context's)")
-    parser.add_argument("--kubeconfig", help="kubeconfig file (default: $KUBECONFIG or ~/.kube)")
-    parser.add_argument("--context", help="kubeconfig context")
+    parser.set_defaults(
+        namespace=None, all_namespaces=False, kubeconfig=None, context=None, output_format=None
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def add(name: str, run: Callable[..., int], help_text: str, with_name: bool = True) -> Any:
-        command = sub.add_parser(name, help=help_text, description=help_text)
+    def add(
+        name: str,
+        run: Callable[..., int],
+        help_text: str,
+        example: str,
+        with_name: bool = True,
+        output: bool = True,
+    ) -> Any:
+        command = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=f"example:\n  {example}",
+            parents=[_common(output)],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         if with_name:
             command.add_argument("name", metavar="NAME")
         command.set_defaults(_run=run)
         return command
 
-    get = add("get", cmd_get, "list reports with NEXT relative and in each report's zone", False)
+    get = add(
+        "get",
+        cmd_get,
+        "list reports with NEXT relative and in each report's zone",
+        "kubectl tidings get -A",
+        False,
+    )
     get.add_argument("name", metavar="NAME", nargs="?")
-    get.add_argument("-A", "--all-namespaces", action="store_true")
-    add("status", cmd_status, "phase, last run, last error and the next fire times")
-    run = add("run", cmd_run, "run a report now (tidings.dev/run-now)")
+    add(
+        "status",
+        cmd_status,
+        "phase, last run, last error and the next fire times",
+        "kubectl tidings status payments-weekly -n team-payments",
+    )
+    run = add(
+        "run",
+        cmd_run,
+        "run a report now (tidings.dev/run-now)",
+        "kubectl tidings run payments-weekly --wait",
+    )
     run.add_argument("--wait", action="store_true", help="follow the run to its outcome")
     run.add_argument("--timeout", type=float, default=900, help="seconds to wait (default 900)")
-    add("suspend", cmd_suspend, "pause a report (spec.suspend: true)")
-    add("resume", cmd_resume, "resume a paused report")
-    add("reactivate", cmd_reactivate, "make a Disabled report Active (tidings.dev/reactivate)")
-    preview = add("preview", cmd_preview, "render a report locally from its cluster spec")
+    test = add(
+        "test",
+        cmd_test,
+        "send one [TEST] mail to one address only (tidings.dev/send-test)",
+        "kubectl tidings test payments-weekly --to me@example.com --wait",
+    )
+    test.add_argument("--to", required=True, metavar="ADDR", help="the one recipient")
+    test.add_argument("--wait", action="store_true", help="follow the test to its outcome")
+    test.add_argument("--timeout", type=float, default=900, help="seconds to wait (default 900)")
+    deliveries = add(
+        "deliveries",
+        cmd_deliveries,
+        "delivery records (ReportDelivery), newest first: window, outcome, trigger, "
+        "who got it, refusals, Message-ID",
+        "kubectl tidings deliveries payments-weekly --since 7d --outcome Failed -o wide",
+        False,
+    )
+    deliveries.add_argument("name", metavar="NAME", nargs="?", help="one report's (default: all)")
+    deliveries.add_argument(
+        "--since",
+        type=parse_duration,
+        metavar="DURATION",
+        help="finished within this long, e.g. 30m, 12h, 7d",
+    )
+    deliveries.add_argument("--outcome", choices=("Delivered", "Failed", "Skipped"))
+    add(
+        "suspend",
+        cmd_suspend,
+        "pause a report (spec.suspend: true)",
+        "kubectl tidings suspend payments-weekly",
+    )
+    add("resume", cmd_resume, "resume a paused report", "kubectl tidings resume payments-weekly")
+    add(
+        "reactivate",
+        cmd_reactivate,
+        "make a Disabled report Active (tidings.dev/reactivate)",
+        "kubectl tidings reactivate payments-weekly",
+    )
+    preview = add(
+        "preview",
+        cmd_preview,
+        "render a report locally from its cluster spec",
+        "kubectl tidings preview payments-weekly -o preview.pdf",
+        output=False,
+    )
     preview.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
     preview.add_argument("--at", metavar="RFC3339", help="scheduled time (default: now)")
-    schedule = add("schedule", cmd_schedule, "the next fire times of a cron expression", False)
+    schedule = add(
+        "schedule",
+        cmd_schedule,
+        "the next fire times of a cron expression",
+        'kubectl tidings schedule "0 9 * * 1" --tz Europe/Berlin',
+        False,
+    )
     schedule.add_argument("cron", metavar="CRON")
     schedule.add_argument("--tz", default="UTC", help="IANA time zone (default UTC)")
     schedule.add_argument("--count", type=int, default=5, help="how many (default 5)")
+    doctor = add(
+        "doctor",
+        cmd_doctor,
+        "check the installation: operator replicas and leader, version skew, webhook, "
+        "CRDs, the renderer image in a real pod; exit 1 if a check fails",
+        "kubectl tidings doctor -n team-payments",
+        False,
+    )
+    doctor.add_argument(
+        "--operator-namespace",
+        default="tidings",
+        metavar="NS",
+        help="where the chart is installed (default tidings)",
+    )
+    doctor.add_argument("--image", help="renderer image to try (default: the operator's)")
+    doctor.add_argument(
+        "--image-pull-policy",
+        choices=("Always", "IfNotPresent", "Never"),
+        help="for the renderer pod (default: the operator's TIDINGS_RENDERER_PULL_POLICY)",
+    )
+    doctor.add_argument(
+        "--renderer-timeout",
+        type=float,
+        default=180,
+        metavar="SECONDS",
+        help="how long the renderer pod may take (default 180)",
+    )
+    doctor.add_argument(
+        "--skip-renderer", action="store_true", help="do not start the renderer pod"
+    )
     return parser
 
 

@@ -14,7 +14,7 @@ from tests.support.examples import EXAMPLE_AT, EXAMPLES, load_example
 from tests.support.renderer_cli import run_pod
 from tests.support.smtp_servers import SmtpServer
 
-from tidings.renderer.result import EX_DATAERR, EX_OK, RESULT_MAX_BYTES
+from tidings.renderer.result import EX_DATAERR, EX_OK, EX_UNAVAILABLE, RESULT_MAX_BYTES
 from tidings_dev.procs import free_port
 
 
@@ -135,7 +135,9 @@ def test_render_without_weasyprint_writes_text_with_a_banner(tmp_path: Path) -> 
         without_weasyprint=True,
         argv=("render", str(tmp_path / "report.yaml"), "-o", str(out), "--at", EXAMPLE_AT),
     )
-    assert done.returncode == EX_OK, done.stderr
+    # Written, said on stderr, and not exit 0: a script must not take it for a PDF.
+    assert done.returncode == EX_UNAVAILABLE, done.stderr
+    assert f"writing the text fallback to {tmp_path / 'report.txt'}; exit 69" in done.stderr
     assert not out.exists()
     text = (tmp_path / "report.txt").read_text()
     assert text.startswith("=" * 78 + "\nNOTE: this report is plain text because the PDF renderer")

@@ -266,7 +266,7 @@ def test_validate_explains_the_program_rules(
     refused = copy.deepcopy(load_example("audit_report"))
     refused["spec"]["program"] = "soc2"
     paths = [write_report(tmp_path, missing, "a.yaml"), write_report(tmp_path, refused, "b.yaml")]
-    assert main(["validate", *map(str, paths)]) == 1
+    assert main(["validate", *map(str, paths)]) == 65
     out = capsys.readouterr().out
     assert (
         "risk-register: spec.program: is required for reportType risk_report: the "

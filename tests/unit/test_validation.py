@@ -292,7 +292,7 @@ def test_validate_command_exit_codes_and_output(tmp_path):
     assert ok.stdout == f"{good}: payments-weekly: valid\n"
 
     failed = run_validate(good, bad)
-    assert failed.returncode == 1
+    assert failed.returncode == 65  # EX_DATAERR, as docs/renderer.md says
     lines = failed.stdout.splitlines()
     assert lines[0] == f"{good}: payments-weekly: valid"
     assert lines[1].startswith(f"{bad}: broken: spec.schedule: the macro '@every' is not")
@@ -310,7 +310,7 @@ def test_validate_command_multi_document_files_and_other_kinds(tmp_path):
         "  delivery: {subjectTemplate: '{name}'}\n"
     )
     result = run_validate(bundle)
-    assert result.returncode == 1
+    assert result.returncode == 65
     assert result.stdout.splitlines() == [
         f"{bundle}: old: apiVersion: must be tidings.dev/v1alpha1",
         f"{bundle}: old: warning: spec.delivery.subjectTemplate: has no {{date}} placeholder, "
@@ -323,7 +323,7 @@ def test_validate_command_unreadable_inputs(tmp_path):
     empty.write_text("apiVersion: v1\nkind: ConfigMap\n")
     broken.write_text("spec: [unclosed\n")
     result = run_validate(empty, broken, tmp_path / "missing.yaml")
-    assert result.returncode == 1
+    assert result.returncode == 65
     lines = result.stdout.splitlines()
     assert lines[0] == f"{empty}: no ScheduledReport found"
     assert lines[1].startswith(f"{broken}: cannot read:")

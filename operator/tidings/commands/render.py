@@ -1,7 +1,8 @@
 """`tidings render REPORT.yaml -o out.pdf [--at TIME]`: render a report to a file; sends nothing.
 
 Works without a cluster: inline rows need nothing else; sql/http sources read their secret value
-from --secret-dir (a directory with a file `value`). Exit codes as in docs/renderer.md.
+from --secret-dir (a directory with a file `value`). Exit codes as in docs/renderer.md; without
+WeasyPrint's native libraries it writes the text fallback and exits 69 (EX_UNAVAILABLE).
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tidings.renderer import run as runner
     from tidings.renderer.deadline import DeadlineExceeded, enforced
-    from tidings.renderer.result import EX_TEMPFAIL, TidingsError
+    from tidings.renderer.result import EX_TEMPFAIL, EX_UNAVAILABLE, TidingsError
     from tidings.schedule import zone
 
     logging.basicConfig(level=logging.WARNING, format="tidings: %(message)s")
@@ -140,10 +141,15 @@ def run(args: argparse.Namespace) -> int:
         )
         return EX_TEMPFAIL
     output: Path = args.output
-    if rendered.renderer == "text" and output.suffix.lower() == ".pdf":
+    fallback = rendered.renderer == "text"
+    if fallback and output.suffix.lower() == ".pdf":
         output = output.with_suffix(".txt")
+    if fallback:  # written, but not what was asked for: a script must not take it for a PDF
+        reason = " ".join(str(rendered.fallback_reason).split())
         print(
-            f"tidings render: PDF renderer unavailable, writing text to {output}", file=sys.stderr
+            f"tidings render: PDF renderer unavailable ({reason}), writing the "
+            f"text fallback to {output}; exit {EX_UNAVAILABLE}",
+            file=sys.stderr,
         )
     assert rendered.document is not None  # a preview always renders the document
     output.write_bytes(rendered.document.content)
@@ -158,4 +164,4 @@ def run(args: argparse.Namespace) -> int:
         f"{rendered.report.window_label}",
         file=sys.stderr,
     )
-    return 0
+    return EX_UNAVAILABLE if fallback else 0

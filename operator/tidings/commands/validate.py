@@ -1,8 +1,9 @@
 """`tidings validate FILE...`: check ScheduledReport manifests with the admission rules.
 
 Prints one line per problem (`FILE: NAME: path: rule`) and per warning; exits 0 when every
-report is valid, 1 otherwise. Documents of other kinds in the same files are ignored, so a
-whole GitOps directory can be checked at once.
+report is valid, 65 (EX_DATAERR, as for every input problem in docs/renderer.md#exit-codes)
+when a report is invalid or a file cannot be read. Documents of other kinds in the same files are
+ignored, so a whole GitOps directory can be checked at once.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tidings.renderer.result import EX_DATAERR
+
     valid = True
     for path in args.files:
         for line, ok in check_file(path):
             print(line)
             valid = valid and ok
-    return 0 if valid else 1
+    return 0 if valid else EX_DATAERR
 
 
 def check_file(path: Path) -> list[tuple[str, bool]]:

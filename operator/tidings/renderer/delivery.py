@@ -42,6 +42,9 @@ class Delivery:
 
     accepted: list[str] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)  # address -> last reply or reason
+    # Never answered by a server (the connection or the transaction failed before RCPT): not
+    # delivered, but not refused either, so not counted in recipientsRejected.
+    unreached: dict[str, str] = field(default_factory=dict)  # address -> why
     unconfirmed: list[str] = field(default_factory=list)  # sent in full twice, never confirmed
     attempts: int = 0  # transactions started
     transmissions: int = 0  # transactions in which the whole message went out
@@ -49,7 +52,7 @@ class Delivery:
 
     @property
     def missing(self) -> list[str]:
-        return [*self.refused, *self.unconfirmed]
+        return [*self.refused, *self.unreached, *self.unconfirmed]
 
 
 def deliver(
@@ -67,6 +70,7 @@ def deliver(
     done = done if done is not None else Delivery()
     pending = list(recipients)
     sent_unconfirmed: set[str] = set()  # may already hold a copy
+    answered: set[str] = set()  # a server refused it at RCPT at least once
     resent = False  # the one resend after an unknown outcome has been used
     retried = 0
     last_error: TidingsError | None = None
@@ -85,8 +89,10 @@ def deliver(
         for address in pending:
             if address in sent_unconfirmed:
                 done.unconfirmed.append(address)
-            else:
+            elif address in reasons or address in answered:
                 done.refused[address] = reasons.get(address, default)
+            else:
+                done.unreached[address] = default
 
     try:
         while pending:
@@ -106,6 +112,7 @@ def deliver(
                 else:
                     done.refused[address] = reply
             pending = list(outcome.temporary)
+            answered.update(outcome.temporary)
             if outcome.confirmed:
                 done.accepted.extend(outcome.accepted)
             elif outcome.unconfirmed and not resent:
@@ -125,7 +132,7 @@ def deliver(
         if not done.accepted and not done.unconfirmed:
             raise
     if not done.accepted and not done.unconfirmed:
-        raise _nobody(done.refused, last_error)
+        raise _nobody({**done.refused, **done.unreached}, last_error)
     return done
 
 

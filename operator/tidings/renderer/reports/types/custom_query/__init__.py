@@ -166,7 +166,8 @@ def _chart(
     numbers = [c for c in columns if c.kind == "number"]
     texts = [c for c in columns if c.kind in ("text", "badge")]
     wanted = next((c for c in numbers if choice and c.key == choice.column), None)
-    value_column = wanted or (numbers[-1] if getattr(ctx.options, "rollup", None) else None)
+    rolled_up = numbers and getattr(ctx.options, "rollup", None)  # an empty window has none
+    value_column = wanted or (numbers[-1] if rolled_up else None)
     value_column = value_column or next(iter(numbers), None)
     if not shown or value_column is None or not texts:
         return "", ""
