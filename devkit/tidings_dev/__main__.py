@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from tidings_dev import node as devnode
+from tidings_dev import procs
 from tidings_dev.cluster import REPO_ROOT, ControlPlane, ControlPlaneError, stop_from_state
 from tidings_dev.procs import ProcessError
 
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         had_node = (node_state / "state.json").exists()
         if had_node:
             devnode.teardown(node_state)
-        pids = stop_from_state(state_dir)
+        pids = stop_from_state(state_dir) + stop_helpers(state_dir)
         if had_node:
             print("node torn down")
         print(f"stopped {len(pids)} processes" if pids else "no control plane running")
@@ -103,3 +104,18 @@ def start_with_node(state_dir: Path) -> devnode.Node:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def stop_helpers(state_dir: Path) -> list[int]:
+    """Stop what scripts started beside the cluster and left running for it (hack/cluster-demo's
+    SMTP sink): each <state-dir>/*.pid file names one process."""
+    stopped: list[int] = []
+    for pid_file in sorted(state_dir.glob("*.pid")):
+        try:
+            pid = int(pid_file.read_text().strip())
+        except ValueError:
+            pid = 0
+        if pid > 0 and procs.alive(pid):
+            stopped += procs.stop_pids([pid])
+        pid_file.unlink()
+    return stopped

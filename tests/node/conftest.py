@@ -23,9 +23,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(item.fspath).parents:
             item.add_marker(pytest.mark.node)
-    # Stopping the node is checked last: nothing may need the node after it.
+    # `make cluster-demo` brings up a node of its own and removes it: before the session's node
+    # starts. Stopping the node is checked last: nothing may need the node after it.
+    first = [item for item in items if Path(item.fspath) == here / "test_cluster_demo.py"]
     last = [item for item in items if Path(item.fspath) == here / "test_teardown.py"]
-    items[:] = [item for item in items if item not in last] + last
+    items[:] = first + [item for item in items if item not in first + last] + last
 
 
 @pytest.fixture(scope="session")
