@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from tests.support.checkouts import copy_checkout, user_env
+from tests.support.node_cluster import unavailable
 
 from tidings_dev import node as devnode
 from tidings_dev import procs
@@ -46,7 +47,7 @@ def listening(port: int) -> bool:
 
 def test_make_cluster_demo_delivers_and_keeps_its_sink_until_dev_down(tmp_path: Path) -> None:
     if reason := devnode.unavailable_reason() or devnode.running_elsewhere(tmp_path / "node"):
-        pytest.skip(f"no node can run here: {reason}")
+        unavailable(reason)
     checkout = copy_checkout(tmp_path / "checkout")
     port = procs.free_port()
     env = user_env(TIDINGS_DEMO_SMTP_PORT=str(port))
