@@ -426,26 +426,3 @@ def test_doctor_without_an_operator_says_where_it_looked(
     assert code == 1
     assert "[FAIL] operator: no operator Deployment" in out and f"in {namespace}" in out
     assert "-> helm install tidings charts/tidings" in out
-
-
-def test_doctor_renderer_pod_on_a_real_node(
-    report_crd: None,
-    kube: client.ApiClient,
-    control_plane: ControlPlane,
-    namespace: str,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    """The renderer image really renders a PDF in a pod. Needs a Ready node and the image on
-    it (tests/node's cluster, with TIDINGS_DOCTOR_IMAGE naming the image it imported)."""
-    import os
-
-    nodes = client.CoreV1Api(kube).list_node().items
-    ready = [n for n in nodes if any(c.type == "Ready" and c.status == "True"
-                                     for c in n.status.conditions or ())]  # fmt: skip
-    image = os.environ.get("TIDINGS_DOCTOR_IMAGE")
-    if not ready or not image:
-        pytest.skip("needs a Ready node and TIDINGS_DOCTOR_IMAGE (the renderer image on it): "
-                    "this control plane has no kubelet, so the pod would stay Pending")  # fmt: skip
-    argv = ["doctor", "-n", namespace, "--operator-namespace", namespace, "--image", image]
-    _, out, _ = plugin(control_plane, capsys, *argv, "--image-pull-policy", "Never")
-    assert "[  ok] renderer: " in out, out
