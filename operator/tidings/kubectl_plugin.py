@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from tidings import display, models
-from tidings.controller.cronjob import digest
+from tidings.contract import MANAGED_SELECTOR, digest
 from tidings.schedule import parse_rfc3339
 
 RUN_NOW = f"{models.GROUP}/run-now"
 REACTIVATE = f"{models.GROUP}/reactivate"
-JOB_LABEL_SELECTOR = "app.kubernetes.io/managed-by=tidings"
 FIRE_TIMES_SHOWN = 3
 
 
@@ -131,7 +130,7 @@ class Api:
         jobs = self._call(
             self.batch.list_namespaced_job,
             self.namespace,
-            label_selector=JOB_LABEL_SELECTOR,
+            label_selector=MANAGED_SELECTOR,
             what="jobs",
         )
         # The operator marks a run-now Job with the digest of the value it acted on.

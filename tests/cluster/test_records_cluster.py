@@ -13,9 +13,10 @@ from kubernetes import client
 from kubernetes.client import ApiException
 
 from tidings import models
+from tidings.contract import ResultLine
 from tidings.controller import record_store, records
 from tidings.controller.kube import Kube
-from tidings.controller.status import RunOutcome
+from tidings.controller.run_outcome import RunOutcome
 from tidings.schedule import rfc3339
 
 pytestmark = pytest.mark.cluster
@@ -47,7 +48,7 @@ def record(namespace: str, job: str, finished: datetime, days: int | None = None
         renderer="pdf",
         message_id="<tidings.x@example.com>",
     )
-    result = {"addresses": {"to": {"accepted": ["lead@example.com"], "refused": {}}}}
+    result = ResultLine(outcome="Delivered", addresses={"to": {"accepted": ["lead@example.com"]}})
     return records.delivery_record(report, job_object, outcome, result, records.Retention())
 
 

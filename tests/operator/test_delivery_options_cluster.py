@@ -17,8 +17,8 @@ from op_harness import Cluster, OperatorProcess, PodRunner
 from sr_bodies import manifest
 from test_end_to_end_cluster import Mailbox, mailbox, smtp_secret  # noqa: F401 (a fixture)
 
+from tidings.contract import digest
 from tidings.controller import testsend
-from tidings.controller.cronjob import digest
 from tidings_dev.cluster import REPO_ROOT, free_port
 
 pytestmark = pytest.mark.cluster

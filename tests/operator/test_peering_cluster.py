@@ -22,6 +22,7 @@ from op_harness import (
 )
 from sr_bodies import manifest
 
+from tidings import contract
 from tidings.controller import cronjob as cj
 from tidings.controller import handlers
 from tidings_dev.cluster import ControlPlane
@@ -102,10 +103,10 @@ def test_two_replicas_never_both_act(
     )
 
     body = manifest("weekly", schedule="")
-    body["metadata"]["annotations"] = {cj.RUN_NOW_ANNOTATION: "once"}
+    body["metadata"]["annotations"] = {contract.RUN_NOW_ANNOTATION: "once"}
     cluster.create_report(body)
     cluster.wait_status(
-        "weekly", "run-now handled", lambda s: s.get("runNowHandled") == cj.digest("once")
+        "weekly", "run-now handled", lambda s: s.get("runNowHandled") == contract.digest("once")
     )
     assert len(cluster.jobs()) == 1
     assert "report_event" in active.log_path.read_text()

@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 
 from sr_bodies import report_body
 
+from tidings import contract
+from tidings.contract import digest
+from tidings.controller import run_outcome
 from tidings.controller import status as st
-from tidings.controller.cronjob import digest
 from tidings.schedule import next_fire_time
 
 NOW = datetime(2025, 3, 29, 12, 0, tzinfo=UTC)  # the Saturday before Berlin springs forward
@@ -199,11 +201,11 @@ RESULT = {
 
 
 def test_running_job_has_no_outcome() -> None:
-    assert st.job_outcome(_job("r-1", None), [], NOW) is None
+    assert run_outcome.job_outcome(_job("r-1", None), [], NOW) is None
 
 
 def test_delivered_job_reads_the_termination_message() -> None:
-    outcome = st.job_outcome(_job("r-1", "Complete"), [_pod(0, json.dumps(RESULT))], NOW)
+    outcome = run_outcome.job_outcome(_job("r-1", "Complete"), [_pod(0, json.dumps(RESULT))], NOW)
     assert outcome is not None and outcome.delivered
     entry = outcome.history_entry()
     assert entry == {
@@ -225,28 +227,28 @@ def test_delivered_job_reads_the_termination_message() -> None:
 def test_failures_are_classified() -> None:
     permanent = {**RESULT, "outcome": "Failed", "failure": "permanent", "error": "550 no such user"}
     job = _job("r-2", "Failed", reason="PodFailurePolicy")
-    outcome = st.job_outcome(job, [_pod(69, json.dumps(permanent))], NOW)
+    outcome = run_outcome.job_outcome(job, [_pod(69, json.dumps(permanent))], NOW)
     assert (outcome.failure, outcome.error) == ("permanent", "550 no such user")
 
     job = _job("r-3", "Failed", reason="DeadlineExceeded")
-    outcome = st.job_outcome(job, [], NOW)
+    outcome = run_outcome.job_outcome(job, [], NOW)
     assert outcome.failure == "timeout" and "600s" in outcome.error
     assert outcome.scheduled_time == "2025-03-31T07:00:00Z"  # from the CronJob's annotation
     assert outcome.finished_at == "2025-03-31T07:03:00Z"
 
     job = _job("r-4", "Failed", reason="BackoffLimitExceeded", failed=3)
-    crashed = st.job_outcome(job, [_pod(1, "Traceback ...\nKeyError: 'x'")], NOW)
+    crashed = run_outcome.job_outcome(job, [_pod(1, "Traceback ...\nKeyError: 'x'")], NOW)
     assert crashed.failure == "transient"
     assert crashed.error == "Traceback ...\nKeyError: 'x' (after 3 attempts)"
 
-    bare = st.job_outcome(_job("r-5", "Failed"), [_pod(137, "")], NOW)
+    bare = run_outcome.job_outcome(_job("r-5", "Failed"), [_pod(137, "")], NOW)
     assert bare.error == "the renderer exited with code 137"
 
 
 def test_a_partial_delivery_names_who_is_missing_in_status() -> None:
     note = "partially delivered to 2 of 3; not delivered to: b@example.com: 451 4.3.0 busy"
     result = {**RESULT, "recipientsAccepted": 2, "error": note}
-    outcome = st.job_outcome(_job("r-6", "Complete"), [_pod(0, json.dumps(result))], NOW)
+    outcome = run_outcome.job_outcome(_job("r-6", "Complete"), [_pod(0, json.dumps(result))], NOW)
     assert outcome.delivered and outcome.history_entry()["error"] == note
     report = _with_status(report_body(), phase="Active")
     change = _apply(report, outcome)
@@ -256,8 +258,10 @@ def test_a_partial_delivery_names_who_is_missing_in_status() -> None:
     assert [(e.type, e.reason) for e in change.events] == [("Warning", "Delivered")]
 
 
-def _outcome(name: str, delivered: bool, finished: str, error: str = "boom") -> st.RunOutcome:
-    return st.RunOutcome(
+def _outcome(
+    name: str, delivered: bool, finished: str, error: str = "boom"
+) -> run_outcome.RunOutcome:
+    return run_outcome.RunOutcome(
         job_name=name,
         delivered=delivered,
         failure=None if delivered else "transient",
@@ -266,7 +270,7 @@ def _outcome(name: str, delivered: bool, finished: str, error: str = "boom") -> 
     )
 
 
-def _apply(report: dict, outcome: st.RunOutcome) -> st.StatusChange | None:
+def _apply(report: dict, outcome: run_outcome.RunOutcome) -> st.StatusChange | None:
     change = st.apply_outcome(report, outcome, NOW, next_fire_time)
     if change:
         report["status"] = {**report.get("status", {}), **change.status}
@@ -339,18 +343,19 @@ def test_history_is_bounded_newest_first() -> None:
 
 
 def test_termination_message_takes_the_last_json_line() -> None:
-    assert st.parse_termination_message('warning: x\n{"outcome": "Delivered"}\n') == {
-        "outcome": "Delivered"
-    }
-    assert st.parse_termination_message("no json here") is None
-    assert st.parse_termination_message(None) is None
+    line = contract.result_from_message('warning: x\n{"outcome": "Delivered"}\n')
+    assert line == contract.ResultLine(outcome="Delivered")
+    assert contract.result_from_message("no json here") is None
+    assert contract.result_from_message(None) is None
 
 
 def test_runs_finishing_in_the_same_second_follow_their_scheduled_order() -> None:
     # Finish times have second resolution: a success and a later-scheduled failure can share one.
     same_second = "2025-03-31T07:05:00Z"
-    success = st.RunOutcome("r-1", True, None, same_second, scheduled_time="2025-03-24T07:00:00Z")
-    failure = st.RunOutcome(
+    success = run_outcome.RunOutcome(
+        "r-1", True, None, same_second, scheduled_time="2025-03-24T07:00:00Z"
+    )
+    failure = run_outcome.RunOutcome(
         "r-2", False, "transient", same_second, "relay down", "2025-03-31T07:00:00Z"
     )
     for order in ((success, failure), (failure, success)):
@@ -378,7 +383,7 @@ def test_a_skipped_run_is_neither_a_delivery_nor_a_failure() -> None:
     }
     job = _job("r-3", "Complete")
     pod = _pod(0, json.dumps(skipped), finished="2025-03-31T07:02:00Z")
-    outcome = st.job_outcome(job, [pod], NOW)
+    outcome = run_outcome.job_outcome(job, [pod], NOW)
     assert outcome is not None and outcome.skipped
     before = dict(report["status"])
     change = _apply(report, outcome)
@@ -409,7 +414,7 @@ def test_a_pod_waiting_on_its_image_gives_its_own_reason() -> None:
             "containerStatuses": [{"name": "renderer", "state": {"waiting": waiting}}],
         },
     }
-    reason = st.not_started_reason(job, [pod])
+    reason = run_outcome.not_started_reason(job, [pod])
     assert reason == 'ImagePullBackOff: Back-off pulling image "x"'
     unscheduled = {
         "metadata": {},
@@ -418,10 +423,10 @@ def test_a_pod_waiting_on_its_image_gives_its_own_reason() -> None:
             "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}],
         },
     }
-    assert st.not_started_reason(job, [unscheduled]).startswith("Unschedulable")
-    assert st.not_started_reason(job, []).startswith("NoPod")
+    assert run_outcome.not_started_reason(job, [unscheduled]).startswith("Unschedulable")
+    assert run_outcome.not_started_reason(job, []).startswith("NoPod")
     running = {"metadata": {}, "status": {"phase": "Running"}}
-    assert st.not_started_reason(job, [running]) is None
+    assert run_outcome.not_started_reason(job, [running]) is None
     change = st.run_not_started(report_body(), "r-1", reason, 120, NOW)
     delivered = _condition(change.status, "Delivered")
     assert (delivered["status"], delivered["reason"]) == ("Unknown", "RunNotStarted")
@@ -432,7 +437,7 @@ def test_a_pod_waiting_on_its_image_gives_its_own_reason() -> None:
 def test_a_run_that_never_started_fails_with_that_reason() -> None:
     job = _job("r-1", "Failed", reason="DeadlineExceeded")
     job["metadata"]["annotations"]["tidings.dev/not-started"] = "ImagePullBackOff: no such image"
-    outcome = st.job_outcome(job, [], NOW)
+    outcome = run_outcome.job_outcome(job, [], NOW)
     assert outcome.failure == "notStarted"
     assert outcome.error == "the run never started: ImagePullBackOff: no such image"
     change = st.apply_outcome(

@@ -9,8 +9,7 @@ from datetime import UTC, datetime
 from sr_bodies import report_body
 from test_status_unit import RESULT, _apply, _condition, _job, _outcome, _pod, _with_status
 
-from tidings.controller import cronjob, permissions, testsend
-from tidings.controller import status as st
+from tidings.controller import cronjob, permissions, run_outcome, testsend
 from tidings.controller.settings import Settings
 
 NOW = datetime(2025, 3, 31, 7, 0, tzinfo=UTC)
@@ -70,7 +69,9 @@ def test_a_test_outcome_touches_nothing_but_the_log() -> None:
     job = _job("weekly-tabc", "Failed", reason="PodFailurePolicy")
     job["metadata"]["annotations"][testsend.ANNOTATION] = "me@example.com"
     failed = {**RESULT, "outcome": "Failed", "failure": "permanent", "error": "550 no such user"}
-    outcome = st.job_outcome(job, [_pod(69, json.dumps(failed), "2025-03-31T07:02:00Z")], NOW)
+    outcome = run_outcome.job_outcome(
+        job, [_pod(69, json.dumps(failed), "2025-03-31T07:02:00Z")], NOW
+    )
     change = _apply(report, outcome)
     status = report["status"]
     entry = status["history"][0]
@@ -95,7 +96,7 @@ def test_a_delivered_test_is_a_normal_event() -> None:
     report = _with_status(report_body(), phase="Active")
     job = _job("weekly-tdef", "Complete")
     job["metadata"]["annotations"][testsend.ANNOTATION] = "me@example.com"
-    outcome = st.job_outcome(job, [_pod(0, json.dumps(RESULT))], NOW)
+    outcome = run_outcome.job_outcome(job, [_pod(0, json.dumps(RESULT))], NOW)
     change = _apply(report, outcome)
     assert [(e.type, e.reason) for e in change.events] == [("Normal", "TestSent")]
     assert "lastSentAt" not in report["status"]

@@ -22,7 +22,8 @@ from tests.renderer.conftest import (
     write_report,
 )
 
-from tidings.renderer.result import EX_DATAERR, EX_OK, RESULT_MAX_BYTES
+from tidings.contract import RESULT_MAX_BYTES
+from tidings.renderer.result import EX_DATAERR, EX_OK
 from tidings_dev.cluster import free_port
 
 # Makes `import weasyprint` raise ImportError in the child, as on a machine without it.

@@ -39,9 +39,9 @@ from typing import Any
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from tidings import models, schedule, validation
+from tidings import contract, models, schedule, validation
 from tidings.controller import cronjob as cj
-from tidings.controller import metrics, record_store, records, testsend
+from tidings.controller import metrics, record_store, records, run_outcome, testsend
 from tidings.controller import status as st
 from tidings.controller.kube import (
     Kube,
@@ -56,15 +56,12 @@ from tidings.controller.settings import Settings, load_settings
 from tidings.schedule import parse_rfc3339, rfc3339
 
 REPORTS = (models.GROUP, models.VERSION, models.PLURAL)
-MANAGED = {cj.MANAGED_BY_LABEL: cj.MANAGED_BY}
-MANAGED_SELECTOR = f"{cj.MANAGED_BY_LABEL}={cj.MANAGED_BY}"
+MANAGED = {contract.MANAGED_BY_LABEL: contract.MANAGED_BY}
+MANAGED_SELECTOR = f"{contract.MANAGED_BY_LABEL}={contract.MANAGED_BY}"
 API_THREADS = 32  # API calls in flight at once
 LIST_CHUNK = 500  # objects per page when listing (kopf's initial lists and ours)
 RECHECK_SECONDS = 30  # after start-up, when the CronJob list is taken again (recheck_cronjobs)
 ATTEMPTS = 8  # conflicting status writes / transient API errors before giving up on an event
-# Stamped on the CronJob in each write: the generation that write gives it. Any other generation
-# means someone else changed its spec.
-WRITTEN_GENERATION = "tidings.dev/written-generation"
 MAX_EVENT_MESSAGE = 1024
 
 log = logging.getLogger("tidings.operator")
@@ -180,14 +177,14 @@ async def write_record(
     memo: kopf.Memo,
     report: Mapping[str, Any],
     job: Mapping[str, Any],
-    outcome: st.RunOutcome,
+    outcome: run_outcome.RunOutcome,
     pods: list[dict[str, Any]],
 ) -> None:
     """The Job's ReportDelivery, before status counts it: a crash in between leaves a record
     whose second write is a 409. A refusal other than a server error is logged and does not
     stop status from being recorded."""
     record = records.delivery_record(
-        report, job, outcome, st.job_result(pods), retention(memo.settings)
+        report, job, outcome, run_outcome.job_result(pods), retention(memo.settings)
     )
     try:
         await record_store.create_record(memo.kube, record)
@@ -207,7 +204,7 @@ async def reports_seen(**_: Any) -> int:
 
 def _report_key(cronjob: Mapping[str, Any]) -> tuple[str, str] | None:
     meta = cronjob["metadata"]
-    report_name = (meta.get("annotations") or {}).get(cj.REPORT_NAME_ANNOTATION)
+    report_name = (meta.get("annotations") or {}).get(contract.REPORT_NAME_ANNOTATION)
     return (meta["namespace"], report_name) if report_name else None
 
 
@@ -328,9 +325,9 @@ async def sync_report(
                     st.Event(
                         "Normal",
                         "RunNowWaiting",
-                        f"{cj.RUN_NOW_ANNOTATION}: waits for the run in progress to end "
+                        f"{contract.RUN_NOW_ANNOTATION}: waits for the run in progress to end "
                         "(one run per report at a time).",
-                        key=cj.digest(pending),
+                        key=contract.digest(pending),
                     )
                 )
             test_fields, test_events = await start_test_send(kube, report, not problems)
@@ -344,9 +341,11 @@ async def sync_report(
 async def _run_going(kube: Kube, report: Mapping[str, Any]) -> bool:
     """Whether a Job of this report is still running (not finished, not being deleted)."""
     meta = report["metadata"]
-    jobs = await kube.list(job_path(meta["namespace"]), f"{cj.REPORT_UID_LABEL}={meta['uid']}")
+    jobs = await kube.list(
+        job_path(meta["namespace"]), f"{contract.REPORT_UID_LABEL}={meta['uid']}"
+    )
     return any(
-        st.job_finished(job) is None and not job["metadata"].get("deletionTimestamp")
+        run_outcome.job_finished(job) is None and not job["metadata"].get("deletionTimestamp")
         for job in jobs
     )
 
@@ -371,7 +370,7 @@ async def apply_children(
     # A report never reconciled has no CronJob yet: create at once, read only on a conflict.
     actual = None if first else await kube.get(path)
     if actual is None:
-        desired["metadata"]["annotations"][WRITTEN_GENERATION] = "1"
+        desired["metadata"]["annotations"][contract.WRITTEN_GENERATION] = "1"
         try:
             created = await kube.create(cronjob_path(namespace), desired)
         except ApiException as exc:
@@ -391,14 +390,14 @@ async def apply_children(
         message = f"CronJob {name} already exists and is not owned by this report; rename one"
         await post(memo, report, [st.Event("Warning", "NameConflict", message)], strict=False)
         raise kopf.TemporaryError(message, delay=60)
-    stamped = (actual["metadata"].get("annotations") or {}).get(WRITTEN_GENERATION)
+    stamped = (actual["metadata"].get("annotations") or {}).get(contract.WRITTEN_GENERATION)
     generation = actual["metadata"].get("generation", 0)
-    desired["metadata"]["annotations"][WRITTEN_GENERATION] = stamped or ""
+    desired["metadata"]["annotations"][contract.WRITTEN_GENERATION] = stamped or ""
     hand_edited = stamped is not None and stamped != str(generation)
     if not cj.drifted(desired, actual) and not hand_edited:
         return []
     spec_differs = cj.drifted(desired["spec"], actual["spec"])
-    desired["metadata"]["annotations"][WRITTEN_GENERATION] = str(generation + spec_differs)
+    desired["metadata"]["annotations"][contract.WRITTEN_GENERATION] = str(generation + spec_differs)
     desired["metadata"]["resourceVersion"] = actual["metadata"]["resourceVersion"]
     try:
         await kube.merge_patch(path, desired)
@@ -439,8 +438,8 @@ async def start_run_now(memo: kopf.Memo, report: Mapping[str, Any], value: str) 
     return st.Event(
         "Normal",
         "RunNowStarted",
-        f"Started Job {job['metadata']['name']} for {cj.RUN_NOW_ANNOTATION}.",
-        key=cj.digest(value),
+        f"Started Job {job['metadata']['name']} for {contract.RUN_NOW_ANNOTATION}.",
+        key=contract.digest(value),
     )
 
 
@@ -502,7 +501,9 @@ async def post(
     now = rfc3339(_now())
     for event in events:
         suffix = (
-            cj.digest(f"{event.key}/{event.reason}")[7:23] if event.key else uuid.uuid4().hex[:16]
+            contract.digest(f"{event.key}/{event.reason}")[7:23]
+            if event.key
+            else uuid.uuid4().hex[:16]
         )
         body = {
             "apiVersion": "v1",
@@ -551,7 +552,7 @@ async def cronjob_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Me
             del memo.cronjobs[key]
     else:
         memo.cronjobs[key] = meta["uid"]
-    stamped = (meta.get("annotations") or {}).get(WRITTEN_GENERATION)
+    stamped = (meta.get("annotations") or {}).get(contract.WRITTEN_GENERATION)
     if event["type"] == "DELETED" or stamped != str(meta.get("generation")):
         await _guarded(memo, *key, check_children=True)
 
@@ -563,19 +564,19 @@ async def cronjob_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Me
 async def job_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any):
     meta = body["metadata"]
     annotations = meta.get("annotations") or {}
-    report_name = annotations.get(cj.REPORT_NAME_ANNOTATION)
+    report_name = annotations.get(contract.REPORT_NAME_ANNOTATION)
     job = dict(body)
-    running = st.job_finished(job) is None and not meta.get("deletionTimestamp")
+    running = run_outcome.job_finished(job) is None and not meta.get("deletionTimestamp")
     if not running and (check := memo.start_checks.pop(meta["uid"], None)):
         check.cancel()  # no idle polling for runs that ended
-    if not report_name or event["type"] == "DELETED" or cj.COUNTED_ANNOTATION in annotations:
+    if not report_name or event["type"] == "DELETED" or contract.COUNTED_ANNOTATION in annotations:
         return  # a held Job is never gone before it is counted; a counted one is done
     namespace = meta["namespace"]
     if running:
-        if cj.FINALIZER not in (meta.get("finalizers") or ()):
+        if contract.FINALIZER not in (meta.get("finalizers") or ()):
             # Born without it (the admission policy is not installed): hold it from now on.
             await _hold(memo.kube, job)
-        if cj.NOT_STARTED_ANNOTATION not in annotations:
+        if contract.NOT_STARTED_ANNOTATION not in annotations:
             _watch_start(memo, job, report_name)
         if event["type"] in (None, "ADDED"):
             # A new run means the previous fire time passed: nextSendAt moves on.
@@ -599,7 +600,7 @@ async def _hold(kube: Kube, job: Mapping[str, Any]) -> None:
     body = {
         "metadata": {
             "resourceVersion": meta["resourceVersion"],
-            "finalizers": [*(meta.get("finalizers") or ()), cj.FINALIZER],
+            "finalizers": [*(meta.get("finalizers") or ()), contract.FINALIZER],
         }
     }
     try:
@@ -616,8 +617,8 @@ async def release(kube: Kube, job: Mapping[str, Any]) -> None:
         body = {
             "metadata": {
                 "resourceVersion": meta["resourceVersion"],
-                "finalizers": [f for f in meta.get("finalizers") or () if f != cj.FINALIZER],
-                "annotations": {cj.COUNTED_ANNOTATION: "true"},
+                "finalizers": [f for f in meta.get("finalizers") or () if f != contract.FINALIZER],
+                "annotations": {contract.COUNTED_ANNOTATION: "true"},
             }
         }
         path = job_path(meta["namespace"], meta["name"])
@@ -646,7 +647,7 @@ async def record_outcome(
     Run again, each step is a no-op: the Events are 409s and the uid says it was counted."""
     kube: Kube = memo.kube
     job_meta = job["metadata"]
-    job_report_uid = (job_meta.get("labels") or {}).get(cj.REPORT_UID_LABEL)
+    job_report_uid = (job_meta.get("labels") or {}).get(contract.REPORT_UID_LABEL)
     async with memo.locks[(namespace, report_name)]:
         for _attempt in range(ATTEMPTS):
             report = await kube.get(report_path(namespace, report_name))
@@ -657,9 +658,11 @@ async def record_outcome(
             if st.already_recorded(status, job_meta["name"], job_meta.get("uid", "")):
                 await release(kube, job)
                 return
-            pods = await kube.list(pods_path(namespace), f"{cj.JOB_NAME_LABEL}={job_meta['name']}")
+            pods = await kube.list(
+                pods_path(namespace), f"{contract.JOB_NAME_LABEL}={job_meta['name']}"
+            )
             now = _now()
-            outcome = st.job_outcome(job, pods, now)
+            outcome = run_outcome.job_outcome(job, pods, now)
             if outcome is not None:
                 await write_record(memo, report, job, outcome, pods)  # issue 12
             change = st.apply_outcome(report, outcome, now, _next_fire) if outcome else None
@@ -725,10 +728,14 @@ async def _check_start(
     while True:
         try:
             job = await kube.get(job_path(namespace, job_name))
-            if job is None or job["metadata"].get("deletionTimestamp") or st.job_finished(job):
+            if (
+                job is None
+                or job["metadata"].get("deletionTimestamp")
+                or run_outcome.job_finished(job)
+            ):
                 return
-            pods = await kube.list(pods_path(namespace), f"{cj.JOB_NAME_LABEL}={job_name}")
-            reason = st.not_started_reason(job, pods)
+            pods = await kube.list(pods_path(namespace), f"{contract.JOB_NAME_LABEL}={job_name}")
+            reason = run_outcome.not_started_reason(job, pods)
             if reason is None:
                 return
             if reason != told:
@@ -746,9 +753,9 @@ async def _report_not_started(
     meta = job["metadata"]
     namespace = meta["namespace"]
     # On the Job, so its failure is counted with this reason even after a restart.
-    body = {"metadata": {"annotations": {cj.NOT_STARTED_ANNOTATION: reason}}}
+    body = {"metadata": {"annotations": {contract.NOT_STARTED_ANNOTATION: reason}}}
     await kube.merge_patch(job_path(namespace, meta["name"]), body)
-    report_uid = (meta.get("labels") or {}).get(cj.REPORT_UID_LABEL)
+    report_uid = (meta.get("labels") or {}).get(contract.REPORT_UID_LABEL)
     async with memo.locks[(namespace, report_name)]:
         for _attempt in range(ATTEMPTS):
             report = await kube.get(report_path(namespace, report_name))
