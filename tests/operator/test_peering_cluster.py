@@ -24,7 +24,7 @@ from sr_bodies import manifest
 
 from tidings import contract
 from tidings.controller import cronjob as cj
-from tidings.controller import handlers
+from tidings.controller import cronjob_index
 from tidings_dev.cluster import ControlPlane
 
 pytestmark = pytest.mark.cluster
@@ -206,7 +206,7 @@ def test_a_cronjob_deleted_while_no_replica_leads_is_recreated_by_the_next_leade
     (standby,) = [r for r in replicas.values() if r is not active]
     uid = cluster.cronjob("weekly")["metadata"]["uid"]
     # Past the standby's start-up re-check: only the re-check on resuming can catch it.
-    time.sleep(handlers.RECHECK_SECONDS + 5)
+    time.sleep(cronjob_index.RECHECK_SECONDS + 5)
 
     active.kill()
     cluster.batch.delete_namespaced_cron_job(cj.cronjob_name("weekly"), namespace)
