@@ -126,6 +126,10 @@ async def record_outcome(
             return None
         current = report.get("status") or {}
         if status.already_recorded(current, job_meta["name"], job_meta.get("uid", "")):
+            if current.get("phase") == models.Phase.DISABLED:
+                # Counted, but the operator may have died before suspending the CronJob:
+                # no later event of the report would (its phase does not change again).
+                await suspend_disabled(state, report)
             await release(kube, job)
             return None
         selector = f"{contract.JOB_NAME_LABEL}={job_meta['name']}"
