@@ -29,12 +29,16 @@ log = logging.getLogger("tidings.operator")
 
 
 async def sync_or_retry_later(
-    state: OperatorState, namespace: str, name: str, **kwargs: Any
+    state: OperatorState,
+    namespace: str,
+    name: str,
+    seen: Mapping[str, Any] | None = None,
+    check_children: bool = False,
 ) -> None:
     """sync_report, retried later with backoff on failure: event handlers are not retried by
     kopf, and a level-triggered reconcile only needs to run again, with fresh reads."""
     try:
-        await sync_report(state, namespace, name, **kwargs)
+        await sync_report(state, namespace, name, seen, check_children)
     except Exception as exc:
         log.warning("reconciling %s/%s failed (%s); retrying", namespace, name, exc)
         _retry_later(state, namespace, name, attempt=1)
