@@ -43,9 +43,9 @@ from typing import Any
 from kubernetes import client, config, watch
 
 from bench.common import ROOT, percentile, reap, report, table
-from tidings import models
+from tidings import contract, models
 from tidings.controller import cronjob as cj
-from tidings.controller import status as st
+from tidings.controller import run_outcome
 from tidings.controller.kube import MERGE_PATCH
 from tidings.controller.settings import load_settings
 from tidings.schedule import rfc3339
@@ -261,7 +261,7 @@ def direct_cronjobs(api: client.ApiClient, prefix: str, count: int, threads: int
             "uid": f"uid-{index}", "generation": 1}}  # fmt: skip
         body = cj.desired_cronjob(report, settings, suspend=False)
         body["metadata"].pop("ownerReferences")  # no owner exists: the GC would delete them
-        body["metadata"]["labels"].pop(cj.MANAGED_BY_LABEL)  # not the operator's to watch
+        body["metadata"]["labels"].pop(contract.MANAGED_BY_LABEL)  # not the operator's to watch
         bodies.append(body)
 
     def post(body: dict[str, Any]) -> None:
@@ -287,7 +287,7 @@ def direct_writes(api: client.ApiClient, prefix: str, count: int, threads: int) 
         body = {**manifest(index), "metadata": {"name": report_name(index)}}
         created = raw(api, "POST", reports, body)
         cronjob = cj.desired_cronjob(created, settings, suspend=False)
-        cronjob["metadata"]["labels"].pop(cj.MANAGED_BY_LABEL)
+        cronjob["metadata"]["labels"].pop(contract.MANAGED_BY_LABEL)
         raw(api, "POST", f"/apis/batch/v1/namespaces/{namespace}/cronjobs", cronjob)
         status = f"{reports}/{report_name(index)}/status"
         raw(api, "PATCH", status, {"status": {"phase": "Active"}}, MERGE_PATCH)
@@ -377,7 +377,7 @@ def finish_jobs(api: client.ApiClient, indexes: list[int], rate: float, threads:
         scheduled = fired + timedelta(minutes=index)
         job_name = f"{name}-{int(scheduled.timestamp() // 60)}"
         body = cj.job_from_template(
-            cronjob, job_name, {cj.SCHEDULED_TIMESTAMP_ANNOTATION: scheduled.isoformat()}
+            cronjob, job_name, {contract.SCHEDULED_TIMESTAMP_ANNOTATION: scheduled.isoformat()}
         )
         raw(api, "POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body)
         jobs[key(namespace, job_name)] = rfc3339(scheduled)
@@ -387,7 +387,7 @@ def finish_jobs(api: client.ApiClient, indexes: list[int], rate: float, threads:
 
     def pod_of(job_key: str) -> dict | None:
         namespace, job_name = job_key.split("/")
-        selector = f"{cj.JOB_NAME_LABEL}={job_name}"
+        selector = f"{contract.JOB_NAME_LABEL}={job_name}"
         pods = core.list_namespaced_pod(namespace, label_selector=selector)
         return api.sanitize_for_serialization(pods.items[0]) if pods.items else None
 
@@ -506,13 +506,13 @@ def measure(plane: ControlPlane, args: argparse.Namespace, tmp: Path) -> str:
             recorded.mark(key(namespace, entry["jobName"]))
 
     def on_job(kind: str, obj: dict) -> None:
-        if st.job_finished(obj):
+        if run_outcome.job_finished(obj):
             job_done.mark(key(obj["metadata"]["namespace"], obj["metadata"]["name"]))
 
     custom = client.CustomObjectsApi(admin)
     # Only the operator's objects, as plain dicts: typed deserialisation in this process
     # competes with the operator for the same 2 cores.
-    managed = f"{cj.MANAGED_BY_LABEL}={cj.MANAGED_BY}"
+    managed = f"{contract.MANAGED_BY_LABEL}={contract.MANAGED_BY}"
     Watcher(custom.list_cluster_custom_object, "batch", "v1", "cronjobs",
             on_event=on_cronjob, label_selector=managed).start()  # fmt: skip
     Watcher(custom.list_cluster_custom_object, "batch", "v1", "jobs",

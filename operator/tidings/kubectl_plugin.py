@@ -29,19 +29,24 @@ from typing import Any
 
 import tidings
 from tidings import display, models
+from tidings.contract import (
+    MANAGED_SELECTOR,
+    REACTIVATE_ANNOTATION,
+    REPORT_UID_LABEL,
+    RUN_NOW_ANNOTATION,
+    TEST_SEND_ANNOTATION,
+    digest,
+)
 from tidings.controller import permissions
-from tidings.controller.cronjob import digest
 from tidings.schedule import parse_rfc3339
 
-RUN_NOW = f"{models.GROUP}/run-now"
-REACTIVATE = f"{models.GROUP}/reactivate"
-SEND_TEST = f"{models.GROUP}/send-test"  # controller/testsend.py: once per value
+RUN_NOW = RUN_NOW_ANNOTATION
+REACTIVATE = REACTIVATE_ANNOTATION
+SEND_TEST = TEST_SEND_ANNOTATION  # controller/testsend.py: once per value
 # ReportDelivery labels (docs/records.md): the name label is hashed past 63 characters, the uid
 # label never is, so a report's records are selected by its uid.
-RECORD_SELECTOR = "app.kubernetes.io/managed-by=tidings,app.kubernetes.io/component=delivery-record"
-REPORT_UID_LABEL = f"{models.GROUP}/report-uid"
+RECORD_SELECTOR = f"{MANAGED_SELECTOR},app.kubernetes.io/component=delivery-record"
 OUTPUT_FORMATS = ("wide", "yaml", "json")
-JOB_LABEL_SELECTOR = "app.kubernetes.io/managed-by=tidings"
 FIRE_TIMES_SHOWN = 3
 
 
@@ -226,7 +231,7 @@ class Api:
         jobs = self._call(
             self.batch.list_namespaced_job,
             self.namespace,
-            label_selector=JOB_LABEL_SELECTOR,
+            label_selector=MANAGED_SELECTOR,
             what="jobs",
         )
         # The operator marks a run-now Job with the digest of the value it acted on.

@@ -33,6 +33,7 @@ from tests.support.operator_harness import (
 )
 from tests.support.report_bodies import manifest
 
+from tidings import contract
 from tidings.controller import admission
 from tidings.controller import cronjob as cj
 from tidings.controller import webhook_tls as tls
@@ -420,7 +421,7 @@ def test_operator_runs_with_only_the_charts_rbac(
         assert cronjob["spec"]["schedule"] == "0 9 * * 1"
         cluster.wait_status("weekly", "phase Active", lambda s: s.get("phase") == "Active")
         # A run: run-now Job, the finished pod read, the outcome in status, an Event posted.
-        cluster.annotate("weekly", **{cj.RUN_NOW_ANNOTATION: "chart-rbac"})
+        cluster.annotate("weekly", **{contract.RUN_NOW_ANNOTATION: "chart-rbac"})
         job = cj.run_now_job_name("weekly", "chart-rbac")
         StandInKubelet(cluster).run(job, 0, result_line(True))
         cluster.wait_status("weekly", "the run recorded", lambda s: s.get("lastSentAt"))

@@ -36,7 +36,7 @@ from tests.support.operator_harness import (
 from tests.support.rbac_users import role_binding, wait_allowed
 from tests.support.report_bodies import manifest
 
-from tidings import models
+from tidings import contract, models
 from tidings.controller import admission, permissions
 from tidings.controller import cronjob as cj
 
@@ -165,7 +165,10 @@ def test_an_unchanged_reference_is_checked_when_the_editor_changes_the_spec(
         "api-token",
     )
     patch(
-        users["tess"], ns, "admin-http", {"metadata": {"annotations": {cj.RUN_NOW_ANNOTATION: "1"}}}
+        users["tess"],
+        ns,
+        "admin-http",
+        {"metadata": {"annotations": {contract.RUN_NOW_ANNOTATION: "1"}}},
     )
     assert reports.get("admin-http")["spec"]["source"]["http"]["url"] == HTTP["url"]
 
@@ -318,7 +321,7 @@ def test_the_operator_and_the_controllers_still_run_and_nobody_else_touches_a_ru
         try:
             name = cluster.create_manual_report(manifest("weekly"))
             cronjob = wait_for("the CronJob", lambda: cluster.cronjob(cj.cronjob_name(name)))
-            cluster.annotate(name, **{cj.RUN_NOW_ANNOTATION: "trust"})
+            cluster.annotate(name, **{contract.RUN_NOW_ANNOTATION: "trust"})
             job_name = cj.run_now_job_name(name, "trust")
             kubelet = StandInKubelet(cluster)
             pod = kubelet.pending_pod(job_name)  # the Job controller made it
@@ -422,7 +425,7 @@ def test_the_cronjob_controller_still_fires_a_scheduled_run(
         selector = f"{cj.MANAGED_BY_LABEL}={cj.MANAGED_BY}"
         fired = wait_for(
             "the CronJob controller's Job",
-            lambda: [j for j in cluster.jobs(selector) if cj.SCHEDULED_TIMESTAMP_ANNOTATION
+            lambda: [j for j in cluster.jobs(selector) if contract.SCHEDULED_TIMESTAMP_ANNOTATION
                      in (j["metadata"].get("annotations") or {})],
             timeout=150,
         )  # fmt: skip

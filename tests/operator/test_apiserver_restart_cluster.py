@@ -22,8 +22,8 @@ from tests.support.operator_harness import (
 )
 from tests.support.report_bodies import manifest
 
-from tidings.controller import cronjob as cj
-from tidings.controller.cronjob import digest
+from tidings import contract
+from tidings.contract import digest
 from tidings_dev.cluster import ControlPlane
 
 pytestmark = pytest.mark.cluster
@@ -78,7 +78,7 @@ def test_runs_finished_around_an_apiserver_restart_are_counted_once(
     # A second restart with nothing left to count: the operator re-sees the kept Jobs (counted
     # and released) and must post and count nothing. The marker run-now shows it is caught up.
     control_plane.restart_apiserver()
-    cluster.annotate("weekly", **{cj.RUN_NOW_ANNOTATION: "after-restart"})
+    cluster.annotate("weekly", **{contract.RUN_NOW_ANNOTATION: "after-restart"})
     cluster.wait_status(
         "weekly", "run-now handled", lambda s: s.get("runNowHandled") == digest("after-restart")
     )

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import yaml
 from tests.support.report_bodies import report_body
 
+from tidings import contract
 from tidings.controller import cronjob
 from tidings.controller.settings import Settings
 from tidings.schedule import scheduled_time_from_job_name
@@ -50,7 +51,7 @@ def test_schedule_zone_policy_and_owner() -> None:
     assert owner["kind"] == "ScheduledReport" and owner["controller"] is True
     assert owner["uid"] == report["metadata"]["uid"]
     # Jobs and pods carry the report's uid label, so they can be found without the CronJob.
-    uid_label = {cronjob.REPORT_UID_LABEL: report["metadata"]["uid"]}
+    uid_label = {contract.REPORT_UID_LABEL: report["metadata"]["uid"]}
     assert uid_label.items() <= spec["jobTemplate"]["metadata"]["labels"].items()
     assert (
         uid_label.items() <= spec["jobTemplate"]["spec"]["template"]["metadata"]["labels"].items()
@@ -159,7 +160,7 @@ def test_pod_template_carries_the_report_snapshot() -> None:
     report = report_body()
     cj = cronjob.desired_cronjob(report, SETTINGS, suspend=False)
     template = cj["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["annotations"]
-    snapshot = yaml.safe_load(template[cronjob.SNAPSHOT_ANNOTATION])
+    snapshot = yaml.safe_load(template[contract.SNAPSHOT_ANNOTATION])
     assert snapshot["kind"] == "ScheduledReport"
     assert snapshot["metadata"]["uid"] == report["metadata"]["uid"]
     assert snapshot["metadata"]["namespace"] == "team-payments"
@@ -190,14 +191,14 @@ def test_run_now_job_is_deterministic_per_value() -> None:
     assert {"name": "TIDINGS_SCHEDULED_TIME", "value": "2025-03-03T08:15:00Z"} in job_env
     # Owned by the report, not the CronJob: its controller would post UnexpectedJob.
     assert first["metadata"]["ownerReferences"] == [cronjob.owner_reference(report)]
-    assert first["metadata"]["finalizers"] == [cronjob.FINALIZER]
+    assert first["metadata"]["finalizers"] == [contract.FINALIZER]
     labels = first["metadata"]["labels"]
     assert cj["spec"]["jobTemplate"]["metadata"]["labels"].items() <= labels.items()
-    assert labels[cronjob.RUN_NOW_LABEL] == "true"
+    assert labels[contract.RUN_NOW_LABEL] == "true"
     # The value is kept as a digest: any length fits an annotation.
     long_value = "x" * 300
     job = cronjob.run_now_job(report, cj, long_value, now)
-    assert job["metadata"]["annotations"][cronjob.RUN_NOW_LABEL] == cronjob.digest(long_value)
+    assert job["metadata"]["annotations"][contract.RUN_NOW_LABEL] == contract.digest(long_value)
 
 
 def test_drift_ignores_defaults_but_sees_edits() -> None:

@@ -17,8 +17,8 @@ from tests.support.operator_harness import Cluster, OperatorProcess, PodRunner
 from tests.support.report_bodies import manifest
 from tests.support.smtp_mailbox import Mailbox, closed_relay_env, smtp_secret
 
+from tidings.contract import digest
 from tidings.controller import testsend
-from tidings.controller.cronjob import digest
 from tidings_dev.cluster import REPO_ROOT
 
 pytestmark = pytest.mark.cluster

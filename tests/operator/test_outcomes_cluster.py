@@ -23,9 +23,10 @@ from tests.support.operator_harness import (
 )
 from tests.support.report_bodies import manifest
 
+from tidings import contract
+from tidings.contract import digest
 from tidings.controller import cronjob as cj
-from tidings.controller import status as st
-from tidings.controller.cronjob import digest
+from tidings.controller import run_outcome
 
 pytestmark = pytest.mark.cluster
 
@@ -74,10 +75,10 @@ def test_success_failures_disable_and_reactivate(
     (disabled,) = cluster.events("Disabled", "weekly")
     assert disabled.type == "Warning"
     assert "SMTP 451 on week 3" in disabled.message
-    assert cj.REACTIVATE_ANNOTATION in disabled.message
+    assert contract.REACTIVATE_ANNOTATION in disabled.message
 
     # The annotation reactivates, once per value.
-    cluster.annotate("weekly", **{cj.REACTIVATE_ANNOTATION: "fixed-relay"})
+    cluster.annotate("weekly", **{contract.REACTIVATE_ANNOTATION: "fixed-relay"})
     status = cluster.wait_status("weekly", "reactivated", lambda s: s["phase"] == "Active")
     assert status["consecutiveFailures"] == 0
     assert status["nextSendAt"]
@@ -142,7 +143,7 @@ def test_run_now_starts_one_job_per_value(
     cluster.create_report(manifest("adhoc", schedule=""))
     cluster.wait_status("adhoc", "Manual", lambda s: s.get("phase") == "Manual")
 
-    cluster.annotate("adhoc", **{cj.RUN_NOW_ANNOTATION: "first"})
+    cluster.annotate("adhoc", **{contract.RUN_NOW_ANNOTATION: "first"})
     cluster.wait_status(
         "adhoc", "first handled", lambda s: s.get("runNowHandled") == digest("first")
     )
@@ -159,7 +160,7 @@ def test_run_now_starts_one_job_per_value(
     run_operator.stop()
     run_operator.start()
     cluster.annotate("adhoc", note="still unrelated")
-    cluster.annotate("adhoc", **{cj.RUN_NOW_ANNOTATION: "second"})
+    cluster.annotate("adhoc", **{contract.RUN_NOW_ANNOTATION: "second"})
     cluster.wait_status(
         "adhoc", "second handled", lambda s: s.get("runNowHandled") == digest("second")
     )
@@ -202,7 +203,7 @@ def test_jobs_finished_while_stopped_are_counted_once(
         "the restarted operator to see the kept Jobs",
         lambda: "job_event" in run_operator.log_text()[offset:],
     )
-    cluster.annotate("weekly", **{cj.RUN_NOW_ANNOTATION: "after-restart"})
+    cluster.annotate("weekly", **{contract.RUN_NOW_ANNOTATION: "after-restart"})
     cluster.wait_status(
         "weekly", "run-now handled", lambda s: s.get("runNowHandled") == digest("after-restart")
     )
@@ -216,7 +217,7 @@ def test_long_annotation_values_act_exactly_once(
     cluster.create_manual_report(manifest("adhoc"), disableAfter=1)
 
     run_now = "n" * 300
-    cluster.annotate("adhoc", **{cj.RUN_NOW_ANNOTATION: run_now})
+    cluster.annotate("adhoc", **{contract.RUN_NOW_ANNOTATION: run_now})
     job = wait_for("the run-now Job", lambda: [j["metadata"]["name"] for j in cluster.jobs()])[0]
     kubelet.run(job, 75, result_line(False, error="relay down"))
     cluster.wait_status("adhoc", "Disabled", lambda s: s.get("phase") == "Disabled")
@@ -224,10 +225,10 @@ def test_long_annotation_values_act_exactly_once(
     wait_for("the counted Job to be deleted", lambda: cluster.job(job) is None)
 
     reactivate = "r" * 300
-    cluster.annotate("adhoc", **{cj.REACTIVATE_ANNOTATION: reactivate})
+    cluster.annotate("adhoc", **{contract.REACTIVATE_ANNOTATION: reactivate})
     cluster.wait_status("adhoc", "reactivated", lambda s: s.get("phase") == "Manual")
     again = "m" * 300
-    cluster.annotate("adhoc", **{cj.RUN_NOW_ANNOTATION: again})
+    cluster.annotate("adhoc", **{contract.RUN_NOW_ANNOTATION: again})
     second = wait_for(
         "the second run-now Job",
         lambda: [j for j in cluster.jobs() if j["metadata"]["name"] != job],
@@ -238,7 +239,7 @@ def test_long_annotation_values_act_exactly_once(
     # A restart sees both long values again: neither acts a second time.
     run_operator.stop()
     run_operator.start()
-    cluster.annotate("adhoc", **{cj.RUN_NOW_ANNOTATION: "marker"})
+    cluster.annotate("adhoc", **{contract.RUN_NOW_ANNOTATION: "marker"})
     status = cluster.wait_status(
         "adhoc", "marker handled", lambda s: s.get("runNowHandled") == digest("marker")
     )
@@ -252,14 +253,14 @@ def test_two_quick_run_nows_never_run_at_once(
     run_operator: OperatorProcess, cluster: Cluster, kubelet: StandInKubelet
 ) -> None:
     cluster.create_manual_report(manifest("adhoc"))
-    cluster.annotate("adhoc", **{cj.RUN_NOW_ANNOTATION: "a"})
+    cluster.annotate("adhoc", **{contract.RUN_NOW_ANNOTATION: "a"})
     wait_for("the first run", lambda: cluster.job(cj.run_now_job_name("adhoc", "a")))
-    cluster.annotate("adhoc", **{cj.RUN_NOW_ANNOTATION: "b"})
+    cluster.annotate("adhoc", **{contract.RUN_NOW_ANNOTATION: "b"})
     wait_for("the second run-now to wait", lambda: cluster.events("RunNowWaiting", "adhoc"))
     (first,) = cluster.jobs()
     kubelet.run(first["metadata"]["name"], 0, result_line(True))
     second = cj.run_now_job_name("adhoc", "b")
     wait_for("the waiting run-now to start", lambda: cluster.job(second))
     # By the time the second Job exists, the first has finished: never two pods at once.
-    assert st.job_finished(cluster.job(first["metadata"]["name"])) is True
+    assert run_outcome.job_finished(cluster.job(first["metadata"]["name"])) is True
     cluster.wait_status("adhoc", "b handled", lambda s: s.get("runNowHandled") == digest("b"))

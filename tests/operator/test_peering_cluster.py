@@ -22,8 +22,9 @@ from tests.support.operator_harness import (
 )
 from tests.support.report_bodies import manifest
 
+from tidings import contract
 from tidings.controller import cronjob as cj
-from tidings.controller import handlers
+from tidings.controller import cronjob_index
 from tidings_dev.cluster import ControlPlane
 
 pytestmark = pytest.mark.cluster
@@ -102,10 +103,10 @@ def test_two_replicas_never_both_act(
     )
 
     body = manifest("weekly", schedule="")
-    body["metadata"]["annotations"] = {cj.RUN_NOW_ANNOTATION: "once"}
+    body["metadata"]["annotations"] = {contract.RUN_NOW_ANNOTATION: "once"}
     cluster.create_report(body)
     cluster.wait_status(
-        "weekly", "run-now handled", lambda s: s.get("runNowHandled") == cj.digest("once")
+        "weekly", "run-now handled", lambda s: s.get("runNowHandled") == contract.digest("once")
     )
     assert len(cluster.jobs()) == 1
     assert "report_event" in active.log_path.read_text()
@@ -205,7 +206,7 @@ def test_a_cronjob_deleted_while_no_replica_leads_is_recreated_by_the_next_leade
     (standby,) = [r for r in replicas.values() if r is not active]
     uid = cluster.cronjob("weekly")["metadata"]["uid"]
     # Past the standby's start-up re-check: only the re-check on resuming can catch it.
-    time.sleep(handlers.RECHECK_SECONDS + 5)
+    time.sleep(cronjob_index.RECHECK_SECONDS + 5)
 
     active.kill()
     cluster.batch.delete_namespaced_cron_job(cj.cronjob_name("weekly"), namespace)

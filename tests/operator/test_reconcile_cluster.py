@@ -11,7 +11,7 @@ import yaml
 from tests.support.operator_harness import Cluster, OperatorProcess, wait_for
 from tests.support.report_bodies import manifest
 
-from tidings import models
+from tidings import contract, models
 from tidings.controller import cronjob as cj
 
 pytestmark = pytest.mark.cluster
@@ -46,7 +46,7 @@ def test_create_edit_restore_pause_and_delete(
     assert spec["jobTemplate"]["spec"]["backoffLimit"] == 0  # retries live in the pod
     # Each Job carries exactly the spec it was scheduled with, in its pod template.
     template = spec["jobTemplate"]["spec"]["template"]["metadata"]["annotations"]
-    snapshot = yaml.safe_load(template[cj.SNAPSHOT_ANNOTATION])
+    snapshot = yaml.safe_load(template[contract.SNAPSHOT_ANNOTATION])
     assert snapshot["spec"] == created["spec"]
     assert snapshot["metadata"]["uid"] == uid
 
@@ -97,7 +97,7 @@ def test_create_edit_restore_pause_and_delete(
     assert report["status"]["observedGeneration"] == 4
 
     # A run exists; deleting the report removes CronJob, ConfigMap, Job and Pod.
-    cluster.annotate("weekly", **{cj.RUN_NOW_ANNOTATION: "before-delete"})
+    cluster.annotate("weekly", **{contract.RUN_NOW_ANNOTATION: "before-delete"})
     job_name = wait_for("the run-now Job", lambda: [j["metadata"]["name"] for j in cluster.jobs()])[
         0
     ]
@@ -139,11 +139,11 @@ def test_spec_changes_pause_resume_and_reactivate_post_no_warning(
         "the CronJob to carry the new title",
         lambda: "renamed" in json.dumps(cluster.cronjob("weekly")["spec"]["jobTemplate"]),
     )
-    cluster.annotate("weekly", **{cj.REACTIVATE_ANNOTATION: "r" * 300})
+    cluster.annotate("weekly", **{contract.REACTIVATE_ANNOTATION: "r" * 300})
     cluster.wait_status(
         "weekly",
         "reactivate handled",
-        lambda s: s.get("reactivateHandled") == cj.digest("r" * 300),
+        lambda s: s.get("reactivateHandled") == contract.digest("r" * 300),
     )
     # A hand edit afterwards is the first Warning: everything before it was a spec change.
     cluster.batch.patch_namespaced_cron_job(
@@ -161,13 +161,13 @@ def test_no_copy_of_the_spec_in_status_or_annotations(
     cluster.create_report(body)
     cluster.wait_status("weekly", "Active", lambda s: s.get("phase") == "Active")
     cluster.patch_report("weekly", {"spec": {"title": "Renamed weekly"}})
-    cluster.annotate("weekly", **{cj.RUN_NOW_ANNOTATION: "now"})
+    cluster.annotate("weekly", **{contract.RUN_NOW_ANNOTATION: "now"})
     cluster.wait_status("weekly", "run-now handled", lambda s: s.get("runNowHandled"))
     report = cluster.report("weekly")
     outside_spec = json.dumps({"metadata": report["metadata"], "status": report["status"]})
     assert marker not in outside_spec
     assert "Renamed weekly" not in outside_spec
-    assert set(report["metadata"].get("annotations") or {}) == {cj.RUN_NOW_ANNOTATION}
+    assert set(report["metadata"].get("annotations") or {}) == {contract.RUN_NOW_ANNOTATION}
     declared = {f.alias or name for name, f in models.ScheduledReportStatus.model_fields.items()}
     assert set(report["status"]) <= declared
 
@@ -184,9 +184,9 @@ def test_invalid_spec_is_marked_and_never_runs(
     assert cluster.cronjob("lost") is None
     assert cluster.events("InvalidSpec", "lost")
 
-    cluster.annotate("lost", **{cj.RUN_NOW_ANNOTATION: "please"})
+    cluster.annotate("lost", **{contract.RUN_NOW_ANNOTATION: "please"})
     cluster.wait_status(
-        "lost", "run-now handled", lambda s: s.get("runNowHandled") == cj.digest("please")
+        "lost", "run-now handled", lambda s: s.get("runNowHandled") == contract.digest("please")
     )
     assert cluster.jobs() == []
     assert cluster.events("RunNowRefused", "lost")

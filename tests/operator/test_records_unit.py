@@ -10,7 +10,7 @@ import pytest
 
 from tidings.controller import records
 from tidings.controller.records import Retention
-from tidings.controller.status import job_outcome, job_result
+from tidings.controller.run_outcome import job_outcome, job_result
 from tidings.renderer.result import RunResult, sort_addresses
 from tidings.schedule import rfc3339
 

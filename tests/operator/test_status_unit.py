@@ -6,11 +6,20 @@ import dataclasses
 import json
 from datetime import UTC, datetime
 
-from tests.support.job_outcomes import NOW, RESULT, job_body, pod_body, record_outcome, run_outcome
+from tests.support.job_outcomes import (
+    NOW,
+    RESULT,
+    job_body,
+    pod_body,
+    record_outcome,
+    simple_outcome,
+)
 from tests.support.report_bodies import condition, report_body, with_status
 
+from tidings import contract
+from tidings.contract import digest
+from tidings.controller import run_outcome
 from tidings.controller import status as st
-from tidings.controller.cronjob import digest
 from tidings.schedule import next_fire_time
 
 
@@ -142,11 +151,13 @@ def test_ready_transition_time_moves_only_when_status_flips() -> None:
 
 
 def test_running_job_has_no_outcome() -> None:
-    assert st.job_outcome(job_body("r-1", None), [], NOW) is None
+    assert run_outcome.job_outcome(job_body("r-1", None), [], NOW) is None
 
 
 def test_delivered_job_reads_the_termination_message() -> None:
-    outcome = st.job_outcome(job_body("r-1", "Complete"), [pod_body(0, json.dumps(RESULT))], NOW)
+    outcome = run_outcome.job_outcome(
+        job_body("r-1", "Complete"), [pod_body(0, json.dumps(RESULT))], NOW
+    )
     assert outcome is not None and outcome.delivered
     entry = outcome.history_entry()
     assert entry == {
@@ -168,28 +179,30 @@ def test_delivered_job_reads_the_termination_message() -> None:
 def test_failures_are_classified() -> None:
     permanent = {**RESULT, "outcome": "Failed", "failure": "permanent", "error": "550 no such user"}
     job = job_body("r-2", "Failed", reason="PodFailurePolicy")
-    outcome = st.job_outcome(job, [pod_body(69, json.dumps(permanent))], NOW)
+    outcome = run_outcome.job_outcome(job, [pod_body(69, json.dumps(permanent))], NOW)
     assert (outcome.failure, outcome.error) == ("permanent", "550 no such user")
 
     job = job_body("r-3", "Failed", reason="DeadlineExceeded")
-    outcome = st.job_outcome(job, [], NOW)
+    outcome = run_outcome.job_outcome(job, [], NOW)
     assert outcome.failure == "timeout" and "600s" in outcome.error
     assert outcome.scheduled_time == "2025-03-31T07:00:00Z"  # from the CronJob's annotation
     assert outcome.finished_at == "2025-03-31T07:03:00Z"
 
     job = job_body("r-4", "Failed", reason="BackoffLimitExceeded", failed=3)
-    crashed = st.job_outcome(job, [pod_body(1, "Traceback ...\nKeyError: 'x'")], NOW)
+    crashed = run_outcome.job_outcome(job, [pod_body(1, "Traceback ...\nKeyError: 'x'")], NOW)
     assert crashed.failure == "transient"
     assert crashed.error == "Traceback ...\nKeyError: 'x' (after 3 attempts)"
 
-    bare = st.job_outcome(job_body("r-5", "Failed"), [pod_body(137, "")], NOW)
+    bare = run_outcome.job_outcome(job_body("r-5", "Failed"), [pod_body(137, "")], NOW)
     assert bare.error == "the renderer exited with code 137"
 
 
 def test_a_partial_delivery_names_who_is_missing_in_status() -> None:
     note = "partially delivered to 2 of 3; not delivered to: b@example.com: 451 4.3.0 busy"
     result = {**RESULT, "recipientsAccepted": 2, "error": note}
-    outcome = st.job_outcome(job_body("r-6", "Complete"), [pod_body(0, json.dumps(result))], NOW)
+    outcome = run_outcome.job_outcome(
+        job_body("r-6", "Complete"), [pod_body(0, json.dumps(result))], NOW
+    )
     assert outcome.delivered and outcome.history_entry()["error"] == note
     report = with_status(report_body(), phase="Active")
     change = record_outcome(report, outcome)
@@ -202,14 +215,14 @@ def test_a_partial_delivery_names_who_is_missing_in_status() -> None:
 def test_three_failures_disable_and_success_resets() -> None:
     report = with_status(report_body(), phase="Active", observedGeneration=1)
     for i in (1, 2):
-        change = record_outcome(report, run_outcome(f"r-{i}", False, f"2025-03-2{i}T07:00:00Z"))
+        change = record_outcome(report, simple_outcome(f"r-{i}", False, f"2025-03-2{i}T07:00:00Z"))
         assert change.phase is None
         assert [e.reason for e in change.events] == ["RunFailed"]
     assert report["status"]["consecutiveFailures"] == 2
     assert report["status"]["lastError"] == "boom"
     assert condition(report["status"], "Delivered")["reason"] == "TransientFailure"
 
-    change = record_outcome(report, run_outcome("r-3", False, "2025-03-23T07:00:00Z"))
+    change = record_outcome(report, simple_outcome("r-3", False, "2025-03-23T07:00:00Z"))
     assert change.phase == "Disabled"
     assert [e.reason for e in change.events] == ["RunFailed", "Disabled"]
     assert "tidings.dev/reactivate" in change.events[-1].message
@@ -217,7 +230,7 @@ def test_three_failures_disable_and_success_resets() -> None:
     assert condition(report["status"], "Ready")["reason"] == "Disabled"
 
     report["status"]["phase"] = "Active"
-    record_outcome(report, run_outcome("r-4", True, "2025-03-24T07:00:00Z"))
+    record_outcome(report, simple_outcome("r-4", True, "2025-03-24T07:00:00Z"))
     status = report["status"]
     assert (status["consecutiveFailures"], status["lastError"]) == (0, "")
     assert status["lastSentAt"] == status["lastAttemptAt"] == "2025-03-24T07:00:00Z"
@@ -227,8 +240,8 @@ def test_three_failures_disable_and_success_resets() -> None:
 
 def test_a_job_is_counted_once() -> None:
     report = with_status(report_body(), phase="Active")
-    assert record_outcome(report, run_outcome("r-1", False, "2025-03-21T07:00:00Z")) is not None
-    assert record_outcome(report, run_outcome("r-1", False, "2025-03-21T07:00:00Z")) is None
+    assert record_outcome(report, simple_outcome("r-1", False, "2025-03-21T07:00:00Z")) is not None
+    assert record_outcome(report, simple_outcome("r-1", False, "2025-03-21T07:00:00Z")) is None
     assert report["status"]["consecutiveFailures"] == 1
 
 
@@ -237,9 +250,11 @@ def test_counted_uids_outlive_the_history() -> None:
     report = with_status(report_body(), phase="Active")
     for week in range(20):
         record_outcome(
-            report, run_outcome(f"new-{week}", True, f"2025-03-{week + 1:02d}T07:00:00Z")
+            report, simple_outcome(f"new-{week}", True, f"2025-03-{week + 1:02d}T07:00:00Z")
         )
-    old = dataclasses.replace(run_outcome("old", False, "2025-01-01T07:00:00Z"), job_uid="uid-old")
+    old = dataclasses.replace(
+        simple_outcome("old", False, "2025-01-01T07:00:00Z"), job_uid="uid-old"
+    )
     assert record_outcome(report, old) is not None
     assert "old" not in {h["jobName"] for h in report["status"]["history"]}
     assert record_outcome(report, old) is None
@@ -248,8 +263,10 @@ def test_counted_uids_outlive_the_history() -> None:
 
 def test_out_of_order_arrival_follows_finish_times() -> None:
     report = with_status(report_body(), phase="Active")
-    record_outcome(report, run_outcome("late-fail", False, "2025-03-22T07:00:00Z", error="newest"))
-    record_outcome(report, run_outcome("early-ok", True, "2025-03-21T07:00:00Z"))
+    record_outcome(
+        report, simple_outcome("late-fail", False, "2025-03-22T07:00:00Z", error="newest")
+    )
+    record_outcome(report, simple_outcome("early-ok", True, "2025-03-21T07:00:00Z"))
     status = report["status"]
     assert status["consecutiveFailures"] == 1  # the failure came after the success
     assert status["lastError"] == "newest"
@@ -261,24 +278,25 @@ def test_out_of_order_arrival_follows_finish_times() -> None:
 def test_history_is_bounded_newest_first() -> None:
     report = with_status(report_body(), phase="Active")
     for i in range(25):
-        record_outcome(report, run_outcome(f"r-{i:02d}", True, f"2025-03-01T07:{i:02d}:00Z"))
+        record_outcome(report, simple_outcome(f"r-{i:02d}", True, f"2025-03-01T07:{i:02d}:00Z"))
     names = [h["jobName"] for h in report["status"]["history"]]
     assert len(names) == 20 and names[0] == "r-24" and names[-1] == "r-05"
 
 
 def test_termination_message_takes_the_last_json_line() -> None:
-    assert st.parse_termination_message('warning: x\n{"outcome": "Delivered"}\n') == {
-        "outcome": "Delivered"
-    }
-    assert st.parse_termination_message("no json here") is None
-    assert st.parse_termination_message(None) is None
+    line = contract.result_from_message('warning: x\n{"outcome": "Delivered"}\n')
+    assert line == contract.ResultLine(outcome="Delivered")
+    assert contract.result_from_message("no json here") is None
+    assert contract.result_from_message(None) is None
 
 
 def test_runs_finishing_in_the_same_second_follow_their_scheduled_order() -> None:
     # Finish times have second resolution: a success and a later-scheduled failure can share one.
     same_second = "2025-03-31T07:05:00Z"
-    success = st.RunOutcome("r-1", True, None, same_second, scheduled_time="2025-03-24T07:00:00Z")
-    failure = st.RunOutcome(
+    success = run_outcome.RunOutcome(
+        "r-1", True, None, same_second, scheduled_time="2025-03-24T07:00:00Z"
+    )
+    failure = run_outcome.RunOutcome(
         "r-2", False, "transient", same_second, "relay down", "2025-03-31T07:00:00Z"
     )
     for order in ((success, failure), (failure, success)):
@@ -293,8 +311,8 @@ def test_runs_finishing_in_the_same_second_follow_their_scheduled_order() -> Non
 
 def test_a_skipped_run_is_neither_a_delivery_nor_a_failure() -> None:
     report = with_status(report_body(), phase="Active", observedGeneration=1)
-    record_outcome(report, run_outcome("r-1", True, "2025-03-20T07:00:00Z"))
-    record_outcome(report, run_outcome("r-2", False, "2025-03-21T07:00:00Z", error="451 busy"))
+    record_outcome(report, simple_outcome("r-1", True, "2025-03-20T07:00:00Z"))
+    record_outcome(report, simple_outcome("r-2", False, "2025-03-21T07:00:00Z", error="451 busy"))
     skipped = {
         **RESULT,
         "outcome": "Skipped",
@@ -306,7 +324,7 @@ def test_a_skipped_run_is_neither_a_delivery_nor_a_failure() -> None:
     }
     job = job_body("r-3", "Complete")
     pod = pod_body(0, json.dumps(skipped), finished="2025-03-31T07:02:00Z")
-    outcome = st.job_outcome(job, [pod], NOW)
+    outcome = run_outcome.job_outcome(job, [pod], NOW)
     assert outcome is not None and outcome.skipped
     before = dict(report["status"])
     change = record_outcome(report, outcome)
@@ -337,7 +355,7 @@ def test_a_pod_waiting_on_its_image_gives_its_own_reason() -> None:
             "containerStatuses": [{"name": "renderer", "state": {"waiting": waiting}}],
         },
     }
-    reason = st.not_started_reason(job, [pod])
+    reason = run_outcome.not_started_reason(job, [pod])
     assert reason == 'ImagePullBackOff: Back-off pulling image "x"'
     unscheduled = {
         "metadata": {},
@@ -346,10 +364,10 @@ def test_a_pod_waiting_on_its_image_gives_its_own_reason() -> None:
             "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}],
         },
     }
-    assert st.not_started_reason(job, [unscheduled]).startswith("Unschedulable")
-    assert st.not_started_reason(job, []).startswith("NoPod")
+    assert run_outcome.not_started_reason(job, [unscheduled]).startswith("Unschedulable")
+    assert run_outcome.not_started_reason(job, []).startswith("NoPod")
     running = {"metadata": {}, "status": {"phase": "Running"}}
-    assert st.not_started_reason(job, [running]) is None
+    assert run_outcome.not_started_reason(job, [running]) is None
     change = st.run_not_started(report_body(), "r-1", reason, 120, NOW)
     delivered = condition(change.status, "Delivered")
     assert (delivered["status"], delivered["reason"]) == ("Unknown", "RunNotStarted")
@@ -360,7 +378,7 @@ def test_a_pod_waiting_on_its_image_gives_its_own_reason() -> None:
 def test_a_run_that_never_started_fails_with_that_reason() -> None:
     job = job_body("r-1", "Failed", reason="DeadlineExceeded")
     job["metadata"]["annotations"]["tidings.dev/not-started"] = "ImagePullBackOff: no such image"
-    outcome = st.job_outcome(job, [], NOW)
+    outcome = run_outcome.job_outcome(job, [], NOW)
     assert outcome.failure == "notStarted"
     assert outcome.error == "the run never started: ImagePullBackOff: no such image"
     change = st.apply_outcome(

@@ -13,6 +13,7 @@ from tests.support.operator_harness import (
 )
 from tests.support.report_bodies import manifest
 
+from tidings import contract
 from tidings.controller import cronjob as cj
 
 pytestmark = pytest.mark.cluster
@@ -27,7 +28,7 @@ def test_stuck_pod_shows_run_not_started(
     run_operator: OperatorProcess, cluster: Cluster, kubelet: StandInKubelet
 ) -> None:
     cluster.create_manual_report(manifest("adhoc"), timeoutSeconds=30)
-    cluster.annotate("adhoc", **{cj.RUN_NOW_ANNOTATION: "stuck"})
+    cluster.annotate("adhoc", **{contract.RUN_NOW_ANNOTATION: "stuck"})
     job = cj.run_now_job_name("adhoc", "stuck")
     pod = kubelet.pending_pod(job)
     # What a kubelet reports for an image it cannot pull (the one stand-in in these tests).

@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from tests.support.job_outcomes import RESULT, job_body, pod_body, record_outcome, run_outcome
+from tests.support.job_outcomes import RESULT, job_body, pod_body, record_outcome, simple_outcome
 from tests.support.report_bodies import condition, report_body, with_status
 
-from tidings.controller import cronjob, permissions, testsend
-from tidings.controller import status as st
+from tidings.controller import cronjob, permissions, run_outcome, testsend
 from tidings.controller.settings import Settings
 
 NOW = datetime(2025, 3, 31, 7, 0, tzinfo=UTC)
@@ -63,14 +62,16 @@ def test_the_job_goes_to_the_address_only_and_is_named_per_count() -> None:
 
 def test_a_test_outcome_touches_nothing_but_the_log() -> None:
     report = with_status(report_body(), phase="Disabled", observedGeneration=1)
-    record_outcome(report, run_outcome("r-1", True, "2025-03-20T07:00:00Z"))
-    record_outcome(report, run_outcome("r-2", False, "2025-03-21T07:00:00Z", error="451 busy"))
+    record_outcome(report, simple_outcome("r-1", True, "2025-03-20T07:00:00Z"))
+    record_outcome(report, simple_outcome("r-2", False, "2025-03-21T07:00:00Z", error="451 busy"))
     report["status"]["phase"] = "Disabled"
     before = json.loads(json.dumps(report["status"]))
     job = job_body("weekly-tabc", "Failed", reason="PodFailurePolicy")
     job["metadata"]["annotations"][testsend.ANNOTATION] = "me@example.com"
     failed = {**RESULT, "outcome": "Failed", "failure": "permanent", "error": "550 no such user"}
-    outcome = st.job_outcome(job, [pod_body(69, json.dumps(failed), "2025-03-31T07:02:00Z")], NOW)
+    outcome = run_outcome.job_outcome(
+        job, [pod_body(69, json.dumps(failed), "2025-03-31T07:02:00Z")], NOW
+    )
     change = record_outcome(report, outcome)
     status = report["status"]
     entry = status["history"][0]
@@ -86,7 +87,7 @@ def test_a_test_outcome_touches_nothing_but_the_log() -> None:
     assert "me@example.com" in change.events[0].message
     # A later real run ignores the test entry: the success resets only real failures.
     report["status"]["phase"] = "Active"
-    record_outcome(report, run_outcome("r-3", True, "2025-03-31T08:00:00Z"))
+    record_outcome(report, simple_outcome("r-3", True, "2025-03-31T08:00:00Z"))
     assert report["status"]["consecutiveFailures"] == 0
     assert report["status"]["lastSentAt"] == "2025-03-31T08:00:00Z"
 
@@ -95,7 +96,7 @@ def test_a_delivered_test_is_a_normal_event() -> None:
     report = with_status(report_body(), phase="Active")
     job = job_body("weekly-tdef", "Complete")
     job["metadata"]["annotations"][testsend.ANNOTATION] = "me@example.com"
-    outcome = st.job_outcome(job, [pod_body(0, json.dumps(RESULT))], NOW)
+    outcome = run_outcome.job_outcome(job, [pod_body(0, json.dumps(RESULT))], NOW)
     change = record_outcome(report, outcome)
     assert [(e.type, e.reason) for e in change.events] == [("Normal", "TestSent")]
     assert "lastSentAt" not in report["status"]

@@ -11,12 +11,12 @@ import pytest
 from tests.support.renderer_reports import sample
 
 from tidings import models
+from tidings.contract import RESULT_MAX_BYTES
 from tidings.renderer import charts, reports, templating
 from tidings.renderer.filters import apply_filters, check_columns, tags_of, to_datetime
 from tidings.renderer.mail import Attachment, build_message, check_size, encode, message_id
 from tidings.renderer.reports.types import dora_snapshot, executive_summary
 from tidings.renderer.result import (
-    RESULT_MAX_BYTES,
     AttachmentTooLarge,
     InputError,
     MissingColumn,

@@ -14,7 +14,8 @@ from tests.support.examples import EXAMPLE_AT, EXAMPLES, load_example
 from tests.support.renderer_cli import run_pod
 from tests.support.smtp_servers import SmtpServer
 
-from tidings.renderer.result import EX_DATAERR, EX_OK, EX_UNAVAILABLE, RESULT_MAX_BYTES
+from tidings.contract import RESULT_MAX_BYTES
+from tidings.renderer.result import EX_DATAERR, EX_OK, EX_UNAVAILABLE
 from tidings_dev.procs import free_port
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from tidings.contract import ResultLine
 from tidings.controller import records
-from tidings.controller.status import RunOutcome
+from tidings.controller.run_outcome import RunOutcome
 from tidings.schedule import rfc3339
 
 
@@ -32,5 +33,5 @@ def record(namespace: str, job: str, finished: datetime, days: int | None = None
         renderer="pdf",
         message_id="<tidings.x@example.com>",
     )
-    result = {"addresses": {"to": {"accepted": ["lead@example.com"], "refused": {}}}}
+    result = ResultLine(outcome="Delivered", addresses={"to": {"accepted": ["lead@example.com"]}})
     return records.delivery_record(report, job_object, outcome, result, records.Retention())

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tidings.controller import status as st
+from tidings.controller.run_outcome import RunOutcome
 from tidings.schedule import next_fire_time
 
 NOW = datetime(2025, 3, 29, 12, 0, tzinfo=UTC)  # the Saturday before Berlin springs forward
@@ -59,8 +60,8 @@ RESULT = {
 }
 
 
-def run_outcome(name: str, delivered: bool, finished: str, error: str = "boom") -> st.RunOutcome:
-    return st.RunOutcome(
+def simple_outcome(name: str, delivered: bool, finished: str, error: str = "boom") -> RunOutcome:
+    return RunOutcome(
         job_name=name,
         delivered=delivered,
         failure=None if delivered else "transient",
@@ -69,7 +70,7 @@ def run_outcome(name: str, delivered: bool, finished: str, error: str = "boom") 
     )
 
 
-def record_outcome(report: dict, outcome: st.RunOutcome) -> st.StatusChange | None:
+def record_outcome(report: dict, outcome: RunOutcome) -> st.StatusChange | None:
     """st.apply_outcome at NOW, its status change written into `report`."""
     change = st.apply_outcome(report, outcome, NOW, next_fire_time)
     if change:

@@ -28,7 +28,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tidings import crdgen, models
+from tidings import contract, crdgen, models
 from tidings.controller import cronjob as cj
 from tidings.schedule import rfc3339
 from tidings_dev.cluster import ControlPlane
@@ -225,7 +225,9 @@ class Cluster:
     def cronjob(self, name: str) -> dict[str, Any] | None:
         return self._raw(f"/apis/batch/v1/namespaces/{self.ns}/cronjobs/{name}")
 
-    def jobs(self, selector: str = f"{cj.MANAGED_BY_LABEL}={cj.MANAGED_BY}") -> list[dict]:
+    def jobs(
+        self, selector: str = f"{contract.MANAGED_BY_LABEL}={contract.MANAGED_BY}"
+    ) -> list[dict]:
         path = f"/apis/batch/v1/namespaces/{self.ns}/jobs"
         return self._raw(path, [("labelSelector", selector)])["items"]
 
@@ -234,7 +236,9 @@ class Cluster:
 
     def pods(self, job_name: str) -> list[dict[str, Any]]:
         path = f"/api/v1/namespaces/{self.ns}/pods"
-        return self._raw(path, [("labelSelector", f"{cj.JOB_NAME_LABEL}={job_name}")])["items"]
+        return self._raw(path, [("labelSelector", f"{contract.JOB_NAME_LABEL}={job_name}")])[
+            "items"
+        ]
 
     def events(self, reason: str, name: str) -> list[client.CoreV1Event]:
         selector = f"involvedObject.name={name},reason={reason}"
@@ -249,7 +253,7 @@ class Cluster:
         from zoneinfo import ZoneInfo
 
         stamp = scheduled.astimezone(ZoneInfo(zone)).isoformat()
-        job = cj.job_from_template(cronjob, name, {cj.SCHEDULED_TIMESTAMP_ANNOTATION: stamp})
+        job = cj.job_from_template(cronjob, name, {contract.SCHEDULED_TIMESTAMP_ANNOTATION: stamp})
         self.batch.create_namespaced_job(self.ns, job)
         return name
 
@@ -441,7 +445,7 @@ def start_runs(cluster: Cluster, kubelet: StandInKubelet, name: str, count: int)
     jobs = [cluster.create_scheduled_job(name, MONDAY + timedelta(weeks=w)) for w in range(count)]
     for job in jobs:
         kubelet.pending_pod(job)
-        assert cj.FINALIZER in cluster.job(job)["metadata"]["finalizers"]  # born held
+        assert contract.FINALIZER in cluster.job(job)["metadata"]["finalizers"]  # born held
     return jobs
 
 
@@ -479,8 +483,8 @@ def assert_counted_once(cluster: Cluster, name: str, jobs: list[str]) -> None:
     def let_go() -> bool:
         kept = [j for j in cluster.jobs() if j["metadata"]["name"] in jobs]
         return len(kept) == 6 and all(
-            cj.COUNTED_ANNOTATION in j["metadata"]["annotations"]
-            and cj.FINALIZER not in (j["metadata"].get("finalizers") or ())
+            contract.COUNTED_ANNOTATION in j["metadata"]["annotations"]
+            and contract.FINALIZER not in (j["metadata"].get("finalizers") or ())
             for j in kept
         )
 

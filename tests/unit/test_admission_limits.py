@@ -20,8 +20,8 @@ import pytest
 from pydantic import BaseModel
 from tests.support.admission_cases import changed
 
-from tidings import models
-from tidings.controller import admission, records, testsend
+from tidings import contract, models
+from tidings.controller import admission, records, run_outcome, testsend
 from tidings.controller import cronjob as cj
 from tidings.controller import status as st
 from tidings.schedule import next_fire_time
@@ -80,15 +80,15 @@ RUN_NOW_LENGTHS = [1, 253, 254, ANNOTATIONS_LIMIT - 1024]
 @pytest.mark.parametrize("length", RUN_NOW_LENGTHS)
 def test_run_now_of_any_admitted_length_is_acted_on_once(length: int) -> None:
     value = "v" * length
-    assert admitted({cj.RUN_NOW_ANNOTATION: value})
-    report = {"metadata": {"annotations": {cj.RUN_NOW_ANNOTATION: value}}, "status": {}}
+    assert admitted({contract.RUN_NOW_ANNOTATION: value})
+    report = {"metadata": {"annotations": {contract.RUN_NOW_ANNOTATION: value}}, "status": {}}
     assert st.pending_run_now(report) == value
     report["status"] = {"runNowHandled": cj.digest(value)}
     stores(models.ScheduledReportStatus, report["status"])
     assert st.pending_run_now(report) is None
     # A different value that only differs past any cut is a new request.
     other = value + "w"
-    report["metadata"]["annotations"][cj.RUN_NOW_ANNOTATION] = other
+    report["metadata"]["annotations"][contract.RUN_NOW_ANNOTATION] = other
     assert st.pending_run_now(report) == other
 
 
@@ -100,7 +100,7 @@ def test_run_now_of_any_admitted_length_is_acted_on_once(length: int) -> None:
 def test_run_now_equal_to_the_stored_digest_is_still_a_new_request() -> None:
     first = "r1"
     report = {
-        "metadata": {"annotations": {cj.RUN_NOW_ANNOTATION: cj.digest(first)}},
+        "metadata": {"annotations": {contract.RUN_NOW_ANNOTATION: cj.digest(first)}},
         "status": {"runNowHandled": cj.digest(first)},
     }
     assert admitted(report["metadata"]["annotations"])
@@ -112,7 +112,7 @@ def disabled(value: str, handled: str) -> dict[str, Any]:
         "metadata": {
             "name": "weekly",
             "generation": 2,
-            "annotations": {cj.REACTIVATE_ANNOTATION: value},
+            "annotations": {contract.REACTIVATE_ANNOTATION: value},
         },
         "spec": changed({}),
         "status": {
@@ -126,7 +126,7 @@ def disabled(value: str, handled: str) -> dict[str, Any]:
 @pytest.mark.parametrize("length", RUN_NOW_LENGTHS)
 def test_reactivate_of_any_admitted_length_is_acted_on_once(length: int) -> None:
     value = "v" * length
-    assert admitted({cj.REACTIVATE_ANNOTATION: value})
+    assert admitted({contract.REACTIVATE_ANNOTATION: value})
     first = st.reconcile(disabled(value, ""), (), NOW, next_fire_time)
     written = first.change.status["reactivateHandled"]
     stores(models.ScheduledReportStatus, {"reactivateHandled": written})
@@ -240,7 +240,7 @@ def test_title_at_its_maximum_is_recorded_whole_and_one_past_it_is_refused() -> 
     record = records.delivery_record(
         report,
         {"metadata": {"name": "weekly-1", "uid": "j", "namespace": "team"}, "status": {}},
-        st.RunOutcome(
+        run_outcome.RunOutcome(
             job_name="weekly-1", delivered=True, failure=None, finished_at="2026-03-02T08:00:00Z"
         ),
         {},

@@ -118,9 +118,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
+    from tidings.contract import EX_TEMPFAIL, EX_UNAVAILABLE
     from tidings.renderer import run as runner
     from tidings.renderer.deadline import DeadlineExceeded, enforced
-    from tidings.renderer.result import EX_TEMPFAIL, EX_UNAVAILABLE, TidingsError
+    from tidings.renderer.result import TidingsError
     from tidings.schedule import zone
 
     logging.basicConfig(level=logging.WARNING, format="tidings: %(message)s")

@@ -24,10 +24,11 @@ def run(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
     from pathlib import Path
 
+    from tidings.contract import EX_TEMPFAIL
     from tidings.renderer import run as runner
     from tidings.renderer.deadline import hard_limit, watchdog
     from tidings.renderer.mail import settings_from_environment
-    from tidings.renderer.result import EX_TEMPFAIL, InputError, RunTimedOut, TidingsError, failed
+    from tidings.renderer.result import InputError, RunTimedOut, TidingsError, failed
     from tidings.renderer.sources import secret_dir
 
     logging.basicConfig(level=logging.INFO, format="tidings: %(levelname)s %(message)s")

@@ -1,5 +1,12 @@
 """The Tidings operator: ScheduledReport -> CronJob, Job outcomes -> status.
 
-Pure parts (settings, cronjob, status) hold the decisions and are unit-tested; handlers.py is
-the thin kopf layer that reads, applies and patches.
+Pure (plain dicts in, decisions out; unit- and table-tested): settings, cronjob (manifests),
+cronjob_plan (create, patch or leave it), status (phase, conditions, the fields a reconcile or
+an outcome writes), run_outcome (what a finished Job tells), records, testsend, permissions,
+objects, webhook_tls. The result line and every label and annotation: tidings.contract.
+
+I/O, by what triggers it: handlers (the kopf registrations) -> reconcile (a report event),
+job_outcomes and run_start (a Job event), cronjob_index (a CronJob event, start-up); writes
+(status and Events), retry (conflicts), record_store and webhook_tls_store, over kube (the
+API seam). state holds what the process keeps between events.
 """

@@ -19,35 +19,26 @@ from datetime import datetime
 from typing import Any
 
 from tidings import branding, models
+from tidings.contract import (
+    COMPONENT_LABEL,
+    FINALIZER,
+    JOB_NAME_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    PERMANENT_EXIT_CODES,
+    REPORT_NAME_ANNOTATION,
+    REPORT_UID_LABEL,
+    RUN_NOW_LABEL,
+    SNAPSHOT_ANNOTATION,
+    digest,
+)
 from tidings.controller.settings import Settings, run_env
 from tidings.schedule import rfc3339
 from tidings.snapshot import report_snapshot
 
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY = "tidings"
-COMPONENT_LABEL = "app.kubernetes.io/component"
-REPORT_UID_LABEL = "tidings.dev/report-uid"
-# Label values stop at 63 characters and report names may be 253: the name goes in an annotation.
-REPORT_NAME_ANNOTATION = "tidings.dev/report"
-RUN_NOW_ANNOTATION = "tidings.dev/run-now"
-REACTIVATE_ANNOTATION = "tidings.dev/reactivate"
-SCHEDULED_TIMESTAMP_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"
-JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
-# Held on every Job of ours until its outcome is in the report's status (docs/operator.md).
-FINALIZER = "tidings.dev/run-outcome"
-# Set, in the same write that drops the finalizer, on a Job whose outcome was counted.
-COUNTED_ANNOTATION = "tidings.dev/counted"
-# Why a run's pod had not started within the bound; the failure is counted with this reason.
-NOT_STARTED_ANNOTATION = "tidings.dev/not-started"
-# The report snapshot in the pod template; the renderer reads it as a downward-API file.
-SNAPSHOT_ANNOTATION = "tidings.dev/report-snapshot"
-RUN_NOW_LABEL = "tidings.dev/run-now"
 SNAPSHOT_PATH = f"metadata.annotations['{SNAPSHOT_ANNOTATION}']"
-
 CONTAINER = "renderer"
 REPORT_FILE = "report.yaml"
-# Sysexits the renderer uses for failures a retry cannot fix (run contract).
-PERMANENT_EXIT_CODES = (65, 69)
 # A Manual report still gets a CronJob, suspended, so run-now Jobs come from the same template
 # as scheduled ones. The schedule is never used while suspended; 31 February never comes anyway.
 MANUAL_PLACEHOLDER_SCHEDULE = "0 0 31 2 *"
@@ -56,11 +47,6 @@ MAX_CRONJOB_NAME = 52  # the CronJob controller appends -<minutes> and Job names
 
 def _short_hash(text: str, length: int = 8) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
-
-
-def digest(value: str) -> str:
-    """What status keeps of an annotation value: any length compares exactly, in 71 bytes."""
-    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
 
 
 def cronjob_name(report_name: str) -> str:

@@ -37,7 +37,7 @@ def forget_report(namespace: str, name: str) -> None:
 
 
 def observe_run(outcome: Any) -> None:
-    """Count one recorded run (a status.RunOutcome)."""
+    """Count one recorded run (a run_outcome.RunOutcome)."""
     # Test sends and skipped runs are their own outcomes, so alerts on Failed ignore them.
     label = "Test" if outcome.test_recipient else outcome.history_entry()["outcome"]
     RUNS.labels(outcome=label, failure=outcome.failure or "none").inc()

@@ -1,15 +1,29 @@
-"""ReportDelivery records, I/O: write one, prune the expired (records.py decides)."""
+"""ReportDelivery records, I/O: write one, prune the expired (records.py decides), and the
+pruning loop of the operator (every TIDINGS_DELIVERY_PRUNE_INTERVAL_SECONDS)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
 from tidings.controller import records
 from tidings.controller.kube import Kube, delivery_path
+from tidings.controller.settings import Settings
+
+log = logging.getLogger("tidings.operator")
+
+
+def retention(settings: Settings) -> records.Retention:
+    return records.Retention(
+        default_days=settings.delivery_retention_days,
+        max_days=settings.delivery_retention_max_days,
+        per_report=settings.delivery_records_per_report,
+    )
 
 
 async def create_record(kube: Kube, record: Mapping[str, Any]) -> bool:
@@ -38,3 +52,16 @@ async def prune(
         if await kube.delete(delivery_path(meta["namespace"], meta["name"])):
             deleted.append(f"{meta['namespace']}/{meta['name']}")
     return deleted
+
+
+async def prune_forever(kube: Kube, settings: Settings) -> None:
+    """Prune now, then every interval: one list call each time, no steady traffic."""
+    while True:
+        try:
+            now = datetime.now(UTC)
+            deleted = await prune(kube, now, retention(settings), settings.namespaces)
+            if deleted:
+                log.info("pruned %d expired ReportDelivery records", len(deleted))
+        except Exception as exc:  # a background loop: one failed round must not end it
+            log.warning("pruning ReportDelivery records failed (%s); next try later", exc)
+        await asyncio.sleep(settings.delivery_prune_interval)

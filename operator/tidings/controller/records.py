@@ -25,14 +25,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tidings import models
-from tidings.controller.cronjob import (
+from tidings.contract import (
     COMPONENT_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
     REPORT_UID_LABEL,
     RUN_NOW_ANNOTATION,
+    ResultLine,
 )
-from tidings.controller.status import RunOutcome
+from tidings.controller.run_outcome import RunOutcome
 from tidings.schedule import parse_rfc3339
 
 REPORT_LABEL = f"{models.GROUP}/report"
@@ -90,49 +91,43 @@ def window_text(start: str | None, end: str | None) -> str:
     return "..".join(t.strftime(fmt) for t in times)
 
 
-def _addresses(result: Mapping[str, Any]) -> dict[str, Any]:
-    lists = result.get("addresses") if isinstance(result.get("addresses"), Mapping) else {}
+def _addresses(result: ResultLine) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in ("to", "cc", "bcc"):
-        given = lists.get(name) if isinstance(lists.get(name), Mapping) else {}
-        accepted = [a for a in given.get("accepted") or () if isinstance(a, str)]
-        refused = given.get("refused") if isinstance(given.get("refused"), Mapping) else {}
+        given = result.addresses.get(name)
+        accepted = given.accepted if given else []
+        refused = given.refused if given else {}
         out[name] = {
             "accepted": accepted[: models.MAX_RECIPIENTS],
-            "refused": [{"address": str(a), "reply": str(r)[:1024]} for a, r in refused.items()][
+            "refused": [{"address": a, "reply": r[:1024]} for a, r in refused.items()][
                 : models.MAX_RECIPIENTS
             ],
         }
     return out
 
 
-def _attachments(result: Mapping[str, Any]) -> list[dict[str, Any]]:
-    found = []
-    for item in result.get("attachments") or ():
-        if isinstance(item, Mapping) and isinstance(item.get("bytes"), int):
-            found.append(
-                {
-                    "name": str(item.get("name", "")),
-                    "bytes": item["bytes"],
-                    "sha256": item["sha256"],
-                }
-            )
-    return found[:4]
+def _attachments(result: ResultLine) -> list[dict[str, Any]]:
+    return [
+        {"name": item.name, "bytes": item.bytes, "sha256": item.sha256}
+        for item in result.attachments[:4]
+    ]
 
 
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+def _count(value: int | None) -> int | None:
+    return value if value is not None and value >= 0 else None
 
 
 def delivery_record(
     report: Mapping[str, Any],
     job: Mapping[str, Any],
     outcome: RunOutcome,
-    result: Mapping[str, Any],
+    result: ResultLine | None,
     retention: Retention,
 ) -> dict[str, Any]:
-    """The ReportDelivery for a finished Job: `outcome` as status.py judged it (failure class,
-    error, times), `result` the renderer's result line (addresses, attachments, rows, pages)."""
+    """The ReportDelivery for a finished Job: `outcome` as run_outcome.py judged it (failure
+    class, error, times), `result` the renderer's result line (addresses, attachments, rows,
+    pages), None when the run wrote none."""
+    result = result or ResultLine(outcome="")  # no line: no addresses, attachments, counts
     meta = report["metadata"]
     spec = report.get("spec") or {}
     job_meta = job["metadata"]
@@ -155,20 +150,20 @@ def delivery_record(
         "finishedAt": outcome.finished_at,
         "outcome": str(models.Outcome.DELIVERED if outcome.delivered else models.Outcome.FAILED),
         "failure": outcome.failure,
-        "attempts": _count(result.get("attempts")) or 0,
+        "attempts": _count(result.attempts) or 0,
         "error": outcome.error,
         "messageId": outcome.message_id,
         "recipients": {
             "accepted": outcome.recipients_accepted,
             "refused": outcome.recipients_rejected,
-            "omitted": _count(result.get("addressesOmitted")) or 0,
+            "omitted": _count(result.addresses_omitted) or 0,
             **_addresses(result),
         },
         "renderer": outcome.renderer,
         "bytes": outcome.bytes,
         "attachments": _attachments(result),
-        "rows": _count(result.get("rows")),
-        "pages": _count(result.get("pages")),
+        "rows": _count(result.rows),
+        "pages": _count(result.pages),
         "retentionDays": retention_days(report, retention),
     }
     # The model checks the shape here, so a bad record fails loudly in tests, not at the API.

@@ -1,4 +1,5 @@
-"""Pure status logic: what a report's status should become after a reconcile or a finished Job.
+"""Pure report status: phase, conditions and the fields a reconcile or a finished Job's outcome
+(run_outcome.py) gives the report's status.
 
 Everything here takes plain mappings (the objects as the API returns them) and returns the new
 status fields plus the Events to post; the handlers do the reading and writing. A finished Job
@@ -8,24 +9,16 @@ record that it was counted, until the Job itself carries the counted mark.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from tidings import display, models
-from tidings.controller import testsend
-from tidings.controller.cronjob import (
-    CONTAINER,
-    NOT_STARTED_ANNOTATION,
-    PERMANENT_EXIT_CODES,
-    REACTIVATE_ANNOTATION,
-    RUN_NOW_ANNOTATION,
-    SCHEDULED_TIMESTAMP_ANNOTATION,
-    digest,
-)
-from tidings.schedule import parse_rfc3339, rfc3339
+from tidings.contract import REACTIVATE_ANNOTATION, RUN_NOW_ANNOTATION, digest
+from tidings.controller.objects import count, find_condition, truncate
+from tidings.controller.run_outcome import RunOutcome
+from tidings.schedule import rfc3339
 
 READY = "Ready"
 DELIVERED = "Delivered"
@@ -37,7 +30,6 @@ FAILURE_REASONS = {
     "notStarted": RUN_NOT_STARTED,
     "cancelled": "Cancelled",
 }
-MAX_ERROR = 1024
 MAX_MESSAGE = 2048
 
 # (schedule, time zone, after) -> next fire time; tidings.schedule.next_fire_time in production.
@@ -56,52 +48,6 @@ class Event:
 
 
 @dataclass(frozen=True)
-class RunOutcome:
-    """What one finished Job tells: taken from its pod's termination message where possible."""
-
-    job_name: str
-    delivered: bool
-    failure: str | None  # transient | permanent | timeout | notStarted | cancelled; None if ok
-    finished_at: str
-    error: str = ""
-    scheduled_time: str | None = None
-    window_start: str | None = None
-    window_end: str | None = None
-    recipients_accepted: int = 0
-    recipients_rejected: int = 0
-    bytes: int = 0
-    renderer: str | None = None
-    skipped: bool = False  # skipIfEmpty and an empty window: nothing sent, nothing failed
-    test_recipient: str | None = (
-        None  # a test send (tidings.controller.testsend): changes nothing else
-    )
-    message_id: str = ""
-    job_uid: str = ""
-
-    def history_entry(self) -> dict[str, Any]:
-        entry = models.HistoryEntry(
-            job_name=self.job_name,
-            scheduled_time=self.scheduled_time,
-            window_start=self.window_start,
-            window_end=self.window_end,
-            finished_at=self.finished_at,
-            outcome=models.Outcome.SKIPPED
-            if self.skipped
-            else models.Outcome.DELIVERED
-            if self.delivered
-            else models.Outcome.FAILED,
-            recipients_accepted=self.recipients_accepted,
-            recipients_rejected=self.recipients_rejected,
-            bytes=self.bytes,
-            renderer=self.renderer,
-            error=self.error,
-            test_recipient=self.test_recipient,
-            message_id=self.message_id,
-        )
-        return entry.model_dump(by_alias=True, exclude_none=True, mode="json")
-
-
-@dataclass(frozen=True)
 class StatusChange:
     """Status fields to write (merged over the current status) and Events to post after."""
 
@@ -111,30 +57,6 @@ class StatusChange:
     @property
     def phase(self) -> str | None:
         return self.status.get("phase")
-
-
-# ------------------------------------------------------------------------------ small helpers
-
-
-def truncate(text: str, limit: int) -> str:
-    """`text` cut to `limit` characters, an ellipsis marking the cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _normalize_time(text: str | None) -> str | None:
-    """RFC 3339 UTC `Z` form; None for missing or unparsable input (status is informative)."""
-    try:
-        return rfc3339(parse_rfc3339(text)) if text else None
-    except ValueError:
-        return None
-
-
-def _is_true(conditions: Sequence[Mapping[str, Any]] | None, type_: str) -> bool:
-    return any(c.get("type") == type_ and c.get("status") == "True" for c in conditions or ())
-
-
-def _condition(conditions: Sequence[Mapping[str, Any]] | None, type_: str) -> Mapping[str, Any]:
-    return next((c for c in conditions or () if c.get("type") == type_), {})
 
 
 def set_condition(
@@ -149,7 +71,7 @@ def set_condition(
     """Conditions with `type_` replaced; lastTransitionTime moves only when status flips.
     `status` None is Unknown."""
     value = "Unknown" if status is None else "True" if status else "False"
-    old = _condition(conditions, type_)
+    old = find_condition(conditions, type_)
     new = {
         "type": type_,
         "status": value,
@@ -304,7 +226,7 @@ def reconcile(
         elif old_phase == models.Phase.PAUSED:
             events.append(Event("Normal", "Resumed", f"Resumed; next run at {new['nextSendAt']}."))
 
-    new.update(display.status_fields(spec, {**status, **new}))  # issue 15: printer columns
+    new.update(display.status_fields(spec, {**status, **new}))  # the kubectl get columns
 
     run_now = pending_run_now(report)
     act_on: str | None = None
@@ -319,149 +241,6 @@ def reconcile(
             new["runNowHandled"] = digest(run_now)
             act_on = run_now
     return Reconciliation(StatusChange(new, events), act_on)
-
-
-# ------------------------------------------------------------------------------ Job outcomes
-
-
-def parse_termination_message(text: str | None) -> dict[str, Any] | None:
-    """The renderer's result: the last line of the termination message that is a JSON object."""
-    for line in reversed((text or "").strip().splitlines()):
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            return value
-    return None
-
-
-def job_finished(job: Mapping[str, Any]) -> bool | None:
-    """True if the Job completed, False if it failed, None while it is still running."""
-    conditions = (job.get("status") or {}).get("conditions")
-    if _is_true(conditions, "Complete"):
-        return True
-    if _is_true(conditions, "Failed"):
-        return False
-    return None
-
-
-def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any]:
-    for container in (pod.get("status") or {}).get("containerStatuses") or ():
-        if container.get("name") == CONTAINER:
-            return (container.get("state") or {}).get("terminated") or {}
-    return {}
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _scheduled_time(job: Mapping[str, Any], result: Mapping[str, Any]) -> str | None:
-    """From the renderer's result; else the CronJob's annotation or the run-now env var."""
-    if result.get("scheduledTime"):
-        return _normalize_time(result["scheduledTime"])
-    meta = job.get("metadata") or {}
-    annotated = (meta.get("annotations") or {}).get(SCHEDULED_TIMESTAMP_ANNOTATION)
-    if annotated:
-        return _normalize_time(annotated)
-    pod_spec = (((job.get("spec") or {}).get("template") or {}).get("spec")) or {}
-    for container in pod_spec.get("containers") or ():
-        for env in container.get("env") or ():
-            if env.get("name") == "TIDINGS_SCHEDULED_TIME" and env.get("value"):
-                return _normalize_time(env["value"])
-    return _normalize_time(meta.get("creationTimestamp"))
-
-
-def _last_terminated(pods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
-    return max(
-        (t for t in map(_terminated, pods) if t),
-        key=lambda t: t.get("finishedAt") or "",
-        default={},
-    )
-
-
-def job_result(pods: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The renderer's result line from the Job's newest terminated pod ({} if none)."""
-    return parse_termination_message(_last_terminated(pods).get("message")) or {}
-
-
-def job_outcome(
-    job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], now: datetime
-) -> RunOutcome | None:
-    """The outcome of a finished Job (None while it runs), from its newest terminated pod.
-    A Job deleted before it finished counts as a failed run (cancelled)."""
-    meta = job.get("metadata") or {}
-    finished = job_finished(job)
-    if finished is None and not meta.get("deletionTimestamp"):
-        return None
-    job_status = job.get("status") or {}
-    failed_condition = _condition(job_status.get("conditions"), "Failed")
-    terminated = _last_terminated(pods)
-    result = job_result(pods)
-    exit_code = terminated.get("exitCode")
-    finished_at = (
-        _normalize_time(terminated.get("finishedAt"))
-        or _normalize_time(job_status.get("completionTime"))
-        or _normalize_time(failed_condition.get("lastTransitionTime"))
-        or rfc3339(now)
-    )
-    failure: str | None = None
-    # A delivered run's `error` says who is missing ("partially delivered: ...") or notes an
-    # unknown SMTP outcome; it belongs in status too.
-    error = str(result.get("error") or "") if finished else ""
-    not_started = (meta.get("annotations") or {}).get(NOT_STARTED_ANNOTATION)
-    if not finished:
-        job_reason = failed_condition.get("reason", "")
-        if not_started and not terminated:
-            # The pod never ran: say why, not "exceeded its timeout" (the run was not slow).
-            failure = "notStarted"
-            error = f"the run never started: {not_started}"
-        elif finished is None:
-            failure = "cancelled"
-            error = "the Job was deleted before it finished"
-        elif job_reason == "DeadlineExceeded":
-            failure = "timeout"
-            deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
-            error = f"the run exceeded its timeout of {deadline}s (failurePolicy.timeoutSeconds)"
-        elif result.get("failure") in ("transient", "permanent"):
-            failure = result["failure"]
-        elif exit_code in PERMANENT_EXIT_CODES or job_reason == "PodFailurePolicy":
-            failure = "permanent"
-        else:
-            failure = "transient"
-        if not error:
-            error = str(result.get("error") or "")
-        if not error and terminated.get("message") and not result:
-            error = terminated["message"].strip()[-MAX_ERROR:]  # log tail fallback
-        if not error:
-            error = (
-                f"the renderer exited with code {exit_code}"
-                + (f" ({terminated['reason']})" if terminated.get("reason") else "")
-                if exit_code is not None
-                else failed_condition.get("message") or "the run failed"
-            )
-        attempts = _int(job_status.get("failed"))
-        if failure == "transient" and attempts > 1:
-            error = f"{error} (after {attempts} attempts)"
-    return RunOutcome(
-        job_name=meta["name"],
-        job_uid=meta.get("uid", ""),
-        delivered=bool(finished),
-        failure=failure,
-        finished_at=finished_at,
-        error=truncate(error, MAX_ERROR),
-        scheduled_time=_scheduled_time(job, result),
-        window_start=_normalize_time(result.get("windowStart")),
-        window_end=_normalize_time(result.get("windowEnd")),
-        recipients_accepted=_int(result.get("recipientsAccepted")),
-        recipients_rejected=_int(result.get("recipientsRejected")),
-        bytes=_int(result.get("bytes")),
-        renderer=result.get("renderer") if result.get("renderer") in ("pdf", "text") else None,
-        skipped=finished and result.get("outcome") == models.Outcome.SKIPPED,
-        test_recipient=testsend.recipient_of(job),
-        message_id=str(result.get("messageId") or "")[:998],
-    )
 
 
 def testsend_event(outcome: RunOutcome) -> Event:
@@ -522,7 +301,7 @@ def apply_outcome(
     delivered_before = (h for h in earlier if h.get("outcome") == models.Outcome.DELIVERED)
     last_sent = max(map(_run_order, delivered_before), default=("", ""))
     last_sent = max(last_sent, (status.get("lastSentAt") or "", ""))
-    failures = _int(status.get("consecutiveFailures"))
+    failures = count(status.get("consecutiveFailures"))
     newest = this_run >= last_attempt
     if newest:
         new["lastAttemptAt"] = outcome.finished_at
@@ -586,50 +365,11 @@ def apply_outcome(
     phase = new.get("phase", status.get("phase"))
     if phase == models.Phase.ACTIVE:
         new["nextSendAt"] = _next_send_at(phase, spec, now, next_fire)
-    new.update(display.status_fields(spec, {**status, **new}))  # issue 15: printer columns
+    new.update(display.status_fields(spec, {**status, **new}))  # the kubectl get columns
     return StatusChange(new, events)
 
 
 # ------------------------------------------------------------------------------ stuck runs
-
-
-def _pod_started(pod: Mapping[str, Any]) -> bool:
-    status = pod.get("status") or {}
-    if status.get("phase") in ("Running", "Succeeded", "Failed"):
-        return True
-    return any(
-        (c.get("state") or {}).keys() & {"running", "terminated"}
-        for c in status.get("containerStatuses") or ()
-    )
-
-
-def _pod_reason(pod: Mapping[str, Any]) -> str:
-    """Why a pod is not running, in the pod's own words (reason: message)."""
-    status = pod.get("status") or {}
-    for container in status.get("containerStatuses") or ():
-        waiting = (container.get("state") or {}).get("waiting") or {}
-        if waiting.get("reason"):
-            return f"{waiting['reason']}: {waiting.get('message') or 'no message'}"
-    for condition in status.get("conditions") or ():
-        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
-            reason = condition.get("reason") or "Unschedulable"
-            return f"{reason}: {condition.get('message') or 'no message'}"
-    return f"Pending: {status.get('reason') or 'the pod has not been scheduled or started yet'}"
-
-
-def not_started_reason(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> str | None:
-    """Why the Job's run has not started (its newest pod's reason), or None if it has, or if
-    the Job is ending (the Job controller removes the pods of a Job past its deadline first)."""
-    conditions = (job.get("status") or {}).get("conditions")
-    ending = _is_true(conditions, "FailureTarget") or _is_true(conditions, "SuccessCriteriaMet")
-    if ending or job_finished(job) is not None or any(map(_pod_started, pods)):
-        return None
-    if not pods:
-        # No pod at all: a quota, an admission policy or a missing service account.
-        detail = next((c.get("message") for c in conditions or () if c.get("message")), None)
-        return f"NoPod: {detail or 'the Job controller has created no pod (quota or admission?)'}"
-    newest = max(pods, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
-    return truncate(_pod_reason(newest), 512)
 
 
 def run_not_started(

@@ -23,12 +23,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from tidings.contract import TEST_RECIPIENT_ENV as RECIPIENT_ENV
+from tidings.contract import TEST_SEND_ANNOTATION as ANNOTATION
+from tidings.controller.cronjob import job_from_template
 from tidings.schedule import rfc3339
 
-ANNOTATION = "tidings.dev/send-test"
 ANNOTATION_PATH = f"metadata.annotations[{ANNOTATION}]"
-RECIPIENT_ENV = "TIDINGS_TEST_RECIPIENT"
-SUBJECT_PREFIX = "[TEST] "
 
 
 def requested(meta: Mapping[str, Any] | None) -> str:
@@ -83,8 +83,6 @@ def job_name(cronjob: str, address: str, count: int) -> str:
 def test_job(cronjob: Mapping[str, Any], address: str, count: int, now: datetime) -> dict[str, Any]:
     """The test run's Job: the CronJob's template, to `address` only, reporting on the window
     that ends now."""
-    from tidings.controller.cronjob import job_from_template
-
     return job_from_template(
         cronjob,
         job_name(cronjob["metadata"]["name"], address, count),

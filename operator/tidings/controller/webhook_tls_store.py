@@ -26,16 +26,14 @@ from pathlib import Path
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from tidings.contract import COMPONENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from tidings.controller import webhook_tls as tls
 
 CHECK_INTERVAL = timedelta(hours=1)
 # After a failed check (say, the webhook configuration is not applied yet) try again soon.
 RETRY_INTERVAL = timedelta(seconds=10)
 ATTEMPTS = 5  # lost create/rotate races in a row before giving up (one more replica each)
-MANAGED_LABELS = {
-    "app.kubernetes.io/managed-by": "tidings",
-    "app.kubernetes.io/component": "webhook",
-}
+MANAGED_LABELS = {MANAGED_BY_LABEL: MANAGED_BY, COMPONENT_LABEL: "webhook"}
 
 log = logging.getLogger("tidings.webhook_tls")
 

@@ -1,4 +1,5 @@
-"""Exit codes and the one-line JSON result of a run: the contract with the operator.
+"""The renderer's failures and its result: each failure class carries its exit code and failure
+kind; the line and the codes themselves are tidings.contract's.
 
 Codes follow sysexits(3), so a retry policy can tell "try again" from "fix the report":
     0  delivered (SMTP accepted the message for at least one recipient), or skipped (an empty
@@ -13,26 +14,24 @@ Codes follow sysexits(3), so a retry policy can tell "try again" from "fix the r
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import ClassVar
 
-from tidings.redaction import redact as redact  # secrets and their base64 forms
+from pydantic import ConfigDict, Field
 
-EX_OK = 0
-EX_SOFTWARE = 1
-EX_USAGE = 2
-EX_DATAERR = 65
-EX_UNAVAILABLE = 69
-EX_TEMPFAIL = 75
+from tidings.contract import (
+    EX_DATAERR,
+    EX_OK,
+    EX_SOFTWARE,
+    EX_TEMPFAIL,
+    EX_UNAVAILABLE,
+    RECIPIENT_LISTS,
+    ResultLine,
+)
+from tidings.redaction import redact as redact  # secrets and their base64 forms
 
 TRANSIENT = "transient"
 PERMANENT = "permanent"
-
-RESULT_MAX_BYTES = 4096
-REPLY_MAX_CHARS = 100  # an SMTP reply kept per refused address once the line is too long
-RECIPIENT_LISTS = ("to", "cc", "bcc")
 
 
 class TidingsError(Exception):
@@ -85,100 +84,13 @@ class AttachmentTooLarge(DeliveryRefused):
     """The encoded message exceeds the size guard or the server's advertised SIZE."""
 
 
-@dataclass
-class RunResult:
-    """What one run did; serialized with the keys of models.HistoryEntry, plus what the
-    operator's ReportDelivery record needs (addresses, attachments, rows, pages, attempts)."""
+class RunResult(ResultLine):
+    """A run's result line (tidings.contract.ResultLine) and the exit code the process ends
+    with, which is not on the line."""
 
-    outcome: str  # Delivered | Failed | Skipped (skipIfEmpty and an empty window: exit 0)
-    failure: str | None = None  # None | transient | permanent
-    scheduled_time: str | None = None
-    window_start: str | None = None
-    window_end: str | None = None
-    recipients_accepted: int = 0
-    recipients_rejected: int = 0
-    bytes: int = 0
-    renderer: str | None = None  # pdf | text | None
-    error: str = ""
-    message_id: str = ""
-    exit_code: int = EX_OK
-    attempts: int = 0  # SMTP transactions started
-    rows: int | None = None  # rows in the report after filters
-    pages: int | None = None  # pages of the PDF
-    attachments: list[dict[str, object]] = field(default_factory=list)  # name, bytes, sha256
-    # {"to": {"accepted": [address], "refused": {address: reply}}, "cc": ..., "bcc": ...}
-    addresses: dict[str, dict[str, object]] = field(default_factory=dict)
+    model_config = ConfigDict(extra="forbid")  # a misspelled field is a bug here, not news
 
-    @property
-    def delivered(self) -> bool:
-        return self.outcome == "Delivered"
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "outcome": self.outcome,
-            "failure": self.failure,
-            "scheduledTime": self.scheduled_time,
-            "windowStart": self.window_start,
-            "windowEnd": self.window_end,
-            "recipientsAccepted": self.recipients_accepted,
-            "recipientsRejected": self.recipients_rejected,
-            "bytes": self.bytes,
-            "renderer": self.renderer,
-            "error": self.error,
-            "messageId": self.message_id,
-            "attempts": self.attempts,
-            "rows": self.rows,
-            "pages": self.pages,
-            "attachments": self.attachments,
-            "addresses": self.addresses,
-        }
-
-    def to_json(self, max_bytes: int = RESULT_MAX_BYTES) -> str:
-        """One line of JSON of at most max_bytes bytes (UTF-8). To fit, `error` is cut first
-        (it repeats the refused addresses), then refused replies are shortened, then addresses
-        are left out from the end (bcc refused first), counted in `addressesOmitted`."""
-        data = self.as_dict()
-        data["addresses"] = addresses = json.loads(json.dumps(self.addresses))
-        line = _dumps(data)
-        excess = len(line.encode()) - max_bytes
-        error = self.error
-        # JSON escaping can make a character cost more than its UTF-8 size: cut until it fits.
-        while excess > 0 and error:
-            cut = max(1, excess // 2)
-            error = error[: max(0, len(error) - cut - 1)]
-            data["error"] = error + "…"
-            line = _dumps(data)
-            excess = len(line.encode()) - max_bytes
-        if excess > 0:
-            for lists in addresses.values():
-                refused = lists.get("refused") or {}
-                for address, reply in refused.items():
-                    refused[address] = str(reply)[:REPLY_MAX_CHARS]
-            line = _dumps(data)
-        omitted = 0
-        while len(line.encode()) > max_bytes and _drop_last_address(addresses):
-            omitted += 1
-            data["addressesOmitted"] = omitted
-            line = _dumps(data)
-        return line
-
-
-def _dumps(data: dict[str, object]) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-
-
-def _drop_last_address(addresses: dict[str, dict[str, object]]) -> bool:
-    """Remove one address, refused before accepted, bcc before cc before to; False if none."""
-    for kind in ("refused", "accepted"):
-        for name in reversed(RECIPIENT_LISTS):
-            listed = (addresses.get(name) or {}).get(kind)
-            if isinstance(listed, dict) and listed:
-                listed.pop(next(reversed(listed)))
-                return True
-            if isinstance(listed, list) and listed:
-                listed.pop()
-                return True
-    return False
+    exit_code: int = Field(default=EX_OK, exclude=True)
 
 
 def sort_addresses(

@@ -26,7 +26,7 @@ import yaml
 
 from tidings import branding, models
 from tidings.branding import Branding, BrandingError, Logo, logo_from_data_uri
-from tidings.controller.testsend import SUBJECT_PREFIX
+from tidings.contract import EX_SOFTWARE, EX_TEMPFAIL, TEST_SUBJECT_PREFIX
 from tidings.renderer import delivery, filters, reports, templating, text
 from tidings.renderer.datafiles import csv_attachment, xlsx_attachment
 from tidings.renderer.deadline import DeadlineExceeded, budget, enforced
@@ -41,8 +41,6 @@ from tidings.renderer.mail import (
     transmit,
 )
 from tidings.renderer.result import (
-    EX_SOFTWARE,
-    EX_TEMPFAIL,
     TRANSIENT,
     InputError,
     RunResult,
@@ -343,7 +341,7 @@ def render(
         renderer=renderer,
         fallback_reason=reason,
         data=data,
-        subject=(SUBJECT_PREFIX if options.test_recipient else "")
+        subject=(TEST_SUBJECT_PREFIX if options.test_recipient else "")
         + templating.subject(
             spec.delivery.subject_template,
             title=spec.title,

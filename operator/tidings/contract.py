@@ -1,0 +1,215 @@
+"""The contract between the operator and the renderer pod, and the marks the operator leaves on
+the objects it writes: labels, annotations, the finalizer, exit codes, the test-send names and
+the one-line JSON result a run writes to its termination message.
+
+Pure: the renderer writes `ResultLine.to_json()`, the operator reads `result_from_message()`.
+An old renderer pod can finish after an operator upgrade (and the reverse), so the line is
+compatible both ways: fields added later are optional, unknown fields are ignored, and only a
+line that is not JSON, lacks `outcome`, or has a known field of the wrong type is malformed
+(`MalformedResult`, with the reason).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+# ------------------------------------------------------------------- labels and annotations
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "tidings"
+MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+REPORT_UID_LABEL = "tidings.dev/report-uid"
+# Label values stop at 63 characters and report names may be 253: the name goes in an annotation.
+REPORT_NAME_ANNOTATION = "tidings.dev/report"
+RUN_NOW_ANNOTATION = "tidings.dev/run-now"
+REACTIVATE_ANNOTATION = "tidings.dev/reactivate"
+# Set by the CronJob controller (Kubernetes >= 1.28): the run's scheduled time.
+SCHEDULED_TIMESTAMP_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+# Held on every Job of ours until its outcome is in the report's status (docs/operator.md).
+FINALIZER = "tidings.dev/run-outcome"
+# Set, in the same write that drops the finalizer, on a Job whose outcome was counted.
+COUNTED_ANNOTATION = "tidings.dev/counted"
+# Why a run's pod had not started within the bound; the failure is counted with this reason.
+NOT_STARTED_ANNOTATION = "tidings.dev/not-started"
+# The report snapshot in the pod template; the renderer reads it as a downward-API file.
+SNAPSHOT_ANNOTATION = "tidings.dev/report-snapshot"
+RUN_NOW_LABEL = "tidings.dev/run-now"
+# Stamped on the CronJob in each write: the generation that write gives it. Any other generation
+# means someone else changed its spec.
+WRITTEN_GENERATION = "tidings.dev/written-generation"
+
+# Test sends (controller/testsend.py): the annotation asks, the env var tells the pod.
+TEST_SEND_ANNOTATION = "tidings.dev/send-test"
+TEST_RECIPIENT_ENV = "TIDINGS_TEST_RECIPIENT"
+TEST_SUBJECT_PREFIX = "[TEST] "
+
+
+def digest(value: str) -> str:
+    """What status keeps of an annotation value (runNowHandled, reactivateHandled): any length
+    compares exactly, in 71 bytes."""
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+
+
+# ------------------------------------------------------------------------------- exit codes
+
+# sysexits(3), so a retry policy can tell "try again" from "fix the report".
+EX_OK = 0
+EX_SOFTWARE = 1  # unexpected internal error (the operator treats it as transient)
+EX_USAGE = 2  # command-line usage error (argparse)
+EX_DATAERR = 65  # permanent input failure
+EX_UNAVAILABLE = 69  # permanent delivery failure
+EX_TEMPFAIL = 75  # transient failure
+# Failures a retry cannot fix: the Job's pod failure policy fails the Job at once on these.
+PERMANENT_EXIT_CODES = (EX_DATAERR, EX_UNAVAILABLE)
+
+# ------------------------------------------------------------------------------ result line
+
+RESULT_MAX_BYTES = 4096  # the kubelet keeps at most 4 KiB of a termination message
+REPLY_MAX_CHARS = 100  # an SMTP reply kept per refused address once the line is too long
+RECIPIENT_LISTS = ("to", "cc", "bcc")
+
+
+class MalformedResult(ValueError):
+    """A result line that breaks the contract; `reason` says how."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"malformed result line: {reason}")
+        self.reason = reason
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, validate_by_name=True, validate_by_alias=True, extra="ignore"
+    )
+
+
+class Attachment(_Wire):
+    """One attachment as mailed."""
+
+    name: str = ""
+    bytes: int
+    sha256: str
+
+
+class AddressList(_Wire):
+    """One of to/cc/bcc: the addresses SMTP accepted, and the refused ones with the reply."""
+
+    accepted: list[str] = Field(default_factory=list)
+    refused: dict[str, str] = Field(default_factory=dict)
+
+
+class ResultLine(_Wire):
+    """What one run did: the keys of models.HistoryEntry, plus what the operator's
+    ReportDelivery record needs (addresses, attachments, rows, pages, attempts)."""
+
+    outcome: str  # Delivered | Failed | Skipped (skipIfEmpty and an empty window: exit 0)
+    failure: str | None = None  # None | transient | permanent
+    scheduled_time: str | None = None
+    window_start: str | None = None
+    window_end: str | None = None
+    recipients_accepted: int = 0
+    recipients_rejected: int = 0
+    bytes: int = 0
+    renderer: str | None = None  # pdf | text | None
+    error: str = ""
+    message_id: str = ""
+    attempts: int = 0  # SMTP transactions started
+    rows: int | None = None  # rows in the report after filters
+    pages: int | None = None  # pages of the PDF
+    attachments: list[Attachment] = Field(default_factory=list)
+    addresses: dict[str, AddressList] = Field(default_factory=dict)
+    # Set only when the line had to leave addresses out to fit RESULT_MAX_BYTES.
+    addresses_omitted: int | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.outcome == "Delivered"
+
+    @classmethod
+    def parse(cls, line: str) -> ResultLine:
+        """One line of JSON; MalformedResult when it breaks the contract."""
+        try:
+            data = json.loads(line)
+        except ValueError as exc:
+            raise MalformedResult(f"not JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise MalformedResult(f"not a JSON object but {type(data).__name__}")
+        try:
+            # Strict: a count given as a string, or a bool, is the wrong type, not coerced.
+            return cls.model_validate(data, strict=True)
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(str(part) for part in problem["loc"]) or "the line"
+            raise MalformedResult(f"{where}: {problem['msg']}") from None
+
+    def to_json(self, max_bytes: int = RESULT_MAX_BYTES) -> str:
+        """One line of JSON of at most max_bytes bytes (UTF-8). To fit, `error` is cut first
+        (it repeats the refused addresses), then refused replies are shortened, then addresses
+        are left out from the end (bcc refused first), counted in `addressesOmitted`."""
+        data: dict[str, Any] = self.model_dump(
+            by_alias=True, mode="json", include=set(ResultLine.model_fields)
+        )
+        if data["addressesOmitted"] is None:
+            del data["addressesOmitted"]
+        addresses = data["addresses"]
+        line = _dumps(data)
+        excess = len(line.encode()) - max_bytes
+        error = self.error
+        # JSON escaping can make a character cost more than its UTF-8 size: cut until it fits.
+        while excess > 0 and error:
+            cut = max(1, excess // 2)
+            error = error[: max(0, len(error) - cut - 1)]
+            data["error"] = error + "…"
+            line = _dumps(data)
+            excess = len(line.encode()) - max_bytes
+        if excess > 0:
+            for lists in addresses.values():
+                refused = lists["refused"]
+                for address, reply in refused.items():
+                    refused[address] = reply[:REPLY_MAX_CHARS]
+            line = _dumps(data)
+        omitted = data.get("addressesOmitted") or 0
+        while len(line.encode()) > max_bytes and _drop_last_address(addresses):
+            omitted += 1
+            data["addressesOmitted"] = omitted
+            line = _dumps(data)
+        return line
+
+
+def _dumps(data: dict[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def _drop_last_address(addresses: dict[str, dict[str, Any]]) -> bool:
+    """Remove one address, refused before accepted, bcc before cc before to; False if none."""
+    for kind in ("refused", "accepted"):
+        for name in reversed(RECIPIENT_LISTS):
+            listed = (addresses.get(name) or {}).get(kind)
+            if isinstance(listed, dict) and listed:
+                listed.pop(next(reversed(listed)))
+                return True
+            if isinstance(listed, list) and listed:
+                listed.pop()
+                return True
+    return False
+
+
+def result_from_message(text: str | None) -> ResultLine | None:
+    """The renderer's result in a termination message: its last line that is a JSON object.
+    None when no line is one (the pod died before writing it and the kubelet kept the log
+    tail instead); MalformedResult when that line breaks the contract."""
+    for line in reversed((text or "").strip().splitlines()):
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return ResultLine.parse(line)
+    return None

@@ -1,0 +1,233 @@
+"""Report reconcile, triggered by an event of the report or of its CronJob: validate, decide
+(status.reconcile), make the CronJob match when something may have changed, start a run-now or
+test-send Job, write status, post Events. Level-triggered and idempotent: every event leads to
+the same reconcile, and nothing of the spec is kept on the report. A new report costs two
+writes: its CronJob and its status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+from kubernetes.client.exceptions import ApiException
+
+from tidings import contract, models, validation
+from tidings.controller import cronjob, run_outcome, status, testsend
+from tidings.controller.clock import next_fire, utc_now
+from tidings.controller.cronjob_plan import Action, owned, plan_cronjob
+from tidings.controller.kube import Kube, cronjob_path, job_path, report_path
+from tidings.controller.retry import Conflict, retry_on_conflict
+from tidings.controller.state import OperatorState
+from tidings.controller.status import Event
+from tidings.controller.writes import patch_status, post_events
+
+log = logging.getLogger("tidings.operator")
+
+
+async def sync_or_retry_later(
+    state: OperatorState,
+    namespace: str,
+    name: str,
+    seen: Mapping[str, Any] | None = None,
+    check_children: bool = False,
+) -> None:
+    """sync_report, retried later with backoff on failure: event handlers are not retried by
+    kopf, and a level-triggered reconcile only needs to run again, with fresh reads."""
+    try:
+        await sync_report(state, namespace, name, seen, check_children)
+    except Exception as exc:
+        log.warning("reconciling %s/%s failed (%s); retrying", namespace, name, exc)
+        _retry_later(state, namespace, name, attempt=1)
+
+
+def _retry_later(state: OperatorState, namespace: str, name: str, attempt: int) -> None:
+    key = (namespace, name)
+    if key in state.retries:
+        return
+
+    async def retry() -> None:
+        await asyncio.sleep(min(2**attempt, 60))
+        state.retries.pop(key, None)
+        try:
+            await sync_report(state, namespace, name, check_children=True)
+        except Exception as exc:
+            log.warning("reconciling %s/%s failed again (%s)", namespace, name, exc)
+            _retry_later(state, namespace, name, attempt + 1)
+
+    state.retries[key] = asyncio.create_task(retry())
+
+
+async def sync_report(
+    state: OperatorState,
+    namespace: str,
+    name: str,
+    seen: Mapping[str, Any] | None = None,
+    check_children: bool = False,
+) -> None:
+    """Make the report's CronJob and status match its spec and annotations. Idempotent.
+
+    `seen` is the report as the watch delivered it: the first attempt uses it rather than
+    reading it again (the status write is conditional on its resourceVersion, so a stale copy
+    costs a 409 and a re-read, never a lost update). The CronJob is read only when something
+    may have changed it: a new generation or phase, a missing or edited CronJob, a run-now."""
+    kube = state.kube
+
+    async def attempt(number: int) -> None:
+        report = seen if number == 0 and seen is not None else None
+        if report is None:
+            report = await kube.get(report_path(namespace, name))
+        if report is None or report["metadata"].get("deletionTimestamp"):
+            return  # garbage collection removes the children
+        current = report.get("status") or {}
+        problems = [str(p) for p in validation.validate_spec(report.get("spec")).errors]
+        pending = status.pending_run_now(report)
+        busy = pending is not None and await _run_going(kube, report)
+        decision = status.reconcile(report, problems, utc_now(), next_fire, busy)
+        first = current.get("observedGeneration") is None
+        changed = report["metadata"].get("generation") != current.get(
+            "observedGeneration"
+        ) or decision.phase != current.get("phase")
+        events: list[Event] = []
+        if first or changed or check_children or decision.run_now:
+            events += await apply_children(state, report, decision.phase, first)
+        if decision.run_now:
+            events.append(await start_run_now(state, report, decision.run_now))
+        if busy and pending is not None:
+            events.append(
+                Event(
+                    "Normal",
+                    "RunNowWaiting",
+                    f"{contract.RUN_NOW_ANNOTATION}: waits for the run in progress to end "
+                    "(one run per report at a time).",
+                    key=contract.digest(pending),
+                )
+            )
+        test_fields, test_events = await start_test_send(kube, report, not problems)
+        events += test_events
+        await patch_status(kube, report, {**decision.change.status, **test_fields})
+        events += decision.change.events
+        await post_events(kube, state.instance, report, events, strict=False)
+
+    async with state.locks[(namespace, name)]:
+        await retry_on_conflict(attempt, f"reconcile {namespace}/{name}", delay=5)
+
+
+async def _run_going(kube: Kube, report: Mapping[str, Any]) -> bool:
+    """Whether a Job of this report is still running (not finished, not being deleted)."""
+    meta = report["metadata"]
+    selector = f"{contract.REPORT_UID_LABEL}={meta['uid']}"
+    jobs = await kube.list(job_path(meta["namespace"]), selector)
+    return any(
+        run_outcome.job_finished(job) is None and not job["metadata"].get("deletionTimestamp")
+        for job in jobs
+    )
+
+
+async def apply_children(
+    state: OperatorState, report: Mapping[str, Any], phase: str, first: bool = False
+) -> list[Event]:
+    """Create or correct the CronJob (cronjob_plan decides); returns Events worth posting. A
+    spec change updates it silently; only a CronJob someone else changed or deleted is worth a
+    Warning. Conflict when the CronJob changed between read and write."""
+    kube = state.kube
+    namespace, report_name = report["metadata"]["namespace"], report["metadata"]["name"]
+    name = cronjob.cronjob_name(report_name)
+    path = cronjob_path(namespace, name)
+    if phase == models.Phase.INVALID:
+        # An invalid spec cannot be turned into a pod; just make sure nothing runs.
+        existing = await kube.get(path)
+        if existing and owned(existing, report) and not existing["spec"].get("suspend"):
+            await kube.merge_patch(path, {"spec": {"suspend": True}})
+        return []
+    desired = cronjob.desired_cronjob(report, state.settings, status.suspends_cronjob(phase))
+    # A report never reconciled has no CronJob yet: create at once, read only on a conflict.
+    actual = None if first else await kube.get(path)
+    if actual is None:
+        plan = plan_cronjob(desired, None)
+        try:
+            created = await kube.create(cronjob_path(namespace), plan.body or {})
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            actual = await kube.get(path)
+            if actual is None:
+                raise Conflict() from None
+        else:
+            # Known at once: the report's next event need not wait for the CronJob's.
+            state.cronjobs[(namespace, report_name)] = created["metadata"]["uid"]
+            if first:
+                return []
+            message = f"CronJob {name} was deleted outside the ScheduledReport; recreated it."
+            return [Event("Warning", "CronJobRecreated", message)]
+    if not owned(actual, report):
+        message = f"CronJob {name} already exists and is not owned by this report; rename one"
+        events = [Event("Warning", "NameConflict", message)]
+        await post_events(kube, state.instance, report, events, strict=False)
+        raise kopf.TemporaryError(message, delay=60)
+    plan = plan_cronjob(desired, actual)
+    if plan.action is Action.LEAVE:
+        return []
+    try:
+        await kube.merge_patch(path, plan.body or {})
+    except ApiException as exc:
+        if exc.status == 409:
+            raise Conflict() from None
+        raise
+    if plan.reverts_hand_edit:
+        message = (
+            f"CronJob {name} was changed outside the ScheduledReport; restored it. "
+            "Edit the ScheduledReport instead."
+        )
+        return [Event("Warning", "CronJobReverted", message)]
+    return []
+
+
+async def start_run_now(state: OperatorState, report: Mapping[str, Any], value: str) -> Event:
+    """One Job from the CronJob's template, named from the value so retries cannot double it."""
+    namespace = report["metadata"]["namespace"]
+    template = cronjob.desired_cronjob(report, state.settings, suspend=True)  # its jobTemplate
+    job = cronjob.run_now_job(report, template, value, utc_now())
+    await _create_once(state.kube, namespace, job)
+    return Event(
+        "Normal",
+        "RunNowStarted",
+        f"Started Job {job['metadata']['name']} for {contract.RUN_NOW_ANNOTATION}.",
+        key=contract.digest(value),
+    )
+
+
+async def start_test_send(
+    kube: Kube, report: Mapping[str, Any], valid: bool
+) -> tuple[dict[str, Any], list[Event]]:
+    """tidings.dev/send-test (controller.testsend): one Job to that address only, once per value.
+    Returns the status fields that record it and the Events to post."""
+    meta = report["metadata"]
+    fields, address, refused = testsend.decide(
+        meta.get("annotations") or {}, report.get("status") or {}, valid
+    )
+    if refused:
+        return fields, [Event("Warning", "TestSendRefused", f"Not sent: {refused}.")]
+    if address is None:
+        return fields, []
+    namespace = meta["namespace"]
+    template = await kube.get(cronjob_path(namespace, cronjob.cronjob_name(meta["name"])))
+    if template is None:
+        raise kopf.TemporaryError("the CronJob is not there yet", delay=2)
+    test_job = testsend.test_job(template, address, fields["testSendCount"], utc_now())
+    job = cronjob.owned_by_report(test_job, report)
+    await _create_once(kube, namespace, job)
+    name = job["metadata"]["name"]
+    return fields, [Event("Normal", "TestSendStarted", f"Started Job {name}: to {address} only.")]
+
+
+async def _create_once(kube: Kube, namespace: str, job: dict[str, Any]) -> None:
+    """Create the Job; one of that name already there (a retry) is the same run."""
+    try:
+        await kube.create(job_path(namespace), job)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise

@@ -1,0 +1,99 @@
+"""Runs that do not start, triggered by a running Job of ours: once the bound
+(TIDINGS_RUN_START_TIMEOUT_SECONDS) has passed since the Job was created without its pod
+starting, the report's Delivered condition turns Unknown with the pod's reason (RunNotStarted),
+and the Job is annotated so that its failure is counted with that reason, even after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+from kubernetes.client.exceptions import ApiException
+
+from tidings import contract
+from tidings.controller import run_outcome, status
+from tidings.controller.clock import utc_now
+from tidings.controller.kube import job_path, pods_path, report_path
+from tidings.controller.retry import retry_on_conflict
+from tidings.controller.state import OperatorState
+from tidings.controller.status import Event
+from tidings.controller.writes import patch_status, post_events
+from tidings.schedule import parse_rfc3339
+
+log = logging.getLogger("tidings.operator")
+
+
+def watch_start(state: OperatorState, job: Mapping[str, Any], report_name: str) -> None:
+    """Check, once the bound has passed since the Job was created, that its pod started."""
+    meta = job["metadata"]
+    uid = meta["uid"]
+    if uid in state.start_checks:
+        return
+    now = utc_now()
+    try:
+        created = parse_rfc3339(meta.get("creationTimestamp") or "")
+    except ValueError:
+        created = now
+    delay = max(0.0, (created - now).total_seconds() + state.settings.run_start_timeout)
+    task = asyncio.create_task(
+        _check_start(state, meta["namespace"], meta["name"], report_name, delay)
+    )
+    state.start_checks[uid] = task
+    task.add_done_callback(lambda _: state.start_checks.pop(uid, None))
+
+
+async def _check_start(
+    state: OperatorState, namespace: str, job_name: str, report_name: str, delay: float
+) -> None:
+    bound = state.settings.run_start_timeout
+    await asyncio.sleep(delay)
+    told = None
+    while True:
+        try:
+            job = await state.kube.get(job_path(namespace, job_name))
+            if job is None or job["metadata"].get("deletionTimestamp"):
+                return
+            if run_outcome.job_finished(job) is not None:
+                return
+            selector = f"{contract.JOB_NAME_LABEL}={job_name}"
+            pods = await state.kube.list(pods_path(namespace), selector)
+            reason = run_outcome.not_started_reason(job, pods)
+            if reason is None:
+                return
+            if reason != told:
+                await _report_not_started(state, job, report_name, reason)
+                told = reason
+        except (ApiException, kopf.TemporaryError) as exc:
+            log.warning("checking that Job %s started failed: %s", job_name, exc)
+        await asyncio.sleep(min(bound, 30))
+
+
+async def _report_not_started(
+    state: OperatorState, job: Mapping[str, Any], report_name: str, reason: str
+) -> None:
+    kube = state.kube
+    meta = job["metadata"]
+    namespace = meta["namespace"]
+    # On the Job, so its failure is counted with this reason even after a restart.
+    body = {"metadata": {"annotations": {contract.NOT_STARTED_ANNOTATION: reason}}}
+    await kube.merge_patch(job_path(namespace, meta["name"]), body)
+    report_uid = (meta.get("labels") or {}).get(contract.REPORT_UID_LABEL)
+
+    async def attempt(_: int) -> None:
+        report = await kube.get(report_path(namespace, report_name))
+        if report is None or report["metadata"]["uid"] != report_uid:
+            return
+        change = status.run_not_started(
+            report, meta["name"], reason, state.settings.run_start_timeout, utc_now()
+        )
+        await patch_status(kube, report, change.status)
+        key = f"{meta['uid']}/{reason}"
+        events = [Event(e.type, e.reason, e.message, key=key) for e in change.events]
+        await post_events(kube, state.instance, report, events, strict=False)
+
+    async with state.locks[(namespace, report_name)]:
+        await retry_on_conflict(attempt, f"mark Job {meta['name']} not started")
