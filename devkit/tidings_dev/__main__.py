@@ -102,10 +102,6 @@ def start_with_node(state_dir: Path) -> devnode.Node:
     return node
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 def stop_helpers(state_dir: Path) -> list[int]:
     """Stop what scripts started beside the cluster and left running for it (hack/cluster-demo's
     SMTP sink): each <state-dir>/*.pid file names one process."""
@@ -119,3 +115,7 @@ def stop_helpers(state_dir: Path) -> list[int]:
             stopped += procs.stop_pids([pid])
         pid_file.unlink()
     return stopped
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -28,13 +28,25 @@ def kubectl_block() -> str:
     return block
 
 
+def gone(core: client.CoreV1Api, namespaces: set[str], timeout: float = 120) -> None:
+    """Delete those of `namespaces` that exist and wait until none is left."""
+    for name in namespaces & {ns.metadata.name for ns in core.list_namespace().items}:
+        core.delete_namespace(name)
+    deadline = time.monotonic() + timeout
+    while namespaces & {ns.metadata.name for ns in core.list_namespace().items}:
+        assert time.monotonic() < deadline, f"namespaces {sorted(namespaces)} not gone"
+        time.sleep(1)
+
+
 def test_readme_kubectl_block_runs_as_printed_twice(
     control_plane: ControlPlane, kube: client.ApiClient
 ) -> None:
     core = client.CoreV1Api(kube)
     docs = yaml.safe_load_all((REPO_ROOT / "examples" / "00-namespaces.yml").read_text())
     namespaces = {d["metadata"]["name"] for d in docs if d}
-    assert not namespaces & {ns.metadata.name for ns in core.list_namespace().items}
+    # The session's control plane is shared: another test may have applied the examples before.
+    # README's block runs on a cluster without them, so start from one.
+    gone(core, namespaces)
     env = {
         **os.environ,
         "KUBECONFIG": str(control_plane.kubeconfig),
@@ -66,11 +78,4 @@ def test_readme_kubectl_block_runs_as_printed_twice(
         assert annotations["tidings.dev/send-test"] == "me@example.com"
         assert int(annotations["tidings.dev/run-now"]) >= int(time.time()) - 60
     finally:
-        for name in namespaces:
-            core.delete_namespace(name)
-        # Gone before the next test, which applies the examples into fresh namespaces.
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if not namespaces & {ns.metadata.name for ns in core.list_namespace().items}:
-                break
-            time.sleep(1)
+        gone(core, namespaces)  # before the next test, which applies the examples afresh
