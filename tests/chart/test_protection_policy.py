@@ -1,4 +1,4 @@
-"""The chart's run-protection policy (issue 20), rendered: whom it trusts, where it is bound,
+"""The chart's run-protection policy, rendered: whom it trusts, where it is bound,
 the keys it looks for, and the toggle that removes it with the webhook's CONNECT rule. Its
 behaviour on the real control plane is tests/cluster/test_trust_boundary.py."""
 

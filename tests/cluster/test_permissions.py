@@ -156,7 +156,7 @@ def test_roles_aggregate_into_the_built_in_ones(kube, people):
 def test_delivery_records_are_read_by_view_and_edit_and_deleted_only_by_admin(
     kube, reports, people
 ):
-    """issue 12: records are evidence. Nobody may change one (RBAC for edit, the CRD's rule
+    """Records are evidence. Nobody may change one (RBAC for edit, the CRD's rule
     for everyone else); only namespace admins (and the operator) delete them."""
     from kubernetes import client
 

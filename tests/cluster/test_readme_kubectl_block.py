@@ -1,6 +1,6 @@
 """README's kubectl block ("kubectl apply -f examples/" and on), run as printed against the real
 apiserver, twice: its annotate lines must work the second time too (the run-now line needs
-`--overwrite` for that, issue 22)."""
+`--overwrite` for that)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The trust boundary of issue 20 on the real control plane, with real users (a client
+"""The trust boundary on the real control plane, with real users (a client
 certificate each, bound to the chart's or the built-in roles):
 
 - the webhook refuses a report naming a Secret or ConfigMap its author cannot `get`, naming the

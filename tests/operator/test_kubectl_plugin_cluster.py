@@ -229,7 +229,7 @@ def test_preview_uses_the_users_own_secret_access(
     )
     assert code == 1
     assert "forbidden: secret rows" in err
-    assert 'user "alice" cannot get secrets "rows"' in err  # checked before reading (issue 20)
+    assert 'user "alice" cannot get secrets "rows"' in err  # checked before reading
     assert not pdf.exists()
 
     grant("read-rows", "", "secrets", ["rows"])

@@ -1,4 +1,4 @@
-"""Delivery records end to end (issue 12): the real operator, the real renderer run from the
+"""Delivery records end to end: the real operator, the real renderer run from the
 pod's own command (PodRunner), a real SMTP server on loopback. A delivered run and a refused
 run each leave exactly one ReportDelivery with the right fields, also across an operator
 restart, and deleting the reports leaves their records."""

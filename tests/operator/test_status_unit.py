@@ -172,7 +172,7 @@ def test_delivered_job_reads_the_termination_message() -> None:
         "bytes": 48213,
         "renderer": "pdf",
         "error": "",
-        "messageId": "<x@tidings>",  # issue 12: to look up in the relay's log
+        "messageId": "<x@tidings>",  # to look up in the relay's log
     }
 
 

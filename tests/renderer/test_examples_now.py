@@ -1,5 +1,5 @@
 """hack/examples-now moves the examples' rows into the window of now: every report keeps the
-rows it shows at its documented --at, whenever it is rendered (issue 22: a run-now in a cluster
+rows it shows at its documented --at, whenever it is rendered (a run-now in a cluster
 mailed "No data in this window")."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Redaction of what a peer can echo back (issue 20): a relay that refuses a login and quotes
+"""Redaction of what a peer can echo back: a relay that refuses a login and quotes
 the AUTH blob it was sent. The renderer runs as in a pod against a real aiosmtpd on loopback;
 its result line and stderr must hold neither the password nor any base64 carrying it. The
 pure rules of tidings.redaction are checked beside it."""

@@ -139,7 +139,7 @@ def test_every_recipient_refused_permanently_is_exit_69(
     assert "every recipient was refused" in result["error"]
     assert "550 5.7.1 Relaying denied" in result["error"]
     assert smtp.recorder.messages == []
-    # issue 12: the refusals are counted and listed, and the Message-ID is known.
+    # The refusals are counted and listed, and the Message-ID is known (the delivery record).
     assert (result["recipientsAccepted"], result["recipientsRejected"]) == (0, 3)
     assert result["addresses"]["bcc"] == {
         "accepted": [],

@@ -1,4 +1,4 @@
-"""A send that reached no SMTP server refused nobody: issue 22 saw `recipientsRejected: 3` for a
+"""A send that reached no SMTP server refused nobody: a newcomer saw `recipientsRejected: 3` for a
 connection refused on README's `tidings send`. Refusals are what a server answered at RCPT."""
 
 from __future__ import annotations

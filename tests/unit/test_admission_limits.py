@@ -1,4 +1,4 @@
-"""No truncation mismatch (issue 20): whatever admission accepts, the side that stores or
+"""No truncation mismatch: whatever admission accepts, the side that stores or
 compares it downstream holds whole, so a value is acted on exactly once and a copy says what
 the original said. Every annotation the operator reads (run-now, reactivate, send-test) and
 every maxLength string of the spec is tried at its admission maximum and one past it.

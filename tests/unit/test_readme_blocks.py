@@ -1,5 +1,5 @@
 """Every fenced shell block in README either runs in a test or says, right above it, what it
-needs and why CI cannot run it (issue 22). The marker is the last non-blank line before the
+needs and why CI cannot run it. The marker is the last non-blank line before the
 fence:
 
     <!-- run by: tests/path/test_file.py -->     that file must exist and quote the first two

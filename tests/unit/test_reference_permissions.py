@@ -1,5 +1,5 @@
 """Which Secrets and ConfigMaps a spec names (every ref field of the models), the review that
-asks whether the author may read one, and the refusal text (issue 20, confused deputy)."""
+asks whether the author may read one, and the refusal text (confused deputy)."""
 
 from __future__ import annotations
 

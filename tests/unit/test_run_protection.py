@@ -1,4 +1,4 @@
-"""The pure parts of protecting the operator's runs (issue 20): which keys mark an object as
+"""The pure parts of protecting the operator's runs: which keys mark an object as
 the operator's, the CONNECT review rewrite that lets the pods handler see its pod, and the
 webhook entry for exec, attach and port-forward."""
 
