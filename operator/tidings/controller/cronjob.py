@@ -20,6 +20,7 @@ from typing import Any
 
 from tidings import branding, models
 from tidings.controller.settings import Settings, run_env
+from tidings.relay import pod as relay_pod
 from tidings.schedule import rfc3339
 from tidings.snapshot import report_snapshot
 
@@ -130,6 +131,8 @@ def _env(settings: Settings) -> list[dict[str, Any]]:
         "TIDINGS_SMTP_TLS": settings.smtp_tls,
         "TIDINGS_SMTP_TIMEOUT": str(settings.smtp_timeout),
     }
+    if settings.relay_host:  # mail leaves through the delivery relay (docs/relay.md)
+        relay.update(relay_pod.env(settings.relay_host, settings.relay_port))
     # Platform limits on what a report's sources may reach and read: set by the operator's
     # settings only, never by the namespace's branding ConfigMap.
     limits = {
@@ -138,7 +141,7 @@ def _env(settings: Settings) -> list[dict[str, Any]]:
     }
     env.extend({"name": k, "value": v} for k, v in {**relay, **limits}.items() if v)
     env.extend(branding.pod_env(run_env(settings)))
-    if settings.smtp_credentials_secret:
+    if settings.smtp_credentials_secret and not settings.relay_host:
         # By reference, never by value: the CronJob is readable by namespace viewers. Optional,
         # so a namespace without the Secret still sends through the relay without a login.
         env.extend(
@@ -191,6 +194,10 @@ def _volumes(report: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict
 
 def _pod_spec(report: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
     volumes, mounts = _volumes(report)
+    if settings.relay_host:  # the pod's identity for the delivery relay
+        volume, mount = relay_pod.token_volume(settings.relay_audience)
+        volumes.append(volume)
+        mounts.append(mount)
     uid = settings.run_as_user
     return {
         "restartPolicy": "Never",  # one pod per run: retries happen inside it (renderer)
