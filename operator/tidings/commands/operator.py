@@ -101,6 +101,8 @@ def _with_relay_address(settings: Settings) -> Settings:
 
     from tidings.controller.kube import load_api_client
 
+    if not settings.operator_namespace:
+        raise ValueError("TIDINGS_OPERATOR_NAMESPACE must name the namespace it is in")
     with load_api_client() as api:
         service = client.CoreV1Api(api).read_namespaced_service(
             settings.relay_service, settings.operator_namespace

@@ -409,11 +409,6 @@ def _check(s: Settings) -> None:
             )
         ),
         (1 <= s.relay_port <= 65535, "TIDINGS_RELAY_PORT", "must be a port number (1-65535)"),
-        (
-            not s.relay_service or bool(s.operator_namespace),
-            "TIDINGS_RELAY_SERVICE",
-            "needs TIDINGS_OPERATOR_NAMESPACE (the Service's namespace)",
-        ),
         (bool(s.relay_audience), "TIDINGS_RELAY_AUDIENCE", "must not be empty"),
         (s.log_format in LOG_FORMATS, "TIDINGS_LOG_FORMAT", f"must be one of {LOG_FORMATS}"),
         (
