@@ -40,7 +40,11 @@ def identity_from_review(status: Mapping[str, Any] | None, audience: str) -> Pod
     """The pod a reviewed token was minted for (status of a TokenReview, camelCase)."""
     status = status or {}
     if not status.get("authenticated"):
-        raise Refused("the token is not valid (expired, revoked, or not from this cluster)")
+        # The apiserver reports a token for another audience as not authenticated.
+        raise Refused(
+            f"the token is not valid for audience {audience} (another audience, expired, "
+            "revoked, or not from this cluster)"
+        )
     if audience not in (status.get("audiences") or ()):
         raise Refused(f"the token is not for audience {audience}")
     user = status.get("user") or {}

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import collections
 import logging
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,9 +29,11 @@ from tidings.relay.identity import Lookup
 from tidings.relay.upstream import Unconfirmed, UpstreamSession
 
 log = logging.getLogger("tidings.relay")
-# aiosmtpd logs every command line at DEBUG, AUTH blobs included: never below WARNING.
-logging.getLogger("mail.log").setLevel(logging.WARNING)
+# aiosmtpd logs every command line at DEBUG, AUTH blobs included, and warns on each connection
+# that AUTH goes without TLS, which is deliberate here (see RelayController): errors only.
+logging.getLogger("mail.log").setLevel(logging.ERROR)
 
+AUTH_LINE_LIMIT = 16384
 ALREADY_SENT = "250 2.0.0 already sent for this run (report, window, trigger); not sent again"
 
 
@@ -66,20 +70,26 @@ class RelayHandler:
             try:
                 blob = base64.b64decode(args[1], validate=True)
             except (binascii.Error, ValueError):
-                return AuthResult(success=False, message="501 5.5.2 cannot decode base64")
+                return AuthResult(
+                    success=False, handled=False, message="501 5.5.2 cannot decode base64"
+                )
         parts = blob.split(b"\0")
         if len(parts) != 3:
-            return AuthResult(success=False, message="501 5.5.2 not an AUTH PLAIN response")
+            return AuthResult(
+                success=False, handled=False, message="501 5.5.2 not an AUTH PLAIN response"
+            )
         token = parts[2].decode(errors="replace")
         peer = _peer(server.session)
         try:
             run = await asyncio.to_thread(self.lookup.bind, token)
         except policy.Refused as refused:
             log.warning("refused AUTH from %s: %s", peer, refused)
-            return AuthResult(success=False, message=f"535 5.7.8 {refused}")
+            return AuthResult(success=False, handled=False, message=f"535 5.7.8 {refused}")
         except ApiException as error:  # status only: a body may quote the review
             log.error("cannot check the token of %s: API %s", peer, error.status)
-            return AuthResult(success=False, message="454 4.7.0 cannot check the token now")
+            return AuthResult(
+                success=False, handled=False, message="454 4.7.0 cannot check the token now"
+            )
         log.info(
             "authenticated %s as a run of %s (job %s, key %s)", peer, run.where, run.job, run.key
         )
@@ -182,6 +192,15 @@ def _peer(session: Session | None) -> str:
 
 
 class _Front(SMTP):
+    # A service-account token is over 1 KB, and its AUTH PLAIN line a third more: RFC 5321's
+    # 512-byte command limit would refuse it (RFC 4954 lets AUTH lines be longer).
+    line_length_limit = AUTH_LINE_LIMIT
+
+    def __init__(self, handler: RelayHandler, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        limits = collections.defaultdict(lambda: SMTP.command_size_limit, AUTH=AUTH_LINE_LIMIT)
+        self.command_size_limits = limits  # per connection: aiosmtpd's default is class-wide
+
     def connection_lost(self, error: Exception | None) -> None:
         if self.envelope is not None:
             _close(self.envelope)  # a pod that went away leaves no upstream connection open
@@ -205,4 +224,6 @@ class RelayController(Controller):
         )
 
     def factory(self) -> SMTP:
-        return _Front(self.handler, **self.SMTP_kwargs)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
+            return _Front(self.handler, **self.SMTP_kwargs)
