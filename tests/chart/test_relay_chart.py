@@ -135,6 +135,19 @@ def test_relay_rbac_reads_only_what_binding_a_run_needs() -> None:
     ]
 
 
+def test_the_relay_listens_on_its_pod_address_and_may_use_the_nodes_network() -> None:
+    container = relay_container(render("rel", "tidings-system"))
+    (address,) = [e for e in container["env"] if e["name"] == "TIDINGS_RELAY_ADDRESS"]
+    assert address["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    pod = find(render("rel", "x"), "Deployment", "rel-tidings-relay")["spec"]["template"]["spec"]
+    assert "hostNetwork" not in pod
+    host = render("rel", "x", set_values=("relay.hostNetwork=true", "relay.replicas=1"))
+    pod = find(host, "Deployment", "rel-tidings-relay")["spec"]["template"]["spec"]
+    assert (pod["hostNetwork"], pod["dnsPolicy"]) == (True, "ClusterFirstWithHostNet")
+    strategy = find(host, "Deployment", "rel-tidings-relay")["spec"]["strategy"]
+    assert strategy["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}  # the node port
+
+
 def test_without_the_relay_pods_get_the_platform_relay_and_its_login_secret() -> None:
     objects = render("rel", "tidings-system", set_values=(*LOGIN, "relay.enabled=false"))
     assert not [o for o in objects if o["metadata"]["name"].startswith("rel-tidings-relay")]
