@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "run": "render and send inside a CronJob pod (reads the mounted spec, writes the result)",
     "crd": "print the CustomResourceDefinition generated from the models",
     "operator": "run the operator against the current kubeconfig",
+    "relay": "run the delivery relay renderer pods submit their mail to",
 }
 
 

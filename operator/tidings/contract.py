@@ -50,6 +50,12 @@ TEST_SEND_ANNOTATION = "tidings.dev/send-test"
 TEST_RECIPIENT_ENV = "TIDINGS_TEST_RECIPIENT"
 TEST_SUBJECT_PREFIX = "[TEST] "
 
+# The delivery relay (docs/relay.md): the pod logs in with a projected service-account token for
+# the relay's audience, which the kubelet mints bound to the pod and rotates at 80 % of its life.
+RELAY_TOKEN_DIR_ENV = "TIDINGS_RELAY_TOKEN_DIR"
+RELAY_TOKEN_DIR = "/var/run/secrets/tidings.dev/relay"
+RELAY_TOKEN_EXPIRY_SECONDS = 600  # the shortest the kubelet accepts
+
 
 def digest(value: str) -> str:
     """What status keeps of an annotation value (runNowHandled, reactivateHandled): any length

@@ -27,6 +27,7 @@ from tidings_dev.procs import free_port
 RELEASE = "tidings"
 RELEASE_NAMESPACE = "tidings"
 SMTP_FROM = "reports@tidings.test"
+RELAY_PORT = free_port()  # on the node's address (relay.hostNetwork)
 
 
 def unavailable(reason: str) -> None:
@@ -113,6 +114,11 @@ class NodeCluster:
             f"smtp.host={self.smtp.host}",
             f"smtp.port={self.smtp.port}",
             f"smtp.from={SMTP_FROM}",
+            # The node does not forward pod traffic (ip_forward 0): pods reach the delivery
+            # relay only on the node's own address.
+            "relay.hostNetwork=true",
+            "relay.replicas=1",
+            f"relay.port={RELAY_PORT}",
         ]
 
     def install(self, *extra: str) -> subprocess.CompletedProcess[str]:

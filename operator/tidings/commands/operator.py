@@ -65,6 +65,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"tidings operator: webhook certificate: {exc}", file=sys.stderr)
             return 1
 
+    if settings.relay_service and not settings.relay_host:
+        try:
+            settings = _with_relay_address(settings)
+        except Exception as exc:  # pods would mail nowhere: refuse to start, saying why
+            print(f"tidings operator: the delivery relay Service: {exc}", file=sys.stderr)
+            return 1
+
     namespaces = args.namespace or list(settings.namespaces)
     standalone = args.standalone or settings.standalone
     if settings.metrics_port:
@@ -83,6 +90,27 @@ def run(args: argparse.Namespace) -> int:
         memo=kopf.Memo(settings=dataclasses.replace(settings, namespaces=tuple(namespaces))),
     )
     return 0
+
+
+def _with_relay_address(settings: Settings) -> Settings:
+    """The relay Service's ClusterIP as the pods' relay address: pods reach it without cluster
+    DNS, and a Service keeps its ClusterIP for its lifetime."""
+    import dataclasses
+
+    from kubernetes import client
+
+    from tidings.controller.kube import load_api_client
+
+    if not settings.operator_namespace:
+        raise ValueError("TIDINGS_OPERATOR_NAMESPACE must name the namespace it is in")
+    with load_api_client() as api:
+        service = client.CoreV1Api(api).read_namespaced_service(
+            settings.relay_service, settings.operator_namespace
+        )
+    address = service.spec.cluster_ip
+    if not address or address == "None":
+        raise ValueError(f"{settings.relay_service} has no ClusterIP (a headless Service?)")
+    return dataclasses.replace(settings, relay_host=address)
 
 
 # How long a starting operator waits for its webhook configuration to appear (see below).

@@ -26,6 +26,9 @@ from tidings.contract import (
     MANAGED_BY,
     MANAGED_BY_LABEL,
     PERMANENT_EXIT_CODES,
+    RELAY_TOKEN_DIR,
+    RELAY_TOKEN_DIR_ENV,
+    RELAY_TOKEN_EXPIRY_SECONDS,
     REPORT_NAME_ANNOTATION,
     REPORT_UID_LABEL,
     RUN_NOW_LABEL,
@@ -116,6 +119,16 @@ def _env(settings: Settings) -> list[dict[str, Any]]:
         "TIDINGS_SMTP_TLS": settings.smtp_tls,
         "TIDINGS_SMTP_TIMEOUT": str(settings.smtp_timeout),
     }
+    if settings.relay_host:  # mail leaves through the delivery relay (docs/relay.md)
+        # Plain SMTP to the relay; the token is the AUTH PLAIN password.
+        relay.update(
+            {
+                "TIDINGS_SMTP_HOST": settings.relay_host,
+                "TIDINGS_SMTP_PORT": str(settings.relay_port),
+                "TIDINGS_SMTP_TLS": "none",
+                RELAY_TOKEN_DIR_ENV: RELAY_TOKEN_DIR,
+            }
+        )
     # Platform limits on what a report's sources may reach and read: set by the operator's
     # settings only, never by the namespace's branding ConfigMap.
     limits = {
@@ -124,7 +137,7 @@ def _env(settings: Settings) -> list[dict[str, Any]]:
     }
     env.extend({"name": k, "value": v} for k, v in {**relay, **limits}.items() if v)
     env.extend(branding.pod_env(run_env(settings)))
-    if settings.smtp_credentials_secret:
+    if settings.smtp_credentials_secret and not settings.relay_host:
         # By reference, never by value: the CronJob is readable by namespace viewers. Optional,
         # so a namespace without the Secret still sends through the relay without a login.
         env.extend(
@@ -177,6 +190,15 @@ def _volumes(report: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict
 
 def _pod_spec(report: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
     volumes, mounts = _volumes(report)
+    if settings.relay_host:  # the pod's identity for the delivery relay
+        token = {
+            "audience": settings.relay_audience,
+            "expirationSeconds": RELAY_TOKEN_EXPIRY_SECONDS,
+            "path": "token",
+        }
+        sources = [{"serviceAccountToken": token}]
+        volumes.append({"name": "relay-token", "projected": {"sources": sources}})
+        mounts.append({"name": "relay-token", "mountPath": RELAY_TOKEN_DIR, "readOnly": True})
     uid = settings.run_as_user
     return {
         "restartPolicy": "Never",  # one pod per run: retries happen inside it (renderer)

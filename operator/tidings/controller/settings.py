@@ -187,8 +187,36 @@ class Settings:
         default="",
         metadata={
             "env": "TIDINGS_SMTP_CREDENTIALS_SECRET",
-            "doc": "Secret name (keys username, password) each renderer pod reads from its own "
-            "namespace, if there, to log in to the platform relay; empty = no login.",
+            "doc": "Without the delivery relay only: Secret name (keys username, password) each "
+            "renderer pod reads from its own namespace, if there, to log in to the platform "
+            "relay; empty = no login. The relay keeps these in its own namespace instead.",
+        },
+    )
+    # The delivery relay (docs/relay.md): when set, pods submit to it, never to the platform.
+    relay_service: str = field(
+        default="",
+        metadata={
+            "env": "TIDINGS_RELAY_SERVICE",
+            "doc": "Service of the delivery relay in the operator's namespace; its ClusterIP is "
+            "looked up at start-up (no cluster DNS needed). Empty = no relay.",
+        },
+    )
+    relay_host: str = field(
+        default="",
+        metadata={
+            "env": "TIDINGS_RELAY_HOST",
+            "doc": "The delivery relay's address, given directly instead of TIDINGS_RELAY_SERVICE.",
+        },
+    )
+    relay_port: int = field(
+        default=2525,
+        metadata={"env": "TIDINGS_RELAY_PORT", "doc": "The delivery relay's SMTP port."},
+    )
+    relay_audience: str = field(
+        default="tidings.dev/relay",
+        metadata={
+            "env": "TIDINGS_RELAY_AUDIENCE",
+            "doc": "Audience of the pods' projected relay token (the relay checks it).",
         },
     )
     # Branding and mail defaults, handed on to every renderer pod as is (tidings/branding.py):
@@ -380,6 +408,8 @@ def _check(s: Settings) -> None:
                 (s.operator_namespace, "TIDINGS_OPERATOR_NAMESPACE"),
             )
         ),
+        (1 <= s.relay_port <= 65535, "TIDINGS_RELAY_PORT", "must be a port number (1-65535)"),
+        (bool(s.relay_audience), "TIDINGS_RELAY_AUDIENCE", "must not be empty"),
         (s.log_format in LOG_FORMATS, "TIDINGS_LOG_FORMAT", f"must be one of {LOG_FORMATS}"),
         (
             s.log_level.upper() in ("DEBUG", "INFO", "WARNING", "ERROR"),

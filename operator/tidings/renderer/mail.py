@@ -7,6 +7,9 @@
   back to plain text; `tls` is implicit TLS (SMTPS). Certificates are verified.
 - The size guard counts the encoded message (base64 adds about a third) and the server's
   advertised SIZE, and fails with AttachmentTooLarge before anything is sent.
+- Through the delivery relay (docs/relay.md) the password is the pod's projected
+  service-account token, read from TIDINGS_RELAY_TOKEN_DIR at each connection (the kubelet
+  rotates it).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from pathlib import Path
 
+from tidings.contract import RELAY_TOKEN_DIR_ENV
 from tidings.renderer.deadline import DeadlineExceeded
 from tidings.renderer.result import (
     AttachmentTooLarge,
@@ -37,6 +41,7 @@ from tidings.renderer.result import (
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_SMTP_SECRET_DIR = "/etc/tidings/smtp"
+RELAY_USERNAME = "pod-token"  # the relay ignores it: the token says who the pod is
 TLS_MODES = ("none", "starttls", "tls")
 
 
@@ -64,6 +69,7 @@ class SmtpSettings:
     ca_data: str | None = None  # PEM certificates trusted besides the system's (private CAs)
     allow_plain_auth: bool = False
     origin: str = "TIDINGS_SMTP_* settings"  # where these came from, for messages
+    token_file: str | None = None  # the relay token, the password at each connection
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -79,7 +85,9 @@ class SmtpSettings:
             raise InputError(f"SMTP port {self.port} ({self.origin}) is not a TCP port")
         if problem := sender_problem(self.sender):
             raise InputError(f"SMTP from {self.sender!r} ({self.origin}): {problem}")
-        if self.username and self.tls == "none" and not self.allow_plain_auth:
+        # A relay token is short-lived and good for the relay's audience only (docs/relay.md).
+        plain_ok = self.allow_plain_auth or self.token_file is not None
+        if self.username and self.tls == "none" and not plain_ok:
             raise InputError(
                 f"SMTP AUTH over a plain-text connection would expose the password "
                 f"({self.origin}): use tls starttls or tls, or allow it explicitly with "
@@ -137,25 +145,34 @@ def environment_values(
         values["ca_data"] = "\n".join(p for p in pems if p) or None
         values["origin"] = "the namespace SMTP Secret (spec.delivery.smtpSecretRef)"
     else:
-        password = env.get("TIDINGS_SMTP_PASSWORD")
-        password_file = env.get("TIDINGS_SMTP_PASSWORD_FILE")
-        if not password and password_file:
-            try:
-                password = Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
-            except (OSError, UnicodeDecodeError) as error:
-                raise InputError(f"TIDINGS_SMTP_PASSWORD_FILE: {error}") from None
-        values = {
-            "host": env.get("TIDINGS_SMTP_HOST"),
-            "port": env.get("TIDINGS_SMTP_PORT"),
-            "from": env.get("TIDINGS_SMTP_FROM"),
-            "username": env.get("TIDINGS_SMTP_USERNAME"),
-            "password": password,
-            "tls": env.get("TIDINGS_SMTP_TLS"),
-            "timeout": env.get("TIDINGS_SMTP_TIMEOUT"),
-            "ca_file": env.get("TIDINGS_SMTP_CA_FILE"),
-            "ca_data": env.get("TIDINGS_SMTP_CA_PEM"),
-            "allow_plain_auth": env.get("TIDINGS_SMTP_ALLOW_PLAIN_AUTH"),
-        }
+        values = platform_values(env)
+    return values
+
+
+def platform_values(env: Mapping[str, str]) -> dict[str, str | None]:
+    """The platform relay from TIDINGS_SMTP_* variables (the delivery relay's own upstream uses
+    these too)."""
+    password = env.get("TIDINGS_SMTP_PASSWORD")
+    password_file = env.get("TIDINGS_SMTP_PASSWORD_FILE")
+    if not password and password_file:
+        try:
+            password = Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as error:
+            raise InputError(f"TIDINGS_SMTP_PASSWORD_FILE: {error}") from None
+    token_dir = env.get(RELAY_TOKEN_DIR_ENV)
+    values = {
+        "token_file": str(Path(token_dir) / "token") if token_dir else None,
+        "username": env.get("TIDINGS_SMTP_USERNAME") or (RELAY_USERNAME if token_dir else None),
+        "host": env.get("TIDINGS_SMTP_HOST"),
+        "port": env.get("TIDINGS_SMTP_PORT"),
+        "from": env.get("TIDINGS_SMTP_FROM"),
+        "password": password,
+        "tls": env.get("TIDINGS_SMTP_TLS"),
+        "timeout": env.get("TIDINGS_SMTP_TIMEOUT"),
+        "ca_file": env.get("TIDINGS_SMTP_CA_FILE"),
+        "ca_data": env.get("TIDINGS_SMTP_CA_PEM"),
+        "allow_plain_auth": env.get("TIDINGS_SMTP_ALLOW_PLAIN_AUTH"),
+    }
     return values
 
 
@@ -179,6 +196,7 @@ def settings_from_values(values: Mapping[str, str | None]) -> SmtpSettings:
         allow_plain_auth=(values.get("allow_plain_auth") or "").strip().lower()
         in ("1", "true", "yes"),
         origin=values.get("origin") or SmtpSettings.origin,
+        token_file=values.get("token_file") or None,
     )
 
 
@@ -287,8 +305,7 @@ def transmit(
         try:
             size_limit = int(connection.esmtp_features.get("size", "0").split()[0] or 0)
             check_size(len(data), size_limit, f"the SIZE limit of {settings.host}")
-            if settings.username:
-                connection.login(settings.username, settings.password or "")
+            _login(connection, settings, secrets)
             return _transaction(connection, envelope_from, recipients, data, settings)
         finally:
             _quit(connection)
@@ -322,6 +339,34 @@ def transmit(
         raise DeliveryDeferred(f"cannot connect to SMTP {settings.where}: {error}") from None
 
 
+def open_session(settings: SmtpSettings) -> smtplib.SMTP:
+    """A connection ready for MAIL FROM: greeted, upgraded as `tls` says, logged in. For callers
+    that run the transaction themselves (the delivery relay's upstream); smtplib and ssl errors
+    are theirs to classify."""
+    connection = _connect(settings)
+    try:
+        _login(connection, settings, [settings.password])
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _login(connection: smtplib.SMTP, settings: SmtpSettings, secrets: list[str | None]) -> None:
+    """AUTH with the password, or with the relay token as it is now; `secrets` gets the value
+    used, so error messages mask it."""
+    if not settings.username:
+        return
+    password = settings.password or ""
+    if settings.token_file:
+        try:
+            password = Path(settings.token_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as error:
+            raise InputError(f"the relay token {settings.token_file}: {error}") from None
+        secrets.append(password)
+    connection.login(settings.username, password)
+
+
 def _transaction(
     connection: smtplib.SMTP,
     envelope_from: str,
@@ -347,11 +392,8 @@ def _transaction(
     code, reply = connection.docmd("DATA")
     if code != 354:
         raise smtplib.SMTPResponseException(code, reply)
-    payload = _DOT_LINE.sub(b"..", data)
-    if not payload.endswith(b"\r\n"):
-        payload += b"\r\n"
     try:
-        connection.send(payload + b".\r\n")  # SMTPServerDisconnected: the "." never left
+        connection.send(data_payload(data))  # SMTPServerDisconnected: the "." never left
     except DeadlineExceeded:
         # Perhaps mid-send, perhaps not: counted as transmitted, the safe side for duplicates.
         result.unconfirmed = f"the run's deadline came before {settings.where} confirmed"
@@ -377,6 +419,14 @@ def _transaction(
 
 
 _DOT_LINE = re.compile(rb"(?m)^\.")
+
+
+def data_payload(data: bytes) -> bytes:
+    """The message as sent after DATA's 354: dot-stuffed and ended by the lone "."."""
+    payload = _DOT_LINE.sub(b"..", data)
+    if not payload.endswith(b"\r\n"):
+        payload += b"\r\n"
+    return payload + b".\r\n"
 
 
 def _connect(settings: SmtpSettings) -> smtplib.SMTP:

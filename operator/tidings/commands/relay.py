@@ -1,0 +1,76 @@
+"""`tidings relay`: the delivery relay (docs/relay.md). Renderer pods submit to it; it forwards
+to the platform relay (TIDINGS_SMTP_*, with the platform credentials) only what each pod's
+report admits.
+
+Settings: TIDINGS_RELAY_ADDRESS (0.0.0.0), TIDINGS_RELAY_PORT (2525), TIDINGS_RELAY_AUDIENCE
+(tidings.dev/relay), TIDINGS_OPERATOR_NAMESPACE (where the dedupe records live),
+TIDINGS_NAMESPACES (served namespaces; empty = all), TIDINGS_RELAY_DEDUPE_TTL_SECONDS,
+TIDINGS_RELAY_MAX_BYTES, TIDINGS_LOG_FORMAT, TIDINGS_LOG_LEVEL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+PRUNE_INTERVAL_SECONDS = 3600
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default $KUBECONFIG or in-cluster)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+    import threading
+    from datetime import timedelta
+
+    from kubernetes import client
+
+    from tidings.controller.kube import load_api_client
+    from tidings.controller.logging import configure_logging
+    from tidings.relay import dedupe, policy
+    from tidings.relay.identity import Lookup
+    from tidings.relay.server import RelayController, RelayHandler
+    from tidings.relay.upstream import UpstreamSession
+    from tidings.renderer.mail import platform_values, settings_from_values
+    from tidings.renderer.result import InputError
+
+    env = os.environ
+    configure_logging(env.get("TIDINGS_LOG_FORMAT") or "json", env.get("TIDINGS_LOG_LEVEL", "INFO"))
+    log = logging.getLogger("tidings.relay")
+    namespace = env.get("TIDINGS_OPERATOR_NAMESPACE", "")
+    try:
+        upstream = settings_from_values(platform_values(env))
+        port = int(env.get("TIDINGS_RELAY_PORT") or 2525)
+        ttl = int(env.get("TIDINGS_RELAY_DEDUPE_TTL_SECONDS") or dedupe.DEFAULT_TTL.total_seconds())
+        max_bytes = int(env.get("TIDINGS_RELAY_MAX_BYTES") or 32 * 1024 * 1024)
+    except (InputError, ValueError) as error:
+        print(f"tidings relay: {error}", file=sys.stderr)
+        return 2
+    if not namespace:
+        print("tidings relay: TIDINGS_OPERATOR_NAMESPACE must name its namespace", file=sys.stderr)
+        return 2
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig
+    api = load_api_client()
+    served = [ns.strip() for ns in (env.get("TIDINGS_NAMESPACES") or "").split(",") if ns.strip()]
+    lookup = Lookup(api, env.get("TIDINGS_RELAY_AUDIENCE") or policy.AUDIENCE, served)
+    store = dedupe.DedupeStore(client.CoreV1Api(api), namespace, timedelta(seconds=ttl))
+    handler = RelayHandler(lookup, store, lambda: UpstreamSession(upstream))
+    front = RelayController(handler, env.get("TIDINGS_RELAY_ADDRESS") or "0.0.0.0", port, max_bytes)
+    front.start()
+    log.info("relaying on port %d to %s for audience %s", port, upstream.where, lookup.audience)
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(PRUNE_INTERVAL_SECONDS):
+        try:
+            log.info("pruned %d expired dedupe record(s)", store.prune())
+        except Exception as error:  # the next round tries again; relaying goes on
+            log.warning("pruning dedupe records failed: %s", type(error).__name__)
+    front.stop()
+    return 0
