@@ -129,3 +129,13 @@ def test_pdf_a_3b_carries_its_rows_and_embeds_every_font(
             descendant = font.get("/DescendantFonts")
             described = (descendant[0].get_object() if descendant else font)["/FontDescriptor"]
             assert {"/FontFile", "/FontFile2", "/FontFile3"} & set(described.get_object()), font
+
+
+def test_pdf_ua_1_is_tagged_and_says_so() -> None:
+    report = load_example("changes_summary")
+    report["spec"]["delivery"] = {"pdfVariant": "pdf/ua-1"}
+    result = rendered(report, "2024-05-13T09:00:00+02:00")
+    assert result.document is not None
+    root = PdfReader(io.BytesIO(result.document.content)).trailer["/Root"]
+    assert "/StructTreeRoot" in root and root["/MarkInfo"]["/Marked"]
+    assert 'pdfuaid:part="1"' in root["/Metadata"].get_object().get_data().decode()
