@@ -1288,7 +1288,9 @@ def build_parser() -> argparse.ArgumentParser:
         "send one [TEST] mail to one address only (tidings.dev/send-test)",
         "kubectl tidings test payments-weekly --to me@example.com --wait",
     )
-    test.add_argument("--to", required=True, metavar="ADDR", help="the one recipient")
+    test.add_argument(
+        "--to", required=True, metavar="ADDR", help="the one recipient (a list is refused)"
+    )
     test.add_argument("--wait", action="store_true", help="follow the test to its outcome")
     test.add_argument("--timeout", type=float, default=900, help="seconds to wait (default 900)")
     deliveries = add(
