@@ -62,9 +62,12 @@ _KEPT = (
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Type", "type": "string", "jsonPath": ".spec.reportType"},
+    # Derived from spec.delivery and spec.recipients by display.status_fields (operator-written).
+    {"name": "Format", "type": "string", "jsonPath": ".status.deliveryFormat"},
     {"name": "Program", "type": "string", "jsonPath": ".spec.program"},
     {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule"},
     {"name": "TZ", "type": "string", "jsonPath": ".spec.timeZone"},
+    {"name": "Recipients", "type": "string", "jsonPath": ".status.recipientSummary"},
     {"name": "Status", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Last Sent", "type": "date", "jsonPath": ".status.lastSentAt"},
     # A date column renders as an age, and the apiserver prints "<invalid>" for a future time:
@@ -73,7 +76,6 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Failures", "type": "integer", "jsonPath": ".status.consecutiveFailures"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     # -o wide
-    {"name": "Recipients", "type": "integer", "jsonPath": ".status.recipientCount", "priority": 1},
     {
         "name": "Reason",
         "type": "string",

@@ -86,6 +86,25 @@ def recipient_count(spec: Mapping[str, Any]) -> int:
     return sum(len(recipients.get(kind) or ()) for kind in ("to", "cc", "bcc"))
 
 
+def recipient_summary(spec: Mapping[str, Any]) -> str:
+    """The RECIPIENTS column: the address when there is one, else how many (`3`)."""
+    recipients = spec.get("recipients") or {}
+    everyone = [a for kind in ("to", "cc", "bcc") for a in recipients.get(kind) or ()]
+    return str(everyone[0]) if len(everyone) == 1 else str(len(everyone))
+
+
+def delivery_format(spec: Mapping[str, Any]) -> str:
+    """The FORMAT column: the attached files joined with `+` (`pdf+csv`), the PDF named by its
+    variant when it has one (`pdf/a-3b+xlsx`). attachCsv reads as [pdf, csv], as the renderer
+    reads it."""
+    delivery = spec.get("delivery") or {}
+    kinds = list(delivery.get("attachments") or ())
+    if not kinds:
+        kinds = ["pdf", "csv"] if delivery.get("attachCsv") else ["pdf"]
+    variant = delivery.get("pdfVariant")
+    return "+".join(str(variant) if kind == "pdf" and variant else str(kind) for kind in kinds)
+
+
 def status_fields(spec: Mapping[str, Any], status: Mapping[str, Any]) -> dict[str, Any]:
     """The human-readable status fields behind the NEXT and `-o wide` printer columns, derived
     from the spec and the rest of the status (so they can never disagree with them)."""
@@ -99,5 +118,7 @@ def status_fields(spec: Mapping[str, Any], status: Mapping[str, Any]) -> dict[st
     return {
         "nextSendLocal": next_local,
         "recipientCount": recipient_count(spec),
+        "recipientSummary": recipient_summary(spec),
+        "deliveryFormat": delivery_format(spec),
         "lastErrorBrief": brief(status.get("lastError") or ""),
     }

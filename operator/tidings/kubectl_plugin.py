@@ -280,8 +280,10 @@ def table(rows: Sequence[Sequence[str]]) -> str:
 def get_table(
     reports: Sequence[Mapping[str, Any]], now: datetime, with_namespace: bool, wide: bool = False
 ) -> str:
-    header = ["NAME", "TYPE", "SCHEDULE", "STATUS", "LAST SENT", "NEXT", "FAILURES"]
-    header += ["RECIPIENTS", "LAST ERROR"] if wide else []
+    """The columns of `kubectl get sr` (RECIPIENTS in the default view, the format beside the
+    type), computed from the spec, so a report the operator has not reconciled shows them too."""
+    header = ["NAME", "TYPE", "FORMAT", "PROGRAM", "SCHEDULE", "RECIPIENTS", "STATUS"]
+    header += ["LAST SENT", "NEXT", "FAILURES"] + (["LAST ERROR"] if wide else [])
     rows = [(["NAMESPACE"] if with_namespace else []) + header]
     for report in sorted(
         reports, key=lambda r: (r["metadata"]["namespace"], r["metadata"]["name"])
@@ -292,23 +294,23 @@ def get_table(
             + [
                 report["metadata"]["name"],
                 spec.get("reportType", ""),
+                display.delivery_format(spec),
+                spec.get("program") or "-",
                 f"{spec.get('schedule') or 'manual'} {spec.get('timeZone') or 'UTC'}",
+                display.recipient_summary(spec),
                 status.get("phase") or "Pending",
                 _ago_or_in(status.get("lastSentAt"), now),
                 _next(report, now),
                 str(status.get("consecutiveFailures") or 0),
             ]
-            + (_wide_cells(spec, status) if wide else [])
+            + ([_error_cell(status)] if wide else [])
         )
     return table(rows)
 
 
-def _wide_cells(spec: Mapping[str, Any], status: Mapping[str, Any]) -> list[str]:
-    lists = spec.get("recipients") or {}
-    everyone = [a for kind in ("to", "cc", "bcc") for a in lists.get(kind) or ()]
-    recipients = everyone[0] if len(everyone) == 1 else str(len(everyone))
+def _error_cell(status: Mapping[str, Any]) -> str:
     error = " ".join(str(status.get("lastError") or "-").split())
-    return [recipients, error[:80] + ("…" if len(error) > 80 else "")]
+    return error[:80] + ("…" if len(error) > 80 else "")
 
 
 def _ready_condition(status: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -556,9 +558,27 @@ def _dump(value: Any, output_format: str) -> str:
 # ------------------------------------------------------------------------------- test sends
 
 
+def parse_addresses(text: str) -> list[str]:
+    """Addresses as people paste them (the seed's form): separated by commas or line breaks,
+    spaces around them ignored, empty entries dropped."""
+    return [part.strip() for part in re.split(r"[,\r\n]+", text) if part.strip()]
+
+
+def one_address(text: str) -> str:
+    """The one address of `test --to`: a test send goes to one person, so a list is refused."""
+    addresses = parse_addresses(text)
+    if len(addresses) != 1:
+        got = ", ".join(addresses) if addresses else "none"
+        raise PluginError(
+            f"--to: a test send goes to exactly one address, got {len(addresses)} ({got}); "
+            "run kubectl tidings test once per address"
+        )
+    return addresses[0]
+
+
 def cmd_test(api: Api, args: argparse.Namespace, now: datetime) -> int:
     """tidings.dev/send-test=ADDR: one [TEST] mail to ADDR only (controller/testsend.py)."""
-    address = args.to.strip()
+    address = one_address(args.to)
     report = api.report(args.name)
     status = report.get("status") or {}
     if (report["metadata"].get("annotations") or {}).get(SEND_TEST, "").strip() == address:
@@ -1273,7 +1293,9 @@ def build_parser() -> argparse.ArgumentParser:
         "send one [TEST] mail to one address only (tidings.dev/send-test)",
         "kubectl tidings test payments-weekly --to me@example.com --wait",
     )
-    test.add_argument("--to", required=True, metavar="ADDR", help="the one recipient")
+    test.add_argument(
+        "--to", required=True, metavar="ADDR", help="the one recipient (a list is refused)"
+    )
     test.add_argument("--wait", action="store_true", help="follow the test to its outcome")
     test.add_argument("--timeout", type=float, default=900, help="seconds to wait (default 900)")
     deliveries = add(

@@ -459,6 +459,43 @@ class AttachmentKind(StrEnum):
     XLSX = "xlsx"
 
 
+class PageSize(StrEnum):
+    A4 = "A4"
+    LETTER = "Letter"
+
+
+class Orientation(StrEnum):
+    """auto: landscape when the detail table has more than WIDE_TABLE_COLUMNS columns."""
+
+    AUTO = "auto"
+    PORTRAIT = "portrait"
+    LANDSCAPE = "landscape"
+
+
+# More table columns than this do not fit A4 or Letter portrait at the report's type size.
+WIDE_TABLE_COLUMNS = 8
+
+
+class Page(_Model):
+    """The PDF's paper."""
+
+    size: PageSize = Field(default=PageSize.A4, description="A4 or Letter.")
+    orientation: Orientation = Field(
+        default=Orientation.AUTO,
+        description=(
+            "portrait, landscape, or auto (the default): landscape when the detail table shows "
+            f"more than {WIDE_TABLE_COLUMNS} columns, else portrait."
+        ),
+    )
+
+
+class PdfVariant(StrEnum):
+    """An archival or accessible PDF, as WeasyPrint writes it."""
+
+    PDF_A_3B = "pdf/a-3b"
+    PDF_UA_1 = "pdf/ua-1"
+
+
 class Delivery(_Model):
     """How the report is sent."""
 
@@ -480,8 +517,8 @@ class Delivery(_Model):
         min_length=1,
         max_length=200,
         description=(
-            "Subject line; {name} is the report's title and {date} the scheduled date. "
-            "No other placeholders."
+            "Subject line; {name} is the report's title, {date} the scheduled date (the send "
+            "date) and {window} the data window, e.g. 6\u201312 May 2024. No other placeholders."
         ),
     )
     smtp_secret_ref: SecretRef | None = Field(
@@ -515,6 +552,16 @@ class Delivery(_Model):
         description=(
             "Send nothing when the window has no rows. The run's outcome is Skipped: it is "
             "not a failure and not a delivery, so consecutiveFailures and lastSentAt stay."
+        ),
+    )
+
+    page: Page = Field(default_factory=Page, description="The PDF's paper size and orientation.")
+    pdf_variant: PdfVariant | None = Field(
+        default=None,
+        description=(
+            "pdf/a-3b: an archival PDF/A-3b with every filtered row embedded as a CSV file "
+            "associated with the document (AFRelationship Data), so the one file is the "
+            "evidence; pdf/ua-1: a tagged, accessible PDF/UA-1. Unset: a plain PDF."
         ),
     )
 
@@ -761,8 +808,16 @@ class ScheduledReportStatus(_Model):
     last_error_brief: str = Field(
         default="", max_length=64, description="lastError's first line, cut short (-o wide)."
     )
-    recipient_count: int = Field(
-        default=0, description="To, Cc and Bcc addresses in the spec (-o wide)."
+    recipient_count: int = Field(default=0, description="To, Cc and Bcc addresses in the spec.")
+    recipient_summary: str = Field(
+        default="",
+        max_length=320,
+        description="The one recipient's address, else how many there are (the RECIPIENTS column).",
+    )
+    delivery_format: str = Field(
+        default="",
+        max_length=64,
+        description="What is attached, e.g. pdf, pdf+csv or pdf/a-3b+xlsx (the FORMAT column).",
     )
     observed_generation: int | None = Field(
         default=None, description="The spec generation the operator last acted on."

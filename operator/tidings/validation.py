@@ -85,9 +85,13 @@ ADMISSION_RULES: tuple[tuple[str, str], ...] = (
     ),
     (
         "spec.delivery.subjectTemplate",
-        "one line; only the placeholders `{name}` and `{date}`, without format specs or "
-        "conversions; `{{` and `}}` for literal braces. Without `{date}` it is accepted with a "
-        "warning",
+        "one line; only the placeholders `{name}`, `{date}` and `{window}`, without format "
+        "specs or conversions; `{{` and `}}` for literal braces. Without `{date}` or `{window}` "
+        "it is accepted with a warning",
+    ),
+    (
+        "spec.delivery.pdfVariant",
+        "only with pdf among spec.delivery.attachments (the variant applies to the PDF)",
     ),
     ("spec.source", "exactly one of inline, sql or http"),
     (
@@ -272,10 +276,10 @@ def _semantic_problems(spec: Mapping[str, Any], warnings: list[str]) -> Iterator
         path = "spec.delivery.subjectTemplate"
         problems = subject_problems(subject)
         yield from (Problem(path, m) for m in problems)
-        if not problems and "date" not in _placeholders(subject):
+        if not problems and not {"date", "window"} & set(_placeholders(subject)):
             warnings.append(
-                f"{path}: has no {{date}} placeholder, so every run sends the same subject and "
-                "mail clients may thread the reports together"
+                f"{path}: has no {{date}} or {{window}} placeholder, so every run sends the "
+                "same subject and mail clients may thread the reports together"
             )
     if (
         isinstance(delivery, Mapping)
@@ -286,6 +290,16 @@ def _semantic_problems(spec: Mapping[str, Any], warnings: list[str]) -> Iterator
             "spec.delivery.attachCsv",
             "is the older form of attachments: with attachments set, list csv there and "
             "drop attachCsv",
+        )
+    if (
+        isinstance(delivery, Mapping)
+        and delivery.get("pdfVariant")
+        and isinstance(kinds := delivery.get("attachments"), list)
+        and "pdf" not in kinds
+    ):
+        yield Problem(
+            "spec.delivery.pdfVariant",
+            "applies to the PDF: add pdf to spec.delivery.attachments or drop pdfVariant",
         )
     if isinstance(delivery, Mapping) and isinstance(kinds := delivery.get("attachments"), list):
         repeated = sorted({k for k in kinds if isinstance(k, str) and kinds.count(k) > 1})
@@ -495,7 +509,7 @@ def _recipient_problems(recipients: Mapping[str, Any]) -> Iterator[Problem]:
 
 
 _FORMATTER = string.Formatter()
-SUBJECT_PLACEHOLDERS = ("name", "date")
+SUBJECT_PLACEHOLDERS = ("name", "date", "window")
 
 
 def _placeholders(template: str) -> list[str]:
@@ -503,7 +517,7 @@ def _placeholders(template: str) -> list[str]:
 
 
 def subject_problems(template: str) -> list[str]:
-    """Rules for spec.delivery.subjectTemplate: one line, only {name} and {date}."""
+    """Rules for spec.delivery.subjectTemplate: one line, only {name}, {date} and {window}."""
     if _has_control(template):
         return ["must be one line without control characters (header injection)"]
     try:
@@ -517,7 +531,8 @@ def subject_problems(template: str) -> list[str]:
             continue
         if name not in SUBJECT_PLACEHOLDERS:
             problems.append(
-                f"unknown placeholder {{{name}}}: only {{name}} and {{date}} are allowed"
+                f"unknown placeholder {{{name}}}: only {{name}}, {{date}} and {{window}} are "
+                "allowed"
             )
         elif format_spec or conversion:
             problems.append(f"placeholder {{{name}}} takes no format or conversion")

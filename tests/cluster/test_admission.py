@@ -153,4 +153,7 @@ def test_kubectl_apply_shows_the_rejection_and_the_warning(control_plane, webhoo
         input=manifest("no-date", changed({"delivery.subjectTemplate": "Weekly {name}"})),
     )
     assert "scheduledreport.tidings.dev/no-date created" in warned.stdout
-    assert "Warning: spec.delivery.subjectTemplate: has no {date} placeholder" in warned.stderr
+    assert (
+        "Warning: spec.delivery.subjectTemplate: has no {date} or {window} placeholder"
+        in warned.stderr
+    )

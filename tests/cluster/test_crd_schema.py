@@ -52,6 +52,8 @@ def test_printer_columns(control_plane, reports):
             "nextSendLocal": "Mon 2099-01-05 09:00 CET",
             "consecutiveFailures": 2,
             "recipientCount": 3,
+            "recipientSummary": "3",
+            "deliveryFormat": "pdf+csv",
             "lastErrorBrief": "SMTP 451 busy",
             "conditions": [{"type": "Ready", "status": "True", "reason": "Scheduled"}],
         },
@@ -59,25 +61,24 @@ def test_printer_columns(control_plane, reports):
     out = control_plane.kubectl("get", "sr", "payments-weekly", "-n", reports.namespace).stdout
     header, row = out.splitlines()
     assert header.split() == [
-        "NAME", "TYPE", "PROGRAM", "SCHEDULE", "TZ", "STATUS", "LAST", "SENT", "NEXT", "FAILURES",
-        "AGE",
+        "NAME", "TYPE", "FORMAT", "PROGRAM", "SCHEDULE", "TZ", "RECIPIENTS", "STATUS", "LAST",
+        "SENT", "NEXT", "FAILURES", "AGE",
     ]  # fmt: skip
     cells = row.split()
-    assert cells[:9] == [
-        "payments-weekly", "changes_summary", "payments-pci", "0", "9", "*", "*", "1",
-        "Europe/Berlin",
+    assert cells[:12] == [
+        "payments-weekly", "changes_summary", "pdf+csv", "payments-pci", "0", "9", "*", "*",
+        "1", "Europe/Berlin", "3", "Active",
     ]  # fmt: skip
-    assert cells[9] == "Active"
-    assert cells[10].endswith("d")  # LAST SENT renders as an age
+    assert cells[12].endswith("d")  # LAST SENT renders as an age
     # NEXT as a wall time in the report's zone, not "<invalid>" (a date column) or UTC.
-    assert cells[11:15] == ["Mon", "2099-01-05", "09:00", "CET"]
-    assert cells[15] == "2"
+    assert cells[13:17] == ["Mon", "2099-01-05", "09:00", "CET"]
+    assert cells[17] == "2"
     wide = control_plane.kubectl(
         "get", "sr", "payments-weekly", "-n", reports.namespace, "-o", "wide"
     )
     header, row = wide.stdout.splitlines()
-    assert header.split()[-5:] == ["AGE", "RECIPIENTS", "REASON", "LAST", "ERROR"]
-    assert row.split()[-5:] == ["3", "Scheduled", "SMTP", "451", "busy"]
+    assert header.split()[-4:] == ["AGE", "REASON", "LAST", "ERROR"]
+    assert row.split()[-4:] == ["Scheduled", "SMTP", "451", "busy"]
 
 
 def test_category_lists_reports(control_plane, reports):

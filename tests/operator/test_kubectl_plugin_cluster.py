@@ -86,13 +86,15 @@ def test_get_status_and_printer_columns(
     assert status["nextSendAt"] not in table
     wide = control_plane.kubectl("get", "sr", "-n", namespace, "-o", "wide").stdout
     header, row = wide.splitlines()
-    assert header.split()[-4:] == ["RECIPIENTS", "REASON", "LAST", "ERROR"]
-    assert row.split()[-2:] == ["3", "Scheduled"]  # no last error: an empty cell
+    assert header.split()[-3:] == ["REASON", "LAST", "ERROR"]
+    assert row.split()[-1] == "Scheduled"  # no last error: an empty cell
+    assert status["recipientSummary"] == "3"  # RECIPIENTS, in the default view
+    assert status["deliveryFormat"] == "pdf"
 
     code, out, _ = plugin(control_plane, namespace, capsys, "get")
     assert code == 0
     header, row = out.splitlines()
-    assert header.split()[:4] == ["NAME", "TYPE", "SCHEDULE", "STATUS"]
+    assert header.split()[:6] == ["NAME", "TYPE", "FORMAT", "PROGRAM", "SCHEDULE", "RECIPIENTS"]
     assert row.startswith("weekly ")
     assert "Active" in row
     assert " in " in row  # relative

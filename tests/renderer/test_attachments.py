@@ -56,6 +56,9 @@ def same_value(csv_text: str, cell: Any, tz: ZoneInfo) -> bool:
     return csv_text == cell
 
 
+WEEK = "2024-05-06_2024-05-12"  # {previous: week} at the examples' --at
+
+
 @pytest.mark.parametrize("example", ["changes_summary", "incidents_summary", "custom_query"])
 def test_xlsx_holds_the_same_values_as_the_csv(
     smtp: SmtpServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], example: str
@@ -65,12 +68,14 @@ def test_xlsx_holds_the_same_values_as_the_csv(
     code, result = send(tmp_path, capsys, smtp, report)
     assert code == EX_OK, result["error"]
     files = attachments_of(smtp)
-    name = report["metadata"]["name"]
-    assert set(files) == {f"{name}-2024-05-13.{s}" for s in ("pdf", "csv.gz", "xlsx")}
-    xlsx = files[f"{name}-2024-05-13.xlsx"]
+    # Files are named by the window: {last: 7d} ends at the fire time, 09:00.
+    window = "2024-05-06T0900_2024-05-13T0900" if example == "incidents_summary" else WEEK
+    stem = f"{report['metadata']['name']}-{window}"
+    assert set(files) == {f"{stem}.{s}" for s in ("pdf", "csv.gz", "xlsx")}
+    xlsx = files[f"{stem}.xlsx"]
     assert xlsx.get_content_type() == f"application/{XLSX_SUBTYPE}"
     sheet, cells = read_xlsx(xlsx.get_content())
-    table = read_csv(files[f"{name}-2024-05-13.csv.gz"].get_content())
+    table = read_csv(files[f"{stem}.csv.gz"].get_content())
     assert len(cells) == len(table) > 1
     assert list(cells[0]) == table[0]  # the header row
     tz = ZoneInfo(report["spec"].get("timeZone", "UTC"))
@@ -131,7 +136,7 @@ def test_only_the_listed_attachments_are_sent(
 ) -> None:
     code, result = send(tmp_path, capsys, smtp, small_report(delivery={"attachments": ["xlsx"]}))
     assert code == EX_OK, result["error"]
-    assert set(attachments_of(smtp)) == {"smtp-check-2024-05-13.xlsx"}
+    assert set(attachments_of(smtp)) == {"smtp-check-2024-05-06_2024-05-12.xlsx"}
     assert result["renderer"] is None  # no PDF was rendered
     html = parse(smtp.recorder.messages[-1].content).get_body(("html",)).get_content()
     assert "Every row is in the attached spreadsheet (xlsx)." in html
@@ -142,7 +147,7 @@ def test_attach_csv_still_means_pdf_and_csv(
 ) -> None:
     code, _ = send(tmp_path, capsys, smtp, small_report(delivery={"attachCsv": True}))
     assert code == EX_OK
-    names = {"smtp-check-2024-05-13.pdf", "smtp-check-2024-05-13.csv.gz"}
+    names = {"smtp-check-2024-05-06_2024-05-12.pdf", "smtp-check-2024-05-06_2024-05-12.csv.gz"}
     assert set(attachments_of(smtp)) == names
 
 

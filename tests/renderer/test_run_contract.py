@@ -163,7 +163,7 @@ def test_run_without_weasyprint_still_delivers_a_text_attachment(
     assert "PDF renderer unavailable" in done.stderr
     message = email.message_from_bytes(smtp.recorder.messages[0].content, policy=policy.default)
     attachment = next(message.iter_attachments())
-    assert attachment.get_filename() == "dora-weekly-2024-05-13.txt"
+    assert attachment.get_filename() == "dora-weekly-2024-05-06_2024-05-12.txt"
     assert attachment.get_content_type() == "text/plain"
     body = attachment.get_content()
     assert body.startswith("=" * 78 + "\nNOTE: this report is plain text")

@@ -241,7 +241,7 @@ def test_empty_window_csv_has_a_header_row(tmp_path: Path) -> None:
     )
     assert code == 0
     lines = gzip.decompress(csv_out.read_bytes()).decode().splitlines()
-    assert lines == ["id,title,status,completed_at,team,assignee,tags"]
+    assert lines == ["completed_at,id,title,status,team,assignee,tags"]  # the PDF's order
 
 
 def test_list_cells_read_with_semicolons_in_pdf_and_csv(tmp_path: Path) -> None:

@@ -46,16 +46,16 @@ def test_delivered_message_headers_envelope_and_attachments(
 
     html = message.get_body(("html",)).get_content()
     assert "Payments completed changes — weekly" in html
-    assert "Success rate" in html and "payments-weekly-2024-05-13.pdf" in html
+    assert "Success rate" in html and "payments-weekly-2024-05-06_2024-05-12.pdf" in html
     text = message.get_body(("plain",)).get_content()
     assert "6 May 2024 \u2013 12 May 2024 (Europe/Berlin)" in text
 
     attachments = {part.get_filename(): part for part in message.iter_attachments()}
     assert set(attachments) == {
-        "payments-weekly-2024-05-13.pdf",
-        "payments-weekly-2024-05-13.csv.gz",
+        "payments-weekly-2024-05-06_2024-05-12.pdf",
+        "payments-weekly-2024-05-06_2024-05-12.csv.gz",
     }
-    pdf = attachments["payments-weekly-2024-05-13.pdf"]
+    pdf = attachments["payments-weekly-2024-05-06_2024-05-12.pdf"]
     assert pdf.get_content_type() == "application/pdf"
     pdf_flat = " ".join(pdf_text(pdf.get_content(), tmp_path).split())
     assert "Payments completed changes — weekly" in pdf_flat
@@ -82,7 +82,10 @@ def test_delivered_message_headers_envelope_and_attachments(
                 "bytes": len(attachments[name].get_content()),
                 "sha256": hashlib.sha256(attachments[name].get_content()).hexdigest(),
             }
-            for name in ("payments-weekly-2024-05-13.pdf", "payments-weekly-2024-05-13.csv.gz")
+            for name in (
+                "payments-weekly-2024-05-06_2024-05-12.pdf",
+                "payments-weekly-2024-05-06_2024-05-12.csv.gz",
+            )
         ],
         # What the delivery record lists: Bcc here, never in a header.
         "addresses": {
@@ -380,8 +383,8 @@ def test_example_reports_are_sendable(
     message = parse(smtp.recorder.messages[0].content)
     names = sorted(p.get_filename() for p in message.iter_attachments())
     assert names == [
-        "cluster-audit-weekly-2024-05-13.csv.gz",
-        "cluster-audit-weekly-2024-05-13.pdf",
+        "cluster-audit-weekly-2024-05-06T0700_2024-05-13T0700.csv.gz",
+        "cluster-audit-weekly-2024-05-06T0700_2024-05-13T0700.pdf",
     ]
     assert smtp.recorder.messages[0].rcpt_tos[-1] == "siem-archive@example.com"
     assert (EXAMPLES / "audit_log.yaml").exists()

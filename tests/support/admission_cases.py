@@ -866,7 +866,7 @@ VALID: list[Valid] = [
     Valid(
         "subject-without-date",
         changed({"delivery.subjectTemplate": "[Tidings] {name}"}),
-        warning="no {date} placeholder",
+        warning="no {date} or {window} placeholder",
     ),
 ]
 

@@ -101,9 +101,11 @@ def test_names_scope_and_status_subresource():
     columns = version["additionalPrinterColumns"]
     assert [c["name"].upper() for c in columns if not c.get("priority")] == [
         "TYPE",
+        "FORMAT",
         "PROGRAM",
         "SCHEDULE",
         "TZ",
+        "RECIPIENTS",
         "STATUS",
         "LAST SENT",
         "NEXT",
@@ -111,7 +113,6 @@ def test_names_scope_and_status_subresource():
         "AGE",
     ]
     assert [c["name"].upper() for c in columns if c.get("priority")] == [
-        "RECIPIENTS",
         "REASON",
         "LAST ERROR",
     ]

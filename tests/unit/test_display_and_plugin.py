@@ -75,6 +75,8 @@ def test_status_fields_follow_the_spec_and_status() -> None:
     assert display.status_fields(spec, status) == {
         "nextSendLocal": "Mon 2026-12-07 09:00 CET",
         "recipientCount": 2,
+        "recipientSummary": "2",
+        "deliveryFormat": "pdf",
         "lastErrorBrief": "SMTP 451",
     }
     assert display.status_fields({}, {})["nextSendLocal"] is None
@@ -99,9 +101,10 @@ def test_get_table_shows_next_relative_and_local() -> None:
     ]
     lines = kubectl_plugin.get_table(reports, NOW, with_namespace=True).splitlines()
     assert lines[0].split() == [
-        "NAMESPACE", "NAME", "TYPE", "SCHEDULE", "STATUS", "LAST", "SENT", "NEXT", "FAILURES",
+        "NAMESPACE", "NAME", "TYPE", "FORMAT", "PROGRAM", "SCHEDULE", "RECIPIENTS", "STATUS",
+        "LAST", "SENT", "NEXT", "FAILURES",
     ]  # fmt: skip
-    assert lines[1].split()[:5] == ["team-a", "paused", "dora_snapshot", "0", "9"]
+    assert lines[1].split()[:7] == ["team-a", "paused", "dora_snapshot", "pdf", "-", "0", "9"]
     assert lines[1].split()[-1] == "2"
     assert "in 5d 22h (Mon 2026-12-07 09:00 CET)" in lines[2]
 

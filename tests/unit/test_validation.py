@@ -235,8 +235,8 @@ def test_missing_date_placeholder_is_a_warning_not_an_error():
     result = validate_spec(changed({"delivery.subjectTemplate": "Weekly {name}"}))
     assert result.ok
     assert result.warnings == [
-        "spec.delivery.subjectTemplate: has no {date} placeholder, so every run sends the same "
-        "subject and mail clients may thread the reports together"
+        "spec.delivery.subjectTemplate: has no {date} or {window} placeholder, so every run "
+        "sends the same subject and mail clients may thread the reports together"
     ]
 
 
@@ -313,8 +313,9 @@ def test_validate_command_multi_document_files_and_other_kinds(tmp_path):
     assert result.returncode == 65
     assert result.stdout.splitlines() == [
         f"{bundle}: old: apiVersion: must be tidings.dev/v1alpha1",
-        f"{bundle}: old: warning: spec.delivery.subjectTemplate: has no {{date}} placeholder, "
-        "so every run sends the same subject and mail clients may thread the reports together",
+        f"{bundle}: old: warning: spec.delivery.subjectTemplate: has no {{date}} or {{window}} "
+        "placeholder, so every run sends the same subject and mail clients may thread the "
+        "reports together",
     ]
 
 
@@ -357,7 +358,7 @@ def test_admission_handler_passes_warnings_and_skips_unchanged_specs():
     warnings: list[str] = []
     spec = changed({"delivery.subjectTemplate": "{name}"})
     validate_report(body={"spec": spec}, old=None, operation="CREATE", warnings=warnings)
-    assert warnings and "no {date} placeholder" in warnings[0]
+    assert warnings and "no {date} or {window} placeholder" in warnings[0]
 
     broken = {"spec": changed({"timeZone": "Nowhere"}), "metadata": {"annotations": {"a": "1"}}}
     validate_report(body=broken, old={"spec": broken["spec"]}, operation="UPDATE", warnings=[])

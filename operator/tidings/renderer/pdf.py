@@ -9,6 +9,8 @@ and the caller falls back to the text rendering.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -32,15 +34,40 @@ def check_available() -> None:
     _weasyprint()
 
 
+@dataclass(frozen=True)
+class EmbeddedFile:
+    """A file inside the PDF, associated with the whole document (PDF/A-3's AF, relationship
+    Data: the rows the report was made from)."""
+
+    name: str
+    content: bytes
+    description: str
+
+
 def render_pdf(html: str) -> bytes:
     return render_pdf_pages(html)[0]
 
 
-def render_pdf_pages(html: str) -> tuple[bytes, int]:
-    """The PDF and its page count (for the delivery record)."""
+def render_pdf_pages(
+    html: str, *, variant: str | None = None, embedded: Sequence[EmbeddedFile] = ()
+) -> tuple[bytes, int]:
+    """The PDF and its page count (for the delivery record). `variant` is WeasyPrint's
+    pdf_variant (pdf/a-3b, pdf/ua-1); PDF/UA needs the structure tags, so they are written."""
     weasyprint = _weasyprint()
     from weasyprint.urls import URLFetcher
 
     fetcher = URLFetcher(allowed_protocols=("data",), allow_redirects=False, timeout=5)
     document = weasyprint.HTML(string=html, base_url=None, url_fetcher=fetcher).render()
-    return document.write_pdf(), len(document.pages)
+    attachments = [
+        weasyprint.Attachment(
+            string=item.content,
+            name=item.name,
+            description=item.description,
+            relationship="Data",
+        )
+        for item in embedded
+    ]
+    options: dict[str, Any] = {"attachments": attachments or None}
+    if variant:
+        options.update(pdf_variant=variant, pdf_tags=variant.startswith("pdf/ua"))
+    return document.write_pdf(**options), len(document.pages)

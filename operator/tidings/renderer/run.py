@@ -40,6 +40,7 @@ from tidings.renderer.mail import (
     message_id,
     transmit,
 )
+from tidings.renderer.reports.fmt import window_span, window_stem
 from tidings.renderer.result import (
     TRANSIENT,
     InputError,
@@ -303,11 +304,13 @@ def render(
         name=sr.metadata.name,
         namespace=sr.metadata.namespace,
         rows=kept,
-        ctx=reports.Context(tz=tz, start=window[0], end=window[1]),
+        ctx=reports.Context(tz=tz, start=window[0], end=window[1], scheduled=scheduled),
         generated_at=options.now(),
         max_table_rows=options.max_pdf_rows,
         spec=spec,
         source_columns=dict.fromkeys(key for row in rows for key in row),
+        page_size=str(spec.delivery.page.size),
+        orientation=str(spec.delivery.page.orientation),
     )
     # A test send shows what the mail looks like, so it goes out even for an empty window.
     skip_empty = spec.delivery.skip_if_empty and options.test_recipient is None
@@ -324,11 +327,15 @@ def render(
         data_files=files,
         brand=options.branding,
     )
-    stem = f"{sr.metadata.name}-{scheduled.astimezone(tz):%Y-%m-%d}"
+    # The window, not the send date, names the files: two windows never share a name.
+    stem = f"{sr.metadata.name}-{window_stem(window[0], window[1], tz)}"
     document, renderer, reason, pages = None, None, None, None
     if "pdf" in kinds or not for_delivery:
         stage[0] = "rendering the PDF"
-        document, renderer, reason, pages = _document(html, report, stem, options.force_text, files)
+        variant = spec.delivery.pdf_variant
+        document, renderer, reason, pages = _document(
+            html, report, stem, options.force_text, files, str(variant) if variant else None, tz
+        )
     stage[0] = "writing the data files"
     suffixes = {"csv": "csv.gz", "xlsx": "xlsx"}
     data = [data_file(report, k, f"{stem}.{suffixes[k]}", tz) for k in kinds if k in suffixes]
@@ -346,6 +353,7 @@ def render(
             spec.delivery.subject_template,
             title=spec.title,
             date=f"{scheduled.astimezone(tz):%Y-%m-%d}",
+            window=window_span(window[0], window[1], tz),
         ),
         text_body=text.render_text(report, data_files=files),
         html_body=templating.render_email_html(
@@ -386,22 +394,42 @@ def window_error(error: Exception) -> str:
 
 
 def _document(
-    html: str, report: reports.Report, stem: str, force_text: str | None, data_files: str
+    html: str,
+    report: reports.Report,
+    stem: str,
+    force_text: str | None,
+    data_files: str,
+    variant: str | None = None,
+    tz: Any = None,
 ) -> tuple[Attachment, str, str | None, int | None]:
     """The PDF and its page count, or the text fallback with the reason WeasyPrint could not
-    be used."""
-    from tidings.renderer.pdf import PdfUnavailable, render_pdf_pages
+    be used. A PDF/A-3b carries every filtered row as an embedded CSV associated with it."""
+    from tidings.renderer.pdf import EmbeddedFile, PdfUnavailable, render_pdf_pages
 
     reason = force_text
     if reason is None:
+        embedded = []
+        if variant == "pdf/a-3b":
+            embedded.append(
+                EmbeddedFile(f"{stem}.csv", csv_text(report, tz), "The report's rows (CSV)")
+            )
         try:
-            pdf, pages = render_pdf_pages(html)
+            pdf, pages = render_pdf_pages(html, variant=variant, embedded=embedded)
             return Attachment(f"{stem}.pdf", pdf, "application", "pdf"), "pdf", None, pages
         except PdfUnavailable as error:
             reason = str(error)
     log.warning("PDF renderer unavailable, attaching plain text: %s", reason)
     body = text.render_text(report, fallback_reason=reason, data_files=data_files)
     return Attachment(f"{stem}.txt", body.encode(), "text", "plain"), "text", reason, None
+
+
+def csv_text(report: reports.Report, tz: Any) -> bytes:
+    """The rows as the CSV attachment has them, uncompressed (a PDF compresses its streams)."""
+    import gzip
+
+    return gzip.decompress(
+        csv_attachment(report.rows, "rows.csv.gz", tz, report.csv_columns).content
+    )
 
 
 # ------------------------------------------------------------------------------------ delivery

@@ -326,12 +326,12 @@ def render_email_html(
     return _environment().get_template("email.html.j2").render(values)
 
 
-def subject(template: str, *, title: str, date: str) -> str:
-    """delivery.subjectTemplate read as validation reads it (str.format syntax): {name} and
-    {date} are filled in, `{{` and `}}` are literal braces. Values are inserted once and never
-    read again, so braces or `{date}` inside a title stay as written. Line breaks would be header
-    injection: they become spaces."""
-    values = {"name": title, "date": date}
+def subject(template: str, *, title: str, date: str, window: str = "") -> str:
+    """delivery.subjectTemplate read as validation reads it (str.format syntax): {name},
+    {date} and {window} are filled in, `{{` and `}}` are literal braces. Values are inserted
+    once and never read again, so braces or `{date}` inside a title stay as written. Line breaks
+    would be header injection: they become spaces."""
+    values = {"name": title, "date": date, "window": window}
     parts = []
     try:
         for literal, field, _, _ in string.Formatter().parse(template):

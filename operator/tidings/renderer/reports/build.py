@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from tidings.models import WIDE_TABLE_COLUMNS
 from tidings.renderer.reports.fmt import (
     as_of_label,
     cell_text,
@@ -63,10 +64,13 @@ def build_report(
     max_table_rows: int,
     spec: Any = None,
     source_columns: Iterable[str] = (),
+    page_size: str = "A4",
+    orientation: str = "auto",
 ) -> Report:
     """The Report for already filtered rows; the table holds at most max_table_rows rows.
     `spec` (a models.ScheduledReportSpec) adds the program, the filters and the type's options;
-    `source_columns` are the columns the source had, for the CSV header of an empty window."""
+    `source_columns` are the columns the source had, for the CSV header of an empty window;
+    `page_size` and `orientation` are spec.delivery.page's (auto: landscape for wide tables)."""
     kind = KINDS[report_type]
     if spec is not None and report_type == "custom_query":
         ctx = dataclasses.replace(ctx, options=spec.custom_query)
@@ -91,7 +95,9 @@ def build_report(
     ]
     empty = not ordered
     window = (
-        as_of_label(ctx.end, ctx.tz) if kind.snapshot else window_label(ctx.start, ctx.end, ctx.tz)
+        as_of_label(ctx.as_of, ctx.tz)
+        if kind.snapshot
+        else window_label(ctx.start, ctx.end, ctx.tz)
     )
     return Report(
         report_type=report_type,
@@ -115,14 +121,25 @@ def build_report(
         sections=[] if empty else sections,
         empty_message=kind.empty_message,
         csv_columns=_csv_columns(kind, ordered, columns, source_columns),
+        page_css=f"{page_size} {page_orientation(orientation, len(shown_columns))}",
     )
+
+
+def page_orientation(orientation: str, columns: int) -> str:
+    """portrait or landscape; auto turns a table wider than WIDE_TABLE_COLUMNS columns."""
+    if orientation != "auto":
+        return orientation
+    return "landscape" if columns > WIDE_TABLE_COLUMNS else "portrait"
 
 
 def _csv_columns(
     kind: Kind, rows: Sequence[Row], columns: Sequence[Column], source: Iterable[str]
 ) -> list[str]:
-    """The CSV header: the rows' columns; for an empty window those the source had, else the
-    type's documented (or the roll-up's) columns, so the file always has a header row."""
+    """The CSV header: the detail table's columns in the PDF's order, then every other column
+    in the order the rows (for an empty window, the source) bring them; with neither rows nor
+    source columns, the type's documented (or the roll-up's) columns, so the file always has a
+    header row. The table's order, not the rows': an object read back from the apiserver has
+    its keys sorted alphabetically."""
     seen: dict[str, None] = {}
     for row in rows:
         seen.update(dict.fromkeys(row))
@@ -131,7 +148,8 @@ def _csv_columns(
     if not seen:
         keys = [c.key for c in kind.schema] or [c.key for c in columns if c.kind != "computed"]
         seen.update(dict.fromkeys(keys))
-    return list(seen)
+    table = [c.key for c in columns if c.kind != "computed" and c.key in seen]
+    return list(dict.fromkeys([*table, *seen]))
 
 
 def _has(row: Row, key: str) -> bool:

@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 
 from tidings.renderer import charts
 from tidings.renderer.filters import row_time
-from tidings.renderer.reports.fmt import display, fmt_number, severity_rank, tone
-from tidings.renderer.reports.model import Breakdown, Context, Row
+from tidings.renderer.reports.fmt import cell_text, display, fmt_number, severity_rank, tone
+from tidings.renderer.reports.model import Breakdown, Cell, Context, Row
 
 
 def buckets(ctx: Context) -> tuple[list[datetime], list[str]]:
@@ -150,3 +150,14 @@ def times_of(column: str, ctx: Context) -> Callable[[int, Row], datetime | None]
 def median_duration(values: Iterable[timedelta]) -> timedelta | None:
     items = sorted(values)
     return statistics.median(items) if items else None
+
+
+def past_due(row: Row, ctx: Context, index: int = 0, column: str = "due") -> bool:
+    """The row's due date lies before the report's as-of time (its scheduled time)."""
+    due = row_time(row, column, index, ctx.tz) if column in row else None
+    return due is not None and due < ctx.as_of
+
+
+def overdue_cell(row: Row, ctx: Context, column: str = "due") -> Cell:
+    """A due date flagged as past: `2024-03-31 overdue`, in red (audit findings, risks)."""
+    return Cell(f"{cell_text(row.get(column), 'date', ctx.tz)} overdue", "bad")

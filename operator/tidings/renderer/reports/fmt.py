@@ -130,6 +130,35 @@ def window_label(start: datetime, end: datetime, tz: ZoneInfo) -> str:
     return f"{start.day} {start:%b %Y %H:%M} {EN_DASH} {end.day} {end:%b %Y %H:%M} ({tz.key})"
 
 
+def window_span(start: datetime, end: datetime, tz: ZoneInfo) -> str:
+    """The window in a subject line, as short as it reads (en dashes): '6-12 May 2024',
+    '29 Apr - 5 May 2024', '30 Dec 2024 - 5 Jan 2025', '6 May 2024' for one day; a window that
+    does not run midnight to midnight keeps its times: '12 May 2024 21:00 - 13 May 2024 09:00'."""
+    start, end = start.astimezone(tz), end.astimezone(tz)
+    if start.time() != datetime.min.time() or end.time() != datetime.min.time():
+        return f"{start.day} {start:%b %Y %H:%M} {EN_DASH} {end.day} {end:%b %Y %H:%M}"
+    last = end - timedelta(days=1)
+    if last.date() <= start.date():
+        return f"{start.day} {start:%b %Y}"
+    if (start.year, start.month) == (last.year, last.month):
+        return f"{start.day}{EN_DASH}{last.day} {last:%b %Y}"
+    if start.year == last.year:
+        return f"{start.day} {start:%b} {EN_DASH} {last.day} {last:%b %Y}"
+    return f"{start.day} {start:%b %Y} {EN_DASH} {last.day} {last:%b %Y}"
+
+
+def window_stem(start: datetime, end: datetime, tz: ZoneInfo) -> str:
+    """The window in a file name: '2024-05-06_2024-05-12' (whole days, the last one inclusive),
+    '2024-05-06' for one day, else '2024-05-12T2100_2024-05-13T0900' (local wall times)."""
+    start, end = start.astimezone(tz), end.astimezone(tz)
+    if start.time() != datetime.min.time() or end.time() != datetime.min.time():
+        return f"{start:%Y-%m-%dT%H%M}_{end:%Y-%m-%dT%H%M}"
+    last = end - timedelta(days=1)
+    if last.date() <= start.date():
+        return f"{start:%Y-%m-%d}"
+    return f"{start:%Y-%m-%d}_{last:%Y-%m-%d}"
+
+
 def as_of_label(moment: datetime, tz: ZoneInfo) -> str:
     """A snapshot's date line: 'As of 13 May 2024 09:00 (Europe/Berlin)'."""
     local = moment.astimezone(tz)

@@ -60,6 +60,13 @@ class Context:
     start: datetime
     end: datetime
     options: Any = None  # the type's spec options (spec.customQuery for custom_query)
+    scheduled: datetime | None = None  # the fire time; None: the window's end
+
+    @property
+    def as_of(self) -> datetime:
+        """The moment a snapshot describes and due dates are judged against: the scheduled
+        fire time (a Monday 09:00 run is as of 09:00, not the window's midnight)."""
+        return self.scheduled or self.end
 
 
 @dataclass
@@ -136,6 +143,7 @@ class Report:
     sections: list[Section] = field(default_factory=list)
     empty_message: str = "No rows in this window."
     csv_columns: list[str] = field(default_factory=list)
+    page_css: str = "A4"  # the CSS @page size, e.g. "Letter landscape"
 
     @property
     def total_rows(self) -> int:

@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from tidings.renderer import charts
-from tidings.renderer.filters import row_time
-from tidings.renderer.reports.common import count_table, ordered_counts, series_for
+from tidings.renderer.reports.common import (
+    count_table,
+    ordered_counts,
+    overdue_cell,
+    past_due,
+    series_for,
+)
 from tidings.renderer.reports.fmt import (
     CLOSED_STATUSES,
-    cell_text,
     display,
     fmt_number,
     norm,
@@ -26,9 +30,8 @@ def finding_open(row: Row) -> bool:
 
 
 def overdue(row: Row, ctx: Context, index: int = 0) -> bool:
-    """Still open after its due date, as of the end of the report window."""
-    due = row_time(row, "due", index, ctx.tz) if "due" in row else None
-    return finding_open(row) and due is not None and due < ctx.end
+    """Still open after its due date, as of the report's scheduled time."""
+    return finding_open(row) and past_due(row, ctx, index)
 
 
 def summarize(rows: list[Row], ctx: Context) -> Summary:
@@ -70,9 +73,7 @@ def summarize(rows: list[Row], ctx: Context) -> Summary:
 
 
 def cell(row: Row, column: Column, ctx: Context, extra: dict[str, Any]) -> Cell | None:
-    if column.key == "due" and overdue(row, ctx):
-        return Cell(f"{cell_text(row.get('due'), 'date', ctx.tz)} overdue", "bad")
-    return None
+    return overdue_cell(row, ctx) if column.key == "due" and overdue(row, ctx) else None
 
 
 KIND = Kind(

@@ -54,9 +54,9 @@ def count(index: int, row: Row, column: str) -> int:
 
 
 def audit_due(index: int, row: Row, ctx: Context) -> bool:
-    """Never audited, or last audited more than a year before the report's end."""
+    """Never audited, or last audited more than a year before the report's as-of time."""
     last = row_time(row, "last_audit", index, ctx.tz)
-    return last is None or ctx.end - last > AUDIT_DUE
+    return last is None or ctx.as_of - last > AUDIT_DUE
 
 
 def summarize(rows: list[Row], ctx: Context) -> Summary:

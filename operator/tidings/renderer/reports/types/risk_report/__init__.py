@@ -7,8 +7,8 @@ from collections import Counter
 from typing import Any
 
 from tidings.renderer import charts
-from tidings.renderer.reports.common import count_table, ordered_counts
-from tidings.renderer.reports.fmt import TIMES, display, fmt_number, norm, raw
+from tidings.renderer.reports.common import count_table, ordered_counts, overdue_cell, past_due
+from tidings.renderer.reports.fmt import CLOSED_STATUSES, TIMES, display, fmt_number, norm, raw
 from tidings.renderer.reports.model import Cell, Column, Context, Figure, Kind, Row, Summary
 from tidings.renderer.reports.model import SchemaColumn as S
 from tidings.renderer.reports.program import PROGRAM_COLUMN
@@ -20,6 +20,11 @@ BAND_TONE = {"critical": "bad", "high": "warn", "medium": "mild", "low": "good"}
 
 def status(row: Row) -> str:
     return norm(row.get("status", "open"))
+
+
+def overdue(row: Row, ctx: Context, index: int = 0) -> bool:
+    """Not closed or accepted, and its mitigation was due before the report's as-of time."""
+    return status(row) not in CLOSED_STATUSES | {"accepted"} and past_due(row, ctx, index)
 
 
 def risk_score(index: int, row: Row) -> tuple[int, int]:
@@ -56,12 +61,14 @@ def summarize(rows: list[Row], ctx: Context) -> Summary:
     # "Open" is the status open, as in the status breakdown next to it.
     open_count = statuses.count("open")
     mean = statistics.mean(lik * imp for lik, imp in scores) if scores else None
+    late = sum(overdue(r, ctx, i) for i, r in enumerate(rows))
     return Summary(
         figures=[
             Figure("Risks", fmt_number(len(rows))),
             Figure("Critical", fmt_number(counts["critical"]), "bad" if counts["critical"] else ""),
             Figure("High", fmt_number(counts["high"]), "warn" if counts["high"] else ""),
             Figure("Open", fmt_number(open_count), note="status open"),
+            Figure("Overdue", fmt_number(late), "bad" if late else "", note="past due"),
             Figure("Average score", "—" if mean is None else f"{mean:.1f}", note="of 25"),
         ],
         breakdowns=[
@@ -75,6 +82,8 @@ def summarize(rows: list[Row], ctx: Context) -> Summary:
 
 
 def cell(row: Row, column: Column, ctx: Context, extra: dict[str, Any]) -> Cell | None:
+    if column.key == "due":
+        return overdue_cell(row, ctx) if overdue(row, ctx) else None
     if column.key != "score":
         return None
     value = score(row)
