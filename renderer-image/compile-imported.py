@@ -2,13 +2,14 @@
 
 pip installs with --no-compile (bytecode for every module of every package would be about 60 MB,
 most of it for modules neither the renderer nor the operator ever loads). This imports every
-module of the tidings package and every module named by an import statement anywhere in it (the
-renderer imports psycopg, httpx and XlsxWriter inside the functions that need them), each
+module of the tidings package; every module named by an import statement anywhere in it (the
+renderer imports psycopg, httpx and XlsxWriter inside the functions that need them); each
 attribute tidings names on an imported module (kubernetes.client loads its API classes on first
-access), the top-level packages of its declared dependencies, renders a small PDF with WeasyPrint (its font subsetting imports fontTools lazily), then writes bytecode for
-each loaded module that lives in the environment, and for all of tidings. A module not loaded
-here still works in the image: Python compiles it in memory when it is imported (the root
-filesystem is read-only), which costs that process some milliseconds.
+access); the top-level packages of its declared dependencies; and renders a small PDF with
+WeasyPrint (its font subsetting imports fontTools lazily). Then it writes bytecode for each
+loaded module that lives in the environment, and for all of tidings. A module not loaded here
+still works in the image: Python compiles it in memory when it is imported (the root filesystem
+is read-only), which costs that process some milliseconds.
 
 The bytecode is unchecked-hash (PEP 552): it stays valid whatever the files' timestamps become
 on the way into the image (COPY --from, layer export), and the image's files never change.
