@@ -106,3 +106,23 @@ def test_the_image_has_no_dev_cluster_node_or_process_plumbing(container: str) -
     assert "controller/handlers.py" in modules  # the installed product, listed in full
     dev = {"tidings_dev", "devcluster", "devnode", "cluster", "node", "procs"}
     assert [m for m in modules if dev & {part.removesuffix(".py") for part in Path(m).parts}] == []
+
+
+def test_the_image_stays_within_its_size_budget(image: str) -> None:
+    # Issue 24: at most 350 MB as a docker-archive (what containerd imports); docs/benchmarks.md,
+    # "Image size", says what each part costs. hack/build-images is cached: no second build.
+    assert devnode.build_images().renderer_mb <= 350
+
+
+def test_rendering_in_the_image_loads_every_module_from_bytecode(container: str) -> None:
+    # The build writes bytecode for what Tidings imports (renderer-image/compile-imported.py); a
+    # module compiled from source here would cost every renderer pod that time again.
+    example = (REPO_ROOT / "examples" / "changes_summary.yaml").read_bytes()
+    script = (
+        "cat > /tmp/report.yaml && python3 -v -m tidings render /tmp/report.yaml -o /tmp/report.pdf"
+        " --at 2024-05-13T09:00:00+02:00 2>&1 >/dev/null | grep 'code object from'"
+    )
+    loaded = run_in(container, "sh", "-c", script, stdin=example).decode().splitlines()
+    from_source = [line for line in loaded if "/opt/tidings/" in line and ".pyc" not in line]
+    assert any("/opt/tidings/" in line for line in loaded)
+    assert from_source == []
