@@ -9,8 +9,11 @@ it first) and tears its own down before that."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,10 +48,20 @@ def listening(port: int) -> bool:
         return sock.connect_ex((NODE_IP, port)) == 0
 
 
-def test_make_cluster_demo_delivers_and_keeps_its_sink_until_dev_down(tmp_path: Path) -> None:
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A short directory for the copy: the kubelet binds unix sockets under .dev/node, and a
+    socket path may not exceed 107 bytes (pytest's tmp_path is too deep)."""
+    path = Path(tempfile.mkdtemp(prefix="tcd-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_make_cluster_demo_delivers_and_keeps_its_sink_until_dev_down(short_tmp: Path) -> None:
+    tmp_path = short_tmp
     if reason := devnode.unavailable_reason() or devnode.running_elsewhere(tmp_path / "node"):
         unavailable(reason)
-    checkout = copy_checkout(tmp_path / "checkout")
+    checkout = copy_checkout(tmp_path / "c")
     port = procs.free_port()
     env = user_env(TIDINGS_DEMO_SMTP_PORT=str(port))
     try:

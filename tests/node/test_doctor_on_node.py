@@ -31,7 +31,7 @@ def test_doctor_passes_on_the_installed_chart_and_renders_a_pdf_in_a_pod(
     lines = done.stdout.splitlines()
     assert done.returncode == 0, done.stdout + done.stderr
     assert not [line for line in lines if "[FAIL]" in line], done.stdout
-    for check in ("operator", "leader", "webhook", "CRDs", "renderer"):
+    for check in ("operator", "leader", "webhook", "crds", "renderer"):
         assert any(line.startswith("[  ok]") and f"] {check}" in line for line in lines), (
             check,
             done.stdout,

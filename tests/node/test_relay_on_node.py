@@ -152,6 +152,38 @@ def her_snapshot(template: dict[str, Any]) -> dict[str, str]:
     return annotations
 
 
+HER_SNAPSHOT = "eve.example/snapshot"
+
+
+def past_the_policy(template: dict[str, Any]) -> dict[str, Any]:
+    """The pod template as she must write it once the chart's admission policy refuses the
+    operator's marks: no tidings.dev/ key and no managed-by label, the snapshot (with her
+    address) under an annotation of her own, the downward API volume reading it from there."""
+    template = copy.deepcopy(template)
+    meta = template["metadata"]
+    annotations = her_snapshot(template)
+    meta["annotations"] = {HER_SNAPSHOT: annotations[cj.SNAPSHOT_ANNOTATION]}
+    meta["labels"] = {
+        k: v
+        for k, v in (meta.get("labels") or {}).items()
+        if not k.startswith("tidings.dev/") and k != "app.kubernetes.io/managed-by"
+    }
+    for volume in template["spec"].get("volumes") or []:
+        for item in (volume.get("downwardAPI") or {}).get("items") or []:
+            item["fieldRef"]["fieldPath"] = f"metadata.annotations['{HER_SNAPSHOT}']"
+    return template
+
+
+def refused_by_the_policy(create: Any) -> None:
+    """Her copy as it is, with the operator's marks, is refused at admission."""
+    try:
+        create()
+    except client.ApiException as error:
+        assert error.status == 403 and "tidings-protect-runs" in error.body, error.body
+    else:
+        raise AssertionError("the admission policy let her copy of the operator's run in")
+
+
 def terminated(core: client.CoreV1Api, namespace: str, selector: str) -> Any:
     def probe() -> Any:
         for pod in core.list_namespaced_pod(namespace, label_selector=selector).items:
@@ -241,6 +273,12 @@ def test_an_editors_copy_of_the_job_template_mails_no_outside_address(
         },
         "spec": job_template["spec"],
     }
+    refused_by_the_policy(lambda: batch.create_namespaced_job(reports.namespace, forged))
+    # Past the policy: her own keys; the relay must still refuse the outside address.
+    forged["metadata"]["labels"] = {"eve": "forged"}
+    forged["spec"]["template"] = past_the_policy(job_template["spec"]["template"])
+    forged["spec"]["template"]["metadata"]["labels"]["eve"] = "forged"
+    forged["spec"].pop("selector", None)
     batch.create_namespaced_job(reports.namespace, forged)
     state = terminated(reports.core, reports.namespace, "eve=forged")
     result = json.loads(state.message.strip().splitlines()[-1])
@@ -269,7 +307,12 @@ def test_a_plain_pod_with_the_cronjobs_relay_settings_mails_no_outside_address(
         },
         "spec": template["spec"],  # the relay env and the projected relay token included
     }
-    client.CoreV1Api(eve).create_namespaced_pod(reports.namespace, pod)
+    core = client.CoreV1Api(eve)
+    refused_by_the_policy(lambda: core.create_namespaced_pod(reports.namespace, pod))
+    pod["metadata"] = {"name": "eve-mailer", **past_the_policy(template)["metadata"]}
+    pod["metadata"]["labels"]["eve"] = "plain"
+    pod["spec"] = past_the_policy(template)["spec"]
+    core.create_namespaced_pod(reports.namespace, pod)
     state = terminated(reports.core, reports.namespace, "eve=plain")
     assert state.exit_code != 0, state.message
     assert "535" in state.message and "not controlled by a Job" in state.message, state.message
