@@ -48,6 +48,8 @@ WRITTEN_GENERATION = "tidings.dev/written-generation"
 # Test sends (controller/testsend.py): the annotation asks, the env var tells the pod.
 TEST_SEND_ANNOTATION = "tidings.dev/send-test"
 TEST_RECIPIENT_ENV = "TIDINGS_TEST_RECIPIENT"
+# The window's end of a run the operator starts itself (run-now, test send).
+SCHEDULED_TIME_ENV = "TIDINGS_SCHEDULED_TIME"
 TEST_SUBJECT_PREFIX = "[TEST] "
 
 

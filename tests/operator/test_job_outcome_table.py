@@ -90,8 +90,13 @@ def finished_job(kube: FakeKube, complete: bool, message: str, exit_code: int) -
         job["status"]["conditions"][0]["reason"] = "BackoffLimitExceeded"
     stored = kube.put(job_path(NS), job)
     terminated = {"exitCode": exit_code, "finishedAt": "2026-11-30T08:01:00Z", "message": message}
+    labels = {
+        contract.JOB_NAME_LABEL: JOB,
+        contract.REPORT_UID_LABEL: report(kube)["metadata"]["uid"],
+    }
+    owner = {"kind": "Job", "name": JOB, "uid": stored["metadata"]["uid"], "controller": True}
     pod = {
-        "metadata": {"name": f"{JOB}-abcde", "labels": {contract.JOB_NAME_LABEL: JOB}},
+        "metadata": {"name": f"{JOB}-abcde", "labels": labels, "ownerReferences": [owner]},
         "status": {
             "containerStatuses": [{"name": cronjob.CONTAINER, "state": {"terminated": terminated}}]
         },
