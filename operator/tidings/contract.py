@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -54,9 +55,27 @@ TEST_SUBJECT_PREFIX = "[TEST] "
 
 
 def digest(value: str) -> str:
-    """What status keeps of an annotation value (runNowHandled, reactivateHandled): any length
-    compares exactly, in 71 bytes."""
+    """What status keeps of an annotation value (runNowHandled, reactivateHandled,
+    testSendHandled): any length compares exactly, in 71 bytes."""
     return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+
+
+LEGACY_MAX = 253  # what an operator before digests kept of a value: its first 253 characters
+
+
+def handled(value: str, recorded: str) -> bool:
+    """Whether `recorded` (a status field) says `value` was acted on: its digest. For an upgrade
+    from an operator that kept the value itself, an exact copy counts too, but only of a value
+    that fit whole (a longer one was cut, so its copy cannot tell it from another with the same
+    start: acted on once more, rather than never) and only when the copy is not digest-shaped
+    (a new value whose text is the stored digest is a new request)."""
+    if recorded == digest(value):
+        return True
+    legacy = len(value) <= LEGACY_MAX and not _DIGEST.fullmatch(recorded)
+    return legacy and recorded == value
+
+
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 # ------------------------------------------------------------------------------- exit codes

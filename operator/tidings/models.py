@@ -797,7 +797,8 @@ class ScheduledReportStatus(_Model):
     test_send_handled: str = Field(
         default="",
         max_length=253,
-        description="The tidings.dev/send-test value acted on; cleared when the annotation goes.",
+        description="Digest (sha256:...) of the tidings.dev/send-test value acted on; cleared "
+        "when the annotation goes.",
     )
     test_send_count: int = Field(default=0, description="Test sends started (names their Jobs).")
 

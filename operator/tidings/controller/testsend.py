@@ -4,8 +4,9 @@ address only, with "[TEST]" before the subject, touching nothing else of the rep
 Pure parts, used by the admission webhook (what the annotation needs), the operator (when to
 start a test Job and what it looks like) and status (how a test's outcome is recorded):
 
-- Once per value, like run-now: status.testSendHandled keeps the value acted on. Removing the
-  annotation clears it, so the same address can be tested again by annotating it again.
+- Once per value, like run-now: status.testSendHandled keeps the digest of the value acted on
+  (contract.handled: any admitted length compares exactly). Removing the annotation clears
+  it, so the same address can be tested again by annotating it again.
 - The Job is the CronJob's template with TIDINGS_TEST_RECIPIENT set; its name comes from the
   value and a counter kept in status (testSendCount), so a retried reconcile cannot start a
   second Job and a later test to the same address gets a new one.
@@ -25,6 +26,8 @@ from typing import Any
 
 from tidings.contract import TEST_RECIPIENT_ENV as RECIPIENT_ENV
 from tidings.contract import TEST_SEND_ANNOTATION as ANNOTATION
+from tidings.contract import digest
+from tidings.contract import handled as is_handled
 from tidings.controller.cronjob import job_from_template
 from tidings.schedule import rfc3339
 
@@ -62,9 +65,9 @@ def decide(
     handled = status.get("testSendHandled") or ""
     if not address:
         return ({"testSendHandled": None} if handled else {}), None, None
-    if address == handled:
+    if is_handled(address, handled):
         return {}, None, None
-    fields: dict[str, Any] = {"testSendHandled": address[:253]}
+    fields: dict[str, Any] = {"testSendHandled": digest(address)}
     if not valid:
         return fields, None, "the spec is invalid"
     if problem := annotation_problem(address):
