@@ -26,6 +26,7 @@ from tidings.controller import (
     run_outcome,
     run_ownership,
     status,
+    testsend,
 )
 from tidings.controller.clock import next_fire, utc_now
 from tidings.controller.kube import Kube, job_path, pods_path, report_path
@@ -177,8 +178,10 @@ async def record_outcome(
 
     async with state.locks[(namespace, report_name)]:
         updated = await retry_on_conflict(attempt, f"record Job {job_meta['name']}")
-    if updated is not None and status.pending_run_now(updated) is not None:
-        await sync_or_retry_later(state, namespace, report_name)  # a waiting run-now may start
+    if updated is not None and (
+        status.pending_run_now(updated) is not None or testsend.pending(updated)
+    ):
+        await sync_or_retry_later(state, namespace, report_name)  # what waited may start
 
 
 async def write_record(

@@ -117,15 +117,19 @@ async def sync_report(
         await retry_on_conflict(attempt, f"reconcile {namespace}/{name}", delay=5)
 
 
-async def _run_going(state: OperatorState, report: Mapping[str, Any]) -> bool:
-    """Whether a run of this report is still going (not finished, not being deleted). Only
-    the operator's own runs (run_ownership): a Job someone made with the report's labels
-    cannot hold its run-nows back."""
+async def _run_going(
+    state: OperatorState, report: Mapping[str, Any], tests_only: bool = False
+) -> bool:
+    """Whether a run (`tests_only`: a test send) of this report is still going (not finished,
+    not being deleted). Only the operator's own runs (run_ownership): a Job someone made with
+    the report's labels cannot hold its run-nows or test sends back."""
     meta = report["metadata"]
     selector = f"{contract.REPORT_UID_LABEL}={meta['uid']}"
     for job in await state.kube.list(job_path(meta["namespace"]), selector):
         job_meta = job["metadata"]
         if run_outcome.job_finished(job) is not None or job_meta.get("deletionTimestamp"):
+            continue
+        if tests_only and not testsend.recipient_of(job):
             continue
         if job_meta["uid"] in state.own_jobs:
             return True
@@ -218,9 +222,18 @@ async def start_run_now(state: OperatorState, report: Mapping[str, Any], value: 
 async def start_test_send(
     state: OperatorState, report: Mapping[str, Any], valid: bool
 ) -> tuple[dict[str, Any], list[Event]]:
-    """tidings.dev/send-test (controller.testsend): one Job to that address only, once per value.
+    """tidings.dev/send-test (controller.testsend): one Job to that address only, once per value,
+    one at a time per report, at most TIDINGS_TEST_SENDS_PER_NAMESPACE_PER_HOUR per namespace.
     Returns the status fields that record it and the Events to post."""
     meta = report["metadata"]
+    namespace = meta["namespace"]
+    if valid and testsend.pending(report) and await _run_going(state, report, tests_only=True):
+        address = testsend.requested(meta)
+        message = (
+            f"{testsend.ANNOTATION}={address}: waits for the test send in progress to end "
+            "(one at a time per report)."
+        )
+        return {}, [Event("Normal", "TestSendWaiting", message, key=contract.digest(address))]
     fields, address, refused = testsend.decide(
         meta.get("annotations") or {}, report.get("status") or {}, valid
     )
@@ -228,13 +241,26 @@ async def start_test_send(
         return fields, [Event("Warning", "TestSendRefused", f"Not sent: {refused}.")]
     if address is None:
         return fields, []
-    namespace = meta["namespace"]
+    limit = state.settings.test_sends_per_hour
+    if not state.take_test_send(namespace, utc_now()):
+        del fields["testSendCount"]  # handled, but nothing started
+        message = (
+            f"Not sent to {address}: namespace {namespace} started {limit} test sends in the "
+            "last hour (operator.testSends.perNamespacePerHour); set the annotation again later."
+        )
+        return fields, [Event("Warning", "TestSendRateLimited", message)]
     template = await state.kube.get(cronjob_path(namespace, cronjob.cronjob_name(meta["name"])))
     if template is None:
+        state.give_back_test_send(namespace)
         raise kopf.TemporaryError("the CronJob is not there yet", delay=2)
     test_job = testsend.test_job(template, address, fields["testSendCount"], utc_now())
     job = cronjob.owned_by_report(test_job, report)
-    if taken := await _create_once(state, report, job):
+    try:
+        taken = await _create_once(state, report, job)
+    except Exception:
+        state.give_back_test_send(namespace)
+        raise
+    if taken:
         return fields, [Event("Warning", "TestSendRefused", f"Not sent: {taken}.")]
     name = job["metadata"]["name"]
     return fields, [Event("Normal", "TestSendStarted", f"Started Job {name}: to {address} only.")]

@@ -7,6 +7,7 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import kopf
@@ -41,6 +42,8 @@ class OperatorState:
     # (refused once, their later events ignored).
     own_jobs: set[str] = field(default_factory=set)
     foreign_jobs: set[str] = field(default_factory=set)
+    # When each namespace's test sends of the last hour started (the per-namespace limit).
+    test_sends: dict[str, list[datetime]] = field(default_factory=dict)
     start_checks: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # by Job uid
     # Background loops (pruning, CronJob re-checks): the event loop keeps only weak references.
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -57,6 +60,22 @@ class OperatorState:
             seen.remove(wrote)
         seen.append(wrote)
         del seen[:-TEMPLATES_KEPT]
+
+    def take_test_send(self, namespace: str, now: datetime) -> bool:
+        """Count one test send against the namespace's hourly limit; False when it is used up.
+        Kept in the process: a restart or a leader hand-over starts the hour afresh."""
+        hour_ago = now - timedelta(hours=1)
+        started = [t for t in self.test_sends.get(namespace, ()) if t > hour_ago]
+        if len(started) >= self.settings.test_sends_per_hour:
+            self.test_sends[namespace] = started
+            return False
+        self.test_sends[namespace] = [*started, now]
+        return True
+
+    def give_back_test_send(self, namespace: str) -> None:
+        """The test send just taken did not start after all."""
+        if self.test_sends.get(namespace):
+            self.test_sends[namespace].pop()
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run `work` in the background, held until it ends; cancelled at cleanup."""

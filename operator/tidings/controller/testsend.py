@@ -13,6 +13,10 @@ start a test Job and what it looks like) and status (how a test's outcome is rec
 - Its outcome is a history entry with `testRecipient` and an Event (TestSent or TestFailed);
   lastSentAt, lastAttemptAt, lastError, consecutiveFailures, the Delivered condition and the
   phase are left alone.
+- At most one test Job per report at a time: a new value while one runs waits for it (Event
+  TestSendWaiting); at most TIDINGS_TEST_SENDS_PER_NAMESPACE_PER_HOUR start per namespace in
+  any hour (more are refused: TestSendRateLimited); a finished test Job is deleted by the TTL
+  controller FINISHED_TTL seconds after it ends (once counted: the finalizer holds it till then).
 - The edit role may test-send to the allowed recipient domains; any other address needs the
   `schedule` verb, as adding it to the recipients would.
 """
@@ -32,6 +36,7 @@ from tidings.controller.cronjob import job_from_template
 from tidings.schedule import rfc3339
 
 ANNOTATION_PATH = f"metadata.annotations[{ANNOTATION}]"
+FINISHED_TTL = 300  # seconds a finished test Job is kept (after it is counted) for a look
 
 
 def requested(meta: Mapping[str, Any] | None) -> str:
@@ -76,6 +81,13 @@ def decide(
     return fields, address, None
 
 
+def pending(report: Mapping[str, Any]) -> bool:
+    """Whether the report asks for a test send not acted on yet (one waiting for another)."""
+    address = requested(report.get("metadata"))
+    recorded = (report.get("status") or {}).get("testSendHandled") or ""
+    return bool(address) and not is_handled(address, recorded)
+
+
 def job_name(cronjob: str, address: str, count: int) -> str:
     """Deterministic per (address, count); the `t` keeps it from parsing as a scheduled Job's
     `<cronjob>-<minutes>` name."""
@@ -86,12 +98,15 @@ def job_name(cronjob: str, address: str, count: int) -> str:
 def test_job(cronjob: Mapping[str, Any], address: str, count: int, now: datetime) -> dict[str, Any]:
     """The test run's Job: the CronJob's template, to `address` only, reporting on the window
     that ends now."""
-    return job_from_template(
+    job = job_from_template(
         cronjob,
         job_name(cronjob["metadata"]["name"], address, count),
         {"cronjob.kubernetes.io/instantiate": "manual", ANNOTATION: address},
         {"TIDINGS_SCHEDULED_TIME": rfc3339(now), RECIPIENT_ENV: address},
     )
+    # Held by the outcome finalizer until counted; the TTL controller removes it after that.
+    job["spec"]["ttlSecondsAfterFinished"] = FINISHED_TTL
+    return job
 
 
 def recipient_of(job: Mapping[str, Any]) -> str | None:
