@@ -195,7 +195,7 @@ CASES = [
         events=["Disabled", "RunFailed"],
     ),
     Case(
-        "a result line without an attachment's sha256 is malformed, not a KeyError",
+        "a result line without an attachment's sha256 is malformed: one failure, released",
         complete=True,
         message='{"outcome":"Delivered","attachments":[{"name":"r.pdf","bytes":1}]}',
         writes=[
@@ -204,7 +204,9 @@ CASES = [
             ("PATCH", "status"),
             ("PATCH", "jobs"),
         ],
-        events=["Delivered"],
+        outcome="Failed",
+        failures=1,
+        events=["RunFailed"],
     ),
     Case(
         "a pod that died before its result line: the log tail is the error",
