@@ -29,7 +29,7 @@ from tidings.controller import (
     testsend,
 )
 from tidings.controller.clock import next_fire, utc_now
-from tidings.controller.kube import Kube, job_path, pods_path, report_path
+from tidings.controller.kube import Kube, job_path, namespace_terminating, pods_path, report_path
 from tidings.controller.reconcile import apply_children, sync_or_retry_later
 from tidings.controller.retry import Conflict, retry_on_conflict
 from tidings.controller.run_checks import foreign_reason, refuse
@@ -161,12 +161,27 @@ async def record_outcome(
         outcome = run_outcome.job_outcome(job, pods, now)
         if outcome is None:
             return None
-        await write_record(state, report, job, outcome, pods)
         change = status.apply_outcome(report, outcome, now, next_fire)
-        if change is None:
+        try:
+            await write_record(state, report, job, outcome, pods)
+            if change is None:
+                return None
+            events = [
+                Event(e.type, e.reason, e.message, key=outcome.job_uid) for e in change.events
+            ]
+            await post_events(kube, state.instance, report, events, strict=True)
+        except ApiException as exc:
+            if not namespace_terminating(exc):
+                raise
+            # Nothing can be created there any more, and the namespace waits for this Job.
+            log.warning(
+                "namespace %s is being deleted: Job %s let go without its record or Events",
+                namespace,
+                job_meta["name"],
+            )
+            await release(kube, job)
+            state.own_jobs.discard(job_meta["uid"])
             return None
-        events = [Event(e.type, e.reason, e.message, key=outcome.job_uid) for e in change.events]
-        await post_events(kube, state.instance, report, events, strict=True)
         await patch_status(kube, report, change.status)
         metrics.observe_run(outcome)
         updated = {**report, "status": {**current, **change.status}}
@@ -199,7 +214,7 @@ async def write_record(
     try:
         await record_store.create_record(state.kube, record)
     except ApiException as exc:
-        if exc.status >= 500 or exc.status == 429:
+        if exc.status >= 500 or exc.status == 429 or namespace_terminating(exc):
             raise
         log.error("ReportDelivery %s was refused: %s", record["metadata"]["name"], exc.body)
 
