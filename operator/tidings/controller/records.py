@@ -39,6 +39,7 @@ from tidings.contract import (
     ResultLine,
 )
 from tidings.controller.run_outcome import RunOutcome
+from tidings.redaction import redact
 from tidings.schedule import parse_rfc3339
 
 REPORT_LABEL = f"{models.GROUP}/report"
@@ -128,7 +129,7 @@ def _addresses(result: ResultLine, meant: Mapping[str, list[str]]) -> dict[str, 
         out[name] = {
             "intended": list(meant.get(name) or ()),
             "accepted": accepted[: models.MAX_RECIPIENTS],
-            "refused": [{"address": a, "reply": r[:1024]} for a, r in refused.items()][
+            "refused": [{"address": a, "reply": redact(r, ())[:1024]} for a, r in refused.items()][
                 : models.MAX_RECIPIENTS
             ],
         }

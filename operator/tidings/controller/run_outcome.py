@@ -28,6 +28,7 @@ from tidings.controller.objects import (
     normalize_time,
     truncate,
 )
+from tidings.redaction import redact
 from tidings.schedule import rfc3339
 
 MAX_ERROR = 1024
@@ -207,7 +208,9 @@ def job_outcome(
         delivered=delivered,
         failure=failure,
         finished_at=finished_at,
-        error=truncate(error, MAX_ERROR),
+        # A relay may quote what it was sent (an AUTH PLAIN blob in a 535 reply): masked even
+        # without knowing the secret, before status, Events and the record see it.
+        error=truncate(redact(error, ()), MAX_ERROR),
         scheduled_time=_scheduled_time(job, result),
         window_start=normalize_time(result.window_start) if result else None,
         window_end=normalize_time(result.window_end) if result else None,
