@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -48,6 +49,8 @@ WRITTEN_GENERATION = "tidings.dev/written-generation"
 # Test sends (controller/testsend.py): the annotation asks, the env var tells the pod.
 TEST_SEND_ANNOTATION = "tidings.dev/send-test"
 TEST_RECIPIENT_ENV = "TIDINGS_TEST_RECIPIENT"
+# The window's end of a run the operator starts itself (run-now, test send).
+SCHEDULED_TIME_ENV = "TIDINGS_SCHEDULED_TIME"
 TEST_SUBJECT_PREFIX = "[TEST] "
 
 # The delivery relay (docs/relay.md): the pod logs in with a projected service-account token for
@@ -58,9 +61,27 @@ RELAY_TOKEN_EXPIRY_SECONDS = 600  # the shortest the kubelet accepts
 
 
 def digest(value: str) -> str:
-    """What status keeps of an annotation value (runNowHandled, reactivateHandled): any length
-    compares exactly, in 71 bytes."""
+    """What status keeps of an annotation value (runNowHandled, reactivateHandled,
+    testSendHandled): any length compares exactly, in 71 bytes."""
     return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+
+
+LEGACY_MAX = 253  # what an operator before digests kept of a value: its first 253 characters
+
+
+def handled(value: str, recorded: str) -> bool:
+    """Whether `recorded` (a status field) says `value` was acted on: its digest. For an upgrade
+    from an operator that kept the value itself, an exact copy counts too, but only of a value
+    that fit whole (a longer one was cut, so its copy cannot tell it from another with the same
+    start: acted on once more, rather than never) and only when the copy is not digest-shaped
+    (a new value whose text is the stored digest is a new request)."""
+    if recorded == digest(value):
+        return True
+    legacy = len(value) <= LEGACY_MAX and not _DIGEST.fullmatch(recorded)
+    return legacy and recorded == value
+
+
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 # ------------------------------------------------------------------------------- exit codes

@@ -36,6 +36,7 @@ from tidings.contract import (
     RUN_NOW_ANNOTATION,
     TEST_SEND_ANNOTATION,
     digest,
+    handled,
 )
 from tidings.controller import permissions
 from tidings.schedule import parse_rfc3339
@@ -584,9 +585,13 @@ def cmd_test(api: Api, args: argparse.Namespace, now: datetime) -> int:
     if (report["metadata"].get("annotations") or {}).get(SEND_TEST, "").strip() == address:
         # The same value acts once: remove it and wait for the operator to forget it first.
         api.patch_report(args.name, {"metadata": {"annotations": {SEND_TEST: None}}})
-        if not _wait_status(api, args.name, lambda s: s.get("testSendHandled") != address, 60):
+
+        def forgotten(status: Mapping[str, Any]) -> bool:
+            return not handled(address, status.get("testSendHandled") or "")
+
+        if not _wait_status(api, args.name, forgotten, 60):
             raise PluginError(
-                f"the operator did not clear status.testSendHandled={address} within 60s: "
+                f"the operator did not clear status.testSendHandled for {address} within 60s: "
                 "is it running? (kubectl tidings doctor)"
             )
         status = api.report(args.name).get("status") or {}
@@ -617,7 +622,7 @@ def follow_test(
     while time.monotonic() < deadline:
         status = api.report(name).get("status") or {}
         if (
-            status.get("testSendHandled") == address
+            handled(address, status.get("testSendHandled") or "")
             and int(status.get("testSendCount") or 0) == count
         ):
             _progress("", shown)  # handled without a Job: refused; its Event says why
@@ -638,7 +643,8 @@ def follow_test(
                     return 0
                 print(f"Test failed: Job {entry['jobName']}: {entry.get('error') or '-'}")
                 return 1
-        waiting = "the operator" if status.get("testSendHandled") != address else "the test Job"
+        acted = handled(address, status.get("testSendHandled") or "")
+        waiting = "the test Job" if acted else "the operator"
         shown = _progress(f"waiting for {waiting}", shown)
         time.sleep(1)
     _progress("", shown)

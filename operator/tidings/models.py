@@ -852,7 +852,8 @@ class ScheduledReportStatus(_Model):
     test_send_handled: str = Field(
         default="",
         max_length=253,
-        description="The tidings.dev/send-test value acted on; cleared when the annotation goes.",
+        description="Digest (sha256:...) of the tidings.dev/send-test value acted on; cleared "
+        "when the annotation goes.",
     )
     test_send_count: int = Field(default=0, description="Test sends started (names their Jobs).")
 
@@ -910,8 +911,14 @@ class RefusedAddress(_Model):
 
 
 class AddressList(_Model):
-    """One of To, Cc or Bcc: who accepted the message and who was refused."""
+    """One of To, Cc or Bcc: whom the run was for, who accepted the message, who was refused."""
 
+    intended: list[Annotated[str, Field(max_length=MAX_ADDRESS)]] = Field(
+        default_factory=list,
+        max_length=MAX_RECIPIENTS,
+        description="Whom the run was scheduled to send to: this list of the spec its Job "
+        "carried (a @group as written), or the test address of a test send.",
+    )
     accepted: list[Annotated[str, Field(max_length=MAX_ADDRESS)]] = Field(
         default_factory=list,
         max_length=MAX_RECIPIENTS,
@@ -979,11 +986,13 @@ class ReportDeliverySpec(_Model):
     )
     started_at: str | None = Field(default=None, description="When the Job started (RFC 3339).")
     finished_at: str = Field(description="When the run ended (RFC 3339); retention counts from it.")
-    outcome: Outcome = Field(description="Delivered or Failed.")
+    outcome: Outcome = Field(description="Delivered, Failed or Skipped.")
     failure: str | None = Field(
         default=None,
-        json_schema_extra={"enum": ["transient", "permanent", "timeout"]},
-        description="transient, permanent or timeout, when the run failed.",
+        json_schema_extra={
+            "enum": ["transient", "permanent", "timeout", "notStarted", "cancelled"]
+        },
+        description="transient, permanent, timeout, notStarted or cancelled, when the run failed.",
     )
     attempts: int = Field(default=0, ge=0, description="SMTP transactions the run started.")
     error: str = Field(

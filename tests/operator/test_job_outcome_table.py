@@ -90,8 +90,13 @@ def finished_job(kube: FakeKube, complete: bool, message: str, exit_code: int) -
         job["status"]["conditions"][0]["reason"] = "BackoffLimitExceeded"
     stored = kube.put(job_path(NS), job)
     terminated = {"exitCode": exit_code, "finishedAt": "2026-11-30T08:01:00Z", "message": message}
+    labels = {
+        contract.JOB_NAME_LABEL: JOB,
+        contract.REPORT_UID_LABEL: report(kube)["metadata"]["uid"],
+    }
+    owner = {"kind": "Job", "name": JOB, "uid": stored["metadata"]["uid"], "controller": True}
     pod = {
-        "metadata": {"name": f"{JOB}-abcde", "labels": {contract.JOB_NAME_LABEL: JOB}},
+        "metadata": {"name": f"{JOB}-abcde", "labels": labels, "ownerReferences": [owner]},
         "status": {
             "containerStatuses": [{"name": cronjob.CONTAINER, "state": {"terminated": terminated}}]
         },
@@ -190,7 +195,7 @@ CASES = [
         events=["Disabled", "RunFailed"],
     ),
     Case(
-        "a result line without an attachment's sha256 is malformed, not a KeyError",
+        "a result line without an attachment's sha256 is malformed: one failure, released",
         complete=True,
         message='{"outcome":"Delivered","attachments":[{"name":"r.pdf","bytes":1}]}',
         writes=[
@@ -199,7 +204,9 @@ CASES = [
             ("PATCH", "status"),
             ("PATCH", "jobs"),
         ],
-        events=["Delivered"],
+        outcome="Failed",
+        failures=1,
+        events=["RunFailed"],
     ),
     Case(
         "a pod that died before its result line: the log tail is the error",

@@ -113,10 +113,11 @@ def test_a_delivered_run_makes_a_record_with_every_field() -> None:
         "2026-12-01T09:00:00Z",
     )
     assert spec["recipients"]["to"] == {
+        "intended": [],  # this Job carries no snapshot
         "accepted": ["lead@example.com"],
         "refused": [{"address": "ops@example.com", "reply": "550 no"}],
     }
-    assert spec["recipients"]["bcc"] == {"accepted": BCC, "refused": []}
+    assert spec["recipients"]["bcc"] == {"intended": [], "accepted": BCC, "refused": []}
     assert (spec["recipients"]["accepted"], spec["recipients"]["refused"]) == (2, 1)
     assert spec["attachments"] == [{"name": "r.pdf", "bytes": 30_000, "sha256": "a" * 64}]
     assert (spec["rows"], spec["pages"], spec["bytes"], spec["renderer"]) == (14, 2, 48_000, "pdf")

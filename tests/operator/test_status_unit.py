@@ -191,10 +191,13 @@ def test_failures_are_classified() -> None:
     job = job_body("r-4", "Failed", reason="BackoffLimitExceeded", failed=3)
     crashed = run_outcome.job_outcome(job, [pod_body(1, "Traceback ...\nKeyError: 'x'")], NOW)
     assert crashed.failure == "transient"
-    assert crashed.error == "Traceback ...\nKeyError: 'x' (after 3 attempts)"
+    assert crashed.error == (
+        "no result line (the renderer exited with code 1): Traceback ...\nKeyError: 'x' "
+        "(after 3 attempts)"
+    )
 
     bare = run_outcome.job_outcome(job_body("r-5", "Failed"), [pod_body(137, "")], NOW)
-    assert bare.error == "the renderer exited with code 137"
+    assert bare.error == "no result line (the renderer exited with code 137)"
 
 
 def test_a_partial_delivery_names_who_is_missing_in_status() -> None:

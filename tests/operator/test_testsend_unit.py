@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from tests.support.job_outcomes import RESULT, job_body, pod_body, record_outcome, simple_outcome
 from tests.support.report_bodies import condition, report_body, with_status
 
+from tidings import contract
 from tidings.controller import cronjob, permissions, run_outcome, testsend
 from tidings.controller.settings import Settings
 
@@ -23,7 +24,7 @@ def test_once_per_value_and_again_after_the_annotation_goes() -> None:
     annotations = {testsend.ANNOTATION: " me@example.com "}
     fields, address, refused = testsend.decide(annotations, {}, valid=True)
     assert (address, refused) == ("me@example.com", None)
-    assert fields == {"testSendHandled": "me@example.com", "testSendCount": 1}
+    assert fields == {"testSendHandled": contract.digest("me@example.com"), "testSendCount": 1}
     assert testsend.decide(annotations, fields, valid=True) == ({}, None, None)
     # Removed: the record is cleared, so the same address can be tested again.
     cleared, address, _ = testsend.decide({}, fields, valid=True)
@@ -37,7 +38,7 @@ def test_refused_for_an_invalid_spec_or_a_bad_address() -> None:
     assert (address, refused, fields) == (
         None,
         "the spec is invalid",
-        {"testSendHandled": "a@b.example"},
+        {"testSendHandled": contract.digest("a@b.example")},
     )
     _, address, refused = testsend.decide({testsend.ANNOTATION: "A <a@example.com>"}, {}, True)
     assert address is None and refused.startswith(f"{testsend.ANNOTATION_PATH} must be a bare")

@@ -9,7 +9,9 @@ one goes. The methods are those of Kube, async like them.
 Faults, to test what a crash or a second writer does:
 - `crash_after(n)`: the write after the n-th one raises Crash (the process died there);
 - `before_next_write(match, change)`: `change(kube)` runs once, just before the first write
-  whose path contains `match` (another writer got there first).
+  whose path contains `match` (another writer got there first);
+- `terminating`: namespaces being deleted, where every create is refused as the apiserver's
+  NamespaceLifecycle admission refuses it (403, cause NamespaceTerminating).
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ class FakeKube:
     _uids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _crash_at: int | None = None
     _interference: list[tuple[str, Callable[[FakeKube], None]]] = field(default_factory=list)
+    terminating: set[str] = field(default_factory=set)
 
     @property
     def api(self) -> FakeKube:
@@ -166,6 +169,15 @@ class FakeKube:
 
     async def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         self._write("POST", path, body)
+        namespace = _parse(path)["namespace"]
+        if namespace in self.terminating:
+            refused = _error(403, "Forbidden")
+            refused.body = (
+                f'{{"kind":"Status","reason":"Forbidden","message":"unable to create new content '
+                f'in namespace {namespace} because it is being terminated","details":{{"causes":'
+                '[{"reason":"NamespaceTerminating"}]}}'
+            )
+            raise refused
         return self._create(path, body)
 
     async def merge_patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:

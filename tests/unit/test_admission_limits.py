@@ -2,10 +2,6 @@
 compares it downstream holds whole, so a value is acted on exactly once and a copy says what
 the original said. Every annotation the operator reads (run-now, reactivate, send-test) and
 every maxLength string of the spec is tried at its admission maximum and one past it.
-
-Cases marked xfail(strict=True) fail today because of the operator side, not admission: they
-name the code that cuts. Once it is fixed, strict xfail turns them into failures, so the marker
-is taken off with the fix.
 """
 
 from __future__ import annotations
@@ -92,11 +88,6 @@ def test_run_now_of_any_admitted_length_is_acted_on_once(length: int) -> None:
     assert st.pending_run_now(report) == other
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="operator side: status._handled still accepts value[:253] (the pre-digest form), so "
-    "a new run-now whose text is the digest stored for the last one counts as handled",
-)
 def test_run_now_equal_to_the_stored_digest_is_still_a_new_request() -> None:
     first = "r1"
     report = {
@@ -142,20 +133,9 @@ def test_reactivate_of_any_admitted_length_is_acted_on_once(length: int) -> None
 SEND_TEST_MAX = limit(models.HistoryEntry, "test_recipient")  # 254: RFC 5321's path limit
 
 
-def send_test_cases() -> list[Any]:
-    cut = pytest.mark.xfail(
-        strict=True,
-        reason="operator side: testsend.decide stores address[:253] in status.testSendHandled "
-        "(maxLength 253), so a 254-character address is never handled: one test Job after "
-        "another",
-    )
-    return [
-        pytest.param(SEND_TEST_MAX - 1, id="253"),
-        pytest.param(SEND_TEST_MAX, id="254-admission-maximum", marks=cut),
-    ]
-
-
-@pytest.mark.parametrize("length", send_test_cases())
+@pytest.mark.parametrize(
+    "length", [SEND_TEST_MAX - 1, SEND_TEST_MAX], ids=["253", "254-admission-maximum"]
+)
 def test_send_test_at_the_admission_maximum_is_acted_on_once(length: int) -> None:
     value = address(length)
     assert len(value) == length

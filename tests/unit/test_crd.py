@@ -65,7 +65,7 @@ def test_delivery_crd_names_columns_and_immutability():
         "message": spec["x-kubernetes-validations"][0]["message"],
     } in spec["x-kubernetes-validations"]
     bcc = spec["properties"]["recipients"]["properties"]["bcc"]["properties"]
-    assert set(bcc) == {"accepted", "refused"}
+    assert set(bcc) == {"intended", "accepted", "refused"}
 
 
 def test_api_reference_covers_the_delivery_kind():

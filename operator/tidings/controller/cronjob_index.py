@@ -76,3 +76,5 @@ async def cronjob_changed(
     stamped = (meta.get("annotations") or {}).get(contract.WRITTEN_GENERATION)
     if event_type == "DELETED" or stamped != str(meta.get("generation")):
         await sync_or_retry_later(state, *key, check_children=True)
+    else:  # as the operator wrote it: runs made from it are its own (run_ownership)
+        state.remember_template(cronjob)

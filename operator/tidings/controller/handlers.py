@@ -5,6 +5,8 @@
   puts it back by reconciling its report (a Warning: a hand edit).
 - A Job of ours -> job_outcomes.py: a finished one is counted once, a running one held and
   watched for a pod that never starts (run_start.py).
+- A namespace being deleted -> namespace_end.py: its held Jobs are let go (no record or Event
+  can be written there, and kopf stops serving it).
 - Every TIDINGS_DELIVERY_PRUNE_INTERVAL_SECONDS, expired ReportDelivery records are deleted
   (record_store.py).
 
@@ -25,7 +27,7 @@ from typing import Any
 import kopf
 
 from tidings import contract, models
-from tidings.controller import cronjob_index, job_outcomes, metrics, record_store
+from tidings.controller import cronjob_index, job_outcomes, metrics, namespace_end, record_store
 from tidings.controller.kube import Kube, load_api_client
 from tidings.controller.reconcile import sync_or_retry_later
 from tidings.controller.settings import load_settings
@@ -125,3 +127,8 @@ async def cronjob_event(
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
 async def job_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await job_outcomes.job_changed(state_of(memo), event["type"], dict(body))
+
+
+@kopf.on.event("", "v1", "namespaces")
+async def namespace_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await namespace_end.namespace_changed(state_of(memo), dict(body))

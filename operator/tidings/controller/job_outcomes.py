@@ -19,11 +19,20 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from tidings import contract, models
-from tidings.controller import metrics, record_store, records, run_outcome, status
+from tidings.controller import (
+    metrics,
+    record_store,
+    records,
+    run_outcome,
+    run_ownership,
+    status,
+    testsend,
+)
 from tidings.controller.clock import next_fire, utc_now
-from tidings.controller.kube import Kube, job_path, pods_path, report_path
+from tidings.controller.kube import Kube, job_path, namespace_terminating, pods_path, report_path
 from tidings.controller.reconcile import apply_children, sync_or_retry_later
 from tidings.controller.retry import Conflict, retry_on_conflict
+from tidings.controller.run_checks import foreign_reason, refuse
 from tidings.controller.run_start import watch_start
 from tidings.controller.state import OperatorState
 from tidings.controller.status import Event
@@ -41,9 +50,20 @@ async def job_changed(state: OperatorState, event_type: str | None, job: Mapping
     if not running and (check := state.start_checks.pop(meta["uid"], None)):
         check.cancel()  # no idle polling for runs that ended
     if not report_name or event_type == "DELETED" or contract.COUNTED_ANNOTATION in annotations:
+        state.own_jobs.discard(meta["uid"])
         return  # a held Job is never gone before it is counted; a counted one is done
+    if meta["uid"] in state.foreign_jobs:
+        return
     namespace = meta["namespace"]
     if running:
+        if meta["uid"] not in state.own_jobs:
+            report = await state.kube.get(report_path(namespace, report_name))
+            if report is None:
+                return  # nothing it could count for; looked at again once it finishes
+            if reason := await foreign_reason(state, job, report):
+                await refuse(state, job, report, reason)
+                return
+            state.own_jobs.add(meta["uid"])
         if contract.FINALIZER not in (meta.get("finalizers") or ()):
             # Born without it (the admission policy is not installed): hold it from now on.
             await hold(state.kube, job)
@@ -132,30 +152,51 @@ async def record_outcome(
                 await suspend_disabled(state, report)
             await release(kube, job)
             return None
-        selector = f"{contract.JOB_NAME_LABEL}={job_meta['name']}"
-        pods = await kube.list(pods_path(namespace), selector)
+        if reason := await foreign_reason(state, job, report):
+            await refuse(state, job, report, reason)
+            return None
+        listed = await kube.list(pods_path(namespace), run_ownership.pod_selector(job))
+        pods = [dict(p) for p in run_ownership.own_pods(job, listed)]
         now = utc_now()
         outcome = run_outcome.job_outcome(job, pods, now)
         if outcome is None:
             return None
-        await write_record(state, report, job, outcome, pods)
         change = status.apply_outcome(report, outcome, now, next_fire)
-        if change is None:
+        try:
+            await write_record(state, report, job, outcome, pods)
+            if change is None:
+                return None
+            events = [
+                Event(e.type, e.reason, e.message, key=outcome.job_uid) for e in change.events
+            ]
+            await post_events(kube, state.instance, report, events, strict=True)
+        except ApiException as exc:
+            if not namespace_terminating(exc):
+                raise
+            # Nothing can be created there any more, and the namespace waits for this Job.
+            log.warning(
+                "namespace %s is being deleted: Job %s let go without its record or Events",
+                namespace,
+                job_meta["name"],
+            )
+            await release(kube, job)
+            state.own_jobs.discard(job_meta["uid"])
             return None
-        events = [Event(e.type, e.reason, e.message, key=outcome.job_uid) for e in change.events]
-        await post_events(kube, state.instance, report, events, strict=True)
         await patch_status(kube, report, change.status)
         metrics.observe_run(outcome)
         updated = {**report, "status": {**current, **change.status}}
         if change.phase == models.Phase.DISABLED:
             await suspend_disabled(state, updated)
         await release(kube, job)
+        state.own_jobs.discard(job_meta["uid"])
         return updated
 
     async with state.locks[(namespace, report_name)]:
         updated = await retry_on_conflict(attempt, f"record Job {job_meta['name']}")
-    if updated is not None and status.pending_run_now(updated) is not None:
-        await sync_or_retry_later(state, namespace, report_name)  # a waiting run-now may start
+    if updated is not None and (
+        status.pending_run_now(updated) is not None or testsend.pending(updated)
+    ):
+        await sync_or_retry_later(state, namespace, report_name)  # what waited may start
 
 
 async def write_record(
@@ -173,7 +214,7 @@ async def write_record(
     try:
         await record_store.create_record(state.kube, record)
     except ApiException as exc:
-        if exc.status >= 500 or exc.status == 429:
+        if exc.status >= 500 or exc.status == 429 or namespace_terminating(exc):
             raise
         log.error("ReportDelivery %s was refused: %s", record["metadata"]["name"], exc.body)
 

@@ -67,6 +67,16 @@ def pods_path(namespace: str) -> str:
     return f"/api/v1/namespaces/{namespace}/pods"
 
 
+def namespace_terminating(exc: ApiException) -> bool:
+    """Whether a create was refused because its namespace is being deleted (the apiserver's
+    NamespaceLifecycle admission: 403 with the NamespaceTerminating cause; 409 while the
+    namespace is going)."""
+    body = exc.body if isinstance(exc.body, str) else ""
+    return exc.status in (403, 409) and (
+        "NamespaceTerminating" in body or "because it is being terminated" in body
+    )
+
+
 class Kube:
     """Raw JSON calls through one ApiClient. Errors are kubernetes ApiExceptions (.status)."""
 

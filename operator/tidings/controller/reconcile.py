@@ -19,8 +19,9 @@ from tidings import contract, models, validation
 from tidings.controller import cronjob, run_outcome, status, testsend
 from tidings.controller.clock import next_fire, utc_now
 from tidings.controller.cronjob_plan import Action, owned, plan_cronjob
-from tidings.controller.kube import Kube, cronjob_path, job_path, report_path
+from tidings.controller.kube import cronjob_path, job_path, report_path
 from tidings.controller.retry import Conflict, retry_on_conflict
+from tidings.controller.run_checks import foreign_reason, refuse
 from tidings.controller.state import OperatorState
 from tidings.controller.status import Event
 from tidings.controller.writes import patch_status, post_events
@@ -85,7 +86,7 @@ async def sync_report(
         current = report.get("status") or {}
         problems = [str(p) for p in validation.validate_spec(report.get("spec")).errors]
         pending = status.pending_run_now(report)
-        busy = pending is not None and await _run_going(kube, report)
+        busy = pending is not None and await _run_going(state, report)
         decision = status.reconcile(report, problems, utc_now(), next_fire, busy)
         first = current.get("observedGeneration") is None
         changed = report["metadata"].get("generation") != current.get(
@@ -106,7 +107,7 @@ async def sync_report(
                     key=contract.digest(pending),
                 )
             )
-        test_fields, test_events = await start_test_send(kube, report, not problems)
+        test_fields, test_events = await start_test_send(state, report, not problems)
         events += test_events
         await patch_status(kube, report, {**decision.change.status, **test_fields})
         events += decision.change.events
@@ -116,15 +117,27 @@ async def sync_report(
         await retry_on_conflict(attempt, f"reconcile {namespace}/{name}", delay=5)
 
 
-async def _run_going(kube: Kube, report: Mapping[str, Any]) -> bool:
-    """Whether a Job of this report is still running (not finished, not being deleted)."""
+async def _run_going(
+    state: OperatorState, report: Mapping[str, Any], tests_only: bool = False
+) -> bool:
+    """Whether a run (`tests_only`: a test send) of this report is still going (not finished,
+    not being deleted). Only the operator's own runs (run_ownership): a Job someone made with
+    the report's labels cannot hold its run-nows or test sends back."""
     meta = report["metadata"]
     selector = f"{contract.REPORT_UID_LABEL}={meta['uid']}"
-    jobs = await kube.list(job_path(meta["namespace"]), selector)
-    return any(
-        run_outcome.job_finished(job) is None and not job["metadata"].get("deletionTimestamp")
-        for job in jobs
-    )
+    for job in await state.kube.list(job_path(meta["namespace"]), selector):
+        job_meta = job["metadata"]
+        if run_outcome.job_finished(job) is not None or job_meta.get("deletionTimestamp"):
+            continue
+        if tests_only and not testsend.recipient_of(job):
+            continue
+        if job_meta["uid"] in state.own_jobs:
+            return True
+        if job_meta["uid"] not in state.foreign_jobs and not await foreign_reason(
+            state, job, report
+        ):
+            return True
+    return False
 
 
 async def apply_children(
@@ -159,6 +172,7 @@ async def apply_children(
         else:
             # Known at once: the report's next event need not wait for the CronJob's.
             state.cronjobs[(namespace, report_name)] = created["metadata"]["uid"]
+            state.remember_template(created)
             if first:
                 return []
             message = f"CronJob {name} was deleted outside the ScheduledReport; recreated it."
@@ -172,7 +186,7 @@ async def apply_children(
     if plan.action is Action.LEAVE:
         return []
     try:
-        await kube.merge_patch(path, plan.body or {})
+        state.remember_template(await kube.merge_patch(path, plan.body or {}))
     except ApiException as exc:
         if exc.status == 409:
             raise Conflict() from None
@@ -188,10 +202,15 @@ async def apply_children(
 
 async def start_run_now(state: OperatorState, report: Mapping[str, Any], value: str) -> Event:
     """One Job from the CronJob's template, named from the value so retries cannot double it."""
-    namespace = report["metadata"]["namespace"]
     template = cronjob.desired_cronjob(report, state.settings, suspend=True)  # its jobTemplate
     job = cronjob.run_now_job(report, template, value, utc_now())
-    await _create_once(state.kube, namespace, job)
+    if taken := await _create_once(state, report, job):
+        return Event(
+            "Warning",
+            "RunNowBlocked",
+            f"Not started: {taken}; set {contract.RUN_NOW_ANNOTATION} to a new value to run.",
+            key=contract.digest(value),
+        )
     return Event(
         "Normal",
         "RunNowStarted",
@@ -201,11 +220,20 @@ async def start_run_now(state: OperatorState, report: Mapping[str, Any], value: 
 
 
 async def start_test_send(
-    kube: Kube, report: Mapping[str, Any], valid: bool
+    state: OperatorState, report: Mapping[str, Any], valid: bool
 ) -> tuple[dict[str, Any], list[Event]]:
-    """tidings.dev/send-test (controller.testsend): one Job to that address only, once per value.
+    """tidings.dev/send-test (controller.testsend): one Job to that address only, once per value,
+    one at a time per report, at most TIDINGS_TEST_SENDS_PER_NAMESPACE_PER_HOUR per namespace.
     Returns the status fields that record it and the Events to post."""
     meta = report["metadata"]
+    namespace = meta["namespace"]
+    if valid and testsend.pending(report) and await _run_going(state, report, tests_only=True):
+        address = testsend.requested(meta)
+        message = (
+            f"{testsend.ANNOTATION}={address}: waits for the test send in progress to end "
+            "(one at a time per report)."
+        )
+        return {}, [Event("Normal", "TestSendWaiting", message, key=contract.digest(address))]
     fields, address, refused = testsend.decide(
         meta.get("annotations") or {}, report.get("status") or {}, valid
     )
@@ -213,21 +241,46 @@ async def start_test_send(
         return fields, [Event("Warning", "TestSendRefused", f"Not sent: {refused}.")]
     if address is None:
         return fields, []
-    namespace = meta["namespace"]
-    template = await kube.get(cronjob_path(namespace, cronjob.cronjob_name(meta["name"])))
+    limit = state.settings.test_sends_per_hour
+    if not state.take_test_send(namespace, utc_now()):
+        del fields["testSendCount"]  # handled, but nothing started
+        message = (
+            f"Not sent to {address}: namespace {namespace} started {limit} test sends in the "
+            "last hour (operator.testSends.perNamespacePerHour); set the annotation again later."
+        )
+        return fields, [Event("Warning", "TestSendRateLimited", message)]
+    template = await state.kube.get(cronjob_path(namespace, cronjob.cronjob_name(meta["name"])))
     if template is None:
+        state.give_back_test_send(namespace)
         raise kopf.TemporaryError("the CronJob is not there yet", delay=2)
     test_job = testsend.test_job(template, address, fields["testSendCount"], utc_now())
     job = cronjob.owned_by_report(test_job, report)
-    await _create_once(kube, namespace, job)
+    try:
+        taken = await _create_once(state, report, job)
+    except Exception:
+        state.give_back_test_send(namespace)
+        raise
+    if taken:
+        return fields, [Event("Warning", "TestSendRefused", f"Not sent: {taken}.")]
     name = job["metadata"]["name"]
     return fields, [Event("Normal", "TestSendStarted", f"Started Job {name}: to {address} only.")]
 
 
-async def _create_once(kube: Kube, namespace: str, job: dict[str, Any]) -> None:
-    """Create the Job; one of that name already there (a retry) is the same run."""
+async def _create_once(
+    state: OperatorState, report: Mapping[str, Any], job: dict[str, Any]
+) -> str | None:
+    """Create the Job. One of that name already there is the same run (a retry) only when it
+    passes the ownership check; otherwise it is refused (run_checks) and why is returned."""
+    namespace, name = report["metadata"]["namespace"], job["metadata"]["name"]
     try:
-        await kube.create(job_path(namespace), job)
+        await state.kube.create(job_path(namespace), job)
     except ApiException as exc:
         if exc.status != 409:
             raise
+        existing = await state.kube.get(job_path(namespace, name))
+        if existing is None:
+            raise Conflict() from None  # gone since: the next attempt creates it
+        if reason := await foreign_reason(state, existing, report):
+            await refuse(state, existing, report, reason)
+            return f"Job {name} already exists and is not a run of this report ({reason})"
+    return None

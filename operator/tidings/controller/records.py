@@ -24,16 +24,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import yaml
+
 from tidings import models
 from tidings.contract import (
     COMPONENT_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
+    RECIPIENT_LISTS,
     REPORT_UID_LABEL,
     RUN_NOW_ANNOTATION,
+    SNAPSHOT_ANNOTATION,
+    TEST_SEND_ANNOTATION,
     ResultLine,
 )
 from tidings.controller.run_outcome import RunOutcome
+from tidings.redaction import redact
 from tidings.schedule import parse_rfc3339
 
 REPORT_LABEL = f"{models.GROUP}/report"
@@ -71,7 +77,30 @@ def record_name(job: Mapping[str, Any]) -> str:
 
 def trigger(job: Mapping[str, Any]) -> str:
     annotations = job["metadata"].get("annotations") or {}
+    if annotations.get(TEST_SEND_ANNOTATION):
+        return models.Trigger.TEST
     return models.Trigger.RUN_NOW if RUN_NOW_ANNOTATION in annotations else models.Trigger.SCHEDULE
+
+
+def intended(job: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Whom the run was for: to/cc/bcc of the spec its pod template carries (the report
+    snapshot the renderer read), or the test address alone for a test send."""
+    test_address = (job["metadata"].get("annotations") or {}).get(TEST_SEND_ANNOTATION)
+    if test_address:
+        return {"to": [test_address], "cc": [], "bcc": []}
+    template_meta = ((job.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    text = (template_meta.get("annotations") or {}).get(SNAPSHOT_ANNOTATION) or ""
+    try:
+        snapshot = yaml.safe_load(text) or {}
+    except yaml.YAMLError:
+        snapshot = {}
+    spec = snapshot.get("spec") if isinstance(snapshot, dict) else None
+    lists = (spec or {}).get("recipients") if isinstance(spec, dict) else None
+    lists = lists if isinstance(lists, dict) else {}
+    return {
+        name: [str(a) for a in lists.get(name) or () if isinstance(a, str)][: models.MAX_RECIPIENTS]
+        for name in RECIPIENT_LISTS
+    }
 
 
 def retention_days(report: Mapping[str, Any], retention: Retention) -> int:
@@ -91,15 +120,16 @@ def window_text(start: str | None, end: str | None) -> str:
     return "..".join(t.strftime(fmt) for t in times)
 
 
-def _addresses(result: ResultLine) -> dict[str, Any]:
+def _addresses(result: ResultLine, meant: Mapping[str, list[str]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name in ("to", "cc", "bcc"):
+    for name in RECIPIENT_LISTS:
         given = result.addresses.get(name)
         accepted = given.accepted if given else []
         refused = given.refused if given else {}
         out[name] = {
+            "intended": list(meant.get(name) or ()),
             "accepted": accepted[: models.MAX_RECIPIENTS],
-            "refused": [{"address": a, "reply": r[:1024]} for a, r in refused.items()][
+            "refused": [{"address": a, "reply": redact(r, ())[:1024]} for a, r in refused.items()][
                 : models.MAX_RECIPIENTS
             ],
         }
@@ -148,7 +178,7 @@ def delivery_record(
         "window": window_text(outcome.window_start, outcome.window_end),
         "startedAt": job_status.get("startTime"),
         "finishedAt": outcome.finished_at,
-        "outcome": str(models.Outcome.DELIVERED if outcome.delivered else models.Outcome.FAILED),
+        "outcome": str(outcome.history_entry()["outcome"]),
         "failure": outcome.failure,
         "attempts": _count(result.attempts) or 0,
         "error": outcome.error,
@@ -157,7 +187,7 @@ def delivery_record(
             "accepted": outcome.recipients_accepted,
             "refused": outcome.recipients_rejected,
             "omitted": _count(result.addresses_omitted) or 0,
-            **_addresses(result),
+            **_addresses(result, intended(job)),
         },
         "renderer": outcome.renderer,
         "bytes": outcome.bytes,

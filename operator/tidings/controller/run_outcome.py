@@ -28,6 +28,7 @@ from tidings.controller.objects import (
     normalize_time,
     truncate,
 )
+from tidings.redaction import redact
 from tidings.schedule import rfc3339
 
 MAX_ERROR = 1024
@@ -120,21 +121,34 @@ def _last_terminated(pods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
     )
 
 
-def job_result(pods: Sequence[Mapping[str, Any]]) -> ResultLine | None:
-    """The renderer's result line from the Job's newest terminated pod; None if there is none
-    or it is malformed. How a malformed line should count is not decided here: until it is, the
-    run counts as one that wrote no line (from the Job's conditions and exit code)."""
+def read_result(pods: Sequence[Mapping[str, Any]]) -> tuple[ResultLine | None, str]:
+    """The renderer's result line from the Job's newest terminated pod, and, when there is
+    none to use, why: "malformed result line: <reason>" or "no result line (...)". Both
+    empty when no pod ended at all (the Job's own reason says why)."""
+    terminated = _last_terminated(pods)
     try:
-        return result_from_message(_last_terminated(pods).get("message"))
-    except MalformedResult:
-        return None
+        result = result_from_message(terminated.get("message"))
+    except MalformedResult as exc:
+        return None, str(exc)
+    if result is not None or not terminated:
+        return result, ""
+    reason, code = terminated.get("reason") or "", terminated.get("exitCode")
+    if reason and reason not in ("Error", "Completed"):
+        return None, f"no result line (pod killed: {reason})"
+    return None, f"no result line (the renderer exited with code {code})"
+
+
+def job_result(pods: Sequence[Mapping[str, Any]]) -> ResultLine | None:
+    """The renderer's result line, or None when there is none or it is malformed."""
+    return read_result(pods)[0]
 
 
 def job_outcome(
     job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], now: datetime
 ) -> RunOutcome | None:
     """The outcome of a finished Job (None while it runs), from its newest terminated pod.
-    A Job deleted before it finished counts as a failed run (cancelled)."""
+    A Job deleted before it finished counts as a failed run (cancelled). A run without a
+    usable result line (none, or malformed) fails, whatever its exit code, saying which."""
     meta = job.get("metadata") or {}
     finished = job_finished(job)
     if finished is None and not meta.get("deletionTimestamp"):
@@ -142,7 +156,9 @@ def job_outcome(
     job_status = job.get("status") or {}
     failed_condition = find_condition(job_status.get("conditions"), "Failed")
     terminated = _last_terminated(pods)
-    result = job_result(pods)
+    result, problem = read_result(pods)
+    if finished and result is None:
+        problem = problem or "no result line (no pod of the Job was found)"
     exit_code = terminated.get("exitCode")
     finished_at = (
         normalize_time(terminated.get("finishedAt"))
@@ -150,12 +166,13 @@ def job_outcome(
         or normalize_time(failed_condition.get("lastTransitionTime"))
         or rfc3339(now)
     )
+    delivered = bool(finished) and not problem
     failure: str | None = None
     # A delivered run's `error` says who is missing ("partially delivered: ...") or notes an
     # unknown SMTP outcome; it belongs in status too.
-    error = result.error if finished and result else ""
+    error = result.error if delivered and result else ""
     not_started = (meta.get("annotations") or {}).get(NOT_STARTED_ANNOTATION)
-    if not finished:
+    if not delivered:
         job_reason = failed_condition.get("reason", "")
         if not_started and not terminated:
             # The pod never ran: say why, not "exceeded its timeout" (the run was not slow).
@@ -176,25 +193,24 @@ def job_outcome(
             failure = "transient"
         if not error and result:
             error = result.error
-        if not error and terminated.get("message") and not result:
-            error = terminated["message"].strip()[-MAX_ERROR:]  # log tail fallback
+        if not error and problem:
+            tail = (terminated.get("message") or "").strip()
+            malformed = problem.startswith("malformed")
+            error = f"{problem}: {tail[-MAX_ERROR:]}" if tail and not malformed else problem
         if not error:
-            error = (
-                f"the renderer exited with code {exit_code}"
-                + (f" ({terminated['reason']})" if terminated.get("reason") else "")
-                if exit_code is not None
-                else failed_condition.get("message") or "the run failed"
-            )
+            error = failed_condition.get("message") or "the run failed"
         attempts = count(job_status.get("failed"))
         if failure == "transient" and attempts > 1:
             error = f"{error} (after {attempts} attempts)"
     return RunOutcome(
         job_name=meta["name"],
         job_uid=meta.get("uid", ""),
-        delivered=bool(finished),
+        delivered=delivered,
         failure=failure,
         finished_at=finished_at,
-        error=truncate(error, MAX_ERROR),
+        # A relay may quote what it was sent (an AUTH PLAIN blob in a 535 reply): masked even
+        # without knowing the secret, before status, Events and the record see it.
+        error=truncate(redact(error, ()), MAX_ERROR),
         scheduled_time=_scheduled_time(job, result),
         window_start=normalize_time(result.window_start) if result else None,
         window_end=normalize_time(result.window_end) if result else None,
@@ -202,7 +218,7 @@ def job_outcome(
         recipients_rejected=result.recipients_rejected if result else 0,
         bytes=result.bytes if result else 0,
         renderer=result.renderer if result and result.renderer in ("pdf", "text") else None,
-        skipped=bool(finished and result and result.outcome == models.Outcome.SKIPPED),
+        skipped=bool(delivered and result and result.outcome == models.Outcome.SKIPPED),
         test_recipient=testsend.recipient_of(job),
         message_id=result.message_id[:998] if result else "",
     )

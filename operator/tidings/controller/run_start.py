@@ -15,7 +15,7 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from tidings import contract
-from tidings.controller import run_outcome, status
+from tidings.controller import run_outcome, run_ownership, status
 from tidings.controller.clock import utc_now
 from tidings.controller.kube import job_path, pods_path, report_path
 from tidings.controller.retry import retry_on_conflict
@@ -59,8 +59,8 @@ async def _check_start(
                 return
             if run_outcome.job_finished(job) is not None:
                 return
-            selector = f"{contract.JOB_NAME_LABEL}={job_name}"
-            pods = await state.kube.list(pods_path(namespace), selector)
+            listed = await state.kube.list(pods_path(namespace), run_ownership.pod_selector(job))
+            pods = run_ownership.own_pods(job, listed)  # a hand-made pod says nothing
             reason = run_outcome.not_started_reason(job, pods)
             if reason is None:
                 return

@@ -114,6 +114,14 @@ class Settings:
             "doc": "Seconds a run's pod may take to start before the report shows RunNotStarted.",
         },
     )
+    test_sends_per_hour: int = field(
+        default=10,
+        metadata={
+            "env": "TIDINGS_TEST_SENDS_PER_NAMESPACE_PER_HOUR",
+            "doc": "Test sends started per namespace in any hour; more are refused "
+            "(TestSendRateLimited).",
+        },
+    )
     metrics_port: int = field(
         default=9090,
         metadata={"env": "TIDINGS_METRICS_PORT", "doc": "Prometheus /metrics port; 0 = off."},
@@ -382,6 +390,11 @@ def _check(s: Settings) -> None:
         (0 <= s.successful_jobs_history <= 10, "TIDINGS_SUCCESSFUL_JOBS_HISTORY", "must be 0-10"),
         (0 <= s.failed_jobs_history <= 10, "TIDINGS_FAILED_JOBS_HISTORY", "must be 0-10"),
         (s.run_start_timeout >= 1, "TIDINGS_RUN_START_TIMEOUT", "must be >= 1"),
+        (
+            s.test_sends_per_hour >= 1,
+            "TIDINGS_TEST_SENDS_PER_NAMESPACE_PER_HOUR",
+            "must be >= 1",
+        ),
         (0 <= s.metrics_port <= 65535, "TIDINGS_METRICS_PORT", "must be 0 or a port number"),
         (0 <= s.health_port <= 65535, "TIDINGS_HEALTH_PORT", "must be 0 or a port number"),
         (0 <= s.webhook_port <= 65535, "TIDINGS_WEBHOOK_PORT", "must be 0 or a port number"),

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from tidings import display, models
-from tidings.contract import REACTIVATE_ANNOTATION, RUN_NOW_ANNOTATION, digest
+from tidings.contract import REACTIVATE_ANNOTATION, RUN_NOW_ANNOTATION, digest, handled
 from tidings.controller.objects import count, find_condition, truncate
 from tidings.controller.run_outcome import RunOutcome
 from tidings.schedule import rfc3339
@@ -155,18 +155,12 @@ class Reconciliation:
         return self.change.status["phase"]
 
 
-def _handled(value: str, recorded: str) -> bool:
-    """Whether `recorded` (status) says `value` was acted on: its digest, or, as an operator
-    before digests kept it, the value itself (so an upgrade does not act on it again)."""
-    return recorded in (digest(value), value[:253])
-
-
 def pending_run_now(report: Mapping[str, Any]) -> str | None:
     """The run-now value not acted on yet (status keeps its digest), or None."""
     annotations = (report.get("metadata") or {}).get("annotations") or {}
     value = annotations.get(RUN_NOW_ANNOTATION, "")
-    handled = (report.get("status") or {}).get("runNowHandled", "")
-    return value if value and not _handled(value, handled) else None
+    recorded = (report.get("status") or {}).get("runNowHandled", "")
+    return value if value and not handled(value, recorded) else None
 
 
 def reconcile(
@@ -194,7 +188,7 @@ def reconcile(
 
     disabled = old_phase == models.Phase.DISABLED
     reactivate = annotations.get(REACTIVATE_ANNOTATION, "")
-    reactivate_is_new = bool(reactivate) and not _handled(
+    reactivate_is_new = bool(reactivate) and not handled(
         reactivate, status.get("reactivateHandled", "")
     )
     if reactivate_is_new:
