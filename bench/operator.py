@@ -47,7 +47,7 @@ from tidings import contract, models
 from tidings.controller import cronjob as cj
 from tidings.controller import run_outcome
 from tidings.controller.kube import MERGE_PATCH
-from tidings.controller.settings import load_settings
+from tidings.controller.settings_load import load_settings
 from tidings.schedule import rfc3339
 from tidings_dev.cluster import ControlPlane, default_bin_dir
 from tidings_dev.procs import free_port

@@ -17,7 +17,8 @@ from tests.support.chart_tools import (
 
 from tidings import crdgen
 from tidings.controller import admission, cronjob
-from tidings.controller.settings import Settings, SettingsError, env_table, load_settings
+from tidings.controller.settings import Settings, SettingsError, env_table
+from tidings.controller.settings_load import load_settings
 from tidings_dev.cluster import REPO_ROOT
 
 

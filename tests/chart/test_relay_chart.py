@@ -9,7 +9,7 @@ import pytest
 from tests.support.chart_tools import CHART, VALUES_ALL, container_env, find, helm, render
 
 from tidings.controller import cronjob
-from tidings.controller.settings import load_settings
+from tidings.controller.settings_load import load_settings
 
 LOGIN = ("smtp.credentialsSecret=platform-login", "smtp.host=mail.example", "smtp.tls=starttls")
 

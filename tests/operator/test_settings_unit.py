@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tidings.controller.settings import Settings, SettingsError, env_table, load_settings
+from tidings.controller.settings import Settings, SettingsError, env_table
+from tidings.controller.settings_load import load_settings
 
 
 def test_defaults_when_nothing_is_set() -> None:

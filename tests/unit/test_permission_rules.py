@@ -199,7 +199,8 @@ def test_refusal_names_each_field_the_verb_and_the_role():
 
 
 def test_operator_wide_domains_come_from_the_environment_and_must_be_domains():
-    from tidings.controller.settings import SettingsError, load_settings
+    from tidings.controller.settings import SettingsError
+    from tidings.controller.settings_load import load_settings
 
     env = {"TIDINGS_ALLOWED_RECIPIENT_DOMAINS": "example.com, .corp.example.org"}
     assert load_settings(env).allowed_recipient_domains == ("example.com", ".corp.example.org")

@@ -10,7 +10,7 @@ import pytest
 from tidings import contract
 from tidings.controller import cronjob as cj
 from tidings.controller import testsend
-from tidings.controller.settings import load_settings
+from tidings.controller.settings_load import load_settings
 from tidings.relay.policy import (
     AUDIENCE,
     JOB_OWNERS,

@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
 
     from tidings.controller import metrics
     from tidings.controller.logging import configure_logging
-    from tidings.controller.settings import SettingsError, load_settings
+    from tidings.controller.settings import SettingsError
+    from tidings.controller.settings_load import load_settings
 
     try:
         settings = load_settings(os.environ)

@@ -1,6 +1,7 @@
 """The Tidings operator: ScheduledReport -> CronJob, Job outcomes -> status.
 
-Pure (plain dicts in, decisions out; unit- and table-tested): settings, cronjob (manifests),
+Pure (plain dicts in, decisions out; unit- and table-tested): settings (and settings_load,
+which reads them from the environment), cronjob (manifests),
 cronjob_plan (create, patch or leave it), status (phase, conditions, the fields a reconcile or
 an outcome writes), run_outcome (what a finished Job tells), run_ownership (whether a Job is
 the operator's own run), records, testsend, permissions, objects, webhook_tls. The result line

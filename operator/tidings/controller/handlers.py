@@ -30,7 +30,7 @@ from tidings import contract, models
 from tidings.controller import cronjob_index, job_outcomes, metrics, namespace_end, record_store
 from tidings.controller.kube import Kube, load_api_client
 from tidings.controller.reconcile import sync_or_retry_later
-from tidings.controller.settings import load_settings
+from tidings.controller.settings_load import load_settings
 from tidings.controller.state import OperatorState, state_of
 
 REPORTS = (models.GROUP, models.VERSION, models.PLURAL)
