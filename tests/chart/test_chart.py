@@ -195,6 +195,7 @@ def test_branding_values_travel_to_the_renderer_pod() -> None:
     # Source limits travel too; they are not branding, so no namespace ConfigMap key sets them.
     assert pod_env["TIDINGS_HTTP_DENIED_NETWORKS"] == "169.254.0.0/16,10.96.0.0/12"
     assert pod_env["TIDINGS_MAX_SOURCE_BYTES"] == "67108864"
+    assert pod_env["TIDINGS_MAX_SOURCE_ROWS"] == "500000"
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts["branding"] == "/etc/tidings/branding"
     # Unset values stay out of the pod (the renderer then uses its built-in defaults).
@@ -208,5 +209,6 @@ def test_branding_values_travel_to_the_renderer_pod() -> None:
         "TIDINGS_SMTP_CA_PEM",
         "TIDINGS_HTTP_DENIED_NETWORKS",
         "TIDINGS_MAX_SOURCE_BYTES",
+        "TIDINGS_MAX_SOURCE_ROWS",
     }
     assert "TIDINGS_MAX_PDF_ROWS" in names  # the chart's default, 500

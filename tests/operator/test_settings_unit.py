@@ -55,6 +55,7 @@ def test_overrides_are_parsed_and_typed() -> None:
         ("TIDINGS_HTTP_DENIED_NETWORKS", "10.0.0.0/8,metadata", "'metadata' is not a network"),
         ("TIDINGS_MAX_SOURCE_BYTES", "32MiB", "whole number of bytes above 0"),
         ("TIDINGS_MAX_SOURCE_BYTES", "0", "whole number of bytes above 0"),
+        ("TIDINGS_MAX_SOURCE_ROWS", "lots", "whole number of rows above 0"),
     ],
 )
 def test_bad_values_name_the_variable_and_rule(env: str, value: str, rule: str) -> None:

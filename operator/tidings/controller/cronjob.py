@@ -134,6 +134,7 @@ def _env(settings: Settings) -> list[dict[str, Any]]:
     limits = {
         "TIDINGS_HTTP_DENIED_NETWORKS": settings.http_denied_networks,
         "TIDINGS_MAX_SOURCE_BYTES": settings.max_source_bytes,
+        "TIDINGS_MAX_SOURCE_ROWS": settings.max_source_rows,
     }
     env.extend({"name": k, "value": v} for k, v in {**relay, **limits}.items() if v)
     env.extend(branding.pod_env(run_env(settings)))

@@ -258,6 +258,13 @@ class Settings:
             "doc": "Largest http or sql result a run reads, in bytes (default 33554432).",
         },
     )
+    max_source_rows: str = field(
+        default="",
+        metadata={
+            "env": "TIDINGS_MAX_SOURCE_ROWS",
+            "doc": "Most rows a run reads from any source (default 200000).",
+        },
+    )
     smtp_ca_pem: str = field(
         default="",
         metadata={

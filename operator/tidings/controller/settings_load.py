@@ -69,6 +69,11 @@ def check(s: Settings) -> None:
             "TIDINGS_MAX_SOURCE_BYTES",
             "must be a whole number of bytes above 0",
         ),
+        (
+            re.fullmatch(r"([1-9][0-9]*)?", s.max_source_rows) is not None,
+            "TIDINGS_MAX_SOURCE_ROWS",
+            "must be a whole number of rows above 0",
+        ),
         (s.smtp_tls in SMTP_TLS_MODES, "TIDINGS_SMTP_TLS", f"must be one of {SMTP_TLS_MODES}"),
         (1 <= s.smtp_port <= 65535, "TIDINGS_SMTP_PORT", "must be a port number (1-65535)"),
         (s.smtp_timeout > 0, "TIDINGS_SMTP_TIMEOUT", "must be positive"),
