@@ -520,7 +520,8 @@ def kubepods_cgroups() -> list[Path]:
     deepest first."""
     dirs: list[Path] = []
     for root in [*CGROUP_ROOT.glob("*/kubepods"), *CGROUP_ROOT.glob("kubepods*")]:
-        dirs += [p for p in root.rglob("*") if p.is_dir()] + [root]
+        # os.walk skips a cgroup the kubelet removes while we look (rglob raised on it).
+        dirs += [Path(top) for top, _, _ in os.walk(root)]
     return sorted(dirs, key=lambda p: len(p.parts), reverse=True)
 
 

@@ -5,9 +5,11 @@ columns of `kubectl get sr`."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,6 +57,23 @@ def _follow_in_background(control_plane: ControlPlane, namespace: str, name: str
     command += ["--kubeconfig", str(control_plane.kubeconfig), "-n", namespace]
     command += ["run", name, "--wait", "--timeout", "90"]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _stderr_until(process: subprocess.Popen, text: str, timeout: float = 60) -> str:
+    """What `process` wrote to stderr up to and including the first line holding `text`."""
+    seen: list[str] = []
+    found = threading.Event()
+
+    def read() -> None:
+        for raw in iter(process.stderr.readline, b""):
+            seen.append(raw.decode())
+            if text in seen[-1]:
+                found.set()
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    assert found.wait(timeout), f"{text!r} not on stderr within {timeout:.0f}s: {''.join(seen)!r}"
+    return "".join(seen)
 
 
 def _run_now_job(cluster: Cluster) -> str:
@@ -129,11 +148,16 @@ def test_run_wait_failure_reactivate_success_suspend_resume(
 
     follower = _follow_in_background(control_plane, namespace, "weekly")
     job = _run_now_job(cluster)
-    kubelet.run(job, 75, result_line(False, error="SMTP 451 relay busy"))
-    out, err = follower.communicate(timeout=120)
+    pod = kubelet.pending_pod(job)
+    # The pod ends only once the follower has shown it running: otherwise the stand-in kubelet
+    # can finish it between two of the plugin's one-second polls, and the line never appears.
+    seen = _stderr_until(follower, f"Job {job}: running")
+    kubelet.finish(pod, 75, json.dumps(result_line(False, error="SMTP 451 relay busy")))
+    out, rest = follower.communicate(timeout=120)
+    err = seen + rest.decode()
     assert follower.returncode == 1, (out, err)
     assert f"Failed: Job {job}: SMTP 451 relay busy" in out.decode()
-    assert f"Job {job}: running" in err.decode()  # the progress line
+    assert f"Job {job}: running" in err  # the progress line
     status = _phase(cluster, "weekly", "Disabled")
     assert status["lastErrorBrief"] == "SMTP 451 relay busy"
     # Events say they come from tidings (kubectl describe's "From"), not from kopf.
