@@ -22,7 +22,12 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
     the run is killed; the finalizer stops them cleanly on every normal exit, failures included.
     """
     state_dir = Path(os.environ.get("TIDINGS_TEST_STATE_DIR") or tmp_path_factory.mktemp("cp"))
-    with ControlPlane(state_dir=state_dir, die_with_parent=True) as plane:
+    # Zones a test compiles (tests/support/zones.py) land in state_dir/zoneinfo, where
+    # kube-apiserver and kube-controller-manager look first.
+    plane = ControlPlane(
+        state_dir=state_dir, die_with_parent=True, zoneinfo_dir=state_dir / "zoneinfo"
+    )
+    with plane:
         yield plane
 
 

@@ -180,6 +180,9 @@ class ControlPlane:
     apiserver_port: int = 0
     # The address a real node's kubelet and pods reach the apiserver on (tidings_dev.node).
     node_ip: str | None = None
+    # Extra compiled time zones (zic output) that kube-apiserver (it validates a CronJob's
+    # timeZone) and kube-controller-manager read before the system's: Go's ZONEINFO.
+    zoneinfo_dir: Path | None = None
 
     @property
     def pki_dir(self) -> Path:
@@ -316,10 +319,15 @@ class ControlPlane:
         )
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        env = None
+        if self.zoneinfo_dir is not None:
+            self.zoneinfo_dir.mkdir(parents=True, exist_ok=True)
+            env = {**os.environ, "ZONEINFO": str(self.zoneinfo_dir)}
         proc = procs.spawn(
             [str(self.bin_dir / name), *args],
             self.state_dir / "logs" / f"{name}.log",
             tied_to_parent=self.die_with_parent,
+            env=env,
         )
         self.processes[name] = proc
         return proc

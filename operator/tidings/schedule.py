@@ -1,9 +1,10 @@
 """Cron fire times and data windows, both computed in the report's time zone.
 
 Wall-clock rules, so that "every Monday 09:00 Europe/Berlin" stays 09:00 across DST:
-- Cron times are local wall times. A time that does not exist (the spring-forward gap) is
-  skipped, as Kubernetes' CronJob controller does; an ambiguous one (the fall-back hour) fires
-  once, at its first occurrence.
+- Cron times are local wall times, and each slot fires once. A time that does not exist (the
+  spring-forward gap) fires at the first instant after the gap (the CronJob controller skips
+  it, so the operator starts that run: tidings.slots); an ambiguous one (the fall-back hour)
+  fires once, at its first occurrence (the controller's second fire is stopped).
 - `last: Nd` counts calendar days in the zone (Monday 09:00 to Monday 09:00 is 7d even when the
   week was 167 hours long); `last: Nh` counts elapsed hours.
 - `previous: week|month|quarter` is the previous full calendar period, local midnight to local
@@ -50,6 +51,37 @@ def localize(wall: datetime, tz: ZoneInfo) -> datetime | None:
     return aware
 
 
+def gap_end(wall: datetime, tz: ZoneInfo) -> datetime | None:
+    """For a naive wall time inside a spring-forward gap, the first instant after the gap (UTC);
+    None when the wall time exists."""
+    if localize(wall, tz) is not None:
+        return None
+    # PEP 495: in a gap, fold=1 reads the wall time with the offset after the change (an instant
+    # before it) and fold=0 with the offset before (an instant after it). Bisect to the second.
+    lo = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    hi = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    after = hi.astimezone(tz).utcoffset()
+    while hi - lo > timedelta(seconds=1):
+        mid = (lo + (hi - lo) / 2).replace(microsecond=0)
+        if mid <= lo:
+            break
+        if mid.astimezone(tz).utcoffset() == after:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def _fire(wall: datetime, tz: ZoneInfo) -> datetime:
+    """The instant a cron wall time fires: its first occurrence, or the gap's end."""
+    fire = localize(wall, tz)
+    if fire is not None:
+        return fire
+    end = gap_end(wall, tz)
+    assert end is not None  # localize found no such wall time
+    return end
+
+
 def _normalize(wall: datetime, tz: ZoneInfo) -> datetime:
     """Like localize, but a wall time inside a DST gap moves to the first instant after it."""
     return wall.replace(tzinfo=tz, fold=0).astimezone(UTC).astimezone(tz)
@@ -69,8 +101,8 @@ def next_fire_time(schedule: str, time_zone: str, after: datetime) -> datetime |
     start = after.astimezone(tz).replace(tzinfo=None) - timedelta(hours=1, seconds=1)
     it = croniter(schedule, start)
     for _ in range(_MAX_CANDIDATES):
-        fire = localize(it.get_next(datetime), tz)
-        if fire is not None and fire > after:
+        fire = _fire(it.get_next(datetime), tz)
+        if fire > after:
             return fire.astimezone(UTC)
     raise ValueError(f"schedule {schedule!r} has no fire time after {after.isoformat()}")
 
@@ -86,8 +118,8 @@ def previous_fire_time(schedule: str, time_zone: str, before: datetime) -> datet
     start = before.astimezone(tz).replace(tzinfo=None) + timedelta(hours=1, seconds=1)
     it = croniter(schedule, start)
     for _ in range(_MAX_CANDIDATES):
-        fire = localize(it.get_prev(datetime), tz)
-        if fire is not None and fire <= before:
+        fire = _fire(it.get_prev(datetime), tz)
+        if fire <= before:
             return fire.astimezone(UTC)
     raise ValueError(f"schedule {schedule!r} has no fire time before {before.isoformat()}")
 

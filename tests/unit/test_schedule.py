@@ -50,10 +50,18 @@ def test_fire_time_keeps_wall_clock_across_spring_forward() -> None:
     assert second == datetime(2024, 4, 1, 7, 0, tzinfo=UTC)
 
 
-def test_time_in_spring_forward_gap_is_skipped() -> None:
-    # 02:30 does not exist in Berlin on 2024-03-31.
+def test_time_in_spring_forward_gap_fires_at_the_first_instant_after_it() -> None:
+    # 02:30 does not exist in Berlin on 2024-03-31: clocks go from 02:00 CET to 03:00 CEST.
     fire = next_fire_time("30 2 * * *", "Europe/Berlin", datetime(2024, 3, 30, 12, tzinfo=UTC))
-    assert fire == berlin(2024, 4, 1, 2, 30).astimezone(UTC)
+    assert fire == datetime(2024, 3, 31, 1, 0, tzinfo=UTC)  # 03:00 CEST
+    after = next_fire_time("30 2 * * *", "Europe/Berlin", fire)
+    assert after == berlin(2024, 4, 1, 2, 30).astimezone(UTC)
+    # Every slot of the gap lands on that instant: one fire, not three.
+    every_20 = "0,20,40 2 * * *"
+    assert next_fire_time(every_20, "Europe/Berlin", datetime(2024, 3, 30, 12, tzinfo=UTC)) == fire
+    assert next_fire_time(every_20, "Europe/Berlin", fire) == berlin(2024, 4, 1, 2, 0).astimezone(
+        UTC
+    )
 
 
 def test_ambiguous_time_in_fall_back_fires_once() -> None:
@@ -265,9 +273,12 @@ def test_previous_fire_time_mirrors_next_fire_time() -> None:
     assert next_fire_time(
         "0 9 * * 1", berlin, previous_fire_time("0 9 * * 1", berlin, tuesday)
     ) == (datetime(2026, 12, 7, 8, 0, tzinfo=UTC))
-    # 02:30 does not exist on 29 March 2026 in Berlin: the previous run is the day before.
+    # 02:30 does not exist on 29 March 2026 in Berlin: it ran at 03:00 CEST, after the gap.
     after_gap = datetime(2026, 3, 29, 5, 0, tzinfo=UTC)
     assert previous_fire_time("30 2 * * *", berlin, after_gap) == datetime(
+        2026, 3, 29, 1, 0, tzinfo=UTC
+    )
+    assert previous_fire_time("30 2 * * *", berlin, after_gap - timedelta(hours=5)) == datetime(
         2026, 3, 28, 1, 30, tzinfo=UTC
     )
     # 02:30 happens twice on 25 October 2026: it fires at the first.

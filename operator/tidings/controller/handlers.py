@@ -3,7 +3,8 @@
 - A report event -> reconcile.py: validate, decide, make its CronJob match, write status.
 - A CronJob of ours deleted, or its spec changed by someone else -> cronjob_index.py, which
   puts it back by reconciling its report (a Warning: a hand edit).
-- A Job of ours -> job_outcomes.py: a finished one is counted once, a running one held and
+- A Job of ours -> slot_guard.py first (a DST duplicate fire is stopped), then
+  job_outcomes.py: a finished one is counted once, a running one held and
   watched for a pod that never starts (run_start.py).
 - A namespace being deleted -> namespace_end.py: its held Jobs are let go (no record or Event
   can be written there, and kopf stops serving it).
@@ -27,7 +28,14 @@ from typing import Any
 import kopf
 
 from tidings import contract, models
-from tidings.controller import cronjob_index, job_outcomes, metrics, namespace_end, record_store
+from tidings.controller import (
+    cronjob_index,
+    job_outcomes,
+    metrics,
+    namespace_end,
+    record_store,
+    slot_guard,
+)
 from tidings.controller.kube import Kube, load_api_client
 from tidings.controller.reconcile import sync_or_retry_later
 from tidings.controller.settings_load import load_settings
@@ -73,6 +81,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.kube = Kube(load_api_client(pool_size=API_THREADS))
     state = memo.state = OperatorState(settings=memo.settings, kube=memo.kube, instance=instance)
     state.spawn(record_store.prune_forever(state.kube, state.settings))
+    memo.slots = slot_guard.SlotState()  # filled by the CronJob watch; the webhook reads it
+    state.spawn(slot_guard.gap_runs_forever(state, memo.slots))
     # kopf starts the watches after this handler: the map is complete before the first event.
     state.cronjobs = await cronjob_index.list_cronjobs(state.kube, state.settings.namespaces)
 
@@ -121,11 +131,13 @@ async def report_event(
 async def cronjob_event(
     event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> None:
+    slot_guard.cronjob_seen(memo.slots, event["type"], body)
     await cronjob_index.cronjob_changed(state_of(memo), event["type"], body)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
 async def job_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await slot_guard.job_seen(state_of(memo), event["type"], dict(body))  # a duplicate fire
     await job_outcomes.job_changed(state_of(memo), event["type"], dict(body))
 
 

@@ -90,6 +90,14 @@ class Settings:
             "doc": "A run missed by longer than this (controller down) is skipped.",
         },
     )
+    slot_check_seconds: int = field(
+        default=15,
+        metadata={
+            "env": "TIDINGS_SLOT_CHECK_SECONDS",
+            "doc": "How often the operator looks for schedule slots a DST spring-forward skipped "
+            "(it starts their runs at the first instant after the gap).",
+        },
+    )
     successful_jobs_history: int = field(
         default=3,
         metadata={"env": "TIDINGS_SUCCESSFUL_JOBS_HISTORY", "doc": "Finished Jobs kept (0-10)."},

@@ -100,6 +100,7 @@ def check(s: Settings) -> None:
         ),
         (s.run_as_user > 0, "TIDINGS_RENDERER_UID", "must be a non-root UID (> 0)"),
         (s.starting_deadline_seconds >= 10, "TIDINGS_STARTING_DEADLINE_SECONDS", "must be >= 10"),
+        (1 <= s.slot_check_seconds <= 60, "TIDINGS_SLOT_CHECK_SECONDS", "must be 1-60"),
         (0 <= s.successful_jobs_history <= 10, "TIDINGS_SUCCESSFUL_JOBS_HISTORY", "must be 0-10"),
         (0 <= s.failed_jobs_history <= 10, "TIDINGS_FAILED_JOBS_HISTORY", "must be 0-10"),
         (s.run_start_timeout >= 1, "TIDINGS_RUN_START_TIMEOUT", "must be >= 1"),

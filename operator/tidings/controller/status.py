@@ -382,3 +382,36 @@ def run_not_started(
         status.get("observedGeneration"),
     )
     return StatusChange({"conditions": conditions}, [Event("Warning", RUN_NOT_STARTED, message)])
+
+
+# ------------------------------------------------------------------------- duplicate slot fires
+
+
+def duplicate_stopped(
+    report: Mapping[str, Any],
+    job_name: str,
+    job_uid: str,
+    scheduled: datetime,
+    first: datetime,
+    now: datetime,
+) -> StatusChange:
+    """A second fire of a repeated wall-clock slot (DST fall-back), stopped before its pod
+    started (tidings.slots): a Skipped history entry naming it, its uid counted (so the Job is
+    never applied as a run), and one Normal Event. Counters, lastSentAt and lastError stay."""
+    status = report.get("status") or {}
+    why = (
+        f"second fire of its local slot in the repeated hour of a DST change; the slot ran at "
+        f"{rfc3339(first)} (first occurrence), so this one was stopped before its pod started"
+    )
+    entry = models.HistoryEntry(
+        job_name=job_name,
+        scheduled_time=rfc3339(scheduled),
+        finished_at=rfc3339(now),
+        outcome=models.Outcome.SKIPPED,
+        error=why,
+    ).model_dump(by_alias=True, exclude_none=True, mode="json")
+    history = [entry, *(status.get("history") or ())][: models.MAX_HISTORY]
+    counted = [job_uid, *(status.get("countedJobs") or ())][: models.MAX_COUNTED]
+    message = f"Job {job_name} (scheduled {rfc3339(scheduled)}): {why}."
+    event = Event("Normal", "DuplicateRunStopped", message, key=job_uid)
+    return StatusChange({"history": history, "countedJobs": counted}, [event])
