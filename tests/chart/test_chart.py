@@ -16,7 +16,7 @@ from tests.support.chart_tools import (
 )
 
 from tidings import crdgen
-from tidings.controller import admission, cronjob
+from tidings.controller import admission, cronjob, slot_guard
 from tidings.controller.settings import Settings, SettingsError, env_table
 from tidings.controller.settings_load import load_settings
 from tidings_dev.cluster import REPO_ROOT
@@ -88,6 +88,17 @@ def test_webhook_is_the_shape_admission_defines() -> None:
     assert env["TIDINGS_WEBHOOK_PORT"] == "8443"
     assert env["TIDINGS_WEBHOOK_CONFIGURATION"] == config["metadata"]["name"]
     assert env["TIDINGS_WEBHOOK_SERVICE"] == service["name"]
+
+
+def test_slot_webhook_is_the_shape_slot_guard_defines() -> None:
+    objects = render("rel", "tidings-system")
+    config = find(objects, "MutatingWebhookConfiguration")
+    validating = find(objects, "ValidatingWebhookConfiguration")
+    # One name: the caBundle the operator publishes reaches both configurations.
+    assert config["metadata"]["name"] == validating["metadata"]["name"]
+    service = {"name": "rel-tidings-webhook", "namespace": "tidings-system", "port": 443}
+    expected = slot_guard.webhook_configuration(config["metadata"]["name"], {"service": service})
+    assert config["webhooks"] == expected["webhooks"]
 
 
 def test_run_finalizer_policy_is_the_one_the_operator_defines() -> None:

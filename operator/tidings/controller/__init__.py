@@ -9,7 +9,8 @@ and every label and annotation: tidings.contract.
 
 I/O, by what triggers it: handlers (the kopf registrations) -> reconcile (a report event),
 job_outcomes, run_checks and run_start (a Job event), cronjob_index (a CronJob event,
-start-up), namespace_end (a namespace being deleted); writes (status and Events), retry
-(conflicts), record_store and webhook_tls_store, over kube (the API seam). state holds what
-the process keeps between events.
+start-up), namespace_end (a namespace being deleted), slot_guard (one run per wall-clock slot
+across DST: a webhook, a Job event and a periodic check; tidings.slots decides); writes
+(status and Events), retry (conflicts), record_store and webhook_tls_store, over kube (the API
+seam). state holds what the process keeps between events.
 """

@@ -68,6 +68,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     if memo.settings.webhook_port:
         from tidings.controller.admission import LargeRequestWebhookServer
 
+        slot_guard.register()  # the DST duplicate-fire webhook, on the same server
+
         settings.admission.server = LargeRequestWebhookServer(
             addr="0.0.0.0",
             port=memo.settings.webhook_port,

@@ -308,6 +308,8 @@ def webhook_configuration(
 
 
 def register(registry: kopf.OperatorRegistry | None = None) -> None:
+    """Add the mutating handler to a registry; only with a webhook server (kopf refuses to
+    start with admission handlers and none)."""
     kopf.on.mutate(
         "batch",
         "v1",
@@ -317,6 +319,3 @@ def register(registry: kopf.OperatorRegistry | None = None) -> None:
         ignore_failures=True,
         registry=registry,
     )(mark_duplicate)
-
-
-register()

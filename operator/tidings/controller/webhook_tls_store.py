@@ -22,6 +22,7 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -136,7 +137,9 @@ class WebhookTLSStore:
                 shutil.rmtree(old)
 
     def publish_ca(self, ca: bytes) -> bool:
-        """Set the caBundle of every webhook in the configuration that lacks this bundle."""
+        """Set the caBundle of every webhook in the configuration that lacks this bundle: the
+        ValidatingWebhookConfiguration, and the MutatingWebhookConfiguration of the same name
+        (the DST slot webhook, tidings.controller.slot_guard) when there is one."""
         admission = client.AdmissionregistrationV1Api(self.api)
         try:
             config = admission.read_validating_webhook_configuration(self.configuration)
@@ -146,18 +149,20 @@ class WebhookTLSStore:
             log.warning("ValidatingWebhookConfiguration %s not found; retrying", self.configuration)
             return False
         wanted = base64.b64encode(ca).decode()
-        patch = []
-        for index, webhook in enumerate(config.webhooks or []):
-            if webhook.client_config.ca_bundle != wanted:
-                # The test guards against the list changing between our read and the patch.
-                path = f"/webhooks/{index}"
-                patch.append({"op": "test", "path": f"{path}/name", "value": webhook.name})
-                patch.append(
-                    {"op": "add", "path": f"{path}/clientConfig/caBundle", "value": wanted}
-                )
+        patch = _ca_patch(config, wanted)
         if patch:
             admission.patch_validating_webhook_configuration(self.configuration, patch)
             log.info("published the webhook CA bundle to %s", self.configuration)
+        try:
+            mutating = admission.read_mutating_webhook_configuration(self.configuration)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return True  # installed without the slot webhook
+        patch = _ca_patch(mutating, wanted)
+        if patch:
+            admission.patch_mutating_webhook_configuration(self.configuration, patch)
+            log.info("published the webhook CA bundle to mutating %s", self.configuration)
         return True
 
     def run_periodically(self, stop: threading.Event, retry_soon: bool = False) -> None:
@@ -170,3 +175,15 @@ class WebhookTLSStore:
             except Exception:
                 log.exception("checking the webhook certificate failed; retrying")
                 delay = RETRY_INTERVAL
+
+
+def _ca_patch(config: Any, wanted: str) -> list[dict[str, str]]:
+    """JSON patch ops setting `wanted` as caBundle on each webhook that lacks it."""
+    patch = []
+    for index, webhook in enumerate(config.webhooks or []):
+        if webhook.client_config.ca_bundle != wanted:
+            # The test guards against the list changing between our read and the patch.
+            path = f"/webhooks/{index}"
+            patch.append({"op": "test", "path": f"{path}/name", "value": webhook.name})
+            patch.append({"op": "add", "path": f"{path}/clientConfig/caBundle", "value": wanted})
+    return patch
