@@ -1,9 +1,10 @@
 """One run per local wall-clock slot, on the real CronJob controller, across both DST changes.
 
-Each test compiles its own zone (zic) whose change falls a minute or so after it starts, with a
-3-minute shift: kube-apiserver and kube-controller-manager read it through ZONEINFO (the session
-control plane's zoneinfo directory), the operator through PYTHONTZPATH. The mutating webhook the
-operator serves (tidings.controller.slot_guard) is registered for the test's namespace.
+Each test compiles its own zone (zic) whose change falls a minute or so after it starts, shifting
+the clocks by minutes (3 forward, 2 back: each test waits under 5). kube-apiserver and
+kube-controller-manager read it through ZONEINFO (the session control plane's zoneinfo
+directory), the operator through PYTHONTZPATH. The mutating webhook the operator serves
+(tidings.controller.slot_guard) is registered for the test's namespace.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ from tidings_dev.procs import free_port
 
 pytestmark = pytest.mark.cluster
 
-SHIFT = timedelta(minutes=3)
-SETUP = timedelta(seconds=50)  # operator start, report, CronJob: before the first fire
+SHIFT = timedelta(minutes=3)  # clocks go forward 3 minutes
+BACK = timedelta(minutes=2)  # and back 2: the second fire comes 2 minutes after the first
+SETUP = timedelta(seconds=25)  # report, CronJob, webhook in effect: before the first fire
 HOLD = {"failurePolicy": {"disableAfter": 5, "retries": 0, "timeoutSeconds": 600}}
 
 
@@ -156,8 +158,8 @@ def test_repeated_hour_runs_its_slot_once_and_stops_the_second_fire(
 ) -> None:
     assert control_plane.zoneinfo_dir is not None
     first = ceil_minute(datetime.now(UTC) + SETUP)
-    back = first + SHIFT  # clocks go back 3 minutes: wall [back, back+3) happens twice
-    compile_zone(control_plane.zoneinfo_dir, zone_name, [(3, back), (0, None)])
+    back = first + BACK  # clocks go back 2 minutes: wall [back, back+2) happens twice
+    compile_zone(control_plane.zoneinfo_dir, zone_name, [(2, back), (0, None)])
     slot = back  # the wall time (offset 0 after the change) first seen at `first`
     cluster.create_report(
         manifest("fall", schedule=f"{slot.minute} {slot.hour} * * *", timeZone=zone_name, **HOLD)
@@ -171,11 +173,16 @@ def test_repeated_hour_runs_its_slot_once_and_stops_the_second_fire(
         lambda: _webhook_suspends(cluster, cronjob, second_stamp),
         timeout=60,
     )
-    first_stamp = first.astimezone(timezone(SHIFT)).isoformat()  # ...T02:34:00+00:03
+    first_stamp = first.astimezone(timezone(BACK)).isoformat()  # ...T02:34:00+00:02
     assert not _webhook_suspends(cluster, cronjob, first_stamp), "the first pass runs"
     seen = JobsSeen(kube, cluster.ns)
     try:
         first_job = f"fall-{int(first.timestamp()) // 60}"
+        wait_for(
+            f"the controller's Job {first_job}",
+            lambda: cluster.job(first_job),
+            timeout=(first - datetime.now(UTC)).total_seconds() + 60,
+        )
         kubelet.run(first_job, 0, result_line(True, scheduledTime=rfc3339(first)), attempt=1)
         finished(cluster, first_job)
         status = cluster.wait_status("fall", "first run", lambda s: first_job in history(s))

@@ -90,3 +90,31 @@ def test_mutating_webhook_takes_only_cronjob_fires_of_ours_and_fails_open() -> N
     assert hook["rules"][0]["operations"] == ["CREATE"]
     assert hook["objectSelector"]["matchLabels"] == {"app.kubernetes.io/managed-by": "tidings"}
     assert "cronjob-scheduled-timestamp" in hook["matchConditions"][0]["expression"]
+
+
+def test_a_stopped_duplicate_is_a_skipped_history_entry_and_counts_for_nothing() -> None:
+    from tidings.controller import status
+
+    first = datetime(2024, 10, 27, 0, 30, tzinfo=UTC)
+    now = first + timedelta(hours=1, seconds=2)
+    report = {
+        "metadata": {"name": "daily"},
+        "status": {
+            "history": [{"jobName": "daily-1", "outcome": "Delivered"}],
+            "countedJobs": ["uid-1"],
+            "consecutiveFailures": 1,
+            "lastSentAt": "2024-10-27T00:31:00Z",
+        },
+    }
+    change = status.duplicate_stopped(
+        report, "daily-2", "uid-2", first + timedelta(hours=1), first, now
+    )
+    assert set(change.status) == {"history", "countedJobs"}  # nothing else moves
+    entry = change.status["history"][0]
+    assert entry["jobName"] == "daily-2" and entry["outcome"] == "Skipped"
+    assert entry["scheduledTime"] == "2024-10-27T01:30:00Z"
+    assert "2024-10-27T00:30:00Z" in entry["error"]
+    assert change.status["countedJobs"] == ["uid-2", "uid-1"]
+    assert status.already_recorded({**report["status"], **change.status}, "daily-2", "uid-2")
+    (event,) = change.events
+    assert (event.type, event.reason, event.key) == ("Normal", "DuplicateRunStopped", "uid-2")

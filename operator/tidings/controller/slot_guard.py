@@ -29,7 +29,7 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from tidings import contract, slots
-from tidings.controller import cronjob, run_ownership, status
+from tidings.controller import cronjob, metrics, run_ownership, status
 from tidings.controller.clock import utc_now
 from tidings.controller.kube import cronjob_path, job_path, report_path
 from tidings.controller.retry import retry_on_conflict
@@ -184,9 +184,11 @@ async def gap_runs_forever(state: OperatorState, slot_state: SlotState) -> None:
     checked = utc_now() - deadline
     while True:
         now = utc_now()
+        checked = max(checked, now - deadline)  # never a longer look back than the deadline
         try:
-            await start_gap_runs(state, slot_state, checked, now, deadline)
-            checked = now
+            if metrics.LEADERSHIP.leading:  # a standby replica leaves it to the leader
+                await start_gap_runs(state, slot_state, checked, now, deadline)
+                checked = now
         except (ApiException, kopf.TemporaryError) as exc:
             log.warning("could not start the runs of skipped DST slots (retrying): %s", exc)
         await asyncio.sleep(state.settings.slot_check_seconds)
