@@ -224,6 +224,7 @@ def test_service_account_can_do_what_the_operator_needs(
         ("update", "scheduledreports.tidings.dev", "--subresource=finalizers", *team),
         *((v, "cronjobs.batch", *team) for v in ("get", "list", "watch", "create", "patch")),
         *((v, "jobs.batch", *team) for v in ("get", "list", "watch", "create", "patch")),
+        ("delete", "jobs.batch", *team),  # a DST duplicate fire, created suspended (slot_guard)
         ("list", "pods", *team),
         ("create", "events", *team),
         ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
@@ -231,6 +232,7 @@ def test_service_account_can_do_what_the_operator_needs(
         ("create", "subjectaccessreviews.authorization.k8s.io"),
         *((v, "clusterkopfpeerings.kopf.dev") for v in ("get", "list", "watch", "patch")),
         *((v, f"validatingwebhookconfigurations/{vwc}") for v in ("get", "patch")),
+        *((v, f"mutatingwebhookconfigurations/{vwc}") for v in ("get", "patch")),
         ("create", "secrets", *own),
         *((v, f"secrets/{release.tls_secret}", *own) for v in ("get", "update")),
     ]
@@ -253,10 +255,10 @@ def test_service_account_can_do_nothing_beyond(
         ("patch", "scheduledreports.tidings.dev", *team),  # spec is the user's
         ("delete", "scheduledreports.tidings.dev", *team),
         ("delete", "cronjobs.batch", *team),  # garbage collection deletes, not the operator
-        ("delete", "jobs.batch", *team),
         *((v, "configmaps", *team) for v in ("get", "create", "patch")),  # none any more
         ("create", "mutatingadmissionpolicies.admissionregistration.k8s.io"),
         ("patch", "validatingwebhookconfigurations/someone-elses-webhook"),
+        ("patch", "mutatingwebhookconfigurations/someone-elses-webhook"),
         ("create", "validatingwebhookconfigurations"),
         ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
         ("escalate", "clusterroles.rbac.authorization.k8s.io"),
@@ -358,6 +360,11 @@ def test_tls_store_converges_replicas_and_rotates(
     def secret() -> client.V1Secret:
         return core.read_namespaced_secret(release.tls_secret, release.namespace)
 
+    def mutating_ca_bundle() -> bytes:
+        """The slot webhook (same name, other kind) gets the bundle the operator publishes."""
+        config = admission_api.read_mutating_webhook_configuration(vwc)
+        return base64.b64decode(config.webhooks[0].client_config.ca_bundle or "")
+
     # As the operator: with the ServiceAccount's own token, so the chart's RBAC is what allows it.
     kubeconfig = service_account_kubeconfig(control_plane, release, tmp_path / "sa.kubeconfig")
     from kubernetes import config as kube_config
@@ -370,6 +377,7 @@ def test_tls_store_converges_replicas_and_rotates(
     issued = secret()
     assert issued.type == "kubernetes.io/tls"
     assert ca_bundle() == base64.b64decode(issued.data["ca.crt"])
+    assert mutating_ca_bundle() == ca_bundle()
     assert first.cert_file.read_bytes() == base64.b64decode(issued.data["tls.crt"])
 
     assert second.ensure(now) is True  # the second replica reuses the Secret as it is
@@ -384,6 +392,7 @@ def test_tls_store_converges_replicas_and_rotates(
     cas = x509.load_pem_x509_certificates(ca_bundle())
     old_ca = x509.load_pem_x509_certificates(base64.b64decode(issued.data["ca.crt"]))[0]
     assert len(cas) == 2 and cas[1] == old_ca  # replicas still on the old cert stay trusted
+    assert mutating_ca_bundle() == ca_bundle()
 
     first.ensure(near_expiry)  # the other replica picks the rotated certificate up
     assert secret().metadata.resource_version == rotated.metadata.resource_version

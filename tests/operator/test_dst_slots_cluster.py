@@ -259,3 +259,39 @@ def test_skipped_hour_runs_its_slot_at_the_first_instant_after_the_gap(
     time.sleep(max(0.0, (change + timedelta(seconds=40) - datetime.now(UTC)).total_seconds()))
     assert [j["metadata"]["name"] for j in cluster.jobs()] == [job]
     assert len(cluster.status("spring")["history"]) == 1
+
+
+def test_a_skipped_slot_missed_while_the_operator_is_down_runs_when_it_is_back(
+    control_plane: ControlPlane,
+    zone_name: str,
+    run_operator: OperatorProcess,
+    cluster: Cluster,
+    kubelet: StandInKubelet,
+) -> None:
+    """Within startingDeadlineSeconds of the gap's end, as the controller catches up its own."""
+    assert control_plane.zoneinfo_dir is not None
+    change = ceil_minute(datetime.now(UTC) + SETUP)
+    compile_zone(control_plane.zoneinfo_dir, zone_name, [(0, change), (3, None)])
+    slot = change + timedelta(minutes=1)
+    cluster.create_report(
+        manifest("late", schedule=f"{slot.minute} {slot.hour} * * *", timeZone=zone_name, **HOLD)
+    )
+    status = cluster.wait_status("late", "Active", lambda s: s.get("phase") == "Active")
+    assert status["nextSendAt"] == rfc3339(change)
+    wait_for("the CronJob", lambda: cluster.cronjob("late"))
+    run_operator.stop()
+    time.sleep(max(0.0, (change + timedelta(seconds=20) - datetime.now(UTC)).total_seconds()))
+    assert cluster.jobs() == []  # the CronJob controller does not fire a slot in the gap
+
+    run_operator.start()
+    job = f"late-{int(change.timestamp()) // 60}"
+    found = wait_for(f"the operator's late run {job}", lambda: cluster.job(job), timeout=60)
+    assert found["metadata"]["ownerReferences"][0]["kind"] == "ScheduledReport"
+    kubelet.run(job, 0, result_line(True, scheduledTime=rfc3339(change)))
+    status = cluster.wait_status("late", "the run counted", lambda s: job in history(s))
+    assert [h["jobName"] for h in status["history"]] == [job]
+    # Started again (its Job is still there, counted): no second run.
+    run_operator.stop()
+    run_operator.start()
+    time.sleep(5)  # several slot checks (TIDINGS_SLOT_CHECK_SECONDS=2)
+    assert [j["metadata"]["name"] for j in cluster.jobs()] == [job]

@@ -51,6 +51,7 @@ class CronJobSlots:
     schedule: str
     time_zone: str
     suspended: bool
+    created: datetime | None  # a gap before the CronJob existed is not its to run
 
 
 @dataclass
@@ -58,6 +59,8 @@ class SlotState:
     """The schedule and zone of every CronJob of ours, kept from the CronJob watch."""
 
     cronjobs: dict[tuple[str, str], CronJobSlots] = field(default_factory=dict)
+    # (CronJob key, gap instant) whose run was started or found started by this process.
+    gap_runs: set[tuple[tuple[str, str], datetime]] = field(default_factory=set)
 
 
 def cronjob_seen(slot_state: SlotState, event_type: str | None, body: Mapping[str, Any]) -> None:
@@ -72,7 +75,15 @@ def cronjob_seen(slot_state: SlotState, event_type: str | None, body: Mapping[st
         spec.get("schedule") or "",
         spec.get("timeZone") or "UTC",
         bool(spec.get("suspend")),
+        _created(meta.get("creationTimestamp")),
     )
+
+
+def _created(stamp: str | None) -> datetime | None:
+    try:
+        return parse_rfc3339(stamp) if stamp else None
+    except ValueError:
+        return None
 
 
 # ------------------------------------------------------------------------ the duplicate fire
@@ -178,17 +189,15 @@ async def stop_duplicate(state: OperatorState, report_name: str, job: Mapping[st
 
 
 async def gap_runs_forever(state: OperatorState, slot_state: SlotState) -> None:
-    """Every TIDINGS_SLOT_CHECK_SECONDS, start the runs of slots a spring-forward skipped. From
-    start-up it looks back TIDINGS_STARTING_DEADLINE_SECONDS, like the CronJob controller."""
+    """Every TIDINGS_SLOT_CHECK_SECONDS, start the runs of slots a spring-forward skipped in the
+    last TIDINGS_STARTING_DEADLINE_SECONDS, like the CronJob controller's catch-up. The whole
+    window every time: a CronJob the watch brings only after start-up is caught up too."""
     deadline = timedelta(seconds=state.settings.starting_deadline_seconds)
-    checked = utc_now() - deadline
     while True:
         now = utc_now()
-        checked = max(checked, now - deadline)  # never a longer look back than the deadline
         try:
             if metrics.LEADERSHIP.leading:  # a standby replica leaves it to the leader
-                await start_gap_runs(state, slot_state, checked, now, deadline)
-                checked = now
+                await start_gap_runs(state, slot_state, now - deadline, now, deadline)
         except (ApiException, kopf.TemporaryError) as exc:
             log.warning("could not start the runs of skipped DST slots (retrying): %s", exc)
         await asyncio.sleep(state.settings.slot_check_seconds)
@@ -213,9 +222,15 @@ async def start_gap_runs(
         for gap in found:
             if now - gap.instant > deadline:
                 continue
-            for (namespace, name), entry in entries:
-                if slots.gap_run_due(entry.schedule, gap):
-                    await start_gap_run(state, namespace, name, entry, gap)
+            for key, entry in entries:
+                if (key, gap.instant) in slot_state.gap_runs:
+                    continue
+                existed = entry.created is None or entry.created <= gap.instant
+                if existed and slots.gap_run_due(entry.schedule, gap):
+                    await start_gap_run(state, key[0], key[1], entry, gap)
+                slot_state.gap_runs.add((key, gap.instant))
+    # Forget what is past the look-back: it is never due again.
+    slot_state.gap_runs = {k for k in slot_state.gap_runs if now - k[1] <= deadline}
 
 
 async def start_gap_run(
