@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
-from tidings.schedule import expand, gap_end, zone
+from tidings.schedule import expand, zone
 
 # How finely a window is probed for an offset change; every real DST change is on a whole minute,
 # and so are the shifts a test zone makes.
@@ -106,8 +106,3 @@ def gap_run_due(schedule: str, gap: Gap) -> bool:
 def scheduled_name(cronjob_name: str, instant: datetime) -> str:
     """The name the CronJob controller gives the Job of a fire time: `<cronjob>-<minutes>`."""
     return f"{cronjob_name}-{int(instant.astimezone(UTC).timestamp() // 60)}"
-
-
-def gap_end_of(wall: datetime, time_zone: str) -> datetime | None:
-    """The first instant (UTC) after the gap that holds `wall` (naive), None if it exists."""
-    return gap_end(wall, zone(time_zone))
