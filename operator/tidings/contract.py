@@ -52,6 +52,8 @@ TEST_RECIPIENT_ENV = "TIDINGS_TEST_RECIPIENT"
 # The window's end of a run the operator starts itself (run-now, test send).
 SCHEDULED_TIME_ENV = "TIDINGS_SCHEDULED_TIME"
 TEST_SUBJECT_PREFIX = "[TEST] "
+# spec.delivery.sendWhen mode changed: the last delivered run's rowsDigest, set by the operator.
+LAST_ROWS_DIGEST_ENV = "TIDINGS_LAST_ROWS_DIGEST"
 
 # The delivery relay (docs/relay.md): the pod logs in with a projected service-account token for
 # the relay's audience, which the kubelet mints bound to the pod and rotates at 80 % of its life.
@@ -136,7 +138,7 @@ class ResultLine(_Wire):
     """What one run did: the keys of models.HistoryEntry, plus what the operator's
     ReportDelivery record needs (addresses, attachments, rows, pages, attempts)."""
 
-    outcome: str  # Delivered | Failed | Skipped (skipIfEmpty and an empty window: exit 0)
+    outcome: str  # Delivered | Failed | Skipped (sendWhen said not to send: exit 0)
     failure: str | None = None  # None | transient | permanent
     scheduled_time: str | None = None
     window_start: str | None = None
@@ -152,6 +154,7 @@ class ResultLine(_Wire):
     pages: int | None = None  # pages of the PDF
     attachments: list[Attachment] = Field(default_factory=list)
     addresses: dict[str, AddressList] = Field(default_factory=dict)
+    rows_digest: str | None = None  # sha256 of the window's rows (sendWhen mode changed)
     # Set only when the line had to leave addresses out to fit RESULT_MAX_BYTES.
     addresses_omitted: int | None = None
 
@@ -183,8 +186,9 @@ class ResultLine(_Wire):
         data: dict[str, Any] = self.model_dump(
             by_alias=True, mode="json", include=set(ResultLine.model_fields)
         )
-        if data["addressesOmitted"] is None:
-            del data["addressesOmitted"]
+        for optional in ("addressesOmitted", "rowsDigest"):  # absent, as lines before them
+            if data[optional] is None:
+                del data[optional]
         addresses = data["addresses"]
         line = _dumps(data)
         excess = len(line.encode()) - max_bytes

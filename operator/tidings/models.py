@@ -15,6 +15,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from tidings import sendwhen
+
 GROUP = "tidings.dev"
 VERSION = "v1alpha1"
 KIND = "ScheduledReport"
@@ -496,6 +498,62 @@ class PdfVariant(StrEnum):
     PDF_UA_1 = "pdf/ua-1"
 
 
+class SendMode(StrEnum):
+    """When a run sends (spec.delivery.sendWhen.mode)."""
+
+    ALWAYS = sendwhen.ALWAYS
+    NON_EMPTY = sendwhen.NON_EMPTY
+    EMPTY = sendwhen.EMPTY
+    CHANGED = sendwhen.CHANGED
+    THRESHOLD = sendwhen.THRESHOLD
+
+
+class SendWhen(_Model):
+    """Whether a run's window is worth sending. A run that sends nothing ends Skipped, with
+    the reason: neither a delivery nor a failure."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.mode != 'threshold' || has(self.threshold)",
+                    "message": "mode threshold needs threshold, a condition such as rows > 0",
+                    "fieldPath": ".threshold",
+                    "reason": "FieldValueRequired",
+                },
+                {
+                    "rule": "self.mode == 'threshold' || !has(self.threshold)",
+                    "message": "threshold is only for mode threshold",
+                    "fieldPath": ".threshold",
+                    "reason": "FieldValueForbidden",
+                },
+            ]
+        }
+    )
+
+    mode: SendMode = Field(
+        default=SendMode.ALWAYS,
+        description=(
+            "always (the default); nonEmpty: only a window with rows (skipIfEmpty is its older "
+            "form); empty: only a window without rows (an alert that something stopped); "
+            "changed: only when the rows differ from the last delivered run's (the first run "
+            "sends); threshold: only when the threshold condition holds."
+        ),
+    )
+    threshold: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=sendwhen.MAX_THRESHOLD_CHARS,
+        description=(
+            "For mode threshold: a condition over the report's summary figures, e.g. "
+            "overdue > 0 and open >= 5. Comparisons > >= < <= == != between a figure and a "
+            "number (or two figures), joined with and, or, not and parentheses; a figure "
+            "without a value in the window makes its comparisons false. Figures by "
+            f"reportType: {sendwhen.figures_doc()}."
+        ),
+    )
+
+
 class Delivery(_Model):
     """How the report is sent."""
 
@@ -507,7 +565,14 @@ class Delivery(_Model):
                     "message": "attachCsv is the older form of attachments: with attachments "
                     "set, list csv there and drop attachCsv",
                     "fieldPath": ".attachCsv",
-                }
+                },
+                {
+                    "rule": "!(has(self.skipIfEmpty) && self.skipIfEmpty && has(self.sendWhen) "
+                    "&& self.sendWhen.mode != 'nonEmpty')",
+                    "message": "skipIfEmpty is the older form of sendWhen mode nonEmpty: with "
+                    "sendWhen set, drop skipIfEmpty",
+                    "fieldPath": ".skipIfEmpty",
+                },
             ]
         }
     )
@@ -551,9 +616,20 @@ class Delivery(_Model):
         default=False,
         description=(
             "Send nothing when the window has no rows. The run's outcome is Skipped: it is "
-            "not a failure and not a delivery, so consecutiveFailures and lastSentAt stay."
+            "not a failure and not a delivery, so consecutiveFailures and lastSentAt stay. "
+            "The older form of sendWhen mode nonEmpty."
         ),
     )
+    send_when: SendWhen | None = Field(
+        default=None,
+        description="When a run sends: always (unset), nonEmpty, empty, changed or threshold.",
+    )
+
+    def send_mode(self) -> str:
+        """sendWhen's mode, with skipIfEmpty read as its newer form."""
+        if self.send_when is not None:
+            return str(self.send_when.mode)
+        return sendwhen.NON_EMPTY if self.skip_if_empty else sendwhen.ALWAYS
 
     page: Page = Field(default_factory=Page, description="The PDF's paper size and orientation.")
     pdf_variant: PdfVariant | None = Field(
@@ -856,6 +932,12 @@ class ScheduledReportStatus(_Model):
         "when the annotation goes.",
     )
     test_send_count: int = Field(default=0, description="Test sends started (names their Jobs).")
+    last_rows_digest: str | None = Field(
+        default=None,
+        pattern=sendwhen.DIGEST_PATTERN,
+        description="rowsDigest of the last delivered run's ReportDelivery, handed to the next "
+        "run for sendWhen mode changed.",
+    )
 
 
 class ObjectMeta(BaseModel):
@@ -1013,6 +1095,11 @@ class ReportDeliverySpec(_Model):
     )
     rows: int | None = Field(default=None, ge=0, description="Rows in the report after filters.")
     pages: int | None = Field(default=None, ge=0, description="Pages of the PDF.")
+    rows_digest: str | None = Field(
+        default=None,
+        pattern=sendwhen.DIGEST_PATTERN,
+        description="sha256 of the window's rows: what sendWhen mode changed compares.",
+    )
     retention_days: int = Field(
         ge=1,
         le=MAX_RETENTION_DAYS,

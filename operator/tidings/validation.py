@@ -27,7 +27,7 @@ import email_validator
 import pydantic
 from croniter import CroniterBadDateError, croniter
 
-from tidings import models, netguard, sqltext
+from tidings import models, netguard, sendwhen, sqltext
 from tidings.schedule import MACROS, parse_bound
 from tidings.snapshot import spec_size_problem
 
@@ -317,6 +317,7 @@ def _semantic_problems(spec: Mapping[str, Any], warnings: list[str]) -> Iterator
         zone = zone if isinstance(zone, str) and time_zone_problem(zone) is None else "UTC"
         yield from _window_problems(window, zone)
     yield from scope_problems(spec)
+    yield from send_when_problems(spec)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -699,3 +700,28 @@ def scope_problems(spec: Mapping[str, Any]) -> Iterator[Problem]:
                 f"spec.customQuery.rollup.aggregates[{index}].column",
                 f"is required for {aggregate['function']}: name the numeric column",
             )
+
+
+def send_when_problems(spec: Mapping[str, Any]) -> Iterator[Problem]:
+    """spec.delivery.sendWhen: not contradicted by skipIfEmpty, and a threshold that parses and
+    names only figures of the report's type."""
+    delivery = spec.get("delivery")
+    if not isinstance(delivery, Mapping) or not isinstance(
+        when := delivery.get("sendWhen"), Mapping
+    ):
+        return
+    mode = when.get("mode", sendwhen.ALWAYS)
+    if delivery.get("skipIfEmpty") is True and mode != sendwhen.NON_EMPTY:
+        yield Problem(
+            "spec.delivery.skipIfEmpty",
+            f"is the older form of sendWhen mode nonEmpty and contradicts mode {mode}: "
+            "drop skipIfEmpty",
+        )
+    threshold = when.get("threshold")
+    path = "spec.delivery.sendWhen.threshold"
+    if mode == sendwhen.THRESHOLD and threshold is None:
+        yield Problem(path, "is required for mode threshold: a condition such as rows > 0")
+    elif mode != sendwhen.THRESHOLD and threshold is not None:
+        yield Problem(path, "is only for mode threshold")
+    elif isinstance(threshold, str) and isinstance(kind := spec.get("reportType"), str):
+        yield from (Problem(path, message) for message in sendwhen.problems(threshold, kind))

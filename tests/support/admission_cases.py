@@ -751,6 +751,51 @@ INVALID: list[Invalid] = [
     ),
 ]
 
+# spec.delivery.sendWhen (issue 25): a threshold is parsed and its figures checked by the webhook;
+# the schema's CEL ties threshold to its mode and skipIfEmpty to nonEmpty.
+_THRESHOLD = "spec.delivery.sendWhen.threshold"
+INVALID += [
+    Invalid(
+        "send-when-threshold-syntax",
+        changed({"delivery.sendWhen": {"mode": "threshold", "threshold": "overdue >"}}),
+        _THRESHOLD,
+        "expected a figure name or a number at column 10, found the end",
+    ),
+    Invalid(
+        "send-when-threshold-python",
+        changed({"delivery.sendWhen": {"mode": "threshold", "threshold": "__import__('os')"}}),
+        _THRESHOLD,
+        "unexpected character",
+    ),
+    Invalid(
+        "send-when-threshold-unknown-figure",
+        changed({"delivery.sendWhen": {"mode": "threshold", "threshold": "overdue > 0"}}),
+        _THRESHOLD,
+        "overdue is not a figure of reportType changes_summary",
+    ),
+    Invalid(
+        "send-when-threshold-missing",
+        changed({"delivery.sendWhen": {"mode": "threshold"}}),
+        _THRESHOLD,
+        "is required for mode threshold",
+        schema=True,
+    ),
+    Invalid(
+        "send-when-threshold-without-its-mode",
+        changed({"delivery.sendWhen": {"mode": "changed", "threshold": "rows > 0"}}),
+        _THRESHOLD,
+        "is only for mode threshold",
+        schema=True,
+    ),
+    Invalid(
+        "send-when-contradicts-skip-if-empty",
+        changed({"delivery.skipIfEmpty": True, "delivery.sendWhen": {"mode": "empty"}}),
+        "spec.delivery.skipIfEmpty",
+        "contradicts mode empty",
+        schema=True,
+    ),
+]
+
 _REPORT_TYPES = {
     "changes_summary": {"sql": BASE["source"]["sql"]},
     "incidents_summary": {
@@ -816,6 +861,23 @@ VALID: list[Valid] = [
     Valid("attachments-all", changed({"delivery.attachments": ["pdf", "csv", "xlsx"]})),
     Valid("attachments-xlsx-only", changed({"delivery.attachments": ["xlsx"]})),
     Valid("skip-if-empty", changed({"delivery.skipIfEmpty": True})),
+    Valid("send-when-changed", changed({"delivery.sendWhen": {"mode": "changed"}})),
+    Valid("send-when-empty", changed({"delivery.sendWhen": {"mode": "empty"}})),
+    Valid(
+        "send-when-non-empty-with-its-older-form",
+        changed({"delivery.skipIfEmpty": True, "delivery.sendWhen": {"mode": "nonEmpty"}}),
+    ),
+    Valid(
+        "send-when-threshold",
+        changed(
+            {
+                "delivery.sendWhen": {
+                    "mode": "threshold",
+                    "threshold": "failedOrRolledBack > 0 or (successRate < 90 and rows >= 5)",
+                }
+            }
+        ),
+    ),
     Valid("schedule-macro-annually", changed({"schedule": "@annually"})),
     Valid("schedule-empty", changed({"schedule": ""})),
     Valid("minimal", {k: BASE[k] for k in ("title", "reportType", "source", "recipients")}),

@@ -234,6 +234,13 @@ class Cluster:
     def job(self, name: str) -> dict[str, Any] | None:
         return self._raw(f"/apis/batch/v1/namespaces/{self.ns}/jobs/{name}")
 
+    def records(self, report_name: str) -> list[dict[str, Any]]:
+        """The report's ReportDelivery records."""
+        path = (
+            f"/apis/{models.GROUP}/{models.VERSION}/namespaces/{self.ns}/{models.DELIVERY_PLURAL}"
+        )
+        return self._raw(path, [("labelSelector", f"tidings.dev/report={report_name}")])["items"]
+
     def pods(self, job_name: str) -> list[dict[str, Any]]:
         path = f"/api/v1/namespaces/{self.ns}/pods"
         return self._raw(path, [("labelSelector", f"{contract.JOB_NAME_LABEL}={job_name}")])[

@@ -157,7 +157,8 @@ def test_everything_cel_touches_is_bounded():
         "spec.filters.window",
         "spec.schedule",
         "spec.recipients",
-        "spec.delivery",  # attachCsv or attachments, not both
+        "spec.delivery",  # attachCsv or attachments, not both; skipIfEmpty against sendWhen
+        "spec.delivery.sendWhen",  # threshold only, and always, for mode threshold
     }
     for path, node in ruled:
         if node["type"] == "string":

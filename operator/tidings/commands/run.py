@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
     from pathlib import Path
 
-    from tidings.contract import EX_TEMPFAIL
+    from tidings.contract import EX_TEMPFAIL, LAST_ROWS_DIGEST_ENV
     from tidings.renderer import run as runner
     from tidings.renderer.deadline import hard_limit, watchdog
     from tidings.renderer.mail import settings_from_environment
@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
                 branding=brand,
                 max_pdf_rows=brand.max_pdf_rows,
                 test_recipient=env.get("TIDINGS_TEST_RECIPIENT") or None,
+                last_rows_digest=env.get(LAST_ROWS_DIGEST_ENV) or None,
                 max_bytes=runner.int_setting(
                     env, "TIDINGS_MAX_MESSAGE_BYTES", runner.DEFAULT_MAX_BYTES
                 ),

@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from tidings.commands.render import options_from_args, scheduled_from_args
+    from tidings.contract import LAST_ROWS_DIGEST_ENV
     from tidings.renderer import run as runner
     from tidings.renderer.mail import SmtpSettings, environment_values, settings_from_values
     from tidings.renderer.result import InputError, TidingsError, failed
@@ -95,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
             options.max_bytes = args.max_bytes
         elif os.environ.get("TIDINGS_MAX_MESSAGE_BYTES"):
             options.max_bytes = runner.int_setting(os.environ, "TIDINGS_MAX_MESSAGE_BYTES", 0)
+        options.last_rows_digest = os.environ.get(LAST_ROWS_DIGEST_ENV) or None
         result = runner.execute(report, scheduled_from_args(args), options, smtp_settings)
     except TidingsError as error:
         result = failed(error)

@@ -18,11 +18,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from tidings import branding, models
+from tidings import branding, models, sendwhen
 from tidings.contract import (
     COMPONENT_LABEL,
     FINALIZER,
     JOB_NAME_LABEL,
+    LAST_ROWS_DIGEST_ENV,
     MANAGED_BY,
     MANAGED_BY_LABEL,
     PERMANENT_EXIT_CODES,
@@ -157,6 +158,17 @@ def _env(settings: Settings) -> list[dict[str, Any]]:
     return env
 
 
+def last_digest_env(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """For sendWhen mode changed only: the last delivered run's rowsDigest (status, copied from
+    its ReportDelivery). The pod has no API access, so the operator hands it over; other modes
+    get nothing, so a delivery does not rewrite their CronJob."""
+    delivery = (report.get("spec") or {}).get("delivery") or {}
+    if ((delivery.get("sendWhen") or {}).get("mode")) != sendwhen.CHANGED:
+        return []
+    last = (report.get("status") or {}).get("lastRowsDigest")
+    return [{"name": LAST_ROWS_DIGEST_ENV, "value": last}] if sendwhen.is_digest(last) else []
+
+
 def _volumes(report: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(volumes, mounts): the snapshot and /tmp always; secrets and template when referenced."""
     spec = report.get("spec") or {}
@@ -218,7 +230,7 @@ def _pod_spec(report: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
                 "image": settings.renderer_image,
                 "imagePullPolicy": settings.image_pull_policy,
                 "command": ["tidings", "run"],
-                "env": _env(settings),
+                "env": _env(settings) + last_digest_env(report),
                 "resources": {
                     "requests": {"cpu": settings.cpu_request, "memory": settings.memory_request},
                     "limits": {"cpu": settings.cpu_limit, "memory": settings.memory_limit},

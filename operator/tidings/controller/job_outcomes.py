@@ -20,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tidings import contract, models
 from tidings.controller import (
+    cronjob,
     metrics,
     record_store,
     records,
@@ -197,6 +198,9 @@ async def record_outcome(
         status.pending_run_now(updated) is not None or testsend.pending(updated)
     ):
         await sync_or_retry_later(state, namespace, report_name)  # what waited may start
+    if updated is not None and cronjob.last_digest_env(updated):
+        # sendWhen mode changed: the next run must see this run's rowsDigest in its template.
+        await sync_or_retry_later(state, namespace, report_name, check_children=True)
 
 
 async def write_record(

@@ -194,6 +194,7 @@ def delivery_record(
         "attachments": _attachments(result),
         "rows": _count(result.rows),
         "pages": _count(result.pages),
+        "rowsDigest": outcome.rows_digest,
         "retentionDays": retention_days(report, retention),
     }
     # The model checks the shape here, so a bad record fails loudly in tests, not at the API.

@@ -30,6 +30,7 @@ from tidings.controller.objects import (
 )
 from tidings.redaction import redact
 from tidings.schedule import rfc3339
+from tidings.sendwhen import is_digest
 
 MAX_ERROR = 1024
 
@@ -56,6 +57,7 @@ class RunOutcome:
     )
     message_id: str = ""
     job_uid: str = ""
+    rows_digest: str | None = None  # sha256 of the window's rows (sendWhen mode changed)
 
     def history_entry(self) -> dict[str, Any]:
         entry = models.HistoryEntry(
@@ -221,6 +223,7 @@ def job_outcome(
         skipped=bool(delivered and result and result.outcome == models.Outcome.SKIPPED),
         test_recipient=testsend.recipient_of(job),
         message_id=result.message_id[:998] if result else "",
+        rows_digest=result.rows_digest if result and is_digest(result.rows_digest) else None,
     )
 
 

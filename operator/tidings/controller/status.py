@@ -316,6 +316,8 @@ def apply_outcome(
             new["consecutiveFailures"] = min(failures, later)
             if newest:
                 new["lastError"] = ""
+            if outcome.rows_digest:  # the next run's sendWhen mode changed compares with it
+                new["lastRowsDigest"] = outcome.rows_digest
         accepted, rejected = outcome.recipients_accepted, outcome.recipients_rejected
         summary = f"Run {outcome.job_name} delivered to {accepted} recipient(s)"
         if rejected:

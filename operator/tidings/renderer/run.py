@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import pydantic
 import yaml
 
-from tidings import branding, models
+from tidings import branding, models, sendwhen
 from tidings.branding import Branding, BrandingError, Logo, logo_from_data_uri
 from tidings.contract import EX_SOFTWARE, EX_TEMPFAIL, TEST_SUBJECT_PREFIX
 from tidings.renderer import delivery, filters, reports, templating, text
@@ -186,6 +186,7 @@ class Options:
     test_recipient: str | None = None  # a test send: to this address only, "[TEST]" subject
     retries: int | None = None  # None: spec.failurePolicy.retries
     timeout: float | None = None  # seconds for the whole run; None: budget(timeoutSeconds)
+    last_rows_digest: str | None = None  # the last delivered run's (sendWhen mode changed)
 
     def logo_image(self) -> Logo | None:
         if self.branding.logo is not None:
@@ -220,6 +221,7 @@ class Rendered:
     logo: Logo | None = None  # shown in the HTML body as the inline part LOGO_CID
     rows: int = 0
     pages: int | None = None  # of the PDF
+    rows_digest: str | None = None
 
     @property
     def attachments(self) -> list[Attachment]:
@@ -233,6 +235,7 @@ class Rendered:
             "renderer": self.renderer,
             "rows": self.rows,
             "pages": self.pages,
+            "rows_digest": self.rows_digest,
             "attachments": [
                 {
                     "name": a.filename,
@@ -255,8 +258,8 @@ def render(
 ) -> Rendered:
     """Load, filter, summarize and render; nothing is sent. `stage[0]` tracks the step, for
     the message when the deadline interrupts it. `for_delivery` renders only what is attached
-    (a preview always renders the PDF) and raises EmptyWindow for an empty window when
-    spec.delivery.skipIfEmpty is set."""
+    (a preview always renders the PDF) and raises NotSent when spec.delivery.sendWhen (or
+    skipIfEmpty) says this window is not sent."""
     stage = stage if stage is not None else [""]
     spec = sr.spec
     tz = parse_zone(spec.time_zone)
@@ -312,10 +315,10 @@ def render(
         page_size=str(spec.delivery.page.size),
         orientation=str(spec.delivery.page.orientation),
     )
-    # A test send shows what the mail looks like, so it goes out even for an empty window.
-    skip_empty = spec.delivery.skip_if_empty and options.test_recipient is None
-    if for_delivery and skip_empty and report.empty:
-        raise EmptyWindow(report.empty_message)
+    digest = sendwhen.rows_digest(kept)
+    # A test send shows what the mail looks like, so it goes out whatever sendWhen says.
+    if for_delivery and options.test_recipient is None:
+        check_send_when(sr, report, len(kept), digest, options.last_rows_digest)
     kinds = spec.delivery.attachment_kinds()
     files = data_files_phrase(kinds)
     stage[0] = "rendering the template"
@@ -366,6 +369,7 @@ def render(
         logo=logo,
         rows=len(kept),
         pages=pages,
+        rows_digest=digest,
     )
 
 
@@ -377,8 +381,41 @@ def data_file(report: reports.Report, kind: str, filename: str, tz: Any) -> Atta
     return xlsx_attachment(report.rows, filename, tz, report.csv_columns, types)
 
 
-class EmptyWindow(Exception):
-    """spec.delivery.skipIfEmpty and the window has no rows: nothing is sent."""
+class NotSent(Exception):
+    """spec.delivery.sendWhen (or skipIfEmpty) says this window is not sent; why, in words."""
+
+
+def check_send_when(
+    sr: models.ScheduledReport,
+    report: reports.Report,
+    rows: int,
+    digest: str,
+    last_digest: str | None,
+) -> None:
+    """NotSent when the report's sendWhen keeps this window back."""
+    delivery = sr.spec.delivery
+    if delivery.send_when is None and delivery.skip_if_empty:
+        if report.empty:  # the older form keeps its older message
+            raise NotSent(f"{report.empty_message} (spec.delivery.skipIfEmpty)")
+        return
+    mode = delivery.send_mode()
+    figures = sendwhen.figure_values(
+        report.report_type, rows, ((f.label, f.value) for f in report.figures)
+    )
+    try:
+        decision = sendwhen.decide(
+            mode,
+            rows=0 if report.empty else rows,
+            empty_message=report.empty_message,
+            digest=digest,
+            last_digest=last_digest,
+            threshold=delivery.send_when.threshold if delivery.send_when else None,
+            figures=figures,
+        )
+    except sendwhen.ThresholdError as error:  # admission refuses these; a file may not have
+        raise InputError(f"spec.delivery.sendWhen.threshold: {error}") from None
+    if not decision.send:
+        raise NotSent(decision.reason)
 
 
 def data_files_phrase(kinds: list[str]) -> str:
@@ -590,12 +627,8 @@ def execute(
                 raise InputError(window_error(error)) from None
             try:
                 rendered = render(sr, scheduled, options, deadline, stage, for_delivery=True)
-            except EmptyWindow as empty:
-                return RunResult(
-                    outcome="Skipped",
-                    error=f"nothing sent: {empty} (spec.delivery.skipIfEmpty)",
-                    **fields,
-                )
+            except NotSent as why:
+                return RunResult(outcome="Skipped", error=f"nothing sent: {why}", **fields)
             fields.update(rendered.result_fields())
             stage[0] = "sending over SMTP"
             return deliver(sr, rendered, settings(), options, deadline)
