@@ -134,6 +134,19 @@ class AddressList(_Wire):
     refused: dict[str, str] = Field(default_factory=dict)
 
 
+class ChannelLine(_Wire):
+    """What one channel (spec.delivery.channels) did in the run."""
+
+    name: str  # webhook[0]
+    type: str  # webhook | slack | teams
+    destination: str = ""  # the host
+    outcome: str  # accepted | refused
+    failure: str | None = None  # transient | permanent when refused
+    reply: str = ""  # the destination's answer, or why it was not reached
+    attempts: int = 0
+    idempotency_key: str = ""
+
+
 class ResultLine(_Wire):
     """What one run did: the keys of models.HistoryEntry, plus what the operator's
     ReportDelivery record needs (addresses, attachments, rows, pages, attempts)."""
@@ -155,6 +168,7 @@ class ResultLine(_Wire):
     attachments: list[Attachment] = Field(default_factory=list)
     addresses: dict[str, AddressList] = Field(default_factory=dict)
     rows_digest: str | None = None  # sha256 of the window's rows (sendWhen mode changed)
+    channels: list[ChannelLine] = Field(default_factory=list)  # one per spec channel
     # Set only when the line had to leave addresses out to fit RESULT_MAX_BYTES.
     addresses_omitted: int | None = None
 
@@ -186,8 +200,8 @@ class ResultLine(_Wire):
         data: dict[str, Any] = self.model_dump(
             by_alias=True, mode="json", include=set(ResultLine.model_fields)
         )
-        for optional in ("addressesOmitted", "rowsDigest"):  # absent, as lines before them
-            if data[optional] is None:
+        for optional in ("addressesOmitted", "rowsDigest", "channels"):  # as lines before them
+            if data[optional] in (None, []):
                 del data[optional]
         addresses = data["addresses"]
         line = _dumps(data)

@@ -554,6 +554,59 @@ class SendWhen(_Model):
     )
 
 
+MAX_CHANNELS = 4
+
+
+class ChannelAttachments(StrEnum):
+    """Whether a channel carries the report's files."""
+
+    NONE = "none"
+    MULTIPART = "multipart"
+
+
+class WebhookChannel(_Model):
+    """An HTTPS POST of the run's JSON summary, signed with HMAC-SHA256."""
+
+    url: str = Field(
+        min_length=9,
+        max_length=2048,
+        description=(
+            "The https:// URL to POST to. An external destination: adding or changing it needs "
+            "the schedule verb unless its host is on the platform's allowed channel hosts. The "
+            "renderer's network guard applies to it and to every redirect (307/308 only)."
+        ),
+    )
+    signing_secret_ref: SecretKeyRef = Field(
+        description=(
+            "The HMAC-SHA256 key: a key of a Secret in the report's namespace. The signature "
+            "of the exact body is sent as X-Tidings-Signature: sha256=<hex>."
+        )
+    )
+    attachments: ChannelAttachments = Field(
+        default=ChannelAttachments.NONE,
+        description=(
+            "none (the default): the JSON summary alone; multipart: a multipart/form-data body "
+            "with the summary as its first part and each attached file as a part."
+        ),
+    )
+
+
+class Channel(_Model):
+    """One destination besides email; exactly one kind is set."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "has(self.webhook)", "message": "set webhook", "fieldPath": ".webhook"}
+            ]
+        }
+    )
+
+    webhook: WebhookChannel | None = Field(
+        default=None, description="An HTTPS POST of the JSON summary, signed."
+    )
+
+
 class Delivery(_Model):
     """How the report is sent."""
 
@@ -618,6 +671,16 @@ class Delivery(_Model):
             "Send nothing when the window has no rows. The run's outcome is Skipped: it is "
             "not a failure and not a delivery, so consecutiveFailures and lastSentAt stay. "
             "The older form of sendWhen mode nonEmpty."
+        ),
+    )
+    channels: list[Channel] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_CHANNELS,
+        description=(
+            "Destinations besides the recipients' email, each reached once per run with the "
+            "run's summary (docs/channels.md). The run is Delivered when every destination "
+            "took it, partially delivered when some did."
         ),
     )
     send_when: SendWhen | None = Field(
@@ -855,6 +918,13 @@ class HistoryEntry(_Model):
         max_length=998,
         description="The Message-ID header of the email, to look up in the relay's log.",
     )
+    channels: list[
+        Annotated[str, Field(max_length=300, description="One channel: its name and outcome.")]
+    ] = Field(
+        default_factory=list,
+        max_length=MAX_CHANNELS,
+        description="Each channel's outcome, e.g. webhook[0] accepted (replies: the record).",
+    )
 
 
 class ScheduledReportStatus(_Model):
@@ -1038,6 +1108,34 @@ class DeliveredAttachment(_Model):
     sha256: str = Field(pattern="^[0-9a-f]{64}$", description="SHA-256 of the content (hex).")
 
 
+class ChannelResult(StrEnum):
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+
+
+class DeliveredChannel(_Model):
+    """What one channel (spec.delivery.channels) did in the run."""
+
+    name: str = Field(max_length=32, description="The channel, e.g. webhook[0].")
+    type: str = Field(max_length=16, description="webhook, slack or teams.")
+    destination: str = Field(default="", max_length=253, description="The destination's host.")
+    outcome: ChannelResult = Field(description="accepted or refused.")
+    failure: str | None = Field(
+        default=None,
+        json_schema_extra={"enum": ["transient", "permanent"]},
+        description="transient or permanent, when refused.",
+    )
+    reply: str = Field(
+        default="", max_length=1024, description="The destination's answer, or why it failed."
+    )
+    attempts: int = Field(default=0, ge=0, description="Requests the run made to it.")
+    idempotency_key: str = Field(
+        default="",
+        max_length=64,
+        description="Idempotency-Key: the same for every attempt at this report and window.",
+    )
+
+
 class ReportDeliverySpec(_Model):
     """What one finished run did. Written once by the operator; never changed."""
 
@@ -1099,6 +1197,11 @@ class ReportDeliverySpec(_Model):
         default=None,
         pattern=sendwhen.DIGEST_PATTERN,
         description="sha256 of the window's rows: what sendWhen mode changed compares.",
+    )
+    channels: list[DeliveredChannel] = Field(
+        default_factory=list,
+        max_length=MAX_CHANNELS,
+        description="Each channel's outcome (spec.delivery.channels), besides the email.",
     )
     retention_days: int = Field(
         ge=1,

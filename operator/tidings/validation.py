@@ -318,6 +318,7 @@ def _semantic_problems(spec: Mapping[str, Any], warnings: list[str]) -> Iterator
         yield from _window_problems(window, zone)
     yield from scope_problems(spec)
     yield from send_when_problems(spec)
+    yield from channel_problems(spec)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -725,3 +726,31 @@ def send_when_problems(spec: Mapping[str, Any]) -> Iterator[Problem]:
         yield Problem(path, "is only for mode threshold")
     elif isinstance(threshold, str) and isinstance(kind := spec.get("reportType"), str):
         yield from (Problem(path, message) for message in sendwhen.problems(threshold, kind))
+
+
+def webhook_url_problem(url: str) -> str | None:
+    """Rule for a webhook channel's url: an absolute https URL without credentials, not at a
+    link-local or metadata address."""
+    problem = http_url_problem(url)
+    if problem is not None and "credentials" in problem:
+        return "must not contain credentials: the signature (signingSecretRef) authenticates"
+    if problem is not None:
+        return problem.replace("http:// or https:// URL", "https:// URL")
+    if urllib.parse.urlsplit(url).scheme != "https":
+        return "must be an https:// URL: the summary and its signature go over TLS only"
+    return None
+
+
+def channel_problems(spec: Mapping[str, Any]) -> Iterator[Problem]:
+    """spec.delivery.channels: each webhook's url."""
+    delivery = spec.get("delivery")
+    channels = delivery.get("channels") if isinstance(delivery, Mapping) else None
+    if not isinstance(channels, list):
+        return
+    for i, channel in enumerate(channels):
+        hook = channel.get("webhook") if isinstance(channel, Mapping) else None
+        if isinstance(channel, Mapping) and hook is None:
+            yield Problem(f"spec.delivery.channels[{i}]", "set webhook")
+        url = hook.get("url") if isinstance(hook, Mapping) else None
+        if isinstance(url, str) and (message := webhook_url_problem(url)):
+            yield Problem(f"spec.delivery.channels[{i}].webhook.url", message)

@@ -5,9 +5,8 @@ CronJob's pod env, for that mode only; a malformed digest from a pod is never st
 from __future__ import annotations
 
 import dataclasses
-import json
 
-from tests.support.job_outcomes import NOW, job_body, pod_body, record_outcome, simple_outcome
+from tests.support.job_outcomes import NOW, finished_run, record_outcome, simple_outcome
 from tests.support.report_bodies import report_body, with_status
 
 from tidings.contract import LAST_ROWS_DIGEST_ENV
@@ -44,14 +43,10 @@ def test_only_mode_changed_gets_the_last_digest_in_its_pod() -> None:
     assert LAST_ROWS_DIGEST_ENV not in env_of(tampered)
 
 
-def finished(result: dict) -> tuple[dict, list[dict]]:
-    job = job_body("payments-weekly-29412345", "Complete")
-    job["metadata"].update(namespace="team-payments", uid="0a1b2c3d-aaaa-bbbb-cccc-000000000000")
-    return job, [pod_body(0, json.dumps(result))]
-
-
 def test_the_record_and_status_keep_a_delivered_runs_digest() -> None:
-    job, pods = finished({"outcome": "Delivered", "recipientsAccepted": 1, "rowsDigest": DIGEST})
+    job, pods = finished_run(
+        {"outcome": "Delivered", "recipientsAccepted": 1, "rowsDigest": DIGEST}
+    )
     outcome = job_outcome(job, pods, NOW)
     assert outcome is not None and outcome.rows_digest == DIGEST
     report = report_body(delivery={"sendWhen": {"mode": "changed"}})
@@ -93,7 +88,9 @@ def test_an_older_delivery_seen_late_does_not_replace_a_newer_digest() -> None:
 
 
 def test_a_malformed_digest_from_a_pod_is_not_stored() -> None:
-    job, pods = finished({"outcome": "Delivered", "recipientsAccepted": 1, "rowsDigest": "nope"})
+    job, pods = finished_run(
+        {"outcome": "Delivered", "recipientsAccepted": 1, "rowsDigest": "nope"}
+    )
     outcome = job_outcome(job, pods, NOW)
     assert outcome is not None and outcome.delivered and outcome.rows_digest is None
     record = records.delivery_record(report_body(), job, outcome, job_result(pods), Retention())

@@ -754,6 +754,12 @@ INVALID: list[Invalid] = [
 # spec.delivery.sendWhen (issue 25): a threshold is parsed and its figures checked by the webhook;
 # the schema's CEL ties threshold to its mode and skipIfEmpty to nonEmpty.
 _THRESHOLD = "spec.delivery.sendWhen.threshold"
+
+
+def _hook(url: str) -> dict[str, Any]:
+    return {"url": url, "signingSecretRef": {"name": "hook-key", "key": "key"}}
+
+
 INVALID += [
     Invalid(
         "send-when-threshold-syntax",
@@ -785,6 +791,31 @@ INVALID += [
         changed({"delivery.sendWhen": {"mode": "changed", "threshold": "rows > 0"}}),
         _THRESHOLD,
         "is only for mode threshold",
+        schema=True,
+    ),
+    Invalid(
+        "channel-webhook-plain-http",
+        changed({"delivery.channels": [{"webhook": _hook("http://hooks.example.com/x")}]}),
+        "spec.delivery.channels[0].webhook.url",
+        "must be an https:// URL",
+    ),
+    Invalid(
+        "channel-webhook-credentials",
+        changed({"delivery.channels": [{"webhook": _hook("https://u:p@hooks.example.com/")}]}),
+        "spec.delivery.channels[0].webhook.url",
+        "must not contain credentials",
+    ),
+    Invalid(
+        "channel-webhook-metadata-address",
+        changed({"delivery.channels": [{"webhook": _hook("https://169.254.169.254/hook")}]}),
+        "spec.delivery.channels[0].webhook.url",
+        "a link-local or cloud metadata address",
+    ),
+    Invalid(
+        "channel-without-a-kind",
+        changed({"delivery.channels": [{}]}),
+        "spec.delivery.channels[0]",
+        "set webhook",
         schema=True,
     ),
     Invalid(
@@ -862,6 +893,22 @@ VALID: list[Valid] = [
     Valid("attachments-xlsx-only", changed({"delivery.attachments": ["xlsx"]})),
     Valid("skip-if-empty", changed({"delivery.skipIfEmpty": True})),
     Valid("send-when-changed", changed({"delivery.sendWhen": {"mode": "changed"}})),
+    Valid(
+        "channel-webhook",
+        changed(
+            {
+                "delivery.channels": [
+                    {
+                        "webhook": {
+                            "url": "https://hooks.example.com/tidings",
+                            "signingSecretRef": {"name": "hook-key", "key": "key"},
+                            "attachments": "multipart",
+                        }
+                    }
+                ]
+            }
+        ),
+    ),
     Valid("send-when-empty", changed({"delivery.sendWhen": {"mode": "empty"}})),
     Valid(
         "send-when-non-empty-with-its-older-form",

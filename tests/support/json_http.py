@@ -5,6 +5,7 @@ Each test writes its own handler on JsonHandler, which answers JSON and keeps no
 from __future__ import annotations
 
 import json
+import ssl
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,10 +38,17 @@ class _Server(ThreadingHTTPServer):
 class JsonHttpServer:
     """`handler` served on `host` at a free port until close(); `url` has no trailing slash."""
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        handler: type[BaseHTTPRequestHandler],
+        host: str = "127.0.0.1",
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self._server = _Server((host, 0), handler)
+        if tls is not None:  # https:// with this server context (tests.support.pki)
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self.port: int = self._server.server_address[1]
-        self.url = f"http://{host}:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://{host}:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 

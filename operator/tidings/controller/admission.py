@@ -168,6 +168,7 @@ async def check_schedule_permission(
             domains = tuple(dict.fromkeys(domains + own))
         needs = permissions.schedule_needs(old_spec, spec, domains)
         needs += permissions.test_send_needs(test_address, domains)
+        needs += permissions.channel_needs(old_spec, spec, settings.allowed_channel_hosts)
         if not needs:
             return
         review = await kube.create(

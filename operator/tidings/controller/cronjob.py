@@ -198,7 +198,20 @@ def _volumes(report: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict
     if template_ref:
         items = one_key(template_ref["key"], "template.html.j2")
         add("template", "configMap", {"name": template_ref["name"], "items": items})
+    if keys := channel_key_sources(spec):
+        add("channels", "projected", {"sources": keys})
     return volumes, mounts
+
+
+def channel_key_sources(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each channel's signing key as <index>/key of the projected volume `channels`."""
+    sources = []
+    for index, channel in enumerate((spec.get("delivery") or {}).get("channels") or ()):
+        ref = ((channel or {}).get("webhook") or {}).get("signingSecretRef") or {}
+        if ref.get("name") and ref.get("key"):
+            items = [{"key": ref["key"], "path": f"{index}/key"}]
+            sources.append({"secret": {"name": ref["name"], "items": items}})
+    return sources
 
 
 def _pod_spec(report: Mapping[str, Any], settings: Settings) -> dict[str, Any]:

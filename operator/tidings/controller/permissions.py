@@ -17,6 +17,7 @@ verb, the SubjectAccessReview that asks for it, and the refusal text. The admiss
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -117,6 +118,35 @@ def schedule_needs(
             Need(path, f'adding the external recipient "{address}" (allowed domains: {shown})')
             for path, address in added_recipients(old_spec, new_spec)
             if not domain_allowed(address, domains)
+        )
+    return needs
+
+
+def channel_destinations(spec: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """(path, url) of every channel destination (spec.delivery.channels), in order."""
+    listed = ((spec or {}).get("delivery") or {}).get("channels") or []
+    found = []
+    for i, channel in enumerate(listed):
+        url = ((channel or {}).get("webhook") or {}).get("url")
+        if isinstance(url, str):
+            found.append((f"spec.delivery.channels[{i}].webhook.url", url))
+    return found
+
+
+def channel_needs(
+    old_spec: Mapping[str, Any] | None, new_spec: Mapping[str, Any], hosts: Sequence[str]
+) -> list[Need]:
+    """A channel destination is an external recipient: adding one (a URL the old spec did not
+    have) needs the verb unless its host is on the allowed channel hosts."""
+    before = {url for _, url in channel_destinations(old_spec)}
+    needs = []
+    for path, url in channel_destinations(new_spec):
+        host = (urllib.parse.urlsplit(url).hostname or "").lower()
+        if url in before or (host and domain_allowed(f"@{host}", hosts)):
+            continue
+        shown = ", ".join(hosts) or "none"
+        needs.append(
+            Need(path, f'adding the external destination "{host}" (allowed hosts: {shown})')
         )
     return needs
 

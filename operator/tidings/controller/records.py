@@ -143,6 +143,23 @@ def _attachments(result: ResultLine) -> list[dict[str, Any]]:
     ]
 
 
+def _channels(result: ResultLine) -> list[dict[str, Any]]:
+    """Each channel's outcome as the pod reported it, fitted to the record's bounds."""
+    return [
+        {
+            "name": c.name[:32],
+            "type": c.type[:16],
+            "destination": c.destination[:253],
+            "outcome": "accepted" if c.outcome == "accepted" else "refused",
+            "failure": c.failure if c.failure in ("transient", "permanent") else None,
+            "reply": redact(c.reply, ())[:1024],
+            "attempts": max(0, c.attempts),
+            "idempotencyKey": c.idempotency_key[:64],
+        }
+        for c in result.channels[: models.MAX_CHANNELS]
+    ]
+
+
 def _count(value: int | None) -> int | None:
     return value if value is not None and value >= 0 else None
 
@@ -195,6 +212,7 @@ def delivery_record(
         "rows": _count(result.rows),
         "pages": _count(result.pages),
         "rowsDigest": outcome.rows_digest,
+        "channels": _channels(result),
         "retentionDays": retention_days(report, retention),
     }
     # The model checks the shape here, so a bad record fails loudly in tests, not at the API.

@@ -83,6 +83,13 @@ class Settings:
             "doc": "Comma-separated internal recipient domains (docs/permissions.md).",
         },
     )
+    allowed_channel_hosts: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "env": "TIDINGS_ALLOWED_CHANNEL_HOSTS",
+            "doc": "Comma-separated channel hosts that need no schedule verb (docs/channels.md).",
+        },
+    )
     starting_deadline_seconds: int = field(
         default=3600,
         metadata={

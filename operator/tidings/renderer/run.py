@@ -27,7 +27,8 @@ import yaml
 from tidings import branding, models, sendwhen
 from tidings.branding import Branding, BrandingError, Logo, logo_from_data_uri
 from tidings.contract import EX_SOFTWARE, EX_TEMPFAIL, TEST_SUBJECT_PREFIX
-from tidings.renderer import delivery, filters, reports, templating, text
+from tidings.renderer import channels, delivery, filters, reports, templating, text
+from tidings.renderer.channels import run as channel_run
 from tidings.renderer.datafiles import csv_attachment, xlsx_attachment
 from tidings.renderer.deadline import DeadlineExceeded, budget, enforced
 from tidings.renderer.deadline import remaining as deadline_remaining
@@ -315,10 +316,12 @@ def render(
         page_size=str(spec.delivery.page.size),
         orientation=str(spec.delivery.page.orientation),
     )
-    digest = sendwhen.rows_digest(kept)
+    # Only sendWhen mode changed compares digests: other runs' result lines stay as they were.
+    changed_mode = spec.delivery.send_mode() == sendwhen.CHANGED
+    digest = sendwhen.rows_digest(kept) if changed_mode else None
     # A test send shows what the mail looks like, so it goes out whatever sendWhen says.
     if for_delivery and options.test_recipient is None:
-        check_send_when(sr, report, len(kept), digest, options.last_rows_digest)
+        check_send_when(sr, report, len(kept), digest or "", options.last_rows_digest)
     kinds = spec.delivery.attachment_kinds()
     files = data_files_phrase(kinds)
     stage[0] = "rendering the template"
@@ -583,6 +586,29 @@ def deliver(
     return RunResult(outcome="Delivered", error=note, **fields())
 
 
+def channel_summary(
+    sr: models.ScheduledReport, rendered: Rendered, mail_outcome: str
+) -> channels.Summary:
+    """What the channels say about this run."""
+    report = rendered.report
+    return channels.Summary(
+        namespace=sr.metadata.namespace,
+        report=sr.metadata.name,
+        report_uid=sr.metadata.uid or "",
+        title=sr.spec.title,
+        report_type=report.report_type,
+        scheduled=rfc3339(rendered.scheduled),
+        window_start=rfc3339(rendered.window[0]),
+        window_end=rfc3339(rendered.window[1]),
+        rows=rendered.rows,
+        figures=sendwhen.figure_values(
+            report.report_type, rendered.rows, ((f.label, f.value) for f in report.figures)
+        ),
+        outcome=mail_outcome,
+        attachments=rendered.attachments,
+    )
+
+
 def branded_sender(sender: str, brand: Branding) -> str:
     """From with the display name: the namespace's fromName, else the one written in the From
     setting in use, else the platform's fromName."""
@@ -630,8 +656,17 @@ def execute(
             except NotSent as why:
                 return RunResult(outcome="Skipped", error=f"nothing sent: {why}", **fields)
             fields.update(rendered.result_fields())
+            # Read before anything is sent: a missing key must not stop the run after the mail.
+            hooks = [] if options.test_recipient else channel_run.channels_for(sr)
             stage[0] = "sending over SMTP"
-            return deliver(sr, rendered, settings(), options, deadline)
+            mail = deliver(sr, rendered, settings(), options, deadline)
+            if not hooks:
+                return mail
+            stage[0] = "posting to the channels"
+            retries = options.retries_for(sr)
+            summary = channel_summary(sr, rendered, mail.outcome)
+            done = channels.deliver_all(hooks, summary, retries, deadline, options.sleep)
+            return channel_run.combine(mail, done)
     except TidingsError as error:
         return failed(error, **fields)
     except DeadlineExceeded:
