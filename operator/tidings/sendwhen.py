@@ -345,7 +345,7 @@ def problems(text: str, report_type: str) -> list[str]:
         return []
     return [
         f"{', '.join(unknown)} {'is not a figure' if len(unknown) == 1 else 'are not figures'} "
-        f"of reportType {report_type}; its figures are {', '.join(known)}"
+        f"of reportType {report_type} (its figures: {', '.join(known)})"
     ]
 
 

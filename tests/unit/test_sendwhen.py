@@ -299,3 +299,10 @@ def test_skip_if_empty_agrees_with_non_empty_and_contradicts_the_rest():
     assert problem.startswith("spec.delivery.skipIfEmpty: is the older form of sendWhen mode")
     assert "contradicts mode empty" in problem
     assert problems_of(spec_with({"skipIfEmpty": False, "sendWhen": {"mode": "empty"}})) == []
+
+
+@pytest.mark.parametrize("report_type", sorted(sendwhen.FIGURES))
+def test_problem_messages_stay_one_clause_for_admission(report_type):
+    for text in ("nope > 1", "rows >", "1 > 2", "(rows > 1"):
+        for message in sendwhen.problems(text, report_type):
+            assert "; " not in message  # validation's summary splits on it
