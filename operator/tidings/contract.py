@@ -54,6 +54,8 @@ SCHEDULED_TIME_ENV = "TIDINGS_SCHEDULED_TIME"
 TEST_SUBJECT_PREFIX = "[TEST] "
 # spec.delivery.sendWhen mode changed: the last delivered run's rowsDigest, set by the operator.
 LAST_ROWS_DIGEST_ENV = "TIDINGS_LAST_ROWS_DIGEST"
+# spec.delivery.channels: the delivery relay's channel front, set by the operator when it has one.
+CHANNEL_RELAY_ENV = "TIDINGS_CHANNEL_RELAY_URL"
 
 # The delivery relay (docs/relay.md): the pod logs in with a projected service-account token for
 # the relay's audience, which the kubelet mints bound to the pod and rotates at 80 % of its life.

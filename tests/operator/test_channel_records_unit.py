@@ -5,13 +5,16 @@ destination outside the allowed hosts needs the schedule verb."""
 
 from __future__ import annotations
 
+import pytest
 from tests.support.job_outcomes import NOW, finished_run, record_outcome
 from tests.support.report_bodies import report_body, with_status
 
+from tidings.contract import CHANNEL_RELAY_ENV
 from tidings.controller import cronjob, permissions, records
 from tidings.controller.records import Retention
 from tidings.controller.run_outcome import job_outcome, job_result
 from tidings.controller.settings import Settings
+from tidings.relay import http_forward, policy
 
 HOOK = {"url": "https://hooks.example.com/t", "signingSecretRef": {"name": "hk", "key": "k"}}
 CHANNELS = [
@@ -88,3 +91,29 @@ def test_new_destinations_outside_the_allowed_hosts_need_the_verb() -> None:
     assert permissions.channel_needs(None, spec, ("hooks.example.com",)) == []
     assert permissions.channel_needs(None, spec, (".example.com",)) == []
     assert permissions.channel_needs(spec, spec, ()) == []  # already admitted: nothing new
+
+
+def test_pods_post_through_the_relay_when_it_has_a_channel_port() -> None:
+    report = report_body(delivery={"channels": [{"webhook": HOOK}]})
+
+    def env(settings: Settings) -> dict[str, str]:
+        cj = cronjob.desired_cronjob(report, settings, suspend=False)
+        (container,) = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+        return {e["name"]: e.get("value", "") for e in container["env"]}
+
+    relayed = env(Settings(relay_host="10.0.0.7", relay_port=2525, relay_http_port=8025))
+    assert relayed[CHANNEL_RELAY_ENV] == "http://10.0.0.7:8025"
+    assert CHANNEL_RELAY_ENV not in env(Settings(relay_host="10.0.0.7"))  # no channel port
+    assert CHANNEL_RELAY_ENV not in env(Settings(relay_http_port=8025))  # no relay
+
+
+def test_the_relay_admits_only_the_reports_own_channels() -> None:
+    report = report_body(delivery={"channels": [{"webhook": HOOK}]})
+    run = policy.Run("team-payments", "payments-weekly", "uid", "job", "", "schedule", False)
+    assert http_forward.admitted_channel(report, run, 0) == HOOK["url"]
+    for index in (1, 5):
+        with pytest.raises(policy.Refused, match=f"admits no channel {index}"):
+            http_forward.admitted_channel(report, run, index)
+    test_run = policy.Run("team-payments", "payments-weekly", "uid", "job", "", "test:j", True)
+    with pytest.raises(policy.Refused, match="a test send"):
+        http_forward.admitted_channel(report, test_run, 0)

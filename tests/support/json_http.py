@@ -4,11 +4,14 @@ Each test writes its own handler on JsonHandler, which answers JSON and keeps no
 
 from __future__ import annotations
 
+import contextlib
 import json
 import ssl
 import sys
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -66,3 +69,16 @@ class JsonHttpServer:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def https_server(
+    handler: type[BaseHTTPRequestHandler], directory: Path
+) -> Iterator[tuple[JsonHttpServer, Path]]:
+    """`handler` over HTTPS on loopback with a certificate from a fresh test CA in `directory`;
+    yields the server and the CA file a client trusts (SSL_CERT_FILE)."""
+    from tests.support.pki import smtp_pki
+
+    pki = smtp_pki(directory)
+    with JsonHttpServer(handler, tls=pki.server_context()) as server:
+        yield server, pki.ca

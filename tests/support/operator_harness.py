@@ -332,11 +332,15 @@ class PodRunner(StandInKubelet):
         "/etc/tidings/smtp": "TIDINGS_SMTP_SECRET_DIR",
         "/etc/tidings/template": "TIDINGS_TEMPLATE_DIR",
         "/etc/tidings/branding": "TIDINGS_BRANDING_DIR",
+        "/etc/tidings/channels": "TIDINGS_CHANNEL_SECRET_DIR",
     }
 
-    def __init__(self, cluster: Cluster, root: Path) -> None:
+    def __init__(
+        self, cluster: Cluster, root: Path, node_env: dict[str, str] | None = None
+    ) -> None:
         super().__init__(cluster)
         self.root = root
+        self.node_env = node_env or {}  # what the node's image gives, e.g. SSL_CERT_FILE
 
     def _materialize(self, volume: dict[str, Any], target: Path, pod: dict[str, Any]) -> None:
         target.mkdir(parents=True, exist_ok=True)
@@ -364,6 +368,16 @@ class PodRunner(StandInKubelet):
             source = volume["secret"]
             found = self.cluster.core.read_namespaced_secret(source["secretName"], self.cluster.ns)
             data = {k: base64.b64decode(v) for k, v in (found.data or {}).items()}
+        elif "projected" in volume:  # its Secret sources, each key at its path
+            for part in volume["projected"]["sources"]:
+                if "secret" in part:
+                    name = part["secret"]["name"]
+                    found = self.cluster.core.read_namespaced_secret(name, self.cluster.ns)
+                    for item in part["secret"]["items"]:
+                        path = target / item["path"]
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        path.write_bytes(base64.b64decode((found.data or {})[item["key"]]))
+            return
         else:
             return  # emptyDir: the empty directory is all there is
         items = source.get("items") or [{"key": k, "path": k} for k in data]
@@ -384,6 +398,7 @@ class PodRunner(StandInKubelet):
             mounted[mount["mountPath"]] = target
         # The child imports the same tidings as this test (a worktree's, not an installed one).
         env = {"PATH": os.environ["PATH"], "PYTHONPATH": os.pathsep.join(sys.path)}
+        env.update(self.node_env)
         for var in container.get("env", []):
             if "value" in var:
                 env[var["name"]] = var["value"]

@@ -5,7 +5,8 @@ report admits.
 Settings: TIDINGS_RELAY_ADDRESS (0.0.0.0), TIDINGS_RELAY_PORT (2525), TIDINGS_RELAY_AUDIENCE
 (tidings.dev/relay), TIDINGS_OPERATOR_NAMESPACE (where the dedupe records live),
 TIDINGS_NAMESPACES (served namespaces; empty = all), TIDINGS_RELAY_DEDUPE_TTL_SECONDS,
-TIDINGS_RELAY_MAX_BYTES, TIDINGS_LOG_FORMAT, TIDINGS_LOG_LEVEL.
+TIDINGS_RELAY_MAX_BYTES, TIDINGS_LOG_FORMAT, TIDINGS_LOG_LEVEL; TIDINGS_RELAY_HTTP_PORT (unset: off)
+serves the channel front (relay/http_forward.py), with TIDINGS_HTTP_DENIED_NETWORKS as its guard.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 PRUNE_INTERVAL_SECONDS = 3600
 
@@ -63,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     front = RelayController(handler, env.get("TIDINGS_RELAY_ADDRESS") or "0.0.0.0", port, max_bytes)
     front.start()
     log.info("relaying on port %d to %s for audience %s", port, upstream.where, lookup.audience)
+    channels = start_channel_front(env, lookup, max_bytes)
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -73,4 +77,24 @@ def run(args: argparse.Namespace) -> int:
         except Exception as error:  # the next round tries again; relaying goes on
             log.warning("pruning dedupe records failed: %s", type(error).__name__)
     front.stop()
+    if channels is not None:
+        channels.stop()
     return 0
+
+
+def start_channel_front(env: Mapping[str, str], lookup: Any, max_bytes: int) -> Any:
+    """The channel front (relay/http_forward.py) when TIDINGS_RELAY_HTTP_PORT is set."""
+    import logging
+
+    from tidings import netguard
+    from tidings.relay.http_forward import ForwardServer
+
+    port = env.get("TIDINGS_RELAY_HTTP_PORT")
+    if not port:
+        return None
+    denied = netguard.parse_networks(env.get("TIDINGS_HTTP_DENIED_NETWORKS"))
+    address = env.get("TIDINGS_RELAY_ADDRESS") or "0.0.0.0"
+    server = ForwardServer(lookup, address, int(port), max_bytes, denied)
+    server.start()
+    logging.getLogger("tidings.relay").info("channel front on port %d", server.port)
+    return server

@@ -20,6 +20,7 @@ from typing import Any
 
 from tidings import branding, models, sendwhen
 from tidings.contract import (
+    CHANNEL_RELAY_ENV,
     COMPONENT_LABEL,
     FINALIZER,
     JOB_NAME_LABEL,
@@ -120,6 +121,8 @@ def _env(settings: Settings) -> list[dict[str, Any]]:
         "TIDINGS_SMTP_TLS": settings.smtp_tls,
         "TIDINGS_SMTP_TIMEOUT": str(settings.smtp_timeout),
     }
+    if settings.relay_host and settings.relay_http_port:  # channels too (docs/channels.md)
+        relay[CHANNEL_RELAY_ENV] = f"http://{settings.relay_host}:{settings.relay_http_port}"
     if settings.relay_host:  # mail leaves through the delivery relay (docs/relay.md)
         # Plain SMTP to the relay; the token is the AUTH PLAIN password.
         relay.update(

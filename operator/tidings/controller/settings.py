@@ -218,6 +218,13 @@ class Settings:
         default=2525,
         metadata={"env": "TIDINGS_RELAY_PORT", "doc": "The delivery relay's SMTP port."},
     )
+    relay_http_port: int = field(
+        default=0,
+        metadata={
+            "env": "TIDINGS_RELAY_HTTP_PORT",
+            "doc": "The delivery relay's channel port (docs/channels.md); 0: direct posts.",
+        },
+    )
     relay_audience: str = field(
         default="tidings.dev/relay",
         metadata={

@@ -135,6 +135,11 @@ def check(s: Settings) -> None:
             )
         ),
         (1 <= s.relay_port <= 65535, "TIDINGS_RELAY_PORT", "must be a port number (1-65535)"),
+        (
+            0 <= s.relay_http_port <= 65535,
+            "TIDINGS_RELAY_HTTP_PORT",
+            "must be a port number (1-65535), or 0 for none",
+        ),
         (bool(s.relay_audience), "TIDINGS_RELAY_AUDIENCE", "must not be empty"),
         (s.log_format in LOG_FORMATS, "TIDINGS_LOG_FORMAT", f"must be one of {LOG_FORMATS}"),
         (

@@ -10,9 +10,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tidings import models, netguard
-from tidings.contract import EX_OK, EX_TEMPFAIL, ChannelLine
+from tidings.contract import (
+    CHANNEL_RELAY_ENV,
+    EX_OK,
+    EX_TEMPFAIL,
+    RELAY_TOKEN_DIR,
+    RELAY_TOKEN_DIR_ENV,
+    ChannelLine,
+)
 from tidings.renderer import channels as ch
-from tidings.renderer.channels.webhook import Webhook
+from tidings.renderer.channels.webhook import Relay, Webhook
 from tidings.renderer.result import InputError, RunResult
 
 CHANNEL_SECRET_DIR_ENV = "TIDINGS_CHANNEL_SECRET_DIR"
@@ -31,6 +38,10 @@ def channels_for(
         denied = netguard.parse_networks(env.get("TIDINGS_HTTP_DENIED_NETWORKS"))
     except ValueError as error:
         raise InputError(f"renderer configuration: {error}") from None
+    relay = None
+    if base := env.get(CHANNEL_RELAY_ENV):
+        tokens = env.get(RELAY_TOKEN_DIR_ENV) or RELAY_TOKEN_DIR
+        relay = Relay(base, str(Path(tokens) / "token"))
     found: list[ch.Channel] = []
     for index, channel in enumerate(listed):
         hook = channel.webhook
@@ -54,6 +65,8 @@ def channels_for(
                 key=key,
                 multipart=hook.attachments == models.ChannelAttachments.MULTIPART,
                 denied=denied,
+                index=index,
+                relay=relay,
             )
         )
     return found

@@ -88,6 +88,92 @@ def classify(status: int, reply: str, retry: str | None) -> ChannelFailed:
     return ChannelFailed(message, PERMANENT)
 
 
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    reply: str  # the body's start, on one line
+    retry_after: str | None
+
+
+def post(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    deadline: float,
+    denied: tuple[Network, ...] = netguard.DEFAULT_DENIED,
+    secrets_: tuple[str, ...] = (),
+) -> Answer:
+    """POST `body` to `url`, following 307 and 308 to https:// only, the network guard on every
+    hop; ChannelFailed for what never got an answer (transient) or must not be sent (permanent).
+    Shared by the renderer and the delivery relay."""
+    import httpx
+
+    host = urlsplit(url).hostname or ""
+    for _ in range(MAX_REDIRECTS + 1):
+        check_destination(url, denied)
+        timeout = max(0.5, min(ATTEMPT_TIMEOUT, remaining(deadline)))
+        try:
+            with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=True) as client:
+                response = client.post(url, content=body, headers=headers)
+        except httpx.TimeoutException:
+            raise ChannelFailed(f"{host} did not answer in time", TRANSIENT) from None
+        except httpx.HTTPError as error:
+            why = redact(str(error), list(secrets_)) or type(error).__name__
+            raise ChannelFailed(f"cannot reach {host}: {why}", TRANSIENT) from None
+        status = response.status_code
+        if status in (307, 308):
+            url = redirect_target(url, response.headers.get("location", ""))
+            continue
+        if 300 <= status < 400:
+            raise ChannelFailed(
+                f"HTTP {status} redirect: only 307 and 308 keep the POST", PERMANENT
+            )
+        reply = " ".join(response.text[:MAX_REPLY].split())
+        return Answer(status, reply, response.headers.get("retry-after"))
+    raise ChannelFailed(f"more than {MAX_REDIRECTS} redirects", PERMANENT)
+
+
+def redirect_target(current: str, location: str) -> str:
+    target = urljoin(current, location)
+    if urlsplit(target).scheme != "https":
+        scheme = urlsplit(target).scheme or "a relative"
+        raise ChannelFailed(f"redirected to {scheme}: only https:// is followed", PERMANENT)
+    return target
+
+
+def check_destination(url: str, denied: tuple[Network, ...]) -> None:
+    """The network guard, for the URL and each redirect: a denied address is permanent."""
+    host = urlsplit(url).hostname or ""
+    if problem := netguard.ambiguous_ipv4(host):
+        raise ChannelFailed(f"{host}: {problem}", PERMANENT)
+    if refused := netguard.refused_address(host, denied):
+        raise ChannelFailed(
+            f"{host} resolves to {refused}, a denied address (TIDINGS_HTTP_DENIED_NETWORKS)",
+            PERMANENT,
+        )
+
+
+RELAY_PATH = "/v1/channels/{index}"
+RELAY_REFUSAL_PREFIX = "relay: "  # the relay's own 403s start so; others are the destination's
+
+
+@dataclass(frozen=True)
+class Relay:
+    """The delivery relay's forwarding endpoint: the pod names the channel by its index, the
+    relay posts to the URL of the report's admitted spec (never one the pod gives)."""
+
+    base: str  # http://relay:8080
+    token_file: str
+
+    def token(self) -> str:
+        try:
+            with open(self.token_file, encoding="utf-8") as handle:
+                return handle.read().strip()
+        except OSError as error:
+            why = f"the relay token is not readable: {error.strerror}"
+            raise ChannelFailed(why, TRANSIENT) from None
+
+
 @dataclass
 class Webhook:
     """spec.delivery.channels[i].webhook, with its key read from the mounted Secret."""
@@ -98,14 +184,14 @@ class Webhook:
     multipart: bool = False
     denied: tuple[Network, ...] = netguard.DEFAULT_DENIED
     kind: str = "webhook"
+    index: int = 0
+    relay: Relay | None = None
 
     @property
     def destination(self) -> str:
         return urlsplit(self.url).hostname or ""
 
     def send(self, summary: Summary, deadline: float) -> str:
-        import httpx
-
         body, content_type = body_of(summary, self.name, self.multipart)
         headers = {
             "Content-Type": content_type,
@@ -113,53 +199,17 @@ class Webhook:
             IDEMPOTENCY_HEADER: summary.idempotency_key(self.name),
             "User-Agent": "tidings-webhook",
         }
-        url = self.url
-        for _ in range(MAX_REDIRECTS + 1):
-            self._check(url)
-            timeout = max(0.5, min(ATTEMPT_TIMEOUT, remaining(deadline)))
-            try:
-                with httpx.Client(timeout=timeout, follow_redirects=False) as client:
-                    response = client.post(url, content=body, headers=headers)
-            except httpx.TimeoutException:
-                raise ChannelFailed(
-                    f"{self.destination} did not answer in time", TRANSIENT
-                ) from None
-            except httpx.HTTPError as error:
-                why = (
-                    redact(str(error), [self.key.decode(errors="replace")]) or type(error).__name__
-                )
-                raise ChannelFailed(f"cannot reach {self.destination}: {why}", TRANSIENT) from None
-            status = response.status_code
-            reply = " ".join(response.text[:MAX_REPLY].split())
-            if status in (307, 308):
-                url = self._redirect(url, response.headers.get("location", ""))
-                continue
-            if 300 <= status < 400:
-                raise ChannelFailed(
-                    f"HTTP {status} redirect: only 307 and 308 keep the POST", PERMANENT
-                )
-            if status >= 300 or status < 200:
-                raise classify(status, reply, response.headers.get("retry-after"))
-            return f"HTTP {status}" + (f": {reply}" if reply else "")
-        raise ChannelFailed(f"more than {MAX_REDIRECTS} redirects", PERMANENT)
-
-    def _redirect(self, current: str, location: str) -> str:
-        target = urljoin(current, location)
-        if urlsplit(target).scheme != "https":
-            raise ChannelFailed(
-                f"redirected to {urlsplit(target).scheme or 'a relative'}: only https:// is "
-                "followed",
-                PERMANENT,
-            )
-        return target
-
-    def _check(self, url: str) -> None:
-        """The network guard, for the URL and each redirect: a denied address is permanent."""
-        host = urlsplit(url).hostname or ""
-        if problem := netguard.ambiguous_ipv4(host):
-            raise ChannelFailed(f"{host}: {problem}", PERMANENT)
-        if refused := netguard.refused_address(host, self.denied):
-            raise ChannelFailed(
-                f"{host} resolves to {refused}, a denied address (TIDINGS_HTTP_DENIED_NETWORKS)",
-                PERMANENT,
-            )
+        secret = self.key.decode(errors="replace")
+        if self.relay is None:
+            answer = post(self.url, body, headers, deadline, self.denied, (secret,))
+        else:
+            token = self.relay.token()
+            headers["Authorization"] = f"Bearer {token}"
+            target = self.relay.base.rstrip("/") + RELAY_PATH.format(index=self.index)
+            # The relay is in the cluster: the guard (for pods' own sources) is not for it.
+            answer = post(target, body, headers, deadline, (), (secret, token))
+            if answer.status == 403 and answer.reply.startswith(RELAY_REFUSAL_PREFIX):
+                raise ChannelFailed(answer.reply, PERMANENT)
+        if not 200 <= answer.status < 300:
+            raise classify(answer.status, answer.reply, answer.retry_after)
+        return f"HTTP {answer.status}" + (f": {answer.reply}" if answer.reply else "")
