@@ -856,6 +856,16 @@ class ScheduledReportStatus(_Model):
         "when the annotation goes.",
     )
     test_send_count: int = Field(default=0, description="Test sends started (names their Jobs).")
+    run_at_handled: str = Field(
+        default="",
+        max_length=253,
+        description="Digest (sha256:...) of the last tidings.dev/run-at value acted on.",
+    )
+    resend_handled: str = Field(
+        default="",
+        max_length=253,
+        description="Digest (sha256:...) of the last tidings.dev/resend value acted on.",
+    )
 
 
 class ObjectMeta(BaseModel):
@@ -894,6 +904,8 @@ class Trigger(StrEnum):
     SCHEDULE = "Schedule"
     RUN_NOW = "RunNow"
     TEST = "Test"
+    RERUN = "Rerun"  # tidings.dev/run-at: a chosen past window
+    RESEND = "Resend"  # tidings.dev/resend: a record's window, to whom it did not reach
 
 
 class DeliveredReport(_Model):
@@ -975,7 +987,22 @@ class ReportDeliverySpec(_Model):
     job_uid: str = Field(
         max_length=64, description="The Job's uid (the record's name is made from it)."
     )
-    trigger: Trigger = Field(description="Schedule, RunNow (tidings.dev/run-now) or Test.")
+    trigger: Trigger = Field(
+        description="Schedule, RunNow (tidings.dev/run-now), Test, Rerun (tidings.dev/run-at) "
+        "or Resend (tidings.dev/resend)."
+    )
+    rerun_at: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Rerun: the fire time asked for (RFC 3339); the window is computed as if "
+        "the report had fired then.",
+    )
+    resend_of: str | None = Field(
+        default=None,
+        max_length=253,
+        description="Resend: the ReportDelivery whose window was mailed again, to the "
+        "recipients that run did not reach.",
+    )
     scheduled_time: str | None = Field(
         default=None, description="The scheduled fire time (RFC 3339)."
     )

@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
                 branding=brand,
                 max_pdf_rows=brand.max_pdf_rows,
                 test_recipient=env.get("TIDINGS_TEST_RECIPIENT") or None,
+                resend_to=runner.resend_list(env),
                 max_bytes=runner.int_setting(
                     env, "TIDINGS_MAX_MESSAGE_BYTES", runner.DEFAULT_MAX_BYTES
                 ),

@@ -12,7 +12,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tidings import models
-from tidings.contract import RUN_NOW_LABEL, SCHEDULED_TIMESTAMP_ANNOTATION
+from tidings.contract import (
+    RESEND_OF_JOB_ANNOTATION,
+    RESEND_TO_JOB_ANNOTATION,
+    RUN_NOW_LABEL,
+    SCHEDULED_TIMESTAMP_ANNOTATION,
+)
 from tidings.controller import testsend
 from tidings.schedule import rfc3339, scheduled_time_from_job_name
 
@@ -98,6 +103,7 @@ class Run:
     scheduled: str  # RFC 3339 UTC, "" when the Job does not say
     trigger: str  # schedule | run-now:<digest> | test:<job> | job:<job uid>
     test: bool
+    only: frozenset[str] | None = None  # a resend: at most these of the admitted
 
     @property
     def key(self) -> str:
@@ -118,6 +124,9 @@ def run_of(job: Mapping[str, Any], report: Mapping[str, Any]) -> Run:
     report_meta = report.get("metadata") or {}
     if testsend.ANNOTATION in annotations:
         trigger = f"test:{meta.get('name')}"
+    elif annotations.get(RESEND_OF_JOB_ANNOTATION):
+        # One key per resent record: a second resend of it reaches only whom the first did not.
+        trigger = f"resend:{annotations[RESEND_OF_JOB_ANNOTATION]}"
     elif annotations.get(RUN_NOW_LABEL):
         trigger = f"run-now:{annotations[RUN_NOW_LABEL]}"
     elif annotations.get(SCHEDULED_TIMESTAMP_ANNOTATION):
@@ -132,7 +141,16 @@ def run_of(job: Mapping[str, Any], report: Mapping[str, Any]) -> Run:
         scheduled=_scheduled(job),
         trigger=trigger,
         test=testsend.ANNOTATION in annotations,
+        only=_resend_to(annotations),
     )
+
+
+def _resend_to(annotations: Mapping[str, Any]) -> frozenset[str] | None:
+    """A resend Job's addresses (it can only narrow what the report admits), else None."""
+    if not annotations.get(RESEND_OF_JOB_ANNOTATION):
+        return None
+    listed = str(annotations.get(RESEND_TO_JOB_ANNOTATION) or "").split(",")
+    return frozenset(normalize(a) for a in listed if a.strip())
 
 
 def _scheduled(job: Mapping[str, Any]) -> str:
@@ -172,6 +190,8 @@ def admitted(report: Mapping[str, Any], run: Run) -> dict[str, str]:
     for field in ("to", "cc", "bcc"):
         for address in recipients.get(field) or ():
             found.setdefault(normalize(str(address)), f"spec.recipients.{field}")
+    if run.only is not None:
+        found = {a: where for a, where in found.items() if a in run.only}
     return found
 
 
