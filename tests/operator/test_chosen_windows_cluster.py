@@ -143,7 +143,13 @@ def test_run_at_mails_the_window_of_the_time_asked_and_says_so(
     assert code == 0, err
     job = out.rsplit("Job ", 1)[1].rstrip(")\n")
     assert len(job) <= 63
-    assert RelayPodRunner(cluster, tmp_path).execute(job) == 0
+    # Another window asked while that run goes: it waits (one run per report at a time), and
+    # starts once the first run's outcome is in.
+    earlier = at - timedelta(days=7)
+    cluster.annotate(LONG_NAME, **{contract.RUN_AT_ANNOTATION: f"{rfc3339(earlier)} queued"})
+    wait_for("RunAtWaiting", lambda: cluster.events("RunAtWaiting", LONG_NAME))
+    runner = RelayPodRunner(cluster, tmp_path)
+    assert runner.execute(job) == 0
 
     record = record_of(cluster, job)["spec"]
     assert record["trigger"] == models.Trigger.RERUN == "Rerun"
@@ -153,9 +159,22 @@ def test_run_at_mails_the_window_of_the_time_asked_and_says_so(
     assert record["rows"] == 2  # the rows of that window, not of the week before now
     assert record["outcome"] == "Delivered"
     assert box.recipients() == [CC, TO]
-    status = cluster.status(LONG_NAME)
-    value = cluster.report(LONG_NAME)["metadata"]["annotations"][contract.RUN_AT_ANNOTATION]
-    assert status["runAtHandled"] == contract.digest(value)
+    box.messages.clear()
+
+    def rerun_jobs() -> list[str]:
+        jobs = cluster.jobs()
+        marked = [
+            j for j in jobs if contract.RERUN_AT_JOB_ANNOTATION in j["metadata"]["annotations"]
+        ]
+        return [j["metadata"]["name"] for j in marked]
+
+    queued = wait_for("the queued run-at's Job", lambda: [j for j in rerun_jobs() if j != job])
+    assert runner.execute(queued[0]) == 0
+    second = record_of(cluster, queued[0])["spec"]
+    assert second["rerunAt"] == second["windowEnd"] == rfc3339(earlier)
+    assert second["rows"] == 0 and len(box.messages) == 1  # that week had no rows: still mailed
+    value = f"{rfc3339(earlier)} queued"
+    assert cluster.status(LONG_NAME)["runAtHandled"] == contract.digest(value)
 
     # Set by hand with a time in the future: the operator refuses it once, naming the field.
     future = f"{rfc3339(now + timedelta(days=1))} by-hand"
@@ -167,12 +186,7 @@ def test_run_at_mails_the_window_of_the_time_asked_and_says_so(
     )
     (event,) = cluster.events("RunAtRefused", LONG_NAME)
     assert reruns.RUN_AT_PATH in event.message and "is in the future" in event.message
-    reruns_started = [
-        j
-        for j in cluster.jobs()
-        if contract.RERUN_AT_JOB_ANNOTATION in j["metadata"]["annotations"]
-    ]
-    assert [j["metadata"]["name"] for j in reruns_started] == [job]
+    assert sorted(rerun_jobs()) == sorted([job, queued[0]])  # the refused one started nothing
 
 
 def test_resend_reaches_only_the_refused_recipient_and_only_once(

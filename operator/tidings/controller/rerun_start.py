@@ -2,7 +2,8 @@
 decides), from a report's reconcile. Each value is acted on once: the status fields returned
 (runAtHandled, resendHandled) are written with the rest of the reconcile's status; a refused
 value is handled too, with a Warning naming the field and the rule. A value waits while a run
-of the report is going (one run per report at a time), like run-now.
+of the report is going (one run per report at a time), like run-now, and starts at the report's
+next reconcile: the finished run's status write is an event of the report.
 """
 
 from __future__ import annotations
