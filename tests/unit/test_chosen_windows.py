@@ -48,6 +48,10 @@ def test_the_plugin_names_its_flag_and_refuses_a_note() -> None:
         ["run", "r", "--at", "2024-05-13T08:00:00Z", "-n", "team", "--wait"]
     )
     assert (args.at, args.namespace, args.wait) == ("2024-05-13T08:00:00Z", "team", True)
+    commands = kubectl_plugin.build_parser()._subparsers._group_actions[0].choices
+    for name in commands:  # --help: every subcommand with an example
+        lines = [line.split()[:3] for line in kubectl_plugin.EXAMPLES.splitlines()]
+        assert ["kubectl", "tidings", name] in lines, name
     args = kubectl_plugin.build_parser().parse_args(["-n", "team", "resend", "rec-1", "--wait"])
     assert (args.delivery, args.namespace) == ("rec-1", "team")
 
@@ -112,6 +116,9 @@ def test_a_resend_is_for_whom_the_run_did_not_reach_and_the_report_still_admits(
         assert str(caught.value).startswith(f"{reruns.RESEND_PATH}: ReportDelivery rec-1")
     with pytest.raises(ValueError, match="does not exist"):
         reruns.plan_resend(_report(), None, "rec-1")
+    for bad in ("../../secrets/x", "", "Rec-1", "x" * 254):
+        with pytest.raises(ValueError, match="is not a ReportDelivery name"):
+            reruns.plan_resend(_report(), None, bad)
     cut = _record(to={"intended": ["ciso@example.com"], "accepted": []})
     cut["spec"]["recipients"]["omitted"] = 3
     with pytest.raises(ValueError, match="who it did not reach is unknown"):

@@ -101,7 +101,9 @@ async def _resend(
         return True, Event("Warning", "ResendRefused", "Not sent: the spec is invalid.", key=key)
     name = reruns.first_word(value)
     namespace = report["metadata"]["namespace"]
-    record = await state.kube.get(delivery_path(namespace, name)) if name else None
+    # Only a name is read: the value never becomes a path of its own in the API URL.
+    found = reruns.is_object_name(name)
+    record = await state.kube.get(delivery_path(namespace, name)) if found else None
     try:
         plan = reruns.plan_resend(report, record, name)
     except ValueError as problem:

@@ -17,6 +17,7 @@ tells a repeat apart (`kubectl tidings` adds one, so each command runs once).
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,6 +77,14 @@ def parse_run_at(value: str, now: datetime) -> datetime:
     return moment
 
 
+_OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
+
+
+def is_object_name(name: str) -> bool:
+    """A DNS subdomain, as object names are: never a path of its own in an API URL."""
+    return len(name) <= 253 and _OBJECT_NAME.fullmatch(name) is not None
+
+
 def _short_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
@@ -126,6 +135,11 @@ def plan_resend(
     """The resend of `record`: the addresses it was for and did not reach (intended minus
     accepted, in each of to/cc/bcc), kept only when the report admits them now. ValueError
     naming the annotation and the rule when there is nothing to resend."""
+    if not is_object_name(record_name):
+        raise ValueError(
+            f"{RESEND_PATH}: {record_name[:80]!r} is not a ReportDelivery name (a DNS subdomain: "
+            "lowercase letters, digits, '-' and '.', at most 253 characters)"
+        )
     where = f"{RESEND_PATH}: ReportDelivery {record_name}"
     if record is None:
         raise ValueError(f"{where} does not exist in this namespace")
