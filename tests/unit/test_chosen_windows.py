@@ -99,7 +99,7 @@ def test_a_resend_is_for_whom_the_run_did_not_reach_and_the_report_still_admits(
     )
     plan = reruns.plan_resend(_report(), record, "rec-1")
     # gone@ is no longer on the report; domains compare case-insensitively, local parts not.
-    assert plan.addresses == ["ciso@example.com", "Audit@example.com"]
+    assert plan.addresses == ["ciso@example.com", "Audit@Example.com"]  # as the spec has it now
     assert plan.scheduled == "2026-11-30T08:00:00Z"
     reached = _record(to={"intended": ["ciso@example.com"], "accepted": ["ciso@example.com"]})
     with pytest.raises(ValueError, match="nothing to resend"):

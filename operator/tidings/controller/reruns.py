@@ -157,8 +157,9 @@ def plan_resend(
             f"{where} left {lists['omitted']} address(es) out of its result, so who it did not "
             "reach is unknown; use kubectl tidings run NAME --at TIME to mail the window to all"
         )
+    # normalized -> as the spec spells it now: the renderer matches the Job's snapshot exactly.
     admitted = {
-        _normal(str(a))
+        _normal(str(a)): str(a)
         for field in RECIPIENT_LISTS
         for a in ((report.get("spec") or {}).get("recipients") or {}).get(field) or ()
     }
@@ -168,8 +169,8 @@ def plan_resend(
         reached = {_normal(a) for a in given.get("accepted") or ()}
         for address in given.get("intended") or ():
             key = _normal(address)
-            if key not in reached and key in admitted and address not in missing:
-                missing.append(address)
+            if key not in reached and key in admitted and admitted[key] not in missing:
+                missing.append(admitted[key])
     if not missing:
         raise ValueError(
             f"{where}: every recipient it was for got it, or is no longer on the report; "
