@@ -192,3 +192,23 @@ def test_the_relay_admits_the_live_members_and_refuses_what_a_forged_configmap_a
     assert refusal("b@EXAMPLE.COM", allowed, RUN) is None  # the domain is case-insensitive
     # Without the live group (not found, or not read), @ops admits nobody.
     assert admitted(body, RUN, {}) == {"d@example.com": "spec.recipients.to"}
+
+
+def test_the_committed_group_crd_matches_the_models() -> None:
+    from tidings import crdgen
+
+    root = Path(__file__).resolve().parents[2]
+    for where in ("crds", "charts/tidings/crds"):
+        committed = (root / where / "recipientgroups.tidings.dev.yaml").read_text()
+        assert committed == crdgen.crd_yaml(models.GROUP_KIND), (
+            f"{where} is stale: run `tidings crd --kind RecipientGroup "
+            "-o crds/recipientgroups.tidings.dev.yaml` and copy it to the chart"
+        )
+    crd = crdgen.crd(models.GROUP_KIND)
+    names = crd["spec"]["names"]
+    assert (names["kind"], names["shortNames"], names["categories"]) == (
+        "RecipientGroup",
+        ["rg"],
+        ["tidings"],
+    )
+    assert "# RecipientGroup API reference" in crdgen.api_reference()

@@ -18,8 +18,8 @@ from kubernetes.client.exceptions import ApiException
 
 from tidings import groups, models
 from tidings.controller import recipient_groups
-from tidings.controller.group_sync import members_of
 from tidings.controller.kube import Kube, report_path
+from tidings.controller.recipient_groups_store import members_of
 from tidings.validation import validate_group_spec
 
 

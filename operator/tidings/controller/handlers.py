@@ -5,7 +5,8 @@
   puts it back by reconciling its report (a Warning: a hand edit).
 - A Job of ours -> job_outcomes.py: a finished one is counted once, a running one held and
   watched for a pod that never starts (run_start.py).
-- A RecipientGroup event -> group_sync.py: the recipients ConfigMap of each report naming it.
+- A RecipientGroup event -> recipient_groups_store.py: the recipients ConfigMap of each report
+  naming it (and every report event, before its CronJob is made to match).
 - A namespace being deleted -> namespace_end.py: its held Jobs are let go (no record or Event
   can be written there, and kopf stops serving it).
 - Every TIDINGS_DELIVERY_PRUNE_INTERVAL_SECONDS, expired ReportDelivery records are deleted
@@ -30,10 +31,10 @@ import kopf
 from tidings import contract, models
 from tidings.controller import (
     cronjob_index,
-    group_sync,
     job_outcomes,
     metrics,
     namespace_end,
+    recipient_groups_store,
     record_store,
 )
 from tidings.controller.kube import Kube, load_api_client
@@ -119,7 +120,7 @@ async def report_event(
         metrics.forget_report(namespace, name)
         return
     metrics.observe_report(body)
-    await group_sync.sync_report_logged(state.kube, body)  # before its CronJob can fire
+    await recipient_groups_store.sync_report_logged(state.kube, body)  # before its CronJob can fire
     has_cronjob = (namespace, name) in state.cronjobs
     await sync_or_retry_later(
         state, namespace, name, seen=dict(body), check_children=not has_cronjob
@@ -140,7 +141,7 @@ async def job_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, 
 
 @kopf.on.event(models.GROUP, models.VERSION, models.GROUP_PLURAL)
 async def recipient_group_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    await group_sync.group_changed(state_of(memo).kube, dict(body))
+    await recipient_groups_store.group_changed(state_of(memo).kube, dict(body))
 
 
 @kopf.on.event("", "v1", "namespaces")

@@ -74,6 +74,12 @@ async def group_changed(kube: Kube, group: Mapping[str, Any]) -> None:
     """A RecipientGroup was created, changed or deleted: refresh every report naming it."""
     meta = group.get("metadata") or {}
     namespace, name = meta["namespace"], meta["name"]
-    reports = await kube.list(report_path(namespace), "")
+    try:
+        reports = await kube.list(report_path(namespace), "")
+    except ApiException as exc:  # each report's next event writes its ConfigMap again
+        log.warning(
+            "cannot list the reports naming group %s/%s: API %s", namespace, name, exc.status
+        )
+        return
     naming = [r for r in reports if name in groups.named((r.get("spec") or {}).get("recipients"))]
     await asyncio.gather(*(sync_report_logged(kube, report) for report in naming))
