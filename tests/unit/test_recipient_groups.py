@@ -212,3 +212,18 @@ def test_the_committed_group_crd_matches_the_models() -> None:
         ["tidings"],
     )
     assert "# RecipientGroup API reference" in crdgen.api_reference()
+
+
+def test_a_local_send_expands_groups_from_a_file_or_says_how(tmp_path: Path) -> None:
+    listed = {"apiVersion": "v1", "kind": "List", "items": [group("ops", "a@example.com")]}
+    path = tmp_path / "groups.yaml"
+    path.write_text(json.dumps(listed))
+    out = renderer_recipients.from_file(sr(to=["@ops"], cc=["c@example.com"]), path)
+    assert (out.spec.recipients.to, out.spec.recipients.cc) == (
+        ["a@example.com"],
+        ["c@example.com"],
+    )
+    with pytest.raises(InputError, match=r"names recipient group @ops: pass --groups FILE"):
+        renderer_recipients.from_file(sr(to=["@ops"]), None)
+    with pytest.raises(InputError, match="@other does not exist"):
+        renderer_recipients.from_file(sr(to=["@other"]), path)

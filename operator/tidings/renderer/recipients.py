@@ -10,27 +10,63 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from tidings import groups, models
 from tidings.renderer.result import InputError
 
 
 def resolve(sr: models.ScheduledReport, directory: Path) -> models.ScheduledReport:
-    """`sr` with every @name in to, cc and bcc replaced by the group's members."""
-    recipients = sr.spec.recipients.model_dump()
-    names = groups.named(recipients)
+    """`sr` with every @name in to, cc and bcc replaced by the members the mounted ConfigMap
+    lists for it."""
+    names = groups.named(sr.spec.recipients.model_dump())
     if not names:
         return sr
     path = directory / groups.CONFIGMAP_KEY
-    shown = ", ".join(f"@{n}" for n in names)
     try:
         found, _ = groups.parse_payload(path.read_text(encoding="utf-8"))
     except OSError:
+        shown = ", ".join(f"@{n}" for n in names)
         raise InputError(
             f"spec.recipients: recipient group {shown} cannot be resolved: no {path} "
             "(the operator's ConfigMap is not mounted)"
         ) from None
     except ValueError as error:
         raise InputError(f"spec.recipients: {path} is not a recipient list: {error}") from None
+    return expanded(sr, found)
+
+
+def from_file(sr: models.ScheduledReport, path: Path | None) -> models.ScheduledReport:
+    """`sr` expanded with the RecipientGroup objects of a YAML file (`kubectl get rg -o yaml`:
+    a List, or documents), for `tidings send` outside the cluster."""
+    from tidings.documents import load_documents
+
+    names = groups.named(sr.spec.recipients.model_dump())
+    if not names:
+        return sr
+    if path is None:
+        shown = ", ".join(f"@{n}" for n in names)
+        raise InputError(
+            f"spec.recipients names recipient group {shown}: pass --groups FILE with the "
+            f"{models.GROUP_KIND} objects (kubectl get rg -o yaml > FILE)"
+        )
+    try:
+        documents = load_documents(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise InputError(f"--groups {path}: {error}") from None
+    items = [i for d in documents if isinstance(d, dict) for i in (d.get("items") or [d])]
+    found = {
+        str((i.get("metadata") or {}).get("name")): groups.members(i)
+        for i in items
+        if isinstance(i, dict) and i.get("kind", models.GROUP_KIND) == models.GROUP_KIND
+    }
+    return expanded(sr, found)
+
+
+def expanded(sr: models.ScheduledReport, found: dict[str, list[str]]) -> models.ScheduledReport:
+    """`sr` with its groups replaced by `found` (name -> members); a group not in it ends the
+    run (exit 65) naming it."""
+    recipients = sr.spec.recipients.model_dump()
     expansion = groups.expand(recipients, found)
     if expansion.missing:
         raise InputError(groups.missing_text(expansion.missing, sr.metadata.namespace))
@@ -38,6 +74,7 @@ def resolve(sr: models.ScheduledReport, directory: Path) -> models.ScheduledRepo
     if count > models.MAX_RECIPIENTS:
         raise InputError(f"spec.recipients: {groups.too_many_text(count)}")
     if not count:
+        shown = ", ".join(f"@{n}" for n in groups.named(recipients))
         raise InputError(f"spec.recipients: recipient group {shown} has no addresses")
-    expanded = models.Recipients.model_validate(expansion.lists)
-    return sr.model_copy(update={"spec": sr.spec.model_copy(update={"recipients": expanded})})
+    lists = models.Recipients.model_validate(expansion.lists)
+    return sr.model_copy(update={"spec": sr.spec.model_copy(update={"recipients": lists})})
