@@ -1069,7 +1069,7 @@ class RecipientGroupSpec(_Model):
     )
 
     description: str = Field(
-        default="", max_length=200, description="What the group is for (shown nowhere else)."
+        default="", max_length=200, description="What the group is for (the DESCRIPTION column)."
     )
     addresses: list[Address] = Field(
         min_length=1,

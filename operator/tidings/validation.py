@@ -81,9 +81,10 @@ ADMISSION_RULES: tuple[tuple[str, str], ...] = (
         "a bare ASCII address (`name@example.com`) that email-validator accepts without DNS "
         "look-ups: no display name, quotes, comments, spaces, lists, line breaks, control "
         "characters or MIME encoded-words; internationalized domains in punycode (`xn--`); at "
-        "most 64 characters before the @. Or `@name`: the RecipientGroup `name` of the "
-        "report's namespace (it need not exist yet; a run without it fails naming it), at most "
-        "50 addresses in all once the groups that exist are expanded",
+        "most 64 characters before the @. Or `@name` (a name of at least 2 characters): the "
+        "RecipientGroup `name` of the report's namespace (it need not exist yet; a run without "
+        "it fails naming it), at most 50 addresses in all once the groups that exist are "
+        "expanded",
     ),
     (
         "spec.delivery.subjectTemplate",
