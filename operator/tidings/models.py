@@ -398,6 +398,16 @@ Address = Annotated[
         description="A bare email address (name@example.com): no display name, ASCII only.",
     ),
 ]
+# A recipient entry: an address, or `@name` for the RecipientGroup `name` of the namespace.
+Recipient = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=254,
+        description="A bare email address (name@example.com), or @name for the RecipientGroup "
+        "of that name in the report's namespace, expanded when each run starts.",
+    ),
+]
 
 # The three lists as one CEL list; absent lists count as empty. (The optional-chaining form,
 # self.?to.orValue([]), hides maxItems from the apiserver's cost estimate and gets refused.)
@@ -431,22 +441,22 @@ class Recipients(_Model):
     )
 
     # list-type set: the apiserver itself refuses an exact duplicate inside one list.
-    to: list[Address] = Field(
+    to: list[Recipient] = Field(
         default_factory=list,
         max_length=MAX_RECIPIENTS,
-        description="To: addresses.",
+        description="To: addresses and @groups.",
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
-    cc: list[Address] = Field(
+    cc: list[Recipient] = Field(
         default_factory=list,
         max_length=MAX_RECIPIENTS,
-        description="Cc: addresses.",
+        description="Cc: addresses and @groups.",
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
-    bcc: list[Address] = Field(
+    bcc: list[Recipient] = Field(
         default_factory=list,
         max_length=MAX_RECIPIENTS,
-        description="Bcc: addresses; in the envelope only, never in the headers.",
+        description="Bcc: addresses and @groups; in the envelope only, never in the headers.",
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
 
@@ -1032,3 +1042,50 @@ class ReportDelivery(BaseModel):
     kind: str = DELIVERY_KIND
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: ReportDeliverySpec
+
+
+# ------------------------------------------------------------------------------ RecipientGroup
+
+GROUP_KIND = "RecipientGroup"
+GROUP_PLURAL = "recipientgroups"
+GROUP_SINGULAR = "recipientgroup"
+GROUP_SHORT_NAMES = ["rg"]
+
+
+class RecipientGroupSpec(_Model):
+    """Addresses a report names as @NAME in to, cc or bcc; each run sends to the members the
+    group has when it starts."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.addresses.all(a, "
+                    "self.addresses.exists_one(b, b.lowerAscii() == a.lowerAscii()))",
+                    "message": "an address may appear only once in a group",
+                }
+            ]
+        }
+    )
+
+    description: str = Field(
+        default="", max_length=200, description="What the group is for (the DESCRIPTION column)."
+    )
+    addresses: list[Address] = Field(
+        min_length=1,
+        max_length=MAX_RECIPIENTS,
+        description="The members: bare addresses, at most 50; a report's to, cc and bcc hold "
+        "at most 50 addresses once its groups are expanded.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+
+class RecipientGroup(BaseModel):
+    """A whole RecipientGroup object."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    api_version: str = Field(default=f"{GROUP}/{VERSION}", alias="apiVersion")
+    kind: str = GROUP_KIND
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: RecipientGroupSpec

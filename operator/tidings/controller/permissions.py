@@ -27,6 +27,7 @@ from tidings import models
 from tidings.controller import testsend
 from tidings.controller.cronjob import MANAGED_BY, MANAGED_BY_LABEL
 from tidings.controller.settings import MAIL_DOMAIN
+from tidings.groups import group_name
 
 SCHEDULE_VERB = "schedule"
 SCHEDULE_ROLE = "tidings-schedule"
@@ -65,12 +66,14 @@ def domain_allowed(address: str, domains: Iterable[str]) -> bool:
 
 
 def recipients(spec: Mapping[str, Any] | None) -> list[tuple[str, str]]:
-    """(path, address) of every recipient in to, cc and bcc, in order."""
+    """(path, address) of every recipient in to, cc and bcc, in order. A @group is not one:
+    adding an external address to a group needs the verb on the group (recipient_groups)."""
     listed = (spec or {}).get("recipients") or {}
     return [
         (f"spec.recipients.{kind}[{i}]", address)
         for kind in RECIPIENT_FIELDS
         for i, address in enumerate(listed.get(kind) or [])
+        if group_name(address) is None
     ]
 
 

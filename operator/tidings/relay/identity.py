@@ -6,13 +6,14 @@ worker thread."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tidings import models
+from tidings.groups import named
 from tidings.relay.policy import (
     JOB_OWNERS,
     REPORT_API_VERSION,
@@ -67,6 +68,13 @@ class Lookup:
     def report(self, namespace: str, name: str) -> dict[str, Any] | None:
         path = f"/apis/{REPORT_API_VERSION}/namespaces/{namespace}/{models.PLURAL}/{name}"
         return self._get(path)
+
+    def groups(self, namespace: str, report: Mapping[str, Any]) -> dict[str, Any]:
+        """name -> the live RecipientGroup (None when it does not exist) of each @name the
+        report's recipients hold."""
+        names = named((report.get("spec") or {}).get("recipients"))
+        base = f"/apis/{REPORT_API_VERSION}/namespaces/{namespace}/{models.GROUP_PLURAL}"
+        return {name: self._get(f"{base}/{name}") for name in names}
 
     def _get(self, path: str) -> dict[str, Any] | None:
         return self._call("GET", path)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tidings import models
+from tidings import groups, models
 from tidings.contract import RUN_NOW_LABEL, SCHEDULED_TIMESTAMP_ANNOTATION
 from tidings.controller import testsend
 from tidings.schedule import rfc3339, scheduled_time_from_job_name
@@ -161,17 +161,28 @@ def normalize(address: str) -> str:
     return f"{local}@{domain.lower()}" if at else address.strip()
 
 
-def admitted(report: Mapping[str, Any], run: Run) -> dict[str, str]:
+def admitted(
+    report: Mapping[str, Any],
+    run: Run,
+    live_groups: Mapping[str, Mapping[str, Any] | None] | None = None,
+) -> dict[str, str]:
     """normalized address -> where it was admitted. A test Job admits the report's current
-    send-test address only; any other Job the spec's to, cc and bcc."""
+    send-test address only; any other Job the spec's to, cc and bcc, a @name there standing
+    for the members of `live_groups[name]`: the RecipientGroup object as the relay itself read
+    it (None or absent: it does not exist, and admits nobody). Never what the pod read."""
     if run.test:
         address = testsend.requested(report.get("metadata"))
         return {normalize(address): testsend.ANNOTATION_PATH} if address else {}
     recipients = (report.get("spec") or {}).get("recipients") or {}
     found: dict[str, str] = {}
     for field in ("to", "cc", "bcc"):
-        for address in recipients.get(field) or ():
-            found.setdefault(normalize(str(address)), f"spec.recipients.{field}")
+        for entry in recipients.get(field) or ():
+            name = groups.group_name(str(entry))
+            if name is None:
+                found.setdefault(normalize(str(entry)), f"spec.recipients.{field}")
+                continue
+            for address in groups.members((live_groups or {}).get(name)):
+                found.setdefault(normalize(address), f"spec.recipients.{field} (@{name})")
     return found
 
 
