@@ -606,6 +606,11 @@ class FailurePolicy(_Model):
     )
 
 
+def _no_schema_default(schema: dict[str, Any]) -> None:
+    """Drop the field's default from the generated schema (the model keeps it)."""
+    schema.pop("default", None)
+
+
 class ScheduledReportSpec(_Model):
     """What the user wants: which data, filtered how, rendered as which report, sent when and to
     whom. Written only by the user; the operator never changes it."""
@@ -688,7 +693,11 @@ class ScheduledReportSpec(_Model):
         default="UTC",
         min_length=1,
         max_length=64,
-        description="IANA time zone the schedule and the data window are computed in.",
+        description="IANA time zone the schedule and the data window are computed in. Absent: "
+        "the namespace's annotation tidings.dev/default-time-zone, else UTC (status.timeZone "
+        "shows the zone in effect).",
+        # No default in the CRD: an absent zone must stay absent to follow the namespace's.
+        json_schema_extra=_no_schema_default,
     )
     suspend: bool = Field(default=False, description="true pauses the report (phase Paused).")
     recipients: Recipients = Field(description="Who receives the report; at most 50 in all.")
@@ -796,6 +805,12 @@ class ScheduledReportStatus(_Model):
         max_length=64,
         description="nextSendAt as a wall time in spec.timeZone, e.g. Mon 2026-12-07 09:00 CET "
         "(the NEXT column).",
+    )
+    time_zone: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The zone the schedule runs in: spec.timeZone, else the namespace's "
+        "default (annotation tidings.dev/default-time-zone), else UTC (the TZ column).",
     )
     last_sent_at: str | None = Field(
         default=None, description="When the last delivered run was accepted by SMTP."

@@ -5,6 +5,7 @@
   puts it back by reconciling its report (a Warning: a hand edit).
 - A Job of ours -> job_outcomes.py: a finished one is counted once, a running one held and
   watched for a pod that never starts (run_start.py).
+- A namespace's default time zone changed -> namespace_zone.py: its reports reconciled again.
 - A namespace being deleted -> namespace_end.py: its held Jobs are let go (no record or Event
   can be written there, and kopf stops serving it).
 - Every TIDINGS_DELIVERY_PRUNE_INTERVAL_SECONDS, expired ReportDelivery records are deleted
@@ -27,7 +28,14 @@ from typing import Any
 import kopf
 
 from tidings import contract, models
-from tidings.controller import cronjob_index, job_outcomes, metrics, namespace_end, record_store
+from tidings.controller import (
+    cronjob_index,
+    job_outcomes,
+    metrics,
+    namespace_end,
+    namespace_zone,
+    record_store,
+)
 from tidings.controller.kube import Kube, load_api_client
 from tidings.controller.reconcile import sync_or_retry_later
 from tidings.controller.settings_load import load_settings
@@ -74,6 +82,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     state = memo.state = OperatorState(settings=memo.settings, kube=memo.kube, instance=instance)
     state.spawn(record_store.prune_forever(state.kube, state.settings))
     # kopf starts the watches after this handler: the map is complete before the first event.
+    await namespace_zone.load(state)  # as the zones: a report's first reconcile has its own
     state.cronjobs = await cronjob_index.list_cronjobs(state.kube, state.settings.namespaces)
 
     def recheck() -> None:
@@ -131,4 +140,5 @@ async def job_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, 
 
 @kopf.on.event("", "v1", "namespaces")
 async def namespace_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await namespace_zone.namespace_changed(state_of(memo), dict(body))
     await namespace_end.namespace_changed(state_of(memo), dict(body))

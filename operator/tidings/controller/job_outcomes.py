@@ -27,6 +27,7 @@ from tidings.controller import (
     run_ownership,
     status,
     testsend,
+    zones,
 )
 from tidings.controller.clock import next_fire, utc_now
 from tidings.controller.kube import Kube, job_path, namespace_terminating, pods_path, report_path
@@ -144,6 +145,7 @@ async def record_outcome(
         if report is None or report["metadata"]["uid"] != job_report_uid:
             await release(kube, job)  # the report is gone (or is a new one, same name)
             return None
+        report = zones.effective(report, state.zone_defaults.get(namespace))
         current = report.get("status") or {}
         if status.already_recorded(current, job_meta["name"], job_meta.get("uid", "")):
             if current.get("phase") == models.Phase.DISABLED:
