@@ -24,6 +24,7 @@ SHORT_NAMES = ["sr"]
 CATEGORIES = ["tidings"]
 
 MAX_RECIPIENTS = 50
+MAX_OWNERS = 10  # spec.owners: told when the report fails for good or is Disabled
 MAX_HISTORY = 20
 MAX_COUNTED = 32
 # The spec travels to each run in its pod template annotation (limited by the API to 256 KiB).
@@ -701,6 +702,15 @@ class ScheduledReportSpec(_Model):
     )
     suspend: bool = Field(default=False, description="true pauses the report (phase Paused).")
     recipients: Recipients = Field(description="Who receives the report; at most 50 in all.")
+    owners: list[Address] = Field(
+        default_factory=list,
+        max_length=MAX_OWNERS,
+        description="Who is told by mail, through the delivery relay, when a run fails "
+        "permanently, recipients are refused (rate-limited per report) and always when the "
+        "report turns Disabled. Bare addresses like recipients; outside the allowed domains "
+        "they need the schedule verb.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
     delivery: Delivery = Field(default_factory=Delivery, description="Subject, SMTP, attachments.")
     failure_policy: FailurePolicy = Field(
         default_factory=FailurePolicy, description="Retries, timeout and auto-disable."
@@ -788,6 +798,12 @@ class HistoryEntry(_Model):
         max_length=998,
         description="The Message-ID header of the email, to look up in the relay's log.",
     )
+    owner_notice: str = Field(
+        default="",
+        max_length=512,
+        description="What this run told spec.owners: sent (kind, to how many), rate-limited, "
+        "or not sent and why. Written after the run is counted; never changes the counters.",
+    )
 
 
 class ScheduledReportStatus(_Model):
@@ -811,6 +827,11 @@ class ScheduledReportStatus(_Model):
         max_length=64,
         description="The zone the schedule runs in: spec.timeZone, else the namespace's "
         "default (annotation tidings.dev/default-time-zone), else UTC (the TZ column).",
+    )
+    owner_notice_sent_at: str | None = Field(
+        default=None,
+        description="When the last notice to spec.owners was accepted by the relay (RFC 3339): "
+        "the per-report rate limit counts from it, across operator restarts.",
     )
     last_sent_at: str | None = Field(
         default=None, description="When the last delivered run was accepted by SMTP."

@@ -21,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from tidings import contract, models
 from tidings.controller import (
     metrics,
+    owner_notices_send,
     record_store,
     records,
     run_outcome,
@@ -187,6 +188,7 @@ async def record_outcome(
         await patch_status(kube, report, change.status)
         metrics.observe_run(outcome)
         updated = {**report, "status": {**current, **change.status}}
+        owner_notices_send.notify(state, updated, outcome, change.phase)  # in the background
         if change.phase == models.Phase.DISABLED:
             await suspend_disabled(state, updated)
         await release(kube, job)
