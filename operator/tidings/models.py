@@ -798,11 +798,12 @@ class HistoryEntry(_Model):
         max_length=998,
         description="The Message-ID header of the email, to look up in the relay's log.",
     )
-    owner_notice: str = Field(
-        default="",
+    owner_notice: str | None = Field(
+        default=None,
         max_length=512,
-        description="What this run told spec.owners: sent (kind, to how many), rate-limited, "
-        "or not sent and why. Written after the run is counted; never changes the counters.",
+        description="What this run told spec.owners: pending (owed, written with the count), "
+        "sent (kind, to how many), rate-limited, or not sent and why. Never changes the "
+        "counters.",
     )
 
 

@@ -38,6 +38,7 @@ from tests.support.relay_servers import (
 )
 from tests.support.report_bodies import manifest
 
+from tidings import models
 from tidings.relay.policy import AUDIENCE
 from tidings_dev.cluster import ControlPlane
 
@@ -119,9 +120,11 @@ def _body(message: EmailMessage) -> str:
 
 
 def _notice_of(cluster: Cluster, name: str, job: str) -> dict:
-    return cluster.wait_status(
-        name, f"the owner notice of {job}", lambda s: history(s).get(job, {}).get("ownerNotice")
-    )
+    def decided(status: dict) -> bool:
+        note = history(status).get(job, {}).get("ownerNotice") or ""
+        return bool(note) and not note.endswith(": pending")
+
+    return cluster.wait_status(name, f"the owner notice of {job}", decided)
 
 
 def _run(cluster: Cluster, kubelet: StandInKubelet, name: str, week: int, code: int, **result):
@@ -261,3 +264,57 @@ def test_the_operator_token_reaches_only_the_named_reports_owners(
     editor_token = mint(cluster, "default", AUDIENCE)
     assert submit(login, editor_token, [OWNER])["AUTH"][0] == 535
     assert box.messages == []
+
+
+def test_a_notice_owed_when_the_operator_stopped_is_sent_at_start(
+    control_plane: ControlPlane,
+    report_crd: None,
+    namespace: str,
+    cluster: Cluster,
+    operator_ns: Cluster,
+    relay: RelayProcess,
+    platform: tuple[PlatformRelay, int],
+    tmp_path: Path,
+) -> None:
+    """The status write that counted the disabling run marked its notice pending; the operator
+    stopped before sending it. The next one sends it, once."""
+    box, _ = platform
+    cluster.create_report(manifest("weekly", owners=[OWNER]))
+    ready = {"type": "Ready", "status": "False", "reason": "Disabled", "message": "Disabled"}
+    ready["lastTransitionTime"] = "2026-12-01T09:00:05Z"
+    entry = {
+        "jobName": "weekly-29000000",
+        "outcome": "Failed",
+        "finishedAt": "2026-12-01T09:00:05Z",
+        "error": "SMTP 451 try again later",
+        "ownerNotice": "Disabled: pending",
+    }
+    owed = {
+        "phase": "Disabled",
+        "observedGeneration": 1,
+        "consecutiveFailures": 3,
+        "lastError": entry["error"],
+        "conditions": [ready],
+        "history": [entry],
+    }
+    cluster.custom.patch_namespaced_custom_object_status(
+        models.GROUP, models.VERSION, namespace, models.PLURAL, "weekly", {"status": owed}
+    )
+    token = tmp_path / "relay-token"
+    token.write_text(mint(operator_ns, OPERATOR_ACCOUNT, AUDIENCE, seconds=HOUR))
+    operator = _operator(control_plane, namespace, relay, tmp_path, token)
+    operator.start()
+    try:
+        status = cluster.wait_status(
+            "weekly",
+            "the owed notice sent",
+            lambda s: history(s)["weekly-29000000"]["ownerNotice"] != "Disabled: pending",
+        )
+        assert history(status)["weekly-29000000"]["ownerNotice"] == "Disabled: sent to 1 owner(s)"
+        assert (status["phase"], status["consecutiveFailures"]) == ("Disabled", 3)
+        ((rcpts, mail),) = _notices(box)
+        assert rcpts == [OWNER]
+        assert mail["Subject"] == f"[Tidings] report {namespace}/weekly is Disabled"
+        assert "SMTP 451 try again later" in _body(mail)
+    finally:
+        operator.stop()

@@ -129,3 +129,22 @@ def test_the_operator_is_told_apart_only_by_an_authenticated_review() -> None:
     )
     assert policy.service_account_of({"authenticated": False, "user": user}) is None
     assert policy.service_account_of({"authenticated": True, "user": {"username": "admin"}}) is None
+
+
+def test_a_notice_is_owed_from_the_count_until_its_outcome_is_written() -> None:
+    notice = on.decide(_report(["o@example.com"]), _outcome(), "Disabled")
+    assert notice is not None
+    history = [{"jobName": "weekly-1", "outcome": "Failed"}, {"jobName": "weekly-0"}]
+    marked = on.mark_pending(history, notice)
+    assert marked[0]["ownerNotice"] == "Disabled: pending" and "ownerNotice" not in marked[1]
+    report = _report(["o@example.com"], history=marked, consecutiveFailures=3)
+    (again,) = on.owed(report)
+    assert (again.kind, again.job, again.failures, again.login) == (
+        "Disabled",
+        "weekly-1",
+        3,
+        notice.login,
+    )
+    marked[0]["ownerNotice"] = on.sent_note(notice)
+    assert on.owed(report) == []
+    assert on.owed(_report([], history=on.mark_pending(history, notice))) == []  # no owners

@@ -34,6 +34,7 @@ from tidings.controller import (
     metrics,
     namespace_end,
     namespace_zone,
+    owner_notices_send,
     record_store,
 )
 from tidings.controller.kube import Kube, load_api_client
@@ -120,6 +121,7 @@ async def report_event(
         metrics.forget_report(namespace, name)
         return
     metrics.observe_report(body)
+    owner_notices_send.resume(state, body)  # notices a stopped operator still owed
     has_cronjob = (namespace, name) in state.cronjobs
     await sync_or_retry_later(
         state, namespace, name, seen=dict(body), check_children=not has_cronjob

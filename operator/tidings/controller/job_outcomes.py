@@ -165,6 +165,9 @@ async def record_outcome(
         if outcome is None:
             return None
         change = status.apply_outcome(report, outcome, now, next_fire)
+        notice = None
+        if change is not None:
+            notice = owner_notices_send.owed_by(report, outcome, change.status, change.phase)
         try:
             await write_record(state, report, job, outcome, pods)
             if change is None:
@@ -188,7 +191,8 @@ async def record_outcome(
         await patch_status(kube, report, change.status)
         metrics.observe_run(outcome)
         updated = {**report, "status": {**current, **change.status}}
-        owner_notices_send.notify(state, updated, outcome, change.phase)  # in the background
+        if notice is not None:
+            owner_notices_send.start(state, notice)  # in the background
         if change.phase == models.Phase.DISABLED:
             await suspend_disabled(state, updated)
         await release(kube, job)

@@ -168,6 +168,50 @@ def message(notice: Notice, sender: str, now: datetime) -> EmailMessage:
     return mail
 
 
+PENDING = "pending"
+
+
+def pending_note(notice: Notice) -> str:
+    """Written with the run's count: the notice is owed until its outcome replaces this."""
+    return f"{notice.kind}: {PENDING}"
+
+
+def mark_pending(history: list[dict[str, Any]], notice: Notice) -> list[dict[str, Any]]:
+    """History with the run's entry marked as owing its notice."""
+    return [
+        {**h, "ownerNotice": pending_note(notice)} if h.get("jobName") == notice.job else h
+        for h in history
+    ]
+
+
+def owed(report: Mapping[str, Any]) -> list[Notice]:
+    """The notices a report's history still owes (counted, then the operator stopped before
+    sending them): rebuilt from the entry, the current owners and status."""
+    spec = report.get("spec") or {}
+    owners = tuple(str(a) for a in spec.get("owners") or ())
+    status = report.get("status") or {}
+    meta = report.get("metadata") or {}
+    limit = (spec.get("failurePolicy") or {}).get("disableAfter")
+    found = []
+    for entry in status.get("history") or ():
+        kind, _, state = str(entry.get("ownerNotice") or "").partition(": ")
+        if state != PENDING or kind not in _SUBJECTS or not owners:
+            continue
+        found.append(
+            Notice(
+                kind=kind,
+                namespace=str(meta.get("namespace") or ""),
+                report=str(meta.get("name") or ""),
+                job=str(entry.get("jobName") or ""),
+                owners=owners,
+                failures=int(status.get("consecutiveFailures") or 0),
+                limit=limit if isinstance(limit, int) else models.FailurePolicy().disable_after,
+                error=str(entry.get("error") or status.get("lastError") or ""),
+            )
+        )
+    return found
+
+
 def sent_note(notice: Notice) -> str:
     return f"{notice.kind}: sent to {len(notice.owners)} owner(s)"
 

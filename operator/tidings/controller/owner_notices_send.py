@@ -5,8 +5,9 @@ the report; the relay accepts only that report's admitted spec.owners (docs/rela
 
 Then the run's history entry says what became of it, and status.ownerNoticeSentAt moves when
 one went. That write touches nothing else: a notice that cannot be sent never changes the
-report's counters, phase or lastError. A crash between a run being counted and its notice
-being sent loses that notice (logged nowhere else): the run's Events and status still say it.
+report's counters, phase or lastError. What is owed is marked in the same status write that
+counts the run (`<kind>: pending` in its history entry), so a notice the operator did not get
+to send before it stopped is sent on the report's next event (every report has one at start).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import smtplib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +39,39 @@ class NoticeNotSent(Exception):
     """Why the relay did not take the notice (the text goes into the history entry)."""
 
 
-def notify(
-    state: OperatorState, report: dict[str, Any], outcome: RunOutcome, new_phase: str | None
-) -> None:
-    """Start the notice this counted run calls for, if any; returns at once."""
-    notice = owner_notices.decide(report, outcome, new_phase)
-    if notice is not None:
-        state.spawn(deliver(state, notice))
+def owed_by(
+    report: Mapping[str, Any], outcome: RunOutcome, change: dict[str, Any], new_phase: str | None
+) -> Notice | None:
+    """The notice this run calls for, marked pending in `change`'s history (so the status
+    write that counts the run also records what is owed: a restart sends it still)."""
+    after = {**report, "status": {**(report.get("status") or {}), **change}}
+    notice = owner_notices.decide(after, outcome, new_phase)
+    if notice is not None and "history" in change:
+        change["history"] = owner_notices.mark_pending(change["history"], notice)
+    return notice
+
+
+def start(state: OperatorState, notice: Notice) -> None:
+    """Send it in the background (once per process: a report event may find it owed too)."""
+    key = f"{notice.namespace}/{notice.report}/{notice.notice_id}"
+    if key in state.notices_in_flight:
+        return
+    state.notices_in_flight.add(key)
+
+    async def run() -> None:
+        try:
+            await deliver(state, notice)
+        finally:
+            state.notices_in_flight.discard(key)
+
+    state.spawn(run())
+
+
+def resume(state: OperatorState, report: Mapping[str, Any]) -> None:
+    """A report event: any notice its history still owes (an operator stopped between counting
+    a run and sending) is sent now; the relay's dedupe stops a second copy."""
+    for notice in owner_notices.owed(report):
+        start(state, notice)
 
 
 async def deliver(state: OperatorState, notice: Notice) -> None:
@@ -53,8 +81,8 @@ async def deliver(state: OperatorState, notice: Notice) -> None:
     async with state.locks[(ns, f"{name}/owner-notice")]:
         try:
             report = await state.kube.get(report_path(ns, name))
-            if report is None:
-                return
+            if report is None or not _still_owed(report, notice):
+                return  # gone, or its outcome is written already (a stale event's resume)
             now = utc_now()
             settings = state.settings
             note = owner_notices.rate_limited(
@@ -73,6 +101,12 @@ async def deliver(state: OperatorState, notice: Notice) -> None:
             await record(state, notice, note, sent_at)
         except Exception:  # a background task: say so, never take the operator down
             log.exception("owner notice for %s/%s failed", ns, name)
+
+
+def _still_owed(report: Mapping[str, Any], notice: Notice) -> bool:
+    history = (report.get("status") or {}).get("history") or ()
+    entry = next((h for h in history if h.get("jobName") == notice.job), {})
+    return bool(entry.get("ownerNotice") == owner_notices.pending_note(notice))
 
 
 def send(settings: Settings, notice: Notice) -> None:

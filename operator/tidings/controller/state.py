@@ -49,6 +49,8 @@ class OperatorState:
     # a namespace's annotation is not used, when it is not.
     zone_defaults: dict[str, str] = field(default_factory=dict)
     zone_problems: dict[str, str] = field(default_factory=dict)
+    # Owner notices being sent now (namespace/report/notice id): one sender each.
+    notices_in_flight: set[str] = field(default_factory=set)
     # Background loops (pruning, CronJob re-checks): the event loop keeps only weak references.
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
