@@ -347,12 +347,17 @@ def status_text(report: Mapping[str, Any], now: datetime) -> str:
         line = f"Last run:   {last.get('outcome')} {when} (Job {last.get('jobName')})"
         if last.get("outcome") == models.Outcome.DELIVERED:
             line += f", {last.get('recipientsAccepted', 0)} recipient(s)"
+        if last.get("ownerNotice"):
+            line += f"; owners: {last['ownerNotice']}"
         lines.append(line)
     else:
         lines.append("Last run:   none yet")
     lines.append(f"Last sent:  {_ago_or_in(status.get('lastSentAt'), now)}")
     lines.append(f"Failures:   {status.get('consecutiveFailures') or 0} in a row")
     lines.append(f"Last error: {status.get('lastError') or '-'}")
+    if owners := spec.get("owners"):
+        notice = _ago_or_in(status.get("ownerNoticeSentAt"), now)
+        lines.append(f"Owners:     {', '.join(owners)} (last notice: {notice})")
     if not spec.get("schedule"):
         lines.append("Next runs:  none (manual runs only: kubectl tidings run NAME)")
     elif status.get("phase") in (None, models.Phase.ACTIVE):
