@@ -80,7 +80,8 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Format", "type": "string", "jsonPath": ".status.deliveryFormat"},
     {"name": "Program", "type": "string", "jsonPath": ".spec.program"},
     {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule"},
-    {"name": "TZ", "type": "string", "jsonPath": ".spec.timeZone"},
+    # The zone in effect: spec.timeZone or the namespace's default (operator-written).
+    {"name": "TZ", "type": "string", "jsonPath": ".status.timeZone"},
     {"name": "Recipients", "type": "string", "jsonPath": ".status.recipientSummary"},
     {"name": "Status", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Last Sent", "type": "date", "jsonPath": ".status.lastSentAt"},

@@ -24,6 +24,7 @@ SHORT_NAMES = ["sr"]
 CATEGORIES = ["tidings"]
 
 MAX_RECIPIENTS = 50
+MAX_OWNERS = 10  # spec.owners: told when the report fails for good or is Disabled
 MAX_HISTORY = 20
 MAX_COUNTED = 32
 # The spec travels to each run in its pod template annotation (limited by the API to 256 KiB).
@@ -616,6 +617,11 @@ class FailurePolicy(_Model):
     )
 
 
+def _no_schema_default(schema: dict[str, Any]) -> None:
+    """Drop the field's default from the generated schema (the model keeps it)."""
+    schema.pop("default", None)
+
+
 class ScheduledReportSpec(_Model):
     """What the user wants: which data, filtered how, rendered as which report, sent when and to
     whom. Written only by the user; the operator never changes it."""
@@ -698,10 +704,23 @@ class ScheduledReportSpec(_Model):
         default="UTC",
         min_length=1,
         max_length=64,
-        description="IANA time zone the schedule and the data window are computed in.",
+        description="IANA time zone the schedule and the data window are computed in. Absent: "
+        "the namespace's annotation tidings.dev/default-time-zone, else UTC (status.timeZone "
+        "shows the zone in effect).",
+        # No default in the CRD: an absent zone must stay absent to follow the namespace's.
+        json_schema_extra=_no_schema_default,
     )
     suspend: bool = Field(default=False, description="true pauses the report (phase Paused).")
     recipients: Recipients = Field(description="Who receives the report; at most 50 in all.")
+    owners: list[Address] = Field(
+        default_factory=list,
+        max_length=MAX_OWNERS,
+        description="Who is told by mail, through the delivery relay, when a run fails "
+        "permanently, recipients are refused (rate-limited per report) and always when the "
+        "report turns Disabled. Bare addresses like recipients; outside the allowed domains "
+        "they need the schedule verb.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
     delivery: Delivery = Field(default_factory=Delivery, description="Subject, SMTP, attachments.")
     failure_policy: FailurePolicy = Field(
         default_factory=FailurePolicy, description="Retries, timeout and auto-disable."
@@ -789,6 +808,13 @@ class HistoryEntry(_Model):
         max_length=998,
         description="The Message-ID header of the email, to look up in the relay's log.",
     )
+    owner_notice: str | None = Field(
+        default=None,
+        max_length=512,
+        description="What this run told spec.owners: pending (owed, written with the count), "
+        "sent (kind, to how many), rate-limited, or not sent and why. Never changes the "
+        "counters.",
+    )
 
 
 class ScheduledReportStatus(_Model):
@@ -806,6 +832,17 @@ class ScheduledReportStatus(_Model):
         max_length=64,
         description="nextSendAt as a wall time in spec.timeZone, e.g. Mon 2026-12-07 09:00 CET "
         "(the NEXT column).",
+    )
+    time_zone: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The zone the schedule runs in: spec.timeZone, else the namespace's "
+        "default (annotation tidings.dev/default-time-zone), else UTC (the TZ column).",
+    )
+    owner_notice_sent_at: str | None = Field(
+        default=None,
+        description="When the last notice to spec.owners was accepted by the relay (RFC 3339): "
+        "the per-report rate limit counts from it, across operator restarts.",
     )
     last_sent_at: str | None = Field(
         default=None, description="When the last delivered run was accepted by SMTP."

@@ -87,6 +87,10 @@ ADMISSION_RULES: tuple[tuple[str, str], ...] = (
         "expanded",
     ),
     (
+        "spec.owners[i]",
+        f"at most {models.MAX_OWNERS}, each a bare address by the recipients' rule, none repeated",
+    ),
+    (
         "spec.delivery.subjectTemplate",
         "one line; only the placeholders `{name}`, `{date}` and `{window}`, without format "
         "specs or conversions; `{{` and `}}` for literal braces. Without `{date}` or `{window}` "
@@ -272,6 +276,8 @@ def _semantic_problems(spec: Mapping[str, Any], warnings: list[str]) -> Iterator
         yield Problem("spec.timeZone", message)
     if isinstance(recipients := spec.get("recipients"), Mapping):
         yield from _recipient_problems(recipients)
+    if isinstance(owners := spec.get("owners"), list):
+        yield from _owner_problems(owners)
     delivery = spec.get("delivery")
     if isinstance(delivery, Mapping) and isinstance(
         subject := delivery.get("subjectTemplate"), str
@@ -544,6 +550,23 @@ def _recipient_problems(recipients: Mapping[str, Any]) -> Iterator[Problem]:
         )
     if total == 0:
         yield Problem("spec.recipients", "at least one recipient is required in to, cc or bcc")
+
+
+def _owner_problems(owners: list[Any]) -> Iterator[Problem]:
+    """spec.owners: the recipients' address rule, at most MAX_OWNERS, none repeated."""
+    seen: dict[str, str] = {}
+    for index, address in enumerate(owners):
+        if not isinstance(address, str):
+            continue
+        path = f"spec.owners[{index}]"
+        if message := address_problem(address):
+            yield Problem(path, message)
+        elif address.lower() in seen:
+            yield Problem(path, f"duplicates {seen[address.lower()]} (compared case-insensitively)")
+        else:
+            seen[address.lower()] = path
+    if len(owners) > models.MAX_OWNERS:
+        yield Problem("spec.owners", f"at most {models.MAX_OWNERS} owners, found {len(owners)}")
 
 
 # -- subject

@@ -164,7 +164,8 @@ async def check_schedule_permission(
     domains = settings.allowed_recipient_domains
     test_address = testsend.changed_address(old_meta, meta)
     try:
-        if permissions.added_recipients(old_spec, spec) or test_address:
+        added = permissions.added_recipients(old_spec, spec)
+        if added or permissions.added_owners(old_spec, spec) or test_address:
             own = await namespace_domains(kube, namespace, warnings)
             domains = tuple(dict.fromkeys(domains + own))
         needs = permissions.schedule_needs(old_spec, spec, domains)

@@ -88,6 +88,17 @@ def added_recipients(
     ]
 
 
+def added_owners(
+    old_spec: Mapping[str, Any] | None, new_spec: Mapping[str, Any]
+) -> list[tuple[str, str]]:
+    """spec.owners not on `old_spec` as an owner or a recipient (case-insensitively): an owner
+    notice reaches an address as a report does, so the same rule."""
+    before = {address.lower() for _, address in recipients(old_spec)}
+    before |= {str(a).lower() for a in (old_spec or {}).get("owners") or ()}
+    owners = [str(a) for a in new_spec.get("owners") or ()]
+    return [(f"spec.owners[{i}]", a) for i, a in enumerate(owners) if a.lower() not in before]
+
+
 def _schedule(spec: Mapping[str, Any]) -> str:
     return " ".join(str(spec.get("schedule") or "").split())
 
@@ -119,6 +130,11 @@ def schedule_needs(
         needs.extend(
             Need(path, f'adding the external recipient "{address}" (allowed domains: {shown})')
             for path, address in added_recipients(old_spec, new_spec)
+            if not domain_allowed(address, domains)
+        )
+        needs.extend(
+            Need(path, f'adding the external owner "{address}" (allowed domains: {shown})')
+            for path, address in added_owners(old_spec, new_spec)
             if not domain_allowed(address, domains)
         )
     return needs

@@ -79,9 +79,10 @@ class RelayHandler:
                 success=False, handled=False, message="501 5.5.2 not an AUTH PLAIN response"
             )
         token = parts[2].decode(errors="replace")
+        login = parts[1].decode(errors="replace")  # read only for the operator's own token
         peer = _peer(server.session)
         try:
-            run = await asyncio.to_thread(self.lookup.bind, token)
+            run = await asyncio.to_thread(self.lookup.bind, token, login)
         except policy.Refused as refused:
             log.warning("refused AUTH from %s: %s", peer, refused)
             return AuthResult(success=False, handled=False, message=f"535 5.7.8 {refused}")
