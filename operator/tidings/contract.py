@@ -30,6 +30,8 @@ REPORT_UID_LABEL = "tidings.dev/report-uid"
 REPORT_NAME_ANNOTATION = "tidings.dev/report"
 RUN_NOW_ANNOTATION = "tidings.dev/run-now"
 REACTIVATE_ANNOTATION = "tidings.dev/reactivate"
+# On a namespace: the time zone of its reports that set no spec.timeZone (controller/zones.py).
+DEFAULT_TIME_ZONE_ANNOTATION = "tidings.dev/default-time-zone"
 # Set by the CronJob controller (Kubernetes >= 1.28): the run's scheduled time.
 SCHEDULED_TIMESTAMP_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"

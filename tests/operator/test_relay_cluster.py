@@ -36,7 +36,7 @@ from tests.support.relay_harness import (
 )
 from tests.support.report_bodies import manifest
 
-from tidings import contract
+from tidings import contract, groups, models
 from tidings.controller import cronjob as cj
 from tidings.relay.dedupe import COMPONENT
 from tidings.relay.policy import AUDIENCE
@@ -318,3 +318,52 @@ def test_her_own_pods_and_tokens_are_refused(
     replies = submit(relay.port, token, ["ciso@example.com"])  # the same window and trigger
     assert replies["DATA"][0] == 250 and b"not sent again" in replies["DATA"][1]
     assert box.recipients() == ["ciso@example.com"]
+
+
+def test_a_forged_recipients_configmap_reaches_no_outside_address(
+    control_plane: ControlPlane,
+    run_operator: OperatorProcess,
+    relay: RelayProcess,
+    platform: tuple[PlatformRelay, int],
+    cluster: Cluster,
+    tmp_path: Path,
+) -> None:
+    """@group recipients: the pod reads its groups from a ConfigMap an editor can rewrite; the
+    relay expands the live RecipientGroup itself, so what she adds there gets a 550."""
+    box, _ = platform
+    client.CustomObjectsApi(cluster.api).create_namespaced_custom_object(
+        models.GROUP,
+        models.VERSION,
+        cluster.ns,
+        models.GROUP_PLURAL,
+        {
+            "apiVersion": f"{models.GROUP}/{models.VERSION}",
+            "kind": models.GROUP_KIND,
+            "metadata": {"name": "finance"},
+            "spec": {"addresses": ["ciso@example.com"]},
+        },
+    )
+    body = report("weekly")
+    body["spec"]["recipients"] = {"to": ["@finance"], "cc": ["audit@example.com"]}
+    cluster.create_report(body)
+    cluster.wait_status("weekly", "Active", lambda s: s.get("phase") == "Active")
+    name = groups.configmap_name("weekly")
+    wait_for(
+        "the recipients ConfigMap",
+        lambda: (
+            "ciso@example.com"
+            in str(cluster.core.read_namespaced_config_map(name, cluster.ns).data)
+        ),
+    )
+    eve = editor(control_plane, cluster)
+    forged = groups.payload(["finance"], {"finance": ["ciso@example.com", OUTSIDE]})
+    client.CoreV1Api(eve).patch_namespaced_config_map(
+        name, cluster.ns, {"data": {groups.CONFIGMAP_KEY: forged}}
+    )
+
+    job = cluster.create_scheduled_job("weekly", datetime.now(UTC).replace(second=0, microsecond=0))
+    assert RelayPodRunner(cluster, tmp_path).execute(job) == 0, termination(cluster, job)
+    assert box.recipients() == ["audit@example.com", "ciso@example.com"]
+    message = termination(cluster, job)
+    assert OUTSIDE in message and "not a recipient in the admitted spec" in message
+    assert "refused RCPT" in relay.log() and OUTSIDE in relay.log()

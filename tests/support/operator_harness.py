@@ -325,6 +325,7 @@ class PodRunner(StandInKubelet):
         "/etc/tidings/smtp": "TIDINGS_SMTP_SECRET_DIR",
         "/etc/tidings/template": "TIDINGS_TEMPLATE_DIR",
         "/etc/tidings/branding": "TIDINGS_BRANDING_DIR",
+        "/etc/tidings/recipients": "TIDINGS_RECIPIENTS_DIR",
     }
 
     def __init__(self, cluster: Cluster, root: Path) -> None:

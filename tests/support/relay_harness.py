@@ -62,7 +62,14 @@ class PlatformRelay:
 class RelayProcess:
     """`python -m tidings relay` with the admin kubeconfig, on a free loopback port."""
 
-    def __init__(self, kubeconfig: Path, namespace: str, upstream_port: int, log: Path) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        namespace: str,
+        upstream_port: int,
+        log: Path,
+        **extra_env: str,
+    ) -> None:
         self.port = free_port()
         self.log_path = log
         self.env = {
@@ -78,6 +85,7 @@ class RelayProcess:
             "TIDINGS_SMTP_PASSWORD": PLATFORM_PASSWORD,
             "TIDINGS_SMTP_ALLOW_PLAIN_AUTH": "true",  # loopback: no TLS in this test
             "TIDINGS_LOG_LEVEL": "DEBUG",  # even at DEBUG: no token, no body, no password
+            **extra_env,
         }
         self.proc: subprocess.Popen | None = None
 
@@ -161,9 +169,10 @@ class RelayPodRunner(PodRunner):
             (target / token["path"]).write_text(minted)
 
 
-def serve_platform(box: PlatformRelay) -> Iterator[tuple[PlatformRelay, int]]:
-    """`box` as a real SMTP server on a free loopback port requiring the platform login (for
-    a fixture to yield from)."""
+def serve_platform(box: PlatformRelay | None = None) -> Iterator[tuple[PlatformRelay, int]]:
+    """`box` (a fresh one by default) as a real SMTP server on a free loopback port requiring
+    the platform login (for a fixture to yield from)."""
+    box = box or PlatformRelay()
     port = free_port()
     controller = Controller(
         box,

@@ -166,3 +166,21 @@ def test_the_jobs_fit_a_name_carry_the_window_and_pass_the_ownership_check() -> 
     assert run.trigger == f"run-now:{contract.digest('2024-05-13T08:00:00Z 1')}"
     assert run.scheduled == "2024-05-13T08:00:00Z"
     assert set(policy.admitted(report, run)) == {"ciso@example.com", "Audit@example.com"}
+
+
+def test_a_resend_of_a_group_reaches_the_members_the_run_missed_as_the_group_is_now() -> None:
+    report = _report()
+    report["spec"]["recipients"] = {"to": ["@finance", "ciso@example.com"]}
+    # The record keeps "@finance" as written; accepted holds the expanded addresses.
+    record = _record(
+        to={
+            "intended": ["@finance", "ciso@example.com"],
+            "accepted": ["ciso@example.com", "a@example.com"],
+        },
+    )
+    found = {"finance": ["a@example.com", "b@example.com"]}
+    plan = reruns.plan_resend(report, record, "rec-1", found)
+    assert plan.addresses == ["b@example.com"]  # a@ got it; never "@finance" itself
+    # A group that no longer exists admits nobody: only the literal address is left to miss.
+    with pytest.raises(ValueError, match="nothing to resend"):
+        reruns.plan_resend(report, record, "rec-1", {})

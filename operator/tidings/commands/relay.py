@@ -5,7 +5,8 @@ report admits.
 Settings: TIDINGS_RELAY_ADDRESS (0.0.0.0), TIDINGS_RELAY_PORT (2525), TIDINGS_RELAY_AUDIENCE
 (tidings.dev/relay), TIDINGS_OPERATOR_NAMESPACE (where the dedupe records live),
 TIDINGS_NAMESPACES (served namespaces; empty = all), TIDINGS_RELAY_DEDUPE_TTL_SECONDS,
-TIDINGS_RELAY_MAX_BYTES, TIDINGS_RELAY_PROBE_INTERVAL_SECONDS (60) and
+TIDINGS_RELAY_MAX_BYTES, TIDINGS_RELAY_OPERATOR_ACCOUNT (`namespace:name` of the operator's service
+account, whose token sends owner notices), TIDINGS_RELAY_PROBE_INTERVAL_SECONDS (60) and
 TIDINGS_RELAY_PROBE_CONFIGMAP (tidings-relay-probe: where the probe of the platform relay is
 written, relay/probe.py), TIDINGS_LOG_FORMAT, TIDINGS_LOG_LEVEL.
 """
@@ -68,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
         os.environ["KUBECONFIG"] = args.kubeconfig
     api = load_api_client()
     served = [ns.strip() for ns in (env.get("TIDINGS_NAMESPACES") or "").split(",") if ns.strip()]
-    lookup = Lookup(api, env.get("TIDINGS_RELAY_AUDIENCE") or policy.AUDIENCE, served)
+    audience = env.get("TIDINGS_RELAY_AUDIENCE") or policy.AUDIENCE
+    operator_account = env.get("TIDINGS_RELAY_OPERATOR_ACCOUNT", "")  # namespace:name
+    lookup = Lookup(api, audience, served, operator_account)
     store = dedupe.DedupeStore(client.CoreV1Api(api), namespace, timedelta(seconds=ttl))
     handler = RelayHandler(lookup, store, lambda: UpstreamSession(upstream))
     front = RelayController(handler, env.get("TIDINGS_RELAY_ADDRESS") or "0.0.0.0", port, max_bytes)

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from tidings import branding, models
+from tidings import branding, groups, models
 from tidings.contract import (
     COMPONENT_LABEL,
     FINALIZER,
@@ -186,6 +186,9 @@ def _volumes(report: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict
     if template_ref:
         items = one_key(template_ref["key"], "template.html.j2")
         add("template", "configMap", {"name": template_ref["name"], "items": items})
+    if groups.named(spec.get("recipients")):
+        # Not optional: a run waits for the operator's ConfigMap rather than guess its groups.
+        add("recipients", "configMap", {"name": groups.configmap_name(report["metadata"]["name"])})
     return volumes, mounts
 
 

@@ -16,7 +16,7 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from tidings import contract, models, validation
-from tidings.controller import cronjob, run_outcome, status, testsend
+from tidings.controller import cronjob, run_outcome, status, testsend, zones
 from tidings.controller.clock import next_fire, utc_now
 from tidings.controller.cronjob_plan import Action, owned, plan_cronjob
 from tidings.controller.kube import cronjob_path, job_path, report_path
@@ -84,6 +84,7 @@ async def sync_report(
             report = await kube.get(report_path(namespace, name))
         if report is None or report["metadata"].get("deletionTimestamp"):
             return  # garbage collection removes the children
+        report = zones.effective(report, state.zone_defaults.get(namespace))
         current = report.get("status") or {}
         problems = [str(p) for p in validation.validate_spec(report.get("spec")).errors]
         pending = status.pending_run_now(report)
@@ -119,6 +120,8 @@ async def sync_report(
             _create_once,
         )
         events += window_events
+        if problem := state.zone_problems.get(namespace):
+            events.append(Event("Warning", "NamespaceTimeZoneIgnored", problem, key=problem))
         await patch_status(kube, report, {**decision.change.status, **test_fields, **window_fields})
         events += decision.change.events
         await post_events(kube, state.instance, report, events, strict=False)

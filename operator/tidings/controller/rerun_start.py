@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from tidings import contract
+from tidings import contract, groups
 from tidings.controller import cronjob, reruns
 from tidings.controller.clock import utc_now
 from tidings.controller.kube import delivery_path
+from tidings.controller.recipient_groups_store import members_of
 from tidings.controller.state import OperatorState
 from tidings.controller.status import Event
 from tidings.schedule import rfc3339
@@ -104,8 +105,10 @@ async def _resend(
     # Only a name is read: the value never becomes a path of its own in the API URL.
     found = reruns.is_object_name(name)
     record = await state.kube.get(delivery_path(namespace, name)) if found else None
+    names = groups.named((report.get("spec") or {}).get("recipients"))
+    found_groups = await members_of(state.kube, namespace, names) if names else {}
     try:
-        plan = reruns.plan_resend(report, record, name)
+        plan = reruns.plan_resend(report, record, name, found_groups)
     except ValueError as problem:
         return True, Event("Warning", "ResendRefused", f"Not sent: {problem}.", key=key)
     if going:

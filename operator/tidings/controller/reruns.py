@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tidings import models
+from tidings import groups, models
 from tidings.contract import (
     RECIPIENT_LISTS,
     RERUN_AT_JOB_ANNOTATION,
@@ -130,11 +130,16 @@ def _normal(address: str) -> str:
 
 
 def plan_resend(
-    report: Mapping[str, Any], record: Mapping[str, Any] | None, record_name: str
+    report: Mapping[str, Any],
+    record: Mapping[str, Any] | None,
+    record_name: str,
+    found_groups: Mapping[str, Sequence[str]] | None = None,
 ) -> Resend:
     """The resend of `record`: the addresses it was for and did not reach (intended minus
-    accepted, in each of to/cc/bcc), kept only when the report admits them now. ValueError
-    naming the annotation and the rule when there is nothing to resend."""
+    accepted, in each of to/cc/bcc), kept only when the report admits them now. An `@name`
+    stands for the members of `found_groups[name]` (the RecipientGroup as it is now: the record
+    keeps the entry as written), on the record's side and the report's. ValueError naming the
+    annotation and the rule when there is nothing to resend."""
     if not is_object_name(record_name):
         raise ValueError(
             f"{RESEND_PATH}: {record_name[:80]!r} is not a ReportDelivery name (a DNS subdomain: "
@@ -158,16 +163,15 @@ def plan_resend(
             "reach is unknown; use kubectl tidings run NAME --at TIME to mail the window to all"
         )
     # normalized -> as the spec spells it now: the renderer matches the Job's snapshot exactly.
-    admitted = {
-        _normal(str(a)): str(a)
-        for field in RECIPIENT_LISTS
-        for a in ((report.get("spec") or {}).get("recipients") or {}).get(field) or ()
-    }
+    members = found_groups or {}
+    now = groups.expand((report.get("spec") or {}).get("recipients"), members)
+    admitted = {_normal(a): a for a in now.addresses}
     missing: list[str] = []
     for field in RECIPIENT_LISTS:
         given = lists.get(field) or {}
         reached = {_normal(a) for a in given.get("accepted") or ()}
-        for address in given.get("intended") or ():
+        intended = groups.expand({field: list(given.get("intended") or ())}, members)
+        for address in intended.lists[field]:
             key = _normal(address)
             if key not in reached and key in admitted and admitted[key] not in missing:
                 missing.append(admitted[key])

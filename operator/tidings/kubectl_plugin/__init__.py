@@ -24,6 +24,7 @@ from tidings.kubectl_plugin.commands import (
     parse_addresses,
     parse_duration,
     status_text,
+    zone_of,
 )
 from tidings.kubectl_plugin.doctor import (
     FAIL,
@@ -57,4 +58,5 @@ __all__ = [
     "parse_duration",
     "sample_report",
     "status_text",
+    "zone_of",
 ]

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from tidings import models
+from tidings import groups, models
 from tidings.contract import (
     MANAGED_SELECTOR,
     REACTIVATE_ANNOTATION,
@@ -201,6 +201,25 @@ class Api:
             what="events",
         )
         return sorted(found.items, key=lambda e: str(e.last_timestamp or e.event_time or ""))
+
+    def group_members(self, report: Mapping[str, Any]) -> dict[str, list[str]]:
+        """name -> members of each RecipientGroup the report names that exists."""
+        from kubernetes.client.exceptions import ApiException
+
+        found: dict[str, list[str]] = {}
+        for name in groups.named((report.get("spec") or {}).get("recipients")):
+            try:
+                group = self.custom.get_namespaced_custom_object(
+                    models.GROUP, models.VERSION, self.namespace, models.GROUP_PLURAL, name
+                )
+            except ApiException as error:
+                if error.status == 404:
+                    continue
+                raise PluginError(
+                    f"recipientgroup {name}: HTTP {error.status}: {_reason(error)}"
+                ) from None
+            found[name] = groups.members(group)
+        return found
 
     def delivery(self, name: str) -> dict[str, Any]:
         return self._call(

@@ -48,8 +48,16 @@ def _next(report: Mapping[str, Any], now: datetime) -> str:
     if not status.get("nextSendAt"):
         return "-"
     moment = parse_rfc3339(status["nextSendAt"])
-    zone_name = (report.get("spec") or {}).get("timeZone") or "UTC"
+    zone_name = zone_of(report)
     return f"{display.relative(moment, now)} ({display.local_label(moment, zone_name)})"
+
+
+def zone_of(report: Mapping[str, Any]) -> str:
+    """The zone in effect: status.timeZone (a namespace default included), else the spec's."""
+    zone = ((report.get("status") or {}).get("timeZone")) or (report.get("spec") or {}).get(
+        "timeZone"
+    )
+    return zone or "UTC"
 
 
 def table(rows: Sequence[Sequence[str]]) -> str:
@@ -77,7 +85,7 @@ def get_table(
                 spec.get("reportType", ""),
                 display.delivery_format(spec),
                 spec.get("program") or "-",
-                f"{spec.get('schedule') or 'manual'} {spec.get('timeZone') or 'UTC'}",
+                f"{spec.get('schedule') or 'manual'} {zone_of(report)}",
                 display.recipient_summary(spec),
                 status.get("phase") or "Pending",
                 _ago_or_in(status.get("lastSentAt"), now),
@@ -101,7 +109,7 @@ def _ready_condition(status: Mapping[str, Any]) -> Mapping[str, Any]:
 def status_text(report: Mapping[str, Any], now: datetime) -> str:
     meta, spec = report["metadata"], report.get("spec") or {}
     status = report.get("status") or {}
-    zone_name = spec.get("timeZone") or "UTC"
+    zone_name = zone_of(report)
     ready = _ready_condition(status)
     lines = [
         f"Name:       {meta['namespace']}/{meta['name']}",
@@ -119,12 +127,17 @@ def status_text(report: Mapping[str, Any], now: datetime) -> str:
         line = f"Last run:   {last.get('outcome')} {when} (Job {last.get('jobName')})"
         if last.get("outcome") == models.Outcome.DELIVERED:
             line += f", {last.get('recipientsAccepted', 0)} recipient(s)"
+        if last.get("ownerNotice"):
+            line += f"; owners: {last['ownerNotice']}"
         lines.append(line)
     else:
         lines.append("Last run:   none yet")
     lines.append(f"Last sent:  {_ago_or_in(status.get('lastSentAt'), now)}")
     lines.append(f"Failures:   {status.get('consecutiveFailures') or 0} in a row")
     lines.append(f"Last error: {status.get('lastError') or '-'}")
+    if owners := spec.get("owners"):
+        notice = _ago_or_in(status.get("ownerNoticeSentAt"), now)
+        lines.append(f"Owners:     {', '.join(owners)} (last notice: {notice})")
     if not spec.get("schedule"):
         lines.append("Next runs:  none (manual runs only: kubectl tidings run NAME)")
     elif status.get("phase") in (None, models.Phase.ACTIVE):

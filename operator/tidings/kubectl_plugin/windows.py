@@ -60,7 +60,7 @@ def cmd_resend(api: Api, args: argparse.Namespace, now: datetime) -> int:
     if report is None:
         raise PluginError(f"reportdelivery {args.delivery}: its report {name!r} is gone")
     try:
-        plan = reruns.plan_resend(report, record, args.delivery)
+        plan = reruns.plan_resend(report, record, args.delivery, api.group_members(report))
     except ValueError as problem:
         raise PluginError(str(problem).replace(f"{reruns.RESEND_PATH}: ", "")) from None
     value = f"{args.delivery} {time.time_ns()}"
