@@ -30,6 +30,8 @@ REPORT_UID_LABEL = "tidings.dev/report-uid"
 REPORT_NAME_ANNOTATION = "tidings.dev/report"
 RUN_NOW_ANNOTATION = "tidings.dev/run-now"
 REACTIVATE_ANNOTATION = "tidings.dev/reactivate"
+# On a namespace: the time zone of its reports that set no spec.timeZone (controller/zones.py).
+DEFAULT_TIME_ZONE_ANNOTATION = "tidings.dev/default-time-zone"
 # Set by the CronJob controller (Kubernetes >= 1.28): the run's scheduled time.
 SCHEDULED_TIMESTAMP_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
@@ -57,11 +59,35 @@ LAST_ROWS_DIGEST_ENV = "TIDINGS_LAST_ROWS_DIGEST"
 # spec.delivery.channels: the delivery relay's channel front, set by the operator when it has one.
 CHANNEL_RELAY_ENV = "TIDINGS_CHANNEL_RELAY_URL"
 
+# Chosen windows (controller/reruns.py). On the report, asked once per value like run-now:
+# `tidings.dev/run-at: TIME [NOTE]` re-runs the window of a run fired at TIME (RFC 3339, not in
+# the future); `tidings.dev/resend: RECORD [NOTE]` mails the window of ReportDelivery RECORD
+# again, to the recipients it did not reach only. A NOTE after a space tells repeats apart.
+RUN_AT_ANNOTATION = "tidings.dev/run-at"
+RESEND_ANNOTATION = "tidings.dev/resend"
+# On the Job the operator starts for them (the protect-runs policy keeps anyone else from
+# writing tidings.dev/ keys on a Job): the time re-run, the record resent and its recipients.
+RERUN_AT_JOB_ANNOTATION = "tidings.dev/rerun-at"
+RESEND_OF_JOB_ANNOTATION = "tidings.dev/resend-of"
+RESEND_TO_JOB_ANNOTATION = "tidings.dev/resend-to"
+# Comma-separated: the renderer mails only those of the snapshot's to/cc/bcc that are listed.
+RESEND_RECIPIENTS_ENV = "TIDINGS_RESEND_RECIPIENTS"
+
 # The delivery relay (docs/relay.md): the pod logs in with a projected service-account token for
 # the relay's audience, which the kubelet mints bound to the pod and rotates at 80 % of its life.
 RELAY_TOKEN_DIR_ENV = "TIDINGS_RELAY_TOKEN_DIR"
 RELAY_TOKEN_DIR = "/var/run/secrets/tidings.dev/relay"
 RELAY_TOKEN_EXPIRY_SECONDS = 600  # the shortest the kubelet accepts
+
+# The relay's probe of the platform relay (relay/probe.py): every replica connects, says EHLO,
+# upgrades with STARTTLS when smtp.tls says so and logs in when credentials are set, then writes
+# the result to one ConfigMap of the release namespace (this component label), which
+# `kubectl tidings doctor` reads with view rights there: the user never needs the credentials.
+RELAY_PROBE_COMPONENT = "relay-probe"
+RELAY_PROBE_INTERVAL_SECONDS = 60
+# Data keys: checkedAt (RFC 3339), ok ("true"/"false"), step (the one that failed, or "quit"),
+# detail, upstream (host:port), tls, auth ("login" or "none"), intervalSeconds, replica.
+RELAY_PROBE_STEPS = ("connect", "ehlo", "starttls", "auth", "quit")
 
 
 def digest(value: str) -> str:

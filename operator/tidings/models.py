@@ -26,6 +26,7 @@ SHORT_NAMES = ["sr"]
 CATEGORIES = ["tidings"]
 
 MAX_RECIPIENTS = 50
+MAX_OWNERS = 10  # spec.owners: told when the report fails for good or is Disabled
 MAX_HISTORY = 20
 MAX_COUNTED = 32
 # The spec travels to each run in its pod template annotation (limited by the API to 256 KiB).
@@ -400,6 +401,16 @@ Address = Annotated[
         description="A bare email address (name@example.com): no display name, ASCII only.",
     ),
 ]
+# A recipient entry: an address, or `@name` for the RecipientGroup `name` of the namespace.
+Recipient = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=254,
+        description="A bare email address (name@example.com), or @name for the RecipientGroup "
+        "of that name in the report's namespace, expanded when each run starts.",
+    ),
+]
 
 # The three lists as one CEL list; absent lists count as empty. (The optional-chaining form,
 # self.?to.orValue([]), hides maxItems from the apiserver's cost estimate and gets refused.)
@@ -433,22 +444,22 @@ class Recipients(_Model):
     )
 
     # list-type set: the apiserver itself refuses an exact duplicate inside one list.
-    to: list[Address] = Field(
+    to: list[Recipient] = Field(
         default_factory=list,
         max_length=MAX_RECIPIENTS,
-        description="To: addresses.",
+        description="To: addresses and @groups.",
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
-    cc: list[Address] = Field(
+    cc: list[Recipient] = Field(
         default_factory=list,
         max_length=MAX_RECIPIENTS,
-        description="Cc: addresses.",
+        description="Cc: addresses and @groups.",
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
-    bcc: list[Address] = Field(
+    bcc: list[Recipient] = Field(
         default_factory=list,
         max_length=MAX_RECIPIENTS,
-        description="Bcc: addresses; in the envelope only, never in the headers.",
+        description="Bcc: addresses and @groups; in the envelope only, never in the headers.",
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
 
@@ -745,6 +756,11 @@ class FailurePolicy(_Model):
     )
 
 
+def _no_schema_default(schema: dict[str, Any]) -> None:
+    """Drop the field's default from the generated schema (the model keeps it)."""
+    schema.pop("default", None)
+
+
 class ScheduledReportSpec(_Model):
     """What the user wants: which data, filtered how, rendered as which report, sent when and to
     whom. Written only by the user; the operator never changes it."""
@@ -827,10 +843,23 @@ class ScheduledReportSpec(_Model):
         default="UTC",
         min_length=1,
         max_length=64,
-        description="IANA time zone the schedule and the data window are computed in.",
+        description="IANA time zone the schedule and the data window are computed in. Absent: "
+        "the namespace's annotation tidings.dev/default-time-zone, else UTC (status.timeZone "
+        "shows the zone in effect).",
+        # No default in the CRD: an absent zone must stay absent to follow the namespace's.
+        json_schema_extra=_no_schema_default,
     )
     suspend: bool = Field(default=False, description="true pauses the report (phase Paused).")
     recipients: Recipients = Field(description="Who receives the report; at most 50 in all.")
+    owners: list[Address] = Field(
+        default_factory=list,
+        max_length=MAX_OWNERS,
+        description="Who is told by mail, through the delivery relay, when a run fails "
+        "permanently, recipients are refused (rate-limited per report) and always when the "
+        "report turns Disabled. Bare addresses like recipients; outside the allowed domains "
+        "they need the schedule verb.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
     delivery: Delivery = Field(default_factory=Delivery, description="Subject, SMTP, attachments.")
     failure_policy: FailurePolicy = Field(
         default_factory=FailurePolicy, description="Retries, timeout and auto-disable."
@@ -925,6 +954,13 @@ class HistoryEntry(_Model):
         max_length=MAX_CHANNELS,
         description="Each channel's outcome, e.g. webhook[0] accepted (replies: the record).",
     )
+    owner_notice: str | None = Field(
+        default=None,
+        max_length=512,
+        description="What this run told spec.owners: pending (owed, written with the count), "
+        "sent (kind, to how many), rate-limited, or not sent and why. Never changes the "
+        "counters.",
+    )
 
 
 class ScheduledReportStatus(_Model):
@@ -942,6 +978,17 @@ class ScheduledReportStatus(_Model):
         max_length=64,
         description="nextSendAt as a wall time in spec.timeZone, e.g. Mon 2026-12-07 09:00 CET "
         "(the NEXT column).",
+    )
+    time_zone: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The zone the schedule runs in: spec.timeZone, else the namespace's "
+        "default (annotation tidings.dev/default-time-zone), else UTC (the TZ column).",
+    )
+    owner_notice_sent_at: str | None = Field(
+        default=None,
+        description="When the last notice to spec.owners was accepted by the relay (RFC 3339): "
+        "the per-report rate limit counts from it, across operator restarts.",
     )
     last_sent_at: str | None = Field(
         default=None, description="When the last delivered run was accepted by SMTP."
@@ -1008,6 +1055,16 @@ class ScheduledReportStatus(_Model):
         description="rowsDigest of the last delivered run's ReportDelivery, handed to the next "
         "run for sendWhen mode changed.",
     )
+    run_at_handled: str = Field(
+        default="",
+        max_length=253,
+        description="Digest (sha256:...) of the last tidings.dev/run-at value acted on.",
+    )
+    resend_handled: str = Field(
+        default="",
+        max_length=253,
+        description="Digest (sha256:...) of the last tidings.dev/resend value acted on.",
+    )
 
 
 class ObjectMeta(BaseModel):
@@ -1046,6 +1103,8 @@ class Trigger(StrEnum):
     SCHEDULE = "Schedule"
     RUN_NOW = "RunNow"
     TEST = "Test"
+    RERUN = "Rerun"  # tidings.dev/run-at: a chosen past window
+    RESEND = "Resend"  # tidings.dev/resend: a record's window, to whom it did not reach
 
 
 class DeliveredReport(_Model):
@@ -1155,7 +1214,22 @@ class ReportDeliverySpec(_Model):
     job_uid: str = Field(
         max_length=64, description="The Job's uid (the record's name is made from it)."
     )
-    trigger: Trigger = Field(description="Schedule, RunNow (tidings.dev/run-now) or Test.")
+    trigger: Trigger = Field(
+        description="Schedule, RunNow (tidings.dev/run-now), Test, Rerun (tidings.dev/run-at) "
+        "or Resend (tidings.dev/resend)."
+    )
+    rerun_at: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Rerun: the fire time asked for (RFC 3339); the window is computed as if "
+        "the report had fired then.",
+    )
+    resend_of: str | None = Field(
+        default=None,
+        max_length=253,
+        description="Resend: the ReportDelivery whose window was mailed again, to the "
+        "recipients that run did not reach.",
+    )
     scheduled_time: str | None = Field(
         default=None, description="The scheduled fire time (RFC 3339)."
     )
@@ -1222,3 +1296,50 @@ class ReportDelivery(BaseModel):
     kind: str = DELIVERY_KIND
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: ReportDeliverySpec
+
+
+# ------------------------------------------------------------------------------ RecipientGroup
+
+GROUP_KIND = "RecipientGroup"
+GROUP_PLURAL = "recipientgroups"
+GROUP_SINGULAR = "recipientgroup"
+GROUP_SHORT_NAMES = ["rg"]
+
+
+class RecipientGroupSpec(_Model):
+    """Addresses a report names as @NAME in to, cc or bcc; each run sends to the members the
+    group has when it starts."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.addresses.all(a, "
+                    "self.addresses.exists_one(b, b.lowerAscii() == a.lowerAscii()))",
+                    "message": "an address may appear only once in a group",
+                }
+            ]
+        }
+    )
+
+    description: str = Field(
+        default="", max_length=200, description="What the group is for (the DESCRIPTION column)."
+    )
+    addresses: list[Address] = Field(
+        min_length=1,
+        max_length=MAX_RECIPIENTS,
+        description="The members: bare addresses, at most 50; a report's to, cc and bcc hold "
+        "at most 50 addresses once its groups are expanded.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+
+class RecipientGroup(BaseModel):
+    """A whole RecipientGroup object."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    api_version: str = Field(default=f"{GROUP}/{VERSION}", alias="apiVersion")
+    kind: str = GROUP_KIND
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: RecipientGroupSpec

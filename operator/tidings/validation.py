@@ -27,7 +27,7 @@ import email_validator
 import pydantic
 from croniter import CroniterBadDateError, croniter
 
-from tidings import models, netguard, sendwhen, sqltext
+from tidings import groups, models, netguard, sendwhen, sqltext
 from tidings.schedule import MACROS, parse_bound
 from tidings.snapshot import spec_size_problem
 
@@ -81,7 +81,14 @@ ADMISSION_RULES: tuple[tuple[str, str], ...] = (
         "a bare ASCII address (`name@example.com`) that email-validator accepts without DNS "
         "look-ups: no display name, quotes, comments, spaces, lists, line breaks, control "
         "characters or MIME encoded-words; internationalized domains in punycode (`xn--`); at "
-        "most 64 characters before the @",
+        "most 64 characters before the @. Or `@name` (a name of at least 2 characters): the "
+        "RecipientGroup `name` of the report's namespace (it need not exist yet; a run without "
+        "it fails naming it), at most 50 addresses in all once the groups that exist are "
+        "expanded",
+    ),
+    (
+        "spec.owners[i]",
+        f"at most {models.MAX_OWNERS}, each a bare address by the recipients' rule, none repeated",
     ),
     (
         "spec.delivery.subjectTemplate",
@@ -269,6 +276,8 @@ def _semantic_problems(spec: Mapping[str, Any], warnings: list[str]) -> Iterator
         yield Problem("spec.timeZone", message)
     if isinstance(recipients := spec.get("recipients"), Mapping):
         yield from _recipient_problems(recipients)
+    if isinstance(owners := spec.get("owners"), list):
+        yield from _owner_problems(owners)
     delivery = spec.get("delivery")
     if isinstance(delivery, Mapping) and isinstance(
         subject := delivery.get("subjectTemplate"), str
@@ -475,6 +484,44 @@ def address_problem(address: str) -> str | None:
     return None
 
 
+def recipient_problem(entry: str) -> str | None:
+    """Rule for one entry of to, cc or bcc: an address, or @ and a RecipientGroup name."""
+    name = groups.group_name(entry)
+    return address_problem(entry) if name is None else groups.name_problem(name)
+
+
+def validate_group_spec(spec: Mapping[str, Any]) -> ValidationResult:
+    """A RecipientGroup's spec: the structure, then every member as a report's recipient is
+    checked (bare, ASCII, no header injection), each once."""
+    result = ValidationResult()
+    if not isinstance(spec, Mapping):
+        result.errors.append(Problem("spec", "must be an object"))
+        return result
+    try:
+        document = json.dumps(spec, default=_json_default)
+        models.RecipientGroupSpec.model_validate_json(document, strict=True)
+    except pydantic.ValidationError as exc:
+        result.errors.extend(
+            Problem(_path(e["loc"]), _one_clause(_message(e))) for e in exc.errors()
+        )
+    except (TypeError, ValueError, RecursionError) as exc:
+        result.errors.append(Problem("spec", f"must be a JSON document ({_one_clause(str(exc))})"))
+    addresses = spec.get("addresses")
+    seen: dict[str, str] = {}
+    for index, address in enumerate(addresses if isinstance(addresses, list) else []):
+        path = f"spec.addresses[{index}]"
+        if not isinstance(address, str):
+            continue
+        if message := address_problem(address):
+            result.errors.append(Problem(path, message))
+        if address.lower() in seen:
+            result.errors.append(
+                Problem(path, f"duplicates {seen[address.lower()]} (compared case-insensitively)")
+            )
+        seen.setdefault(address.lower(), path)
+    return result
+
+
 def _recipient_problems(recipients: Mapping[str, Any]) -> Iterator[Problem]:
     seen: dict[str, str] = {}
     total = 0
@@ -487,7 +534,7 @@ def _recipient_problems(recipients: Mapping[str, Any]) -> Iterator[Problem]:
             if not isinstance(address, str):
                 continue
             path = f"spec.recipients.{kind}[{index}]"
-            if message := address_problem(address):
+            if message := recipient_problem(address):
                 yield Problem(path, message)
             key = address.lower()
             if key in seen:
@@ -505,6 +552,23 @@ def _recipient_problems(recipients: Mapping[str, Any]) -> Iterator[Problem]:
         )
     if total == 0:
         yield Problem("spec.recipients", "at least one recipient is required in to, cc or bcc")
+
+
+def _owner_problems(owners: list[Any]) -> Iterator[Problem]:
+    """spec.owners: the recipients' address rule, at most MAX_OWNERS, none repeated."""
+    seen: dict[str, str] = {}
+    for index, address in enumerate(owners):
+        if not isinstance(address, str):
+            continue
+        path = f"spec.owners[{index}]"
+        if message := address_problem(address):
+            yield Problem(path, message)
+        elif address.lower() in seen:
+            yield Problem(path, f"duplicates {seen[address.lower()]} (compared case-insensitively)")
+        else:
+            seen[address.lower()] = path
+    if len(owners) > models.MAX_OWNERS:
+        yield Problem("spec.owners", f"at most {models.MAX_OWNERS} owners, found {len(owners)}")
 
 
 # -- subject

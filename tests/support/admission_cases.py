@@ -542,6 +542,32 @@ INVALID: list[Invalid] = [
     Invalid("time-zone-abbreviation", changed({"timeZone": "CEST"}), "spec.timeZone", "IANA"),
     Invalid("time-zone-local", changed({"timeZone": "Local"}), "spec.timeZone", "IANA"),
     Invalid("time-zone-offset", changed({"timeZone": "+02:00"}), "spec.timeZone", "IANA"),
+    # -- spec.owners: the recipients' address rule, at most 10
+    Invalid(
+        "owner-display-name",
+        changed({"owners": ["Owner <owner@example.com>"]}),
+        "spec.owners[0]",
+        "no display name",
+    ),
+    Invalid(
+        "owner-header-injection",
+        changed({"owners": ["owner@example.com\r\nBcc: spy@evil.test"]}),
+        "spec.owners[0]",
+        "header injection",
+    ),
+    Invalid(
+        "owner-duplicate-in-another-case",
+        changed({"owners": ["owner@example.com", "Owner@example.com"]}),
+        "spec.owners[1]",
+        "duplicates spec.owners[0]",
+    ),
+    Invalid(
+        "owners-over-10",
+        changed({"owners": _addresses(11, "owner")}),
+        "spec.owners",
+        "at most 10 items",
+        True,
+    ),
     Invalid(
         "recipient-display-name",
         changed({"recipients.to": ["CISO <ciso@example.com>"]}),
@@ -869,6 +895,7 @@ VALID: list[Valid] = [
     for kind, source in _REPORT_TYPES.items()
 ] + [
     Valid("program-optional-elsewhere", changed({"program": "Payments PCI DSS"})),
+    Valid("owners", changed({"owners": ["owner@example.com", "deputy@example.com"]})),
     Valid("schedule-null-is-manual", changed({"schedule": None})),  # the apiserver drops it
     Valid("team-filter", changed({"filters.team": ["payments", "checkout"]})),
     Valid(

@@ -333,6 +333,7 @@ class PodRunner(StandInKubelet):
         "/etc/tidings/template": "TIDINGS_TEMPLATE_DIR",
         "/etc/tidings/branding": "TIDINGS_BRANDING_DIR",
         "/etc/tidings/channels": "TIDINGS_CHANNEL_SECRET_DIR",
+        "/etc/tidings/recipients": "TIDINGS_RECIPIENTS_DIR",
     }
 
     def __init__(
@@ -540,3 +541,64 @@ def _line_for(operator: OperatorProcess, offset: int, name: str) -> str:
     with operator.log_path.open() as log:
         log.seek(offset)
         return next((line for line in log if f'"name": "{name}"' in line), "")
+
+
+def ready_deployment(
+    kube: client.ApiClient,
+    namespace: str,
+    name: str,
+    labels: dict[str, str],
+    image: str,
+    env: list[dict[str, str]] | None = None,
+) -> str:
+    """A one-replica Deployment whose pod (made by the real controllers) is marked Running and
+    Ready as a kubelet would, so the Deployment counts it Ready; the pod's name."""
+    apps, core = client.AppsV1Api(kube), client.CoreV1Api(kube)
+    apps.create_namespaced_deployment(
+        namespace,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "main", "image": image, "env": env or []}]},
+                },
+            },
+        },
+    )
+    selector = ",".join(f"{k}={v}" for k, v in labels.items())
+
+    def pod() -> Any:
+        pods = core.list_namespaced_pod(namespace, label_selector=selector)
+        return pods.items[0] if pods.items else None
+
+    found = wait_for(f"the pod of Deployment {name}", pod)
+    now = rfc3339(datetime.now(UTC))
+    core.patch_namespaced_pod_status(
+        found.metadata.name,
+        namespace,
+        {
+            "status": {
+                "phase": "Running",
+                "conditions": [
+                    {"type": "Ready", "status": "True", "lastTransitionTime": now},
+                    {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
+                ],
+                "containerStatuses": [
+                    {"name": "main", "image": image, "imageID": "", "ready": True,
+                     "restartCount": 0, "started": True, "state": {"running": {"startedAt": now}}}
+                ],
+            }
+        },
+    )  # fmt: skip
+
+    def ready() -> bool:
+        status = apps.read_namespaced_deployment(name, namespace).status
+        return (status.ready_replicas or 0) >= 1
+
+    wait_for(f"Deployment {name} to count its Ready replica", ready)
+    return str(found.metadata.name)

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from tidings import branding, models, sendwhen
+from tidings import branding, groups, models, sendwhen
 from tidings.contract import (
     CHANNEL_RELAY_ENV,
     COMPONENT_LABEL,
@@ -203,6 +203,9 @@ def _volumes(report: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict
         add("template", "configMap", {"name": template_ref["name"], "items": items})
     if keys := channel_key_sources(spec):
         add("channels", "projected", {"sources": keys})
+    if groups.named(spec.get("recipients")):
+        # Not optional: a run waits for the operator's ConfigMap rather than guess its groups.
+        add("recipients", "configMap", {"name": groups.configmap_name(report["metadata"]["name"])})
     return volumes, mounts
 
 

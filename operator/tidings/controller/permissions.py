@@ -28,6 +28,7 @@ from tidings import models
 from tidings.controller import testsend
 from tidings.controller.cronjob import MANAGED_BY, MANAGED_BY_LABEL
 from tidings.controller.settings import MAIL_DOMAIN
+from tidings.groups import group_name
 
 SCHEDULE_VERB = "schedule"
 SCHEDULE_ROLE = "tidings-schedule"
@@ -66,12 +67,14 @@ def domain_allowed(address: str, domains: Iterable[str]) -> bool:
 
 
 def recipients(spec: Mapping[str, Any] | None) -> list[tuple[str, str]]:
-    """(path, address) of every recipient in to, cc and bcc, in order."""
+    """(path, address) of every recipient in to, cc and bcc, in order. A @group is not one:
+    adding an external address to a group needs the verb on the group (recipient_groups)."""
     listed = (spec or {}).get("recipients") or {}
     return [
         (f"spec.recipients.{kind}[{i}]", address)
         for kind in RECIPIENT_FIELDS
         for i, address in enumerate(listed.get(kind) or [])
+        if group_name(address) is None
     ]
 
 
@@ -84,6 +87,17 @@ def added_recipients(
     return [
         (path, address) for path, address in recipients(new_spec) if address.lower() not in before
     ]
+
+
+def added_owners(
+    old_spec: Mapping[str, Any] | None, new_spec: Mapping[str, Any]
+) -> list[tuple[str, str]]:
+    """spec.owners not on `old_spec` as an owner or a recipient (case-insensitively): an owner
+    notice reaches an address as a report does, so the same rule."""
+    before = {address.lower() for _, address in recipients(old_spec)}
+    before |= {str(a).lower() for a in (old_spec or {}).get("owners") or ()}
+    owners = [str(a) for a in new_spec.get("owners") or ()]
+    return [(f"spec.owners[{i}]", a) for i, a in enumerate(owners) if a.lower() not in before]
 
 
 def _schedule(spec: Mapping[str, Any]) -> str:
@@ -117,6 +131,11 @@ def schedule_needs(
         needs.extend(
             Need(path, f'adding the external recipient "{address}" (allowed domains: {shown})')
             for path, address in added_recipients(old_spec, new_spec)
+            if not domain_allowed(address, domains)
+        )
+        needs.extend(
+            Need(path, f'adding the external owner "{address}" (allowed domains: {shown})')
+            for path, address in added_owners(old_spec, new_spec)
             if not domain_allowed(address, domains)
         )
     return needs

@@ -120,6 +120,22 @@ class Settings:
             "(TestSendRateLimited).",
         },
     )
+    owner_notice_min_interval: int = field(
+        default=6 * 3600,
+        metadata={
+            "env": "TIDINGS_OWNER_NOTICE_MIN_INTERVAL_SECONDS",
+            "doc": "Least seconds between two notices to a report's spec.owners (the Disabled "
+            "notice always goes); counted from status.ownerNoticeSentAt.",
+        },
+    )
+    owner_notice_token_file: str = field(
+        default="/var/run/secrets/tidings.dev/relay/token",
+        metadata={
+            "env": "TIDINGS_OWNER_NOTICE_TOKEN_FILE",
+            "doc": "The operator's own projected service-account token for the relay's "
+            "audience: its login for owner notices, read anew for each one.",
+        },
+    )
     metrics_port: int = field(
         default=9090,
         metadata={"env": "TIDINGS_METRICS_PORT", "doc": "Prometheus /metrics port; 0 = off."},

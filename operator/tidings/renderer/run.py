@@ -154,6 +154,14 @@ def scheduled_time(env: Mapping[str, str], now: datetime) -> datetime:
     return from_name or now
 
 
+def resend_list(env: Mapping[str, str]) -> frozenset[str] | None:
+    """$TIDINGS_RESEND_RECIPIENTS (comma-separated), None when unset."""
+    text = env.get("TIDINGS_RESEND_RECIPIENTS")
+    if text is None:
+        return None
+    return frozenset(a.strip() for a in text.split(",") if a.strip())
+
+
 def logo_data_uri(path: Path | None) -> str | None:
     """The logo embedded as a data: URI (the PDF fetcher loads nothing else)."""
     if path is None:
@@ -185,6 +193,8 @@ class Options:
     sleep: Callable[[float], None] = time.sleep
     force_text: str | None = None  # a reason: render text even if WeasyPrint is there
     test_recipient: str | None = None  # a test send: to this address only, "[TEST]" subject
+    # A resend (TIDINGS_RESEND_RECIPIENTS): only those of to/cc/bcc listed here.
+    resend_to: frozenset[str] | None = None
     retries: int | None = None  # None: spec.failurePolicy.retries
     timeout: float | None = None  # seconds for the whole run; None: budget(timeoutSeconds)
     last_rows_digest: str | None = None  # the last delivered run's (sendWhen mode changed)
@@ -501,6 +511,18 @@ def retrying(
             sleep(delay)
 
 
+def _narrowed(recipients: models.Recipients, only: frozenset[str]) -> models.Recipients:
+    """The lists with only the addresses in `only` (never one that is not on them)."""
+    lists = {
+        name: [a for a in getattr(recipients, name) if a in only] for name in ("to", "cc", "bcc")
+    }
+    if not any(lists.values()):
+        raise InputError(
+            "TIDINGS_RESEND_RECIPIENTS: none of the addresses to resend to is on the report"
+        )
+    return recipients.model_copy(update=lists)
+
+
 def deliver(
     sr: models.ScheduledReport,
     rendered: Rendered,
@@ -513,6 +535,8 @@ def deliver(
     recipients = sr.spec.recipients
     if options.test_recipient:  # to the tester only: nobody on the report's lists
         recipients = models.Recipients(to=[options.test_recipient])
+    elif options.resend_to is not None:  # a resend: the report's own lists, narrowed
+        recipients = _narrowed(recipients, options.resend_to)
     domain = settings.sender.rpartition("@")[2].strip(" >")
     key = sr.metadata.uid or f"{sr.metadata.namespace}/{sr.metadata.name}"
     msg_id = message_id(
