@@ -306,6 +306,27 @@ class StandInKubelet:
             pod["metadata"]["name"], self.cluster.ns, {"status": status}
         )
 
+    def creating(self, pod: dict[str, Any]) -> None:
+        """What a kubelet reports for a pod bound to a busy node: containers being created."""
+        waiting = {"reason": "ContainerCreating"}
+        status = {
+            "phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "True"}],
+            "containerStatuses": [
+                {
+                    "name": cj.CONTAINER,
+                    "image": pod["spec"]["containers"][0]["image"],
+                    "imageID": "",
+                    "ready": False,
+                    "restartCount": 0,
+                    "state": {"waiting": waiting},
+                }
+            ],
+        }
+        self.cluster.core.patch_namespaced_pod_status(
+            pod["metadata"]["name"], self.cluster.ns, {"status": status}
+        )
+
     def run(
         self, job_name: str, exit_code: int, result: dict[str, Any] | None, attempt: int = 1
     ) -> None:

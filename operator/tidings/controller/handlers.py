@@ -5,6 +5,8 @@
   puts it back by reconciling its report (a Warning: a hand edit).
 - A Job of ours -> job_outcomes.py: a finished one is counted once, a running one held and
   watched for a pod that never starts (run_start.py).
+- A Job of ours, and every few seconds -> run_release.py: runs held by the concurrent-run cap
+  are released in fire order (capacity.py decides).
 - A namespace being deleted -> namespace_end.py: its held Jobs are let go (no record or Event
   can be written there, and kopf stops serving it).
 - Every TIDINGS_DELIVERY_PRUNE_INTERVAL_SECONDS, expired ReportDelivery records are deleted
@@ -27,7 +29,15 @@ from typing import Any
 import kopf
 
 from tidings import contract, models
-from tidings.controller import cronjob_index, job_outcomes, metrics, namespace_end, record_store
+from tidings.controller import (
+    capacity,
+    cronjob_index,
+    job_outcomes,
+    metrics,
+    namespace_end,
+    record_store,
+    run_release,
+)
 from tidings.controller.kube import Kube, load_api_client
 from tidings.controller.reconcile import sync_or_retry_later
 from tidings.controller.settings_load import load_settings
@@ -75,6 +85,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     state.spawn(record_store.prune_forever(state.kube, state.settings))
     # kopf starts the watches after this handler: the map is complete before the first event.
     state.cronjobs = await cronjob_index.list_cronjobs(state.kube, state.settings.namespaces)
+    memo.releaser = run_release.Releaser(capacity.caps_of(state.settings))
+    if memo.releaser.caps.on:  # the runs already going count before the watch brings them
+        await memo.releaser.seed(state.kube, state.settings.namespaces)
+        state.spawn(memo.releaser.forever(state))
 
     def recheck() -> None:
         state.spawn(cronjob_index.recheck_cronjobs(state, dict(state.cronjobs)))
@@ -127,6 +141,13 @@ async def cronjob_event(
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
 async def job_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await job_outcomes.job_changed(state_of(memo), event["type"], dict(body))
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=MANAGED, id="release")
+async def job_release(
+    event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:  # after job_event, which decides whether the Job is ours
+    await run_release.job_changed(memo.releaser, state_of(memo), event["type"], dict(body))
 
 
 @kopf.on.event("", "v1", "namespaces")

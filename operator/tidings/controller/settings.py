@@ -105,6 +105,21 @@ class Settings:
             "doc": "Seconds a run's pod may take to start before the report shows RunNotStarted.",
         },
     )
+    max_runs_per_namespace: int = field(
+        default=0,
+        metadata={
+            "env": "TIDINGS_MAX_CONCURRENT_RUNS_PER_NAMESPACE",
+            "doc": "Runs of one namespace started at once; more wait suspended, released in "
+            "fire order (0 = no cap).",
+        },
+    )
+    max_runs_cluster: int = field(
+        default=0,
+        metadata={
+            "env": "TIDINGS_MAX_CONCURRENT_RUNS",
+            "doc": "Runs started at once across all served namespaces (0 = no cap).",
+        },
+    )
     test_sends_per_hour: int = field(
         default=10,
         metadata={
