@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from tests.support.operator_harness import (
@@ -26,7 +26,7 @@ from tests.support.report_bodies import manifest
 from tidings import contract
 from tidings.controller import capacity
 from tidings.controller import cronjob as cj
-from tidings.schedule import parse_rfc3339
+from tidings.schedule import next_fire_time, parse_rfc3339, rfc3339
 
 pytestmark = pytest.mark.cluster
 
@@ -160,3 +160,33 @@ def test_a_capacity_wait_longer_than_the_timeout_is_not_a_failure(
     final = cluster.job(job)
     assert final["metadata"]["annotations"][capacity.TIMEOUT_ANNOTATION] == "30"
     assert final["spec"]["activeDeadlineSeconds"] > 40  # past the wait: the timeout came after
+
+
+@pytest.mark.parametrize("operator_env", [{"TIDINGS_START_JITTER_SECONDS": "30"}])
+def test_jitter_starts_each_report_at_its_own_offset_and_next_says_so(
+    run_operator: OperatorProcess, cluster: Cluster, kubelet: StandInKubelet
+) -> None:
+    # A report whose offset is big enough to see (uids are random; most are).
+    for attempt in range(10):
+        name = f"spread-{attempt}"
+        report = cluster.create_report(manifest(name))
+        offset = capacity.jitter_offset(report["metadata"]["uid"], 30)
+        if 10 <= offset <= 25:
+            break
+    status = cluster.wait_status(name, "Active", lambda s: s.get("phase") == "Active")
+    spec = report["spec"]
+    after = parse_rfc3339(status["nextSendAt"]) - timedelta(seconds=offset + 1)
+    fire = next_fire_time(spec["schedule"], spec["timeZone"], after)
+    assert status["nextSendAt"] == rfc3339(fire + timedelta(seconds=offset))  # NEXT is honest
+
+    due = datetime.now(UTC).replace(microsecond=0)
+    job = cluster.create_scheduled_job(name, due)
+    deadline = due + timedelta(seconds=offset)
+    while datetime.now(UTC) < deadline - timedelta(seconds=1):
+        assert cluster.job(job)["spec"]["suspend"] is True, "released before its offset"
+        time.sleep(0.5)
+    wait_for("the run released at its offset", lambda: not cluster.job(job)["spec"]["suspend"])
+    assert datetime.now(UTC) < deadline + timedelta(seconds=10)
+    kubelet.run(job, 0, result_line(True))
+    status = cluster.wait_status(name, "the run counted", lambda s: job in history(s))
+    assert history(status)[job]["outcome"] == "Delivered"

@@ -13,6 +13,7 @@ from tidings.controller.capacity import Caps, Run
 from tidings.controller.settings import Settings
 
 T0 = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+NOW = T0 + timedelta(hours=1)
 
 
 def run(name: str, minute: int = 0, ns: str = "a", suspended: bool = True) -> Run:
@@ -25,21 +26,21 @@ def names(runs: list[Run]) -> list[str]:
 
 def test_no_cap_releases_every_held_run() -> None:
     runs = [run("x"), run("y", ns="b"), run("z", suspended=False)]
-    assert names(capacity.releases(runs, Caps())) == ["a/x", "b/y"]
+    assert names(capacity.releases(runs, Caps(), NOW)) == ["a/x", "b/y"]
 
 
 def test_cluster_cap_counts_running_and_releases_in_fire_order() -> None:
     runs = [run("late", 2), run("early", 0), run("mid", 1), run("going", suspended=False)]
-    assert names(capacity.releases(runs, Caps(cluster=3))) == ["a/early", "a/mid"]
+    assert names(capacity.releases(runs, Caps(cluster=3), NOW)) == ["a/early", "a/mid"]
     full = [*runs, run("also", suspended=False, ns="b"), run("third", suspended=False, ns="c")]
-    assert capacity.releases(full, Caps(cluster=3)) == []
+    assert capacity.releases(full, Caps(cluster=3), NOW) == []
 
 
 def test_namespace_cap_lets_other_namespaces_pass() -> None:
     runs = [run("a1", 0), run("a2", 1), run("b1", 2, ns="b"), run("busy", ns="a", suspended=False)]
-    assert names(capacity.releases(runs, Caps(per_namespace=1))) == ["b/b1"]
-    assert names(capacity.releases(runs, Caps(per_namespace=2))) == ["a/a1", "b/b1"]
-    assert names(capacity.releases(runs, Caps(per_namespace=2, cluster=2))) == ["a/a1"]
+    assert names(capacity.releases(runs, Caps(per_namespace=1), NOW)) == ["b/b1"]
+    assert names(capacity.releases(runs, Caps(per_namespace=2), NOW)) == ["a/a1", "b/b1"]
+    assert names(capacity.releases(runs, Caps(per_namespace=2, cluster=2), NOW)) == ["a/a1"]
 
 
 def test_a_hold_keeps_its_run_and_lets_later_ones_pass() -> None:
@@ -48,7 +49,7 @@ def test_a_hold_keeps_its_run_and_lets_later_ones_pass() -> None:
     def duplicate(r: Run) -> str | None:
         return "a second fire of the same slot" if r.name == "duplicate" else None
 
-    assert names(capacity.releases(runs, Caps(cluster=1), [duplicate])) == ["a/next"]
+    assert names(capacity.releases(runs, Caps(cluster=1), NOW, [duplicate])) == ["a/next"]
 
 
 def _job(**over: object) -> dict:
@@ -171,3 +172,38 @@ def test_the_cap_makes_the_cronjob_create_its_runs_suspended() -> None:
     assert plain_template["spec"]["suspend"] is False  # explicit: switching the cap off shows
     assert capacity.CAPACITY_HOLD_ANNOTATION not in plain_template["metadata"]["annotations"]
     assert plain_template["spec"]["template"] == template["spec"]["template"]
+
+
+def test_jitter_is_fixed_per_report_bounded_and_spread() -> None:
+    offsets = [capacity.jitter_offset(f"uid-{i}", 300) for i in range(200)]
+    assert offsets == [capacity.jitter_offset(f"uid-{i}", 300) for i in range(200)]
+    assert 0 <= min(offsets) < 30 and 270 < max(offsets) <= 300
+    assert capacity.jitter_offset("uid-1", 0) == 0
+
+
+def test_a_jittered_run_waits_for_its_offset_and_run_now_does_not() -> None:
+    caps = Caps(jitter=300)
+    offset = capacity.jitter_offset("report-a", 300)
+    scheduled = Run("a", "r-1", "u1", T0, True, True, "report-a", scheduled=True)
+    by_hand = Run("a", "r-r1", "u2", T0, True, True, "report-a", scheduled=False)
+    just_before = T0 + timedelta(seconds=offset - 1)
+    assert capacity.releases([scheduled, by_hand], caps, just_before) == [by_hand]
+    at = T0 + timedelta(seconds=offset)
+    assert capacity.releases([scheduled], caps, at) == [scheduled]
+
+
+def test_next_send_at_says_when_the_jittered_run_starts() -> None:
+    def every_hour(schedule: str, zone: str, after: datetime) -> datetime:
+        return after.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+
+    fires = capacity.jittered(every_hour, 90)
+    # Between 09:00 and 09:01:30 the 09:00 run has not started yet: NEXT still says 09:01:30.
+    assert fires("", "UTC", T0 + timedelta(seconds=30)) == T0 + timedelta(seconds=90)
+    assert fires("", "UTC", T0 + timedelta(seconds=91)) == T0 + timedelta(hours=1, seconds=90)
+    assert capacity.jittered(every_hour, 0) is every_hour
+
+
+def test_jitter_alone_holds_runs_for_the_operator() -> None:
+    jittery = Settings(smtp_host="relay", start_jitter_seconds=120)
+    template = cronjob.desired_cronjob(report_body(), jittery, suspend=False)["spec"]["jobTemplate"]
+    assert template["spec"]["suspend"] is True

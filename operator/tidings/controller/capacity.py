@@ -16,12 +16,13 @@ Other rules that hold a run suspended (a duplicate fire, for example) plug in as
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tidings.contract import SCHEDULED_TIMESTAMP_ANNOTATION
+from tidings.contract import REPORT_UID_LABEL, RUN_NOW_LABEL, SCHEDULED_TIMESTAMP_ANNOTATION
 from tidings.controller.settings import Settings
 from tidings.schedule import parse_rfc3339
 
@@ -39,14 +40,44 @@ _FULL_NODE = ("Insufficient ", "Too many pods", "didn't have free ports")
 
 @dataclass(frozen=True)
 class Caps:
-    """Concurrent runs allowed; 0 means no cap."""
+    """Concurrent runs allowed (0 means no cap), and the start jitter window in seconds."""
 
     per_namespace: int = 0
     cluster: int = 0
+    jitter: int = 0
 
     @property
     def on(self) -> bool:
-        return bool(self.per_namespace or self.cluster)
+        """Runs are created suspended and released by the operator."""
+        return bool(self.per_namespace or self.cluster or self.jitter)
+
+
+def jitter_offset(report_uid: str, window: int) -> int:
+    """Seconds after each fire time a report's scheduled runs start: the same for every run
+    of the report (so nextSendAt can say it), spread evenly over 0..window across reports."""
+    if window <= 0:
+        return 0
+    return int(hashlib.sha256(report_uid.encode()).hexdigest()[:12], 16) % (window + 1)
+
+
+def report_jitter(settings: Settings, report: Mapping[str, Any]) -> int:
+    """The report's jitter offset under the operator's settings."""
+    return jitter_offset(report["metadata"].get("uid", ""), settings.start_jitter_seconds)
+
+
+NextFire = Callable[[str, str, datetime], datetime | None]
+
+
+def jittered(next_fire: NextFire, offset: int) -> NextFire:
+    """`next_fire` moved on by the report's offset: when its next run really starts."""
+    if not offset:
+        return next_fire
+
+    def fire(schedule: str, zone: str, after: datetime) -> datetime | None:
+        moment = next_fire(schedule, zone, after - timedelta(seconds=offset))
+        return moment + timedelta(seconds=offset) if moment else None
+
+    return fire
 
 
 @dataclass(frozen=True)
@@ -59,10 +90,19 @@ class Run:
     due: datetime  # the fire time it was scheduled for (creation time for run-now)
     suspended: bool
     releasable: bool  # suspended by the cap (ours to release), not by Kueue or a hand
+    report_uid: str = ""
+    scheduled: bool = False  # fired by the CronJob (jitter applies), not run-now or a test
+
+    def start_at(self, caps: Caps) -> datetime:
+        """When it may start: its fire time, plus the report's jitter for a scheduled run."""
+        offset = jitter_offset(self.report_uid, caps.jitter) if self.scheduled else 0
+        return self.due + timedelta(seconds=offset)
 
 
 def caps_of(settings: Settings) -> Caps:
-    return Caps(settings.max_runs_per_namespace, settings.max_runs_cluster)
+    return Caps(
+        settings.max_runs_per_namespace, settings.max_runs_cluster, settings.start_jitter_seconds
+    )
 
 
 def hold_runs(job_template: dict[str, Any], caps: Caps) -> None:
@@ -89,24 +129,24 @@ def run_of(job: Mapping[str, Any]) -> Run:
     meta = job.get("metadata") or {}
     annotations = meta.get("annotations") or {}
     labels = meta.get("labels") or {}
-    due = (
-        _time(annotations.get(SCHEDULED_TIMESTAMP_ANNOTATION))
-        or _time(meta.get("creationTimestamp"))
-        or datetime.min.replace(tzinfo=UTC)
-    )
+    fired = _time(annotations.get(SCHEDULED_TIMESTAMP_ANNOTATION))
+    due = fired or _time(meta.get("creationTimestamp")) or datetime.min.replace(tzinfo=UTC)
     suspended = bool((job.get("spec") or {}).get("suspend"))
     releasable = (
         suspended and annotations.get(CAPACITY_HOLD_ANNOTATION) == "true"
     ) and KUEUE_QUEUE_LABEL not in labels
     return Run(meta.get("namespace", ""), meta.get("name", ""), meta.get("uid", ""), due,
-               suspended, releasable)  # fmt: skip
+               suspended, releasable, labels.get(REPORT_UID_LABEL, ""),
+               fired is not None and RUN_NOW_LABEL not in labels)  # fmt: skip
 
 
-def releases(runs: Iterable[Run], caps: Caps, holds: Sequence[Hold] = ()) -> list[Run]:
-    """The held runs to release now, oldest fire time first, so that the caps are never
-    exceeded; every unfinished unsuspended run counts against them. With no cap, every
-    releasable run goes (the cap was switched off). A run some `hold` names stays held and
-    lets later ones pass."""
+def releases(
+    runs: Iterable[Run], caps: Caps, now: datetime, holds: Sequence[Hold] = ()
+) -> list[Run]:
+    """The held runs to release now, oldest start time first (fire time plus jitter), so that
+    the caps are never exceeded; every unfinished unsuspended run counts against them. With no
+    cap, every releasable run whose time has come goes (also one held before the cap was
+    switched off). A run some `hold` names stays held and lets later ones pass."""
     runs = list(runs)
     running: dict[str, int] = {}
     for run in runs:
@@ -116,9 +156,11 @@ def releases(runs: Iterable[Run], caps: Caps, holds: Sequence[Hold] = ()) -> lis
     chosen: list[Run] = []
     waiting = sorted(
         (r for r in runs if r.suspended and r.releasable),
-        key=lambda r: (r.due, r.namespace, r.name),
+        key=lambda r: (r.start_at(caps), r.namespace, r.name),
     )
     for run in waiting:
+        if run.start_at(caps) > now:
+            break  # sorted: none after it is due either
         if any(hold(run) for hold in holds):
             continue
         if caps.cluster and total >= caps.cluster:

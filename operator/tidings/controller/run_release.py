@@ -20,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tidings import contract
 from tidings.controller import capacity, metrics, run_outcome
+from tidings.controller.clock import utc_now
 from tidings.controller.kube import Kube, job_path
 from tidings.controller.state import OperatorState
 
@@ -72,7 +73,7 @@ class Releaser:
         if not metrics.LEADERSHIP.leading:
             return  # a paused replica acts on nothing
         async with self.lock:
-            for run in capacity.releases(list(self.runs.values()), self.caps, self.holds):
+            for run in capacity.releases(self.runs.values(), self.caps, utc_now(), self.holds):
                 try:
                     await state.kube.merge_patch(
                         job_path(run.namespace, run.name), {"spec": {"suspend": False}}

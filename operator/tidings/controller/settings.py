@@ -120,6 +120,14 @@ class Settings:
             "doc": "Runs started at once across all served namespaces (0 = no cap).",
         },
     )
+    start_jitter_seconds: int = field(
+        default=0,
+        metadata={
+            "env": "TIDINGS_START_JITTER_SECONDS",
+            "doc": "Scheduled runs of each report start this many seconds at most after their "
+            "fire time, a fixed offset per report (0 = off, up to 3600).",
+        },
+    )
     test_sends_per_hour: int = field(
         default=10,
         metadata={

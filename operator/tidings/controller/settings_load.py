@@ -109,6 +109,7 @@ def check(s: Settings) -> None:
             "must be 0 (no cap) or more",
         ),
         (s.max_runs_cluster >= 0, "TIDINGS_MAX_CONCURRENT_RUNS", "must be 0 (no cap) or more"),
+        (0 <= s.start_jitter_seconds <= 3600, "TIDINGS_START_JITTER_SECONDS", "must be 0-3600"),
         (
             s.test_sends_per_hour >= 1,
             "TIDINGS_TEST_SENDS_PER_NAMESPACE_PER_HOUR",
