@@ -63,7 +63,7 @@ def _job(**over: object) -> dict:
                 contract.SCHEDULED_TIMESTAMP_ANNOTATION: "2026-12-07T10:00:00+01:00",
                 capacity.CAPACITY_HOLD_ANNOTATION: "true",
             },
-            "labels": {},
+            "labels": {contract.REPORT_UID_LABEL: "report-u"},
         },
         "spec": {"suspend": True, "activeDeadlineSeconds": 600},
         "status": {},
@@ -75,6 +75,7 @@ def _job(**over: object) -> dict:
 def test_run_of_reads_the_fire_time_and_who_holds_it() -> None:
     held = capacity.run_of(_job())
     assert (held.due, held.suspended, held.releasable) == (T0, True, True)
+    assert (held.report_uid, held.scheduled) == ("report-u", True)
     kueue = _job()
     kueue["metadata"]["labels"][capacity.KUEUE_QUEUE_LABEL] = "reports"
     assert capacity.run_of(kueue).releasable is False  # Kueue admits it, not the operator
@@ -84,6 +85,7 @@ def test_run_of_reads_the_fire_time_and_who_holds_it() -> None:
     run_now = _job()
     del run_now["metadata"]["annotations"][contract.SCHEDULED_TIMESTAMP_ANNOTATION]
     assert capacity.run_of(run_now).due == T0 + timedelta(seconds=1)
+    assert capacity.run_of(run_now).scheduled is False  # jitter never delays a run-now
 
 
 def _pod(phase: str = "Pending", scheduled: tuple[str, str, str] | None = None, waiting=None):
@@ -207,3 +209,21 @@ def test_jitter_alone_holds_runs_for_the_operator() -> None:
     jittery = Settings(smtp_host="relay", start_jitter_seconds=120)
     template = cronjob.desired_cronjob(report_body(), jittery, suspend=False)["spec"]["jobTemplate"]
     assert template["spec"]["suspend"] is True
+
+
+def test_a_timeout_after_a_pushed_deadline_names_the_report_timeout() -> None:
+    from tidings.controller import run_outcome
+
+    job = _job(
+        spec={"activeDeadlineSeconds": 1150},
+        status={
+            "startTime": "2026-12-07T09:00:00Z",
+            "conditions": [
+                {"type": "Failed", "status": "True", "reason": "DeadlineExceeded"},
+            ],
+        },
+    )
+    job["metadata"]["annotations"][capacity.TIMEOUT_ANNOTATION] = "600"
+    outcome = run_outcome.job_outcome(job, [], T0 + timedelta(minutes=20))
+    assert outcome is not None and outcome.failure == "timeout"
+    assert "timeout of 600s" in outcome.error

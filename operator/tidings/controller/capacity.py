@@ -230,10 +230,11 @@ def job_timeout(job: Mapping[str, Any]) -> int | None:
     with, kept in an annotation once the operator has pushed the deadline on."""
     annotations = (job.get("metadata") or {}).get("annotations") or {}
     kept = annotations.get(TIMEOUT_ANNOTATION, "")
-    if kept.isdigit():
-        return int(kept)
     current = (job.get("spec") or {}).get("activeDeadlineSeconds")
-    return current if isinstance(current, int) else None
+    if not isinstance(current, int):
+        return None
+    # Never more than the deadline now: the operator writes it only when it pushes it further.
+    return min(int(kept), current) if kept.isdigit() else current
 
 
 def pushed_deadline(

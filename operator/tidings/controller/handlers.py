@@ -85,10 +85,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     state.spawn(record_store.prune_forever(state.kube, state.settings))
     # kopf starts the watches after this handler: the map is complete before the first event.
     state.cronjobs = await cronjob_index.list_cronjobs(state.kube, state.settings.namespaces)
-    memo.releaser = run_release.Releaser(capacity.caps_of(state.settings))
-    if memo.releaser.caps.on:  # the runs already going count before the watch brings them
-        await memo.releaser.seed(state.kube, state.settings.namespaces)
-        state.spawn(memo.releaser.forever(state))
+    releaser = memo.releaser = run_release.Releaser(capacity.caps_of(state.settings))
+    if releaser.caps.on:  # the runs already going count before the watch brings them
+        await releaser.resync(state)
+        state.spawn(releaser.forever(state))
 
     def recheck() -> None:
         state.spawn(cronjob_index.recheck_cronjobs(state, dict(state.cronjobs)))
@@ -98,6 +98,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # and the same re-check finds what its map still holds but is gone.
     metrics.LEADERSHIP.leading = settings.peering.standalone  # kopf starts a peer paused
     metrics.LEADERSHIP.add_resume_hook(recheck)
+    if releaser.caps.on:  # what a paused replica knows of the runs is stale
+        metrics.LEADERSHIP.add_resume_hook(lambda: state.spawn(releaser.resync(state)))
     metrics.LEADERSHIP.install()
 
 

@@ -21,7 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from tidings import contract
 from tidings.controller import capacity, metrics, run_outcome
 from tidings.controller.clock import utc_now
-from tidings.controller.kube import Kube, job_path
+from tidings.controller.kube import job_path
 from tidings.controller.state import OperatorState
 
 RELEASE_SECONDS = 5.0  # a release that failed, or a slot freed without an event, waits this
@@ -46,15 +46,28 @@ class Releaser:
         """Another rule that keeps a run suspended whatever the caps say."""
         self.holds.append(hold)
 
-    async def seed(self, kube: Kube, namespaces: tuple[str, ...]) -> None:
-        """Count the unsuspended unfinished Jobs of ours that exist now, before the watch."""
-        for namespace in namespaces or ("",):
-            path = _all_jobs_path(namespace)
-            async for page in kube.list_pages(path, contract.MANAGED_SELECTOR):
-                for job in page:
-                    if run_outcome.job_finished(job) is None and not job["spec"].get("suspend"):
+    async def resync(self, state: OperatorState) -> None:
+        """The index from the Jobs that exist now (at start-up, and on becoming the leader,
+        when events were missed): runs shown to be ours as they are, and every other
+        unsuspended unfinished Job of ours counted as running until its event says whether
+        it is ours. Nothing is released meanwhile."""
+        async with self.lock:
+            found: dict[str, capacity.Run] = {}
+            for namespace in state.settings.namespaces or ("",):
+                path = _all_jobs_path(namespace)
+                async for page in state.kube.list_pages(path, contract.MANAGED_SELECTOR):
+                    for job in page:
+                        meta = job["metadata"]
+                        if run_outcome.job_finished(job) is not None or meta.get(
+                            "deletionTimestamp"
+                        ):
+                            continue
                         run = capacity.run_of(job)
-                        self.runs.setdefault(run.uid, run)
+                        if run.uid in state.own_jobs or not (
+                            run.suspended or run.uid in state.foreign_jobs
+                        ):
+                            found[run.uid] = run
+            self.runs = found
 
     def seen(self, state: OperatorState, event_type: str | None, job: Mapping[str, Any]) -> None:
         """Keep the index as the Job is now (after job_outcomes has looked at it)."""
