@@ -140,6 +140,15 @@ def run_of(job: Mapping[str, Any]) -> Run:
                fired is not None and RUN_NOW_LABEL not in labels)  # fmt: skip
 
 
+def was_held(job: Mapping[str, Any]) -> bool:
+    """Created suspended for the cap or the jitter (or for Kueue): its creation is not when
+    its clock started."""
+    meta = job.get("metadata") or {}
+    return (meta.get("annotations") or {}).get(CAPACITY_HOLD_ANNOTATION) == "true" or (
+        KUEUE_QUEUE_LABEL in (meta.get("labels") or {})
+    )
+
+
 def releases(
     runs: Iterable[Run], caps: Caps, now: datetime, holds: Sequence[Hold] = ()
 ) -> list[Run]:
@@ -159,8 +168,8 @@ def releases(
         key=lambda r: (r.start_at(caps), r.namespace, r.name),
     )
     for run in waiting:
-        if run.start_at(caps) > now:
-            break  # sorted: none after it is due either
+        if run.start_at(caps) > now and run.start_at(caps) > run.due:
+            continue  # its jitter offset has not passed (without one, skewed clocks wait not)
         if any(hold(run) for hold in holds):
             continue
         if caps.cluster and total >= caps.cluster:

@@ -40,6 +40,9 @@ class Releaser:
         self.caps = caps
         self.holds = list(holds)  # other rules that keep a run suspended (add_hold)
         self.runs: dict[str, capacity.Run] = {}  # by Job uid: our unfinished runs
+        # Jobs this process released: an event from before the release, handled after it,
+        # still shows them suspended, and must not free their slot again.
+        self.released: set[str] = set()
         self.lock = asyncio.Lock()
 
     def add_hold(self, hold: capacity.Hold) -> None:
@@ -63,11 +66,14 @@ class Releaser:
                         ):
                             continue
                         run = capacity.run_of(job)
+                        if run.uid in self.released:
+                            run = capacity.released(run)
                         if run.uid in state.own_jobs or not (
                             run.suspended or run.uid in state.foreign_jobs
                         ):
                             found[run.uid] = run
             self.runs = found
+            self.released &= set(found)
 
     def seen(self, state: OperatorState, event_type: str | None, job: Mapping[str, Any]) -> None:
         """Keep the index as the Job is now (after job_outcomes has looked at it)."""
@@ -76,8 +82,10 @@ class Releaser:
         ended = run_outcome.job_finished(job) is not None or meta.get("deletionTimestamp")
         if event_type == "DELETED" or ended or uid not in state.own_jobs:
             self.runs.pop(uid, None)
-        else:
-            self.runs[uid] = capacity.run_of(job)
+            self.released.discard(uid)
+            return
+        run = capacity.run_of(job)
+        self.runs[uid] = capacity.released(run) if uid in self.released else run
 
     async def release_due(self, state: OperatorState) -> None:
         """Release what the decision says, each write before the next decision."""
@@ -100,6 +108,7 @@ class Releaser:
                 log.info("released run %s/%s (fire time %s)", run.namespace, run.name, run.due)
                 if run.uid in self.runs:
                     self.runs[run.uid] = capacity.released(run)
+                    self.released.add(run.uid)
 
     async def forever(self, state: OperatorState) -> None:
         while True:

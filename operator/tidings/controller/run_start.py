@@ -39,10 +39,12 @@ def watch_start(state: OperatorState, job: Mapping[str, Any], report_name: str) 
     """Check, once the bound has passed since the Job started, that its pod started."""
     meta = job["metadata"]
     uid = meta["uid"]
+    job_status = job.get("status") or {}
     if uid in state.start_checks or (job.get("spec") or {}).get("suspend"):
         return
+    if not job_status.get("startTime") and capacity.was_held(job):
+        return  # just released: its clock starts with the Job controller's next write
     now = utc_now()
-    job_status = job.get("status") or {}
     try:
         started = parse_rfc3339(job_status.get("startTime") or meta.get("creationTimestamp") or "")
     except ValueError:
