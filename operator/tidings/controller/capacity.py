@@ -7,9 +7,10 @@ Unschedulable for resources, or ContainerCreating on a busy node). Such a wait n
 RunNotStarted, and its Job's deadline is pushed on while it lasts (run_start): the run's
 timeout counts from its pod starting.
 
-Releasing: with `operator.maxConcurrentRuns` on, every Job is created suspended (the CronJob's
-jobTemplate) and released here in fire order while fewer than the caps of the operator's own
-runs are unsuspended and unfinished. Only runs the operator has shown to be its own
+Releasing: with `operator.maxConcurrentRuns` (or `operator.startJitterSeconds`) on, every Job
+is created suspended (the CronJob's jobTemplate) and released here in fire order (plus the
+report's jitter offset) while fewer than the caps of the operator's own runs are unsuspended
+and unfinished. Only runs the operator has shown to be its own
 (run_ownership) are counted or released: a namespace editor's look-alike Jobs are neither.
 Other rules that hold a run suspended (a duplicate fire, for example) plug in as a `Hold`.
 """
@@ -31,10 +32,10 @@ from tidings.schedule import parse_rfc3339
 CAPACITY_HOLD_ANNOTATION = "tidings.dev/held-for-capacity"
 # Kueue's label: Kueue suspends such a Job itself and unsuspends it when it admits it.
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-# What the scheduler says when the node has no room (resources, pod slots, ports).
 # The timeout a run was created with, once its deadline has been pushed on for a capacity wait.
 TIMEOUT_ANNOTATION = "tidings.dev/timeout-seconds"
 START_SLACK = 10  # seconds between a Job's start and its pod's that need no deadline change
+# What the scheduler says when the node has no room (resources, pod slots, ports).
 _FULL_NODE = ("Insufficient ", "Too many pods", "didn't have free ports")
 
 
@@ -106,8 +107,9 @@ def caps_of(settings: Settings) -> Caps:
 
 
 def hold_runs(job_template: dict[str, Any], caps: Caps) -> None:
-    """Make a CronJob's jobTemplate create its Jobs suspended when a cap is on, and say so;
-    explicitly unsuspended otherwise, so that switching the cap off changes the CronJob."""
+    """Make a CronJob's jobTemplate create its Jobs suspended when a cap or the jitter is on,
+    and say so; explicitly unsuspended otherwise, so that switching them off changes the
+    CronJob."""
     job_template["spec"]["suspend"] = caps.on
     if caps.on:
         meta = job_template["metadata"]
@@ -183,6 +185,7 @@ def releases(
 
 
 def released(run: Run) -> Run:
+    """The run as it is once released: going, and counted against the caps."""
     return replace(run, suspended=False, releasable=False)
 
 
