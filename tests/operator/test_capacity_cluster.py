@@ -112,7 +112,7 @@ def test_cap_releases_in_fire_order_and_counts_only_its_own_runs(
             now_going = going(cluster, due_order)
             assert now_going == set(pending[:wanted]), "released out of fire order"
             for job in sorted(now_going - bound):
-                kubelet.creating(kubelet.pending_pod(job))  # a busy node: a capacity wait
+                kubelet.unschedulable(kubelet.pending_pod(job))  # a full node: capacity
                 bound.add(job)
             oldest = pending.pop(0)
             kubelet.finish(kubelet.pending_pod(oldest), 0, json.dumps(result_line(True)))
@@ -137,13 +137,13 @@ def test_cap_releases_in_fire_order_and_counts_only_its_own_runs(
 def test_a_capacity_wait_longer_than_the_timeout_is_not_a_failure(
     run_operator: OperatorProcess, cluster: Cluster, kubelet: StandInKubelet
 ) -> None:
-    """No cap: the pod waits on a full node for longer than the run's whole timeout (30 s);
+    """No cap: the pod waits for room on a full node longer than the run's whole timeout (30 s);
     the operator pushes the deadline on, and the run's 30 s count from its pod's start."""
     cluster.create_manual_report(manifest("waits"), timeoutSeconds=30)
     cluster.annotate("waits", **{contract.RUN_NOW_ANNOTATION: "burst"})
     job = cj.run_now_job_name("waits", "burst")
     pod = kubelet.pending_pod(job)
-    kubelet.creating(pod)
+    kubelet.unschedulable(pod)  # the node is full: it waits for room, not stuck
     wait_for(
         "the deadline pushed past the wait",
         lambda: cluster.job(job)["spec"]["activeDeadlineSeconds"] > 30,
@@ -190,3 +190,17 @@ def test_jitter_starts_each_report_at_its_own_offset_and_next_says_so(
     kubelet.run(job, 0, result_line(True))
     status = cluster.wait_status(name, "the run counted", lambda s: job in history(s))
     assert history(status)[job]["outcome"] == "Delivered"
+
+
+@pytest.mark.parametrize("operator_env", [{"TIDINGS_RUN_START_TIMEOUT": "2"}])
+def test_containers_created_for_longer_than_the_bound_are_stuck_not_waiting(
+    run_operator: OperatorProcess, cluster: Cluster, kubelet: StandInKubelet
+) -> None:
+    """ContainerCreating is a busy node for a while; past the start bound it is what a
+    missing Secret volume looks like, and shows RunNotStarted as before."""
+    cluster.create_manual_report(manifest("mounts"), timeoutSeconds=30)
+    cluster.annotate("mounts", **{contract.RUN_NOW_ANNOTATION: "stuck"})
+    job = cj.run_now_job_name("mounts", "stuck")
+    kubelet.creating(kubelet.pending_pod(job))
+    wait_for("RunNotStarted", lambda: cluster.events("RunNotStarted", "mounts"), timeout=30)
+    assert cluster.job(job)["spec"]["activeDeadlineSeconds"] == 30  # not pushed on

@@ -126,6 +126,17 @@ def test_capacity_wait(pods: list, suspended: bool, waits: bool) -> None:
     assert (capacity.capacity_wait(job, pods) is not None) is waits
 
 
+def test_containers_created_for_too_long_are_a_fault() -> None:
+    creating = _pod(scheduled=("True", "", ""), waiting={"reason": "ContainerCreating"})
+    creating["status"]["conditions"][0]["lastTransitionTime"] = "2026-12-07T09:00:00Z"
+    job = _job(spec={"suspend": False})
+    soon, late = T0 + timedelta(seconds=60), T0 + timedelta(seconds=121)
+    assert capacity.capacity_wait(job, [creating], soon, 120) is not None
+    assert capacity.capacity_wait(job, [creating], late, 120) is None  # e.g. FailedMount
+    full = _pod(scheduled=("False", "Unschedulable", FULL))
+    assert capacity.capacity_wait(job, [full], late + timedelta(hours=1), 120) is not None
+
+
 def test_kueue_wait_names_the_queue() -> None:
     job = _job()
     job["metadata"]["labels"][capacity.KUEUE_QUEUE_LABEL] = "reports"

@@ -304,6 +304,21 @@ class StandInKubelet:
         phase = "Succeeded" if exit_code == 0 else "Failed"
         self._report(pod, phase, {"terminated": terminated}, startTime=now)
 
+    def unschedulable(self, pod: dict[str, Any]) -> None:
+        """What the scheduler writes for a pod the full node has no room for."""
+        condition = {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are "
+            "available: 1 No preemption victims found for incoming pod.",
+        }
+        self.cluster.core.patch_namespaced_pod_status(
+            pod["metadata"]["name"],
+            self.cluster.ns,
+            {"status": {"phase": "Pending", "conditions": [condition]}},
+        )
+
     def creating(self, pod: dict[str, Any]) -> None:
         """What a kubelet reports for a pod bound to a busy node: containers being created."""
         scheduled = [{"type": "PodScheduled", "status": "True"}]

@@ -189,10 +189,17 @@ def released(run: Run) -> Run:
     return replace(run, suspended=False, releasable=False)
 
 
-def capacity_wait(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> str | None:
+def capacity_wait(
+    job: Mapping[str, Any],
+    pods: Sequence[Mapping[str, Any]],
+    now: datetime | None = None,
+    creating_bound: float | None = None,
+) -> str | None:
     """Why the run is waiting for capacity (suspended, the node full, containers being
     created), or None when it is not (it started, or it waits for something that is a fault:
-    an image that cannot be pulled, a missing Secret, a quota refusing the pod)."""
+    an image that cannot be pulled, a quota refusing the pod, or containers still being
+    created `creating_bound` seconds after the pod was bound: a Secret that cannot be mounted
+    looks like that, and must not wait for ever)."""
     if (job.get("spec") or {}).get("suspend"):
         labels = (job.get("metadata") or {}).get("labels") or {}
         if KUEUE_QUEUE_LABEL in labels:
@@ -210,17 +217,31 @@ def capacity_wait(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> 
             if condition.get("reason") == "Unschedulable" and any(m in message for m in _FULL_NODE):
                 return f"waiting for room on a node: {message}"
             return None
+    bound = next(
+        (
+            c
+            for c in status.get("conditions") or ()
+            if c.get("type") == "PodScheduled" and c.get("status") == "True"
+        ),
+        None,
+    )
     waits = [
         (c.get("state") or {}).get("waiting") or {} for c in status.get("containerStatuses") or ()
     ]
-    if waits and all(w.get("reason") == "ContainerCreating" for w in waits):
-        return "its containers are being created"
-    if not waits and any(
-        c.get("type") == "PodScheduled" and c.get("status") == "True"
-        for c in status.get("conditions") or ()
+    creating = all(w.get("reason") == "ContainerCreating" for w in waits)
+    if bound is None or not creating:  # (no waits: bound, the kubelet has not reported yet)
+        return None
+    since = _time(bound.get("lastTransitionTime")) or _time(
+        (newest.get("metadata") or {}).get("creationTimestamp")
+    )
+    if (
+        now
+        and creating_bound is not None
+        and since
+        and (now - since).total_seconds() > (creating_bound)
     ):
-        return "its containers are being created"  # bound, the kubelet has not reported yet
-    return None
+        return None  # creating for too long: a fault (FailedMount), not a busy node
+    return "its containers are being created"
 
 
 def pod_started_at(pods: Sequence[Mapping[str, Any]]) -> datetime | None:

@@ -87,7 +87,7 @@ async def _check_start(
                 if started_at := capacity.pod_started_at(pods):
                     await _push_deadline(state, job, now, started_at)
                 return
-            if wait := capacity.capacity_wait(job, pods):
+            if wait := capacity.capacity_wait(job, pods, now, bound):
                 log.info("run %s/%s is %s", namespace, job_name, wait)
                 await _push_deadline(state, job, now, None, ahead=2 * poll)
             elif (now - started).total_seconds() >= bound and reason != told:
