@@ -39,6 +39,9 @@ JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 FINALIZER = "tidings.dev/run-outcome"
 # Set, in the same write that drops the finalizer, on a Job whose outcome was counted.
 COUNTED_ANNOTATION = "tidings.dev/counted"
+# A DST fall-back's second fire of a slot, created suspended (controller/slot_guard.py): never
+# released, whatever holds it.
+DUPLICATE_OF_ANNOTATION = "tidings.dev/duplicate-of"
 # Why a run's pod had not started within the bound; the failure is counted with this reason.
 NOT_STARTED_ANNOTATION = "tidings.dev/not-started"
 # The report snapshot in the pod template; the renderer reads it as a downward-API file.

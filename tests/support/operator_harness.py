@@ -284,34 +284,53 @@ class StandInKubelet:
 
         return wait_for(f"pod #{attempt} of Job {job_name}", probe)
 
-    def finish(self, pod: dict[str, Any], exit_code: int, message: str) -> None:
-        now = rfc3339(datetime.now(UTC))
-        status = {
-            "phase": "Succeeded" if exit_code == 0 else "Failed",
-            "startTime": now,
-            "containerStatuses": [
-                {
-                    "name": cj.CONTAINER,
-                    "image": pod["spec"]["containers"][0]["image"],
-                    "imageID": "",
-                    "ready": False,
-                    "restartCount": 0,
-                    "started": False,
-                    "state": {
-                        "terminated": {
-                            "exitCode": exit_code,
-                            "reason": "Completed" if exit_code == 0 else "Error",
-                            "message": message,
-                            "startedAt": now,
-                            "finishedAt": now,
-                        }
-                    },
-                }
-            ],
+    def _report(self, pod: dict[str, Any], phase: str, state: dict[str, Any], **extra: Any) -> None:
+        """Write the pod's status with one container in `state`, as a kubelet does."""
+        container = {
+            "name": cj.CONTAINER,
+            "image": pod["spec"]["containers"][0]["image"],
+            "imageID": "",
+            "ready": False,
+            "restartCount": 0,
+            "state": state,
         }
+        status = {"phase": phase, **extra, "containerStatuses": [container]}
         self.cluster.core.patch_namespaced_pod_status(
             pod["metadata"]["name"], self.cluster.ns, {"status": status}
         )
+
+    def finish(self, pod: dict[str, Any], exit_code: int, message: str) -> None:
+        now = rfc3339(datetime.now(UTC))
+        terminated = {
+            "exitCode": exit_code,
+            "reason": "Completed" if exit_code == 0 else "Error",
+            "message": message,
+            "startedAt": now,
+            "finishedAt": now,
+        }
+        phase = "Succeeded" if exit_code == 0 else "Failed"
+        self._report(pod, phase, {"terminated": terminated}, startTime=now)
+
+    def unschedulable(self, pod: dict[str, Any]) -> None:
+        """What the scheduler writes for a pod the full node has no room for."""
+        condition = {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are "
+            "available: 1 No preemption victims found for incoming pod.",
+        }
+        self.cluster.core.patch_namespaced_pod_status(
+            pod["metadata"]["name"],
+            self.cluster.ns,
+            {"status": {"phase": "Pending", "conditions": [condition]}},
+        )
+
+    def creating(self, pod: dict[str, Any]) -> None:
+        """What a kubelet reports for a pod bound to a busy node: containers being created."""
+        scheduled = [{"type": "PodScheduled", "status": "True"}]
+        waiting = {"waiting": {"reason": "ContainerCreating"}}
+        self._report(pod, "Pending", waiting, conditions=scheduled)
 
     def run(
         self, job_name: str, exit_code: int, result: dict[str, Any] | None, attempt: int = 1

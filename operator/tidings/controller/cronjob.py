@@ -37,6 +37,7 @@ from tidings.contract import (
     SNAPSHOT_ANNOTATION,
     digest,
 )
+from tidings.controller import capacity
 from tidings.controller.settings import Settings, run_env
 from tidings.schedule import rfc3339
 from tidings.snapshot import report_snapshot
@@ -279,7 +280,7 @@ def desired_cronjob(report: Mapping[str, Any], settings: Settings, suspend: bool
     schedule = (spec.get("schedule") or "").strip()
     labels = report_labels(report)
     name_annotation = {REPORT_NAME_ANNOTATION: report["metadata"]["name"]}
-    return {
+    manifest = {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
         "metadata": _metadata(report, cronjob_name(report["metadata"]["name"])),
@@ -326,6 +327,9 @@ def desired_cronjob(report: Mapping[str, Any], settings: Settings, suspend: bool
             },
         },
     }
+    # With a concurrent-run cap, each run is created suspended and released by the operator.
+    capacity.hold_runs(manifest["spec"]["jobTemplate"], capacity.caps_of(settings))
+    return manifest
 
 
 def job_from_template(

@@ -9,6 +9,8 @@
 - A RecipientGroup event -> recipient_groups_store.py: the recipients ConfigMap of each report
   naming it (and every report event, before its CronJob is made to match).
 - A namespace's default time zone changed -> namespace_zone.py: its reports reconciled again.
+- A Job of ours, and every few seconds -> run_release.py: runs held by the concurrent-run cap
+  are released in fire order (capacity.py decides).
 - A namespace being deleted -> namespace_end.py: its held Jobs are let go (no record or Event
   can be written there, and kopf stops serving it).
 - Every TIDINGS_DELIVERY_PRUNE_INTERVAL_SECONDS, expired ReportDelivery records are deleted
@@ -32,6 +34,7 @@ import kopf
 
 from tidings import contract, models
 from tidings.controller import (
+    capacity,
     cronjob_index,
     job_outcomes,
     metrics,
@@ -40,6 +43,7 @@ from tidings.controller import (
     owner_notices_send,
     recipient_groups_store,
     record_store,
+    run_release,
     slot_guard,
 )
 from tidings.controller.kube import Kube, load_api_client
@@ -94,6 +98,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # kopf starts the watches after this handler: the map is complete before the first event.
     await namespace_zone.load(state)  # as the zones: a report's first reconcile has its own
     state.cronjobs = await cronjob_index.list_cronjobs(state.kube, state.settings.namespaces)
+    releaser = memo.releaser = run_release.Releaser(capacity.caps_of(state.settings))
+    if releaser.caps.on:  # the runs already going count before the watch brings them
+        await releaser.resync(state)
+        state.spawn(releaser.forever(state))
 
     def recheck() -> None:
         state.spawn(cronjob_index.recheck_cronjobs(state, dict(state.cronjobs)))
@@ -103,6 +111,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # and the same re-check finds what its map still holds but is gone.
     metrics.LEADERSHIP.leading = settings.peering.standalone  # kopf starts a peer paused
     metrics.LEADERSHIP.add_resume_hook(recheck)
+    if releaser.caps.on:  # what a paused replica knows of the runs is stale
+        metrics.LEADERSHIP.add_resume_hook(lambda: state.spawn(releaser.resync(state)))
     metrics.LEADERSHIP.install()
 
 
@@ -155,6 +165,13 @@ async def job_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, 
 @kopf.on.event(models.GROUP, models.VERSION, models.GROUP_PLURAL)
 async def recipient_group_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await recipient_groups_store.group_changed(state_of(memo).kube, dict(body))
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=MANAGED, id="release")
+async def job_release(
+    event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:  # after job_event, which decides whether the Job is ours
+    await run_release.job_changed(memo.releaser, state_of(memo), event["type"], dict(body))
 
 
 @kopf.on.event("", "v1", "namespaces")

@@ -20,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tidings import contract, models
 from tidings.controller import (
+    capacity,
     cronjob,
     metrics,
     owner_notices_send,
@@ -165,7 +166,10 @@ async def record_outcome(
         outcome = run_outcome.job_outcome(job, pods, now)
         if outcome is None:
             return None
-        change = status.apply_outcome(report, outcome, now, next_fire)
+        fires = capacity.jittered(
+            next_fire, capacity.report_jitter(state.settings, report)
+        )  # when runs start
+        change = status.apply_outcome(report, outcome, now, fires)
         notice = None
         if change is not None:
             notice = owner_notices_send.owed_by(report, outcome, change.status, change.phase)

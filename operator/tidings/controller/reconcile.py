@@ -16,7 +16,7 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from tidings import contract, models, validation
-from tidings.controller import cronjob, run_outcome, status, testsend, zones
+from tidings.controller import capacity, cronjob, run_outcome, status, testsend, zones
 from tidings.controller.clock import next_fire, utc_now
 from tidings.controller.cronjob_plan import Action, owned, plan_cronjob
 from tidings.controller.kube import cronjob_path, job_path, report_path
@@ -89,7 +89,10 @@ async def sync_report(
         problems = [str(p) for p in validation.validate_spec(report.get("spec")).errors]
         pending = status.pending_run_now(report)
         busy = pending is not None and await _run_going(state, report)
-        decision = status.reconcile(report, problems, utc_now(), next_fire, busy)
+        fires = capacity.jittered(
+            next_fire, capacity.report_jitter(state.settings, report)
+        )  # when runs start
+        decision = status.reconcile(report, problems, utc_now(), fires, busy)
         first = current.get("observedGeneration") is None
         changed = report["metadata"].get("generation") != current.get(
             "observedGeneration"

@@ -19,7 +19,7 @@ from tidings.contract import (
     ResultLine,
     result_from_message,
 )
-from tidings.controller import testsend
+from tidings.controller import capacity, testsend
 from tidings.controller.cronjob import CONTAINER
 from tidings.controller.objects import (
     condition_is_true,
@@ -200,7 +200,7 @@ def job_outcome(
             error = "the Job was deleted before it finished"
         elif job_reason == "DeadlineExceeded":
             failure = "timeout"
-            deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
+            deadline = capacity.job_timeout(job)  # not a deadline pushed on for a wait
             error = f"the run exceeded its timeout of {deadline}s (failurePolicy.timeoutSeconds)"
         elif result and result.failure in ("transient", "permanent"):
             failure = result.failure

@@ -120,6 +120,29 @@ class Settings:
             "doc": "Seconds a run's pod may take to start before the report shows RunNotStarted.",
         },
     )
+    max_runs_per_namespace: int = field(
+        default=0,
+        metadata={
+            "env": "TIDINGS_MAX_CONCURRENT_RUNS_PER_NAMESPACE",
+            "doc": "Runs of one namespace started at once; more wait suspended, released in "
+            "fire order (0 = no cap).",
+        },
+    )
+    max_runs_cluster: int = field(
+        default=0,
+        metadata={
+            "env": "TIDINGS_MAX_CONCURRENT_RUNS",
+            "doc": "Runs started at once across all served namespaces (0 = no cap).",
+        },
+    )
+    start_jitter_seconds: int = field(
+        default=0,
+        metadata={
+            "env": "TIDINGS_START_JITTER_SECONDS",
+            "doc": "Scheduled runs of each report start this many seconds at most after their "
+            "fire time, a fixed offset per report (0 = off, up to 3600).",
+        },
+    )
     test_sends_per_hour: int = field(
         default=10,
         metadata={

@@ -105,6 +105,13 @@ def check(s: Settings) -> None:
         (0 <= s.failed_jobs_history <= 10, "TIDINGS_FAILED_JOBS_HISTORY", "must be 0-10"),
         (s.run_start_timeout >= 1, "TIDINGS_RUN_START_TIMEOUT", "must be >= 1"),
         (
+            s.max_runs_per_namespace >= 0,
+            "TIDINGS_MAX_CONCURRENT_RUNS_PER_NAMESPACE",
+            "must be 0 (no cap) or more",
+        ),
+        (s.max_runs_cluster >= 0, "TIDINGS_MAX_CONCURRENT_RUNS", "must be 0 (no cap) or more"),
+        (0 <= s.start_jitter_seconds <= 3600, "TIDINGS_START_JITTER_SECONDS", "must be 0-3600"),
+        (
             s.test_sends_per_hour >= 1,
             "TIDINGS_TEST_SENDS_PER_NAMESPACE_PER_HOUR",
             "must be >= 1",

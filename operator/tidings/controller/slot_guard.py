@@ -41,7 +41,7 @@ from tidings.schedule import parse_rfc3339, rfc3339, zone
 log = logging.getLogger("tidings.operator")
 
 MUTATE_WEBHOOK_ID = f"slots.jobs.{contract.MANAGED_BY}"
-DUPLICATE_ANNOTATION = "tidings.dev/duplicate-of"  # the slot's first occurrence (RFC 3339)
+DUPLICATE_ANNOTATION = contract.DUPLICATE_OF_ANNOTATION  # the slot's first occurrence (RFC 3339)
 GAP_ANNOTATION = "tidings.dev/gap-slot"  # on a run the operator started after a DST gap
 
 
