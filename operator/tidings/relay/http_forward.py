@@ -30,7 +30,7 @@ from kubernetes.client.exceptions import ApiException
 from tidings import netguard
 from tidings.relay import policy
 from tidings.relay.identity import Lookup
-from tidings.renderer.channels import ChannelFailed, slack, teams
+from tidings.renderer.channels import ChannelFailed, quiet_client_logs, slack, teams
 from tidings.renderer.channels.slack import CREDENTIAL_HEADER
 from tidings.renderer.channels.webhook import (
     IDEMPOTENCY_HEADER,
@@ -85,6 +85,7 @@ class ForwardServer:
         denied: tuple[Network, ...] = netguard.DEFAULT_DENIED,
         slack_api: str = slack.API_URL,
     ) -> None:
+        quiet_client_logs()  # request URLs may be credentials (a Teams workflow's)
         handler = type("Handler", (_Handler,), {"lookup": lookup, "max_bytes": max_bytes})
         handler.denied = denied
         handler.slack_api = slack_api

@@ -18,6 +18,17 @@ from tidings.renderer.mail import Attachment
 from tidings.renderer.result import PERMANENT, TRANSIENT
 
 log = logging.getLogger("tidings.renderer.channels")
+
+
+def quiet_client_logs() -> None:
+    """httpx logs each request's URL at INFO: a Teams workflow URL is a credential (its sig
+    query) and a Slack upload URL is one for a while, so its request logs stay off."""
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if logger.level < logging.WARNING:
+            logger.setLevel(logging.WARNING)
+
+
 MAX_REPLY = 300  # characters of a destination's answer kept per channel
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tidings import netguard
-from tidings.renderer.channels import MAX_REPLY, ChannelFailed, Summary
+from tidings.renderer.channels import MAX_REPLY, ChannelFailed, Summary, quiet_client_logs
 from tidings.renderer.channels.webhook import (
     ATTEMPT_TIMEOUT,
     IDEMPOTENCY_HEADER,
@@ -174,6 +174,7 @@ def deliver(
 ) -> str:
     """One attempt at the whole flow; the reply to record, ChannelFailed otherwise. A retry
     starts again: uploads never completed are discarded by Slack, nothing is posted twice."""
+    quiet_client_logs()
     session = _Session(api, token, deadline, denied)
     if not files:
         answer = session.call("chat.postMessage", {"channel": channel, "text": text})

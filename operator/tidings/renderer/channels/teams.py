@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tidings import netguard
-from tidings.renderer.channels import ChannelFailed, Summary
+from tidings.renderer.channels import ChannelFailed, Summary, quiet_client_logs
 from tidings.renderer.channels.slack import CREDENTIAL_HEADER
 from tidings.renderer.channels.webhook import (
     IDEMPOTENCY_HEADER,
@@ -78,6 +78,7 @@ class Teams:
     def send(self, summary: Summary, deadline: float) -> str:
         if problem := url_problem(self.url, self.host):
             raise ChannelFailed(f"{problem} (urlSecretRef)", PERMANENT)
+        quiet_client_logs()
         body = json.dumps(card(summary), ensure_ascii=False).encode()
         headers = {
             "Content-Type": "application/json",
