@@ -1,14 +1,14 @@
 """The Tidings operator: ScheduledReport -> CronJob, Job outcomes -> status.
 
 Pure (plain dicts in, decisions out; unit- and table-tested): settings (and settings_load,
-which reads them from the environment), cronjob (manifests; channel_secrets: each channel's
-Secret key in the pod), cronjob_plan (create, patch or leave it), status (phase, conditions,
-the fields a reconcile or an outcome writes), run_outcome (what a finished Job tells), run_ownership (whether a Job is
+which reads them from the environment), cronjob (manifests),
+cronjob_plan (create, patch or leave it), status (phase, conditions, the fields a reconcile or
+an outcome writes), run_outcome (what a finished Job tells), run_ownership (whether a Job is
 the operator's own run), records, testsend, reruns (run-at and resend: which window, whom,
 the Job), permissions, recipient_groups, objects, webhook_tls, zones (a namespace's default
 time zone), status_guard (a status write over Disabled), owner_notices (when and what
-spec.owners are told).
-channel_secrets (each channel's Secret key in the pod). The result line and every label and annotation: tidings.contract.
+spec.owners are told), channel_secrets (each channel's Secret key in the pod). The result
+line and every label and annotation: tidings.contract.
 
 I/O, by what triggers it: handlers (the kopf registrations) -> reconcile (a report event;
 rerun_start starts its run-at and resend Jobs),
