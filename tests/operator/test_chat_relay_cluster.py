@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from kubernetes import client
 from tests.support.channel_fakes import FakeSlack, FakeTeams, slack_api, teams_workflow
@@ -29,13 +30,15 @@ from tests.support.relay_harness import (
     PlatformRelay,
     RelayPodRunner,
     RelayProcess,
+    mint,
     relay_env,
     serve_platform,
 )
 from tests.support.report_bodies import manifest
 
 from tidings.controller.cronjob import cronjob_name
-from tidings.renderer.channels import Summary
+from tidings.relay.policy import AUDIENCE
+from tidings.renderer.channels import ChannelFailed, Summary
 from tidings.renderer.channels.teams import Teams
 from tidings.renderer.channels.webhook import Relay
 from tidings_dev.cluster import ControlPlane
@@ -224,10 +227,6 @@ def test_a_workflow_url_for_another_host_is_refused_by_the_relay(
         cronjob_name("forged"), datetime.now(UTC).replace(second=0, microsecond=0)
     )
     pod = wait_for("the run's pod", lambda: (pods := cluster.pods(job)) and pods[0])
-    from tests.support.relay_harness import mint
-
-    from tidings.relay.policy import AUDIENCE
-
     token_file = tmp_path / "token"
     token_file.write_text(mint(cluster, "default", AUDIENCE, pod))
     elsewhere = teams.url.replace("127.0.0.1", "localhost")  # the same server, another host
@@ -238,13 +237,20 @@ def test_a_workflow_url_for_another_host_is_refused_by_the_relay(
         index=1,
         relay=Relay(f"http://127.0.0.1:{relay.http_port}", str(token_file)),  # type: ignore[attr-defined]
     )
-    from tidings.renderer.channels import ChannelFailed
-
     with pytest.raises(ChannelFailed) as refused:
         channel.send(summary(), time.monotonic() + 30)
     assert refused.value.failure == "permanent"
     assert str(refused.value).startswith("relay: channel 1 of report ")
     assert "not on the admitted host 127.0.0.1" in str(refused.value)
+    # Without its credential: no workflow URL for Teams, no bot token for Slack.
+    base = f"http://127.0.0.1:{relay.http_port}/v1/channels"  # type: ignore[attr-defined]
+    auth = {"Authorization": f"Bearer {token_file.read_text()}"}
+    bare = {
+        index: httpx.post(f"{base}/{index}", content=b"{}", headers=auth, timeout=30)
+        for index in (0, 1)
+    }
+    assert bare[0].status_code == 403 and "no bot token" in bare[0].text
+    assert bare[1].status_code == 403 and "not https://" in bare[1].text
     assert teams.calls == []
 
 
