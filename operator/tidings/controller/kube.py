@@ -10,6 +10,7 @@ operator's time").
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 from collections.abc import AsyncIterator
@@ -112,6 +113,9 @@ class Kube:
         # every object's managedFields say which shard wrote it.
         self.user_agent = f"tidings-shard-{shard}" if shard else "tidings-operator"
         self._session: aiohttp.ClientSession | None = None
+        # At most pool_size calls prepared at once: a burst of 10,000 reports otherwise holds
+        # 10,000 serialised CronJobs waiting for a connection (256 MiB against 173 at 10,000).
+        self._slots = asyncio.Semaphore(pool_size)
 
     def _http(self) -> aiohttp.ClientSession:
         # Made on first use: an aiohttp session belongs to the loop it is made in.
@@ -142,18 +146,22 @@ class Kube:
         token = configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
         if token:
             headers["Authorization"] = token
-        async with self._http().request(
-            method,
-            configuration.host + path,
-            params=query or None,
-            data=None if body is None else json.dumps(body, separators=(",", ":")),
-            headers=headers,
-            proxy=configuration.proxy or None,
-            server_hostname=configuration.tls_server_name or None,
-        ) as response:
+        async with (
+            self._slots,
+            self._http().request(
+                method,
+                configuration.host + path,
+                params=query or None,
+                data=None if body is None else json.dumps(body, separators=(",", ":")),
+                headers=headers,
+                proxy=configuration.proxy or None,
+                server_hostname=configuration.tls_server_name or None,
+            ) as response,
+        ):
             payload = await response.read()
             if not 200 <= response.status <= 299:
-                raise _api_error(response.status, response.reason or "", payload, response.headers)
+                reason = response.reason or ""
+                raise _api_error(response.status, reason, payload, response.headers)
         return json.loads(payload) if payload else None
 
     async def close(self) -> None:
