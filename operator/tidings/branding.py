@@ -218,7 +218,7 @@ def pod_env(platform: Mapping[str, str]) -> list[dict[str, str]]:
 
 def pod_volume() -> tuple[dict[str, Any], dict[str, Any]]:
     """(volume, mount) of the namespace's ConfigMap. Optional, so a namespace without one runs
-    with the platform defaults; the operator itself never reads it (no RBAC on ConfigMaps)."""
+    with the platform defaults; the operator itself never reads it."""
     volume = {
         "name": "branding",
         "configMap": {"name": NAMESPACE_CONFIGMAP, "optional": True},

@@ -30,6 +30,8 @@ REPORT_UID_LABEL = "tidings.dev/report-uid"
 REPORT_NAME_ANNOTATION = "tidings.dev/report"
 RUN_NOW_ANNOTATION = "tidings.dev/run-now"
 REACTIVATE_ANNOTATION = "tidings.dev/reactivate"
+# On a namespace: the time zone of its reports that set no spec.timeZone (controller/zones.py).
+DEFAULT_TIME_ZONE_ANNOTATION = "tidings.dev/default-time-zone"
 # Set by the CronJob controller (Kubernetes >= 1.28): the run's scheduled time.
 SCHEDULED_TIMESTAMP_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
@@ -52,12 +54,40 @@ TEST_RECIPIENT_ENV = "TIDINGS_TEST_RECIPIENT"
 # The window's end of a run the operator starts itself (run-now, test send).
 SCHEDULED_TIME_ENV = "TIDINGS_SCHEDULED_TIME"
 TEST_SUBJECT_PREFIX = "[TEST] "
+# spec.delivery.sendWhen mode changed: the last delivered run's rowsDigest, set by the operator.
+LAST_ROWS_DIGEST_ENV = "TIDINGS_LAST_ROWS_DIGEST"
+# spec.delivery.channels: the delivery relay's channel front, set by the operator when it has one.
+CHANNEL_RELAY_ENV = "TIDINGS_CHANNEL_RELAY_URL"
+
+# Chosen windows (controller/reruns.py). On the report, asked once per value like run-now:
+# `tidings.dev/run-at: TIME [NOTE]` re-runs the window of a run fired at TIME (RFC 3339, not in
+# the future); `tidings.dev/resend: RECORD [NOTE]` mails the window of ReportDelivery RECORD
+# again, to the recipients it did not reach only. A NOTE after a space tells repeats apart.
+RUN_AT_ANNOTATION = "tidings.dev/run-at"
+RESEND_ANNOTATION = "tidings.dev/resend"
+# On the Job the operator starts for them (the protect-runs policy keeps anyone else from
+# writing tidings.dev/ keys on a Job): the time re-run, the record resent and its recipients.
+RERUN_AT_JOB_ANNOTATION = "tidings.dev/rerun-at"
+RESEND_OF_JOB_ANNOTATION = "tidings.dev/resend-of"
+RESEND_TO_JOB_ANNOTATION = "tidings.dev/resend-to"
+# Comma-separated: the renderer mails only those of the snapshot's to/cc/bcc that are listed.
+RESEND_RECIPIENTS_ENV = "TIDINGS_RESEND_RECIPIENTS"
 
 # The delivery relay (docs/relay.md): the pod logs in with a projected service-account token for
 # the relay's audience, which the kubelet mints bound to the pod and rotates at 80 % of its life.
 RELAY_TOKEN_DIR_ENV = "TIDINGS_RELAY_TOKEN_DIR"
 RELAY_TOKEN_DIR = "/var/run/secrets/tidings.dev/relay"
 RELAY_TOKEN_EXPIRY_SECONDS = 600  # the shortest the kubelet accepts
+
+# The relay's probe of the platform relay (relay/probe.py): every replica connects, says EHLO,
+# upgrades with STARTTLS when smtp.tls says so and logs in when credentials are set, then writes
+# the result to one ConfigMap of the release namespace (this component label), which
+# `kubectl tidings doctor` reads with view rights there: the user never needs the credentials.
+RELAY_PROBE_COMPONENT = "relay-probe"
+RELAY_PROBE_INTERVAL_SECONDS = 60
+# Data keys: checkedAt (RFC 3339), ok ("true"/"false"), step (the one that failed, or "quit"),
+# detail, upstream (host:port), tls, auth ("login" or "none"), intervalSeconds, replica.
+RELAY_PROBE_STEPS = ("connect", "ehlo", "starttls", "auth", "quit")
 
 
 def digest(value: str) -> str:
@@ -132,11 +162,24 @@ class AddressList(_Wire):
     refused: dict[str, str] = Field(default_factory=dict)
 
 
+class ChannelLine(_Wire):
+    """What one channel (spec.delivery.channels) did in the run."""
+
+    name: str  # webhook[0]
+    type: str  # webhook | slack | teams
+    destination: str = ""  # the host
+    outcome: str  # accepted | refused
+    failure: str | None = None  # transient | permanent when refused
+    reply: str = ""  # the destination's answer, or why it was not reached
+    attempts: int = 0
+    idempotency_key: str = ""
+
+
 class ResultLine(_Wire):
     """What one run did: the keys of models.HistoryEntry, plus what the operator's
     ReportDelivery record needs (addresses, attachments, rows, pages, attempts)."""
 
-    outcome: str  # Delivered | Failed | Skipped (skipIfEmpty and an empty window: exit 0)
+    outcome: str  # Delivered | Failed | Skipped (sendWhen said not to send: exit 0)
     failure: str | None = None  # None | transient | permanent
     scheduled_time: str | None = None
     window_start: str | None = None
@@ -152,6 +195,8 @@ class ResultLine(_Wire):
     pages: int | None = None  # pages of the PDF
     attachments: list[Attachment] = Field(default_factory=list)
     addresses: dict[str, AddressList] = Field(default_factory=dict)
+    rows_digest: str | None = None  # sha256 of the window's rows (sendWhen mode changed)
+    channels: list[ChannelLine] = Field(default_factory=list)  # one per spec channel
     # Set only when the line had to leave addresses out to fit RESULT_MAX_BYTES.
     addresses_omitted: int | None = None
 
@@ -183,8 +228,9 @@ class ResultLine(_Wire):
         data: dict[str, Any] = self.model_dump(
             by_alias=True, mode="json", include=set(ResultLine.model_fields)
         )
-        if data["addressesOmitted"] is None:
-            del data["addressesOmitted"]
+        for optional in ("addressesOmitted", "rowsDigest", "channels"):  # as lines before them
+            if data[optional] in (None, []):
+                del data[optional]
         addresses = data["addresses"]
         line = _dumps(data)
         excess = len(line.encode()) - max_bytes

@@ -19,7 +19,8 @@ from tidings import models, validation
 
 CRD_NAME = f"{models.PLURAL}.{models.GROUP}"
 DELIVERY_CRD_NAME = f"{models.DELIVERY_PLURAL}.{models.GROUP}"
-KINDS = (models.KIND, models.DELIVERY_KIND)  # `tidings crd --kind`
+GROUP_CRD_NAME = f"{models.GROUP_PLURAL}.{models.GROUP}"
+KINDS = (models.KIND, models.DELIVERY_KIND, models.GROUP_KIND)  # `tidings crd --kind`
 
 HEADER = (
     "# Generated from operator/tidings/models.py by `tidings crd{option}`: do not edit by hand.\n"
@@ -39,6 +40,19 @@ DELIVERY_DESCRIPTION = (
     "(90 days by default). List a report's records with "
     f"`kubectl get reportdeliveries -l {models.GROUP}/report=NAME`."
 )
+
+GROUP_DESCRIPTION = (
+    "RecipientGroup is a list of addresses a ScheduledReport of the same namespace names as "
+    "@NAME in spec.recipients.to, cc or bcc. Each run sends to the members the group has when "
+    "it starts, so an edited group reaches the next run without a change to the report. "
+    "Adding a member outside the allowed recipient domains needs the `schedule` verb on "
+    "recipientgroups."
+)
+
+GROUP_PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Description", "type": "string", "jsonPath": ".spec.description"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
 
 # JSON Schema keys that carry over to the structural schema unchanged.
 _KEPT = (
@@ -66,7 +80,8 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Format", "type": "string", "jsonPath": ".status.deliveryFormat"},
     {"name": "Program", "type": "string", "jsonPath": ".spec.program"},
     {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule"},
-    {"name": "TZ", "type": "string", "jsonPath": ".spec.timeZone"},
+    # The zone in effect: spec.timeZone or the namespace's default (operator-written).
+    {"name": "TZ", "type": "string", "jsonPath": ".status.timeZone"},
     {"name": "Recipients", "type": "string", "jsonPath": ".status.recipientSummary"},
     {"name": "Status", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Last Sent", "type": "date", "jsonPath": ".status.lastSentAt"},
@@ -164,6 +179,13 @@ def delivery_openapi_schema() -> dict[str, Any]:
     )
 
 
+def group_openapi_schema() -> dict[str, Any]:
+    """A RecipientGroup: a spec only."""
+    return _object_schema(
+        models.GROUP_KIND, GROUP_DESCRIPTION, structural_schema(models.RecipientGroupSpec)
+    )
+
+
 def _object_schema(
     kind: str, description: str, spec: dict[str, Any], status: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -187,7 +209,27 @@ def _object_schema(
 
 
 def crd(kind: str = models.KIND) -> dict[str, Any]:
-    """The CustomResourceDefinition manifest of ScheduledReport or ReportDelivery."""
+    """The CustomResourceDefinition manifest of ScheduledReport, ReportDelivery or
+    RecipientGroup."""
+    if kind == models.GROUP_KIND:
+        return _crd(
+            GROUP_CRD_NAME,
+            {
+                "kind": models.GROUP_KIND,
+                "listKind": f"{models.GROUP_KIND}List",
+                "plural": models.GROUP_PLURAL,
+                "singular": models.GROUP_SINGULAR,
+                "shortNames": list(models.GROUP_SHORT_NAMES),
+                "categories": list(models.CATEGORIES),
+            },
+            {
+                "name": models.VERSION,
+                "served": True,
+                "storage": True,
+                "additionalPrinterColumns": GROUP_PRINTER_COLUMNS,
+                "schema": {"openAPIV3Schema": group_openapi_schema()},
+            },
+        )
     if kind == models.DELIVERY_KIND:
         return _crd(
             DELIVERY_CRD_NAME,
@@ -248,7 +290,9 @@ def _crd(name: str, names: dict[str, Any], version: dict[str, Any]) -> dict[str,
 def crd_yaml(kind: str = models.KIND) -> str:
     """The CRD as committed in crds/: stable key order, so a diff shows a real change."""
     option = "" if kind == models.KIND else f" --kind {kind}"
-    name = CRD_NAME if kind == models.KIND else DELIVERY_CRD_NAME
+    name = {models.DELIVERY_KIND: DELIVERY_CRD_NAME, models.GROUP_KIND: GROUP_CRD_NAME}.get(
+        kind, CRD_NAME
+    )
     return HEADER.format(option=option, name=name) + yaml.dump(
         crd(kind), Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True, width=100
     )
@@ -299,6 +343,7 @@ def api_reference() -> str:
         lines += ["", f"## {root}", ""]
         lines += _object_section(root, schema["properties"][root])
     lines += _delivery_reference()
+    lines += _group_reference()
     return "\n".join(lines) + "\n"
 
 
@@ -321,6 +366,34 @@ def _delivery_reference() -> list[str]:
         *_column_table(DELIVERY_PRINTER_COLUMNS),
         "",
         "## ReportDelivery spec",
+        "",
+        *_object_section("spec", spec),
+    ]
+
+
+def _group_reference() -> list[str]:
+    """The RecipientGroup part of docs/api.md."""
+    spec = group_openapi_schema()["properties"]["spec"]
+    return [
+        "",
+        "# RecipientGroup API reference",
+        "",
+        f"`apiVersion: {models.GROUP}/{models.VERSION}`, `kind: {models.GROUP_KIND}`, "
+        f"namespaced, short name `{models.GROUP_SHORT_NAMES[0]}`, category "
+        f"`{models.CATEGORIES[0]}`. Every field is also available with "
+        "`kubectl explain recipientgroup.<path>`.",
+        "",
+        GROUP_DESCRIPTION,
+        "",
+        "The webhook also checks each member as a report's recipient (a bare ASCII address, "
+        "each once) and refuses a change that would take a report naming the group over 50 "
+        "addresses once its groups are expanded.",
+        "",
+        "## kubectl get columns (RecipientGroup)",
+        "",
+        *_column_table(GROUP_PRINTER_COLUMNS),
+        "",
+        "## RecipientGroup spec",
         "",
         *_object_section("spec", spec),
     ]

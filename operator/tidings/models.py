@@ -15,6 +15,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from tidings import sendwhen
+
 GROUP = "tidings.dev"
 VERSION = "v1alpha1"
 KIND = "ScheduledReport"
@@ -24,6 +26,7 @@ SHORT_NAMES = ["sr"]
 CATEGORIES = ["tidings"]
 
 MAX_RECIPIENTS = 50
+MAX_OWNERS = 10  # spec.owners: told when the report fails for good or is Disabled
 MAX_HISTORY = 20
 MAX_COUNTED = 32
 # The spec travels to each run in its pod template annotation (limited by the API to 256 KiB).
@@ -398,6 +401,16 @@ Address = Annotated[
         description="A bare email address (name@example.com): no display name, ASCII only.",
     ),
 ]
+# A recipient entry: an address, or `@name` for the RecipientGroup `name` of the namespace.
+Recipient = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=254,
+        description="A bare email address (name@example.com), or @name for the RecipientGroup "
+        "of that name in the report's namespace, expanded when each run starts.",
+    ),
+]
 
 # The three lists as one CEL list; absent lists count as empty. (The optional-chaining form,
 # self.?to.orValue([]), hides maxItems from the apiserver's cost estimate and gets refused.)
@@ -431,22 +444,22 @@ class Recipients(_Model):
     )
 
     # list-type set: the apiserver itself refuses an exact duplicate inside one list.
-    to: list[Address] = Field(
+    to: list[Recipient] = Field(
         default_factory=list,
         max_length=MAX_RECIPIENTS,
-        description="To: addresses.",
+        description="To: addresses and @groups.",
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
-    cc: list[Address] = Field(
+    cc: list[Recipient] = Field(
         default_factory=list,
         max_length=MAX_RECIPIENTS,
-        description="Cc: addresses.",
+        description="Cc: addresses and @groups.",
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
-    bcc: list[Address] = Field(
+    bcc: list[Recipient] = Field(
         default_factory=list,
         max_length=MAX_RECIPIENTS,
-        description="Bcc: addresses; in the envelope only, never in the headers.",
+        description="Bcc: addresses and @groups; in the envelope only, never in the headers.",
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
 
@@ -496,6 +509,115 @@ class PdfVariant(StrEnum):
     PDF_UA_1 = "pdf/ua-1"
 
 
+class SendMode(StrEnum):
+    """When a run sends (spec.delivery.sendWhen.mode)."""
+
+    ALWAYS = sendwhen.ALWAYS
+    NON_EMPTY = sendwhen.NON_EMPTY
+    EMPTY = sendwhen.EMPTY
+    CHANGED = sendwhen.CHANGED
+    THRESHOLD = sendwhen.THRESHOLD
+
+
+class SendWhen(_Model):
+    """Whether a run's window is worth sending. A run that sends nothing ends Skipped, with
+    the reason: neither a delivery nor a failure."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.mode != 'threshold' || has(self.threshold)",
+                    "message": "mode threshold needs threshold, a condition such as rows > 0",
+                    "fieldPath": ".threshold",
+                    "reason": "FieldValueRequired",
+                },
+                {
+                    "rule": "self.mode == 'threshold' || !has(self.threshold)",
+                    "message": "threshold is only for mode threshold",
+                    "fieldPath": ".threshold",
+                    "reason": "FieldValueForbidden",
+                },
+            ]
+        }
+    )
+
+    mode: SendMode = Field(
+        default=SendMode.ALWAYS,
+        description=(
+            "always (the default); nonEmpty: only a window with rows (skipIfEmpty is its older "
+            "form); empty: only a window without rows (an alert that something stopped); "
+            "changed: only when the rows differ from the last delivered run's (the first run "
+            "sends); threshold: only when the threshold condition holds."
+        ),
+    )
+    threshold: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=sendwhen.MAX_THRESHOLD_CHARS,
+        description=(
+            "For mode threshold: a condition over the report's summary figures, e.g. "
+            "overdue > 0 and open >= 5. Comparisons > >= < <= == != between a figure and a "
+            "number (or two figures), joined with and, or, not and parentheses; a figure "
+            "without a value in the window makes its comparisons false. Figures by "
+            f"reportType: {sendwhen.figures_doc()}."
+        ),
+    )
+
+
+MAX_CHANNELS = 4
+
+
+class ChannelAttachments(StrEnum):
+    """Whether a channel carries the report's files."""
+
+    NONE = "none"
+    MULTIPART = "multipart"
+
+
+class WebhookChannel(_Model):
+    """An HTTPS POST of the run's JSON summary, signed with HMAC-SHA256."""
+
+    url: str = Field(
+        min_length=9,
+        max_length=2048,
+        description=(
+            "The https:// URL to POST to. An external destination: adding or changing it needs "
+            "the schedule verb unless its host is on the platform's allowed channel hosts. The "
+            "renderer's network guard applies to it and to every redirect (307/308 only)."
+        ),
+    )
+    signing_secret_ref: SecretKeyRef = Field(
+        description=(
+            "The HMAC-SHA256 key: a key of a Secret in the report's namespace. The signature "
+            "of the exact body is sent as X-Tidings-Signature: sha256=<hex>."
+        )
+    )
+    attachments: ChannelAttachments = Field(
+        default=ChannelAttachments.NONE,
+        description=(
+            "none (the default): the JSON summary alone; multipart: a multipart/form-data body "
+            "with the summary as its first part and each attached file as a part."
+        ),
+    )
+
+
+class Channel(_Model):
+    """One destination besides email; exactly one kind is set."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "has(self.webhook)", "message": "set webhook", "fieldPath": ".webhook"}
+            ]
+        }
+    )
+
+    webhook: WebhookChannel | None = Field(
+        default=None, description="An HTTPS POST of the JSON summary, signed."
+    )
+
+
 class Delivery(_Model):
     """How the report is sent."""
 
@@ -507,7 +629,14 @@ class Delivery(_Model):
                     "message": "attachCsv is the older form of attachments: with attachments "
                     "set, list csv there and drop attachCsv",
                     "fieldPath": ".attachCsv",
-                }
+                },
+                {
+                    "rule": "!(has(self.skipIfEmpty) && self.skipIfEmpty && has(self.sendWhen) "
+                    "&& self.sendWhen.mode != 'nonEmpty')",
+                    "message": "skipIfEmpty is the older form of sendWhen mode nonEmpty: with "
+                    "sendWhen set, drop skipIfEmpty",
+                    "fieldPath": ".skipIfEmpty",
+                },
             ]
         }
     )
@@ -551,9 +680,30 @@ class Delivery(_Model):
         default=False,
         description=(
             "Send nothing when the window has no rows. The run's outcome is Skipped: it is "
-            "not a failure and not a delivery, so consecutiveFailures and lastSentAt stay."
+            "not a failure and not a delivery, so consecutiveFailures and lastSentAt stay. "
+            "The older form of sendWhen mode nonEmpty."
         ),
     )
+    channels: list[Channel] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_CHANNELS,
+        description=(
+            "Destinations besides the recipients' email, each reached once per run with the "
+            "run's summary (docs/channels.md). The run is Delivered when every destination "
+            "took it, partially delivered when some did."
+        ),
+    )
+    send_when: SendWhen | None = Field(
+        default=None,
+        description="When a run sends: always (unset), nonEmpty, empty, changed or threshold.",
+    )
+
+    def send_mode(self) -> str:
+        """sendWhen's mode, with skipIfEmpty read as its newer form."""
+        if self.send_when is not None:
+            return str(self.send_when.mode)
+        return sendwhen.NON_EMPTY if self.skip_if_empty else sendwhen.ALWAYS
 
     page: Page = Field(default_factory=Page, description="The PDF's paper size and orientation.")
     pdf_variant: PdfVariant | None = Field(
@@ -604,6 +754,11 @@ class FailurePolicy(_Model):
         le=86400,
         description="Deadline for one run, retries included.",
     )
+
+
+def _no_schema_default(schema: dict[str, Any]) -> None:
+    """Drop the field's default from the generated schema (the model keeps it)."""
+    schema.pop("default", None)
 
 
 class ScheduledReportSpec(_Model):
@@ -688,10 +843,23 @@ class ScheduledReportSpec(_Model):
         default="UTC",
         min_length=1,
         max_length=64,
-        description="IANA time zone the schedule and the data window are computed in.",
+        description="IANA time zone the schedule and the data window are computed in. Absent: "
+        "the namespace's annotation tidings.dev/default-time-zone, else UTC (status.timeZone "
+        "shows the zone in effect).",
+        # No default in the CRD: an absent zone must stay absent to follow the namespace's.
+        json_schema_extra=_no_schema_default,
     )
     suspend: bool = Field(default=False, description="true pauses the report (phase Paused).")
     recipients: Recipients = Field(description="Who receives the report; at most 50 in all.")
+    owners: list[Address] = Field(
+        default_factory=list,
+        max_length=MAX_OWNERS,
+        description="Who is told by mail, through the delivery relay, when a run fails "
+        "permanently, recipients are refused (rate-limited per report) and always when the "
+        "report turns Disabled. Bare addresses like recipients; outside the allowed domains "
+        "they need the schedule verb.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
     delivery: Delivery = Field(default_factory=Delivery, description="Subject, SMTP, attachments.")
     failure_policy: FailurePolicy = Field(
         default_factory=FailurePolicy, description="Retries, timeout and auto-disable."
@@ -779,6 +947,20 @@ class HistoryEntry(_Model):
         max_length=998,
         description="The Message-ID header of the email, to look up in the relay's log.",
     )
+    channels: list[
+        Annotated[str, Field(max_length=300, description="One channel: its name and outcome.")]
+    ] = Field(
+        default_factory=list,
+        max_length=MAX_CHANNELS,
+        description="Each channel's outcome, e.g. webhook[0] accepted (replies: the record).",
+    )
+    owner_notice: str | None = Field(
+        default=None,
+        max_length=512,
+        description="What this run told spec.owners: pending (owed, written with the count), "
+        "sent (kind, to how many), rate-limited, or not sent and why. Never changes the "
+        "counters.",
+    )
 
 
 class ScheduledReportStatus(_Model):
@@ -796,6 +978,17 @@ class ScheduledReportStatus(_Model):
         max_length=64,
         description="nextSendAt as a wall time in spec.timeZone, e.g. Mon 2026-12-07 09:00 CET "
         "(the NEXT column).",
+    )
+    time_zone: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The zone the schedule runs in: spec.timeZone, else the namespace's "
+        "default (annotation tidings.dev/default-time-zone), else UTC (the TZ column).",
+    )
+    owner_notice_sent_at: str | None = Field(
+        default=None,
+        description="When the last notice to spec.owners was accepted by the relay (RFC 3339): "
+        "the per-report rate limit counts from it, across operator restarts.",
     )
     last_sent_at: str | None = Field(
         default=None, description="When the last delivered run was accepted by SMTP."
@@ -856,6 +1049,22 @@ class ScheduledReportStatus(_Model):
         "when the annotation goes.",
     )
     test_send_count: int = Field(default=0, description="Test sends started (names their Jobs).")
+    last_rows_digest: str | None = Field(
+        default=None,
+        pattern=sendwhen.DIGEST_PATTERN,
+        description="rowsDigest of the last delivered run's ReportDelivery, handed to the next "
+        "run for sendWhen mode changed.",
+    )
+    run_at_handled: str = Field(
+        default="",
+        max_length=253,
+        description="Digest (sha256:...) of the last tidings.dev/run-at value acted on.",
+    )
+    resend_handled: str = Field(
+        default="",
+        max_length=253,
+        description="Digest (sha256:...) of the last tidings.dev/resend value acted on.",
+    )
 
 
 class ObjectMeta(BaseModel):
@@ -894,6 +1103,8 @@ class Trigger(StrEnum):
     SCHEDULE = "Schedule"
     RUN_NOW = "RunNow"
     TEST = "Test"
+    RERUN = "Rerun"  # tidings.dev/run-at: a chosen past window
+    RESEND = "Resend"  # tidings.dev/resend: a record's window, to whom it did not reach
 
 
 class DeliveredReport(_Model):
@@ -956,6 +1167,34 @@ class DeliveredAttachment(_Model):
     sha256: str = Field(pattern="^[0-9a-f]{64}$", description="SHA-256 of the content (hex).")
 
 
+class ChannelResult(StrEnum):
+    ACCEPTED = "accepted"
+    REFUSED = "refused"
+
+
+class DeliveredChannel(_Model):
+    """What one channel (spec.delivery.channels) did in the run."""
+
+    name: str = Field(max_length=32, description="The channel, e.g. webhook[0].")
+    type: str = Field(max_length=16, description="webhook, slack or teams.")
+    destination: str = Field(default="", max_length=253, description="The destination's host.")
+    outcome: ChannelResult = Field(description="accepted or refused.")
+    failure: str | None = Field(
+        default=None,
+        json_schema_extra={"enum": ["transient", "permanent"]},
+        description="transient or permanent, when refused.",
+    )
+    reply: str = Field(
+        default="", max_length=1024, description="The destination's answer, or why it failed."
+    )
+    attempts: int = Field(default=0, ge=0, description="Requests the run made to it.")
+    idempotency_key: str = Field(
+        default="",
+        max_length=64,
+        description="Idempotency-Key: the same for every attempt at this report and window.",
+    )
+
+
 class ReportDeliverySpec(_Model):
     """What one finished run did. Written once by the operator; never changed."""
 
@@ -975,7 +1214,22 @@ class ReportDeliverySpec(_Model):
     job_uid: str = Field(
         max_length=64, description="The Job's uid (the record's name is made from it)."
     )
-    trigger: Trigger = Field(description="Schedule, RunNow (tidings.dev/run-now) or Test.")
+    trigger: Trigger = Field(
+        description="Schedule, RunNow (tidings.dev/run-now), Test, Rerun (tidings.dev/run-at) "
+        "or Resend (tidings.dev/resend)."
+    )
+    rerun_at: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Rerun: the fire time asked for (RFC 3339); the window is computed as if "
+        "the report had fired then.",
+    )
+    resend_of: str | None = Field(
+        default=None,
+        max_length=253,
+        description="Resend: the ReportDelivery whose window was mailed again, to the "
+        "recipients that run did not reach.",
+    )
     scheduled_time: str | None = Field(
         default=None, description="The scheduled fire time (RFC 3339)."
     )
@@ -1013,6 +1267,16 @@ class ReportDeliverySpec(_Model):
     )
     rows: int | None = Field(default=None, ge=0, description="Rows in the report after filters.")
     pages: int | None = Field(default=None, ge=0, description="Pages of the PDF.")
+    rows_digest: str | None = Field(
+        default=None,
+        pattern=sendwhen.DIGEST_PATTERN,
+        description="sha256 of the window's rows: what sendWhen mode changed compares.",
+    )
+    channels: list[DeliveredChannel] = Field(
+        default_factory=list,
+        max_length=MAX_CHANNELS,
+        description="Each channel's outcome (spec.delivery.channels), besides the email.",
+    )
     retention_days: int = Field(
         ge=1,
         le=MAX_RETENTION_DAYS,
@@ -1032,3 +1296,50 @@ class ReportDelivery(BaseModel):
     kind: str = DELIVERY_KIND
     metadata: dict[str, Any] = Field(default_factory=dict)
     spec: ReportDeliverySpec
+
+
+# ------------------------------------------------------------------------------ RecipientGroup
+
+GROUP_KIND = "RecipientGroup"
+GROUP_PLURAL = "recipientgroups"
+GROUP_SINGULAR = "recipientgroup"
+GROUP_SHORT_NAMES = ["rg"]
+
+
+class RecipientGroupSpec(_Model):
+    """Addresses a report names as @NAME in to, cc or bcc; each run sends to the members the
+    group has when it starts."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.addresses.all(a, "
+                    "self.addresses.exists_one(b, b.lowerAscii() == a.lowerAscii()))",
+                    "message": "an address may appear only once in a group",
+                }
+            ]
+        }
+    )
+
+    description: str = Field(
+        default="", max_length=200, description="What the group is for (the DESCRIPTION column)."
+    )
+    addresses: list[Address] = Field(
+        min_length=1,
+        max_length=MAX_RECIPIENTS,
+        description="The members: bare addresses, at most 50; a report's to, cc and bcc hold "
+        "at most 50 addresses once its groups are expanded.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+
+class RecipientGroup(BaseModel):
+    """A whole RecipientGroup object."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+
+    api_version: str = Field(default=f"{GROUP}/{VERSION}", alias="apiVersion")
+    kind: str = GROUP_KIND
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: RecipientGroupSpec

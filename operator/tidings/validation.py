@@ -27,7 +27,7 @@ import email_validator
 import pydantic
 from croniter import CroniterBadDateError, croniter
 
-from tidings import models, netguard, sqltext
+from tidings import groups, models, netguard, sendwhen, sqltext
 from tidings.schedule import MACROS, parse_bound
 from tidings.snapshot import spec_size_problem
 
@@ -81,7 +81,14 @@ ADMISSION_RULES: tuple[tuple[str, str], ...] = (
         "a bare ASCII address (`name@example.com`) that email-validator accepts without DNS "
         "look-ups: no display name, quotes, comments, spaces, lists, line breaks, control "
         "characters or MIME encoded-words; internationalized domains in punycode (`xn--`); at "
-        "most 64 characters before the @",
+        "most 64 characters before the @. Or `@name` (a name of at least 2 characters): the "
+        "RecipientGroup `name` of the report's namespace (it need not exist yet; a run without "
+        "it fails naming it), at most 50 addresses in all once the groups that exist are "
+        "expanded",
+    ),
+    (
+        "spec.owners[i]",
+        f"at most {models.MAX_OWNERS}, each a bare address by the recipients' rule, none repeated",
     ),
     (
         "spec.delivery.subjectTemplate",
@@ -269,6 +276,8 @@ def _semantic_problems(spec: Mapping[str, Any], warnings: list[str]) -> Iterator
         yield Problem("spec.timeZone", message)
     if isinstance(recipients := spec.get("recipients"), Mapping):
         yield from _recipient_problems(recipients)
+    if isinstance(owners := spec.get("owners"), list):
+        yield from _owner_problems(owners)
     delivery = spec.get("delivery")
     if isinstance(delivery, Mapping) and isinstance(
         subject := delivery.get("subjectTemplate"), str
@@ -317,6 +326,8 @@ def _semantic_problems(spec: Mapping[str, Any], warnings: list[str]) -> Iterator
         zone = zone if isinstance(zone, str) and time_zone_problem(zone) is None else "UTC"
         yield from _window_problems(window, zone)
     yield from scope_problems(spec)
+    yield from send_when_problems(spec)
+    yield from channel_problems(spec)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -473,6 +484,44 @@ def address_problem(address: str) -> str | None:
     return None
 
 
+def recipient_problem(entry: str) -> str | None:
+    """Rule for one entry of to, cc or bcc: an address, or @ and a RecipientGroup name."""
+    name = groups.group_name(entry)
+    return address_problem(entry) if name is None else groups.name_problem(name)
+
+
+def validate_group_spec(spec: Mapping[str, Any]) -> ValidationResult:
+    """A RecipientGroup's spec: the structure, then every member as a report's recipient is
+    checked (bare, ASCII, no header injection), each once."""
+    result = ValidationResult()
+    if not isinstance(spec, Mapping):
+        result.errors.append(Problem("spec", "must be an object"))
+        return result
+    try:
+        document = json.dumps(spec, default=_json_default)
+        models.RecipientGroupSpec.model_validate_json(document, strict=True)
+    except pydantic.ValidationError as exc:
+        result.errors.extend(
+            Problem(_path(e["loc"]), _one_clause(_message(e))) for e in exc.errors()
+        )
+    except (TypeError, ValueError, RecursionError) as exc:
+        result.errors.append(Problem("spec", f"must be a JSON document ({_one_clause(str(exc))})"))
+    addresses = spec.get("addresses")
+    seen: dict[str, str] = {}
+    for index, address in enumerate(addresses if isinstance(addresses, list) else []):
+        path = f"spec.addresses[{index}]"
+        if not isinstance(address, str):
+            continue
+        if message := address_problem(address):
+            result.errors.append(Problem(path, message))
+        if address.lower() in seen:
+            result.errors.append(
+                Problem(path, f"duplicates {seen[address.lower()]} (compared case-insensitively)")
+            )
+        seen.setdefault(address.lower(), path)
+    return result
+
+
 def _recipient_problems(recipients: Mapping[str, Any]) -> Iterator[Problem]:
     seen: dict[str, str] = {}
     total = 0
@@ -485,7 +534,7 @@ def _recipient_problems(recipients: Mapping[str, Any]) -> Iterator[Problem]:
             if not isinstance(address, str):
                 continue
             path = f"spec.recipients.{kind}[{index}]"
-            if message := address_problem(address):
+            if message := recipient_problem(address):
                 yield Problem(path, message)
             key = address.lower()
             if key in seen:
@@ -503,6 +552,23 @@ def _recipient_problems(recipients: Mapping[str, Any]) -> Iterator[Problem]:
         )
     if total == 0:
         yield Problem("spec.recipients", "at least one recipient is required in to, cc or bcc")
+
+
+def _owner_problems(owners: list[Any]) -> Iterator[Problem]:
+    """spec.owners: the recipients' address rule, at most MAX_OWNERS, none repeated."""
+    seen: dict[str, str] = {}
+    for index, address in enumerate(owners):
+        if not isinstance(address, str):
+            continue
+        path = f"spec.owners[{index}]"
+        if message := address_problem(address):
+            yield Problem(path, message)
+        elif address.lower() in seen:
+            yield Problem(path, f"duplicates {seen[address.lower()]} (compared case-insensitively)")
+        else:
+            seen[address.lower()] = path
+    if len(owners) > models.MAX_OWNERS:
+        yield Problem("spec.owners", f"at most {models.MAX_OWNERS} owners, found {len(owners)}")
 
 
 # -- subject
@@ -699,3 +765,56 @@ def scope_problems(spec: Mapping[str, Any]) -> Iterator[Problem]:
                 f"spec.customQuery.rollup.aggregates[{index}].column",
                 f"is required for {aggregate['function']}: name the numeric column",
             )
+
+
+def send_when_problems(spec: Mapping[str, Any]) -> Iterator[Problem]:
+    """spec.delivery.sendWhen: not contradicted by skipIfEmpty, and a threshold that parses and
+    names only figures of the report's type."""
+    delivery = spec.get("delivery")
+    if not isinstance(delivery, Mapping) or not isinstance(
+        when := delivery.get("sendWhen"), Mapping
+    ):
+        return
+    mode = when.get("mode", sendwhen.ALWAYS)
+    if delivery.get("skipIfEmpty") is True and mode != sendwhen.NON_EMPTY:
+        yield Problem(
+            "spec.delivery.skipIfEmpty",
+            f"is the older form of sendWhen mode nonEmpty and contradicts mode {mode}: "
+            "drop skipIfEmpty",
+        )
+    threshold = when.get("threshold")
+    path = "spec.delivery.sendWhen.threshold"
+    if mode == sendwhen.THRESHOLD and threshold is None:
+        yield Problem(path, "is required for mode threshold: a condition such as rows > 0")
+    elif mode != sendwhen.THRESHOLD and threshold is not None:
+        yield Problem(path, "is only for mode threshold")
+    elif isinstance(threshold, str) and isinstance(kind := spec.get("reportType"), str):
+        yield from (Problem(path, message) for message in sendwhen.problems(threshold, kind))
+
+
+def webhook_url_problem(url: str) -> str | None:
+    """Rule for a webhook channel's url: an absolute https URL without credentials, not at a
+    link-local or metadata address."""
+    problem = http_url_problem(url)
+    if problem is not None and "credentials" in problem:
+        return "must not contain credentials: the signature (signingSecretRef) authenticates"
+    if problem is not None:
+        return problem.replace("http:// or https:// URL", "https:// URL")
+    if urllib.parse.urlsplit(url).scheme != "https":
+        return "must be an https:// URL: the summary and its signature go over TLS only"
+    return None
+
+
+def channel_problems(spec: Mapping[str, Any]) -> Iterator[Problem]:
+    """spec.delivery.channels: each webhook's url."""
+    delivery = spec.get("delivery")
+    channels = delivery.get("channels") if isinstance(delivery, Mapping) else None
+    if not isinstance(channels, list):
+        return
+    for i, channel in enumerate(channels):
+        hook = channel.get("webhook") if isinstance(channel, Mapping) else None
+        if isinstance(channel, Mapping) and hook is None:
+            yield Problem(f"spec.delivery.channels[{i}]", "set webhook")
+        url = hook.get("url") if isinstance(hook, Mapping) else None
+        if isinstance(url, str) and (message := webhook_url_problem(url)):
+            yield Problem(f"spec.delivery.channels[{i}].webhook.url", message)

@@ -33,8 +33,8 @@ from tests.support.operator_harness import (
 )
 from tests.support.report_bodies import manifest
 
-from tidings import contract
-from tidings.controller import admission
+from tidings import contract, groups, models
+from tidings.controller import admission, recipient_groups
 from tidings.controller import cronjob as cj
 from tidings.controller import webhook_tls as tls
 from tidings.controller.webhook_tls_store import WebhookTLSStore
@@ -140,6 +140,7 @@ def test_default_install_is_accepted(
     crds = client.ApiextensionsV1Api(kube)
     for crd in (
         "scheduledreports.tidings.dev",
+        "recipientgroups.tidings.dev",
         "kopfpeerings.kopf.dev",
         "clusterkopfpeerings.kopf.dev",
     ):
@@ -148,7 +149,10 @@ def test_default_install_is_accepted(
     config = client.AdmissionregistrationV1Api(kube).read_validating_webhook_configuration(
         release.named("ValidatingWebhookConfiguration")
     )
-    webhook, connect = config.webhooks
+    webhook, connect, group_hook = config.webhooks
+    assert group_hook.name == recipient_groups.GROUP_WEBHOOK_ID
+    assert group_hook.rules[0].resources == ["recipientgroups"]
+    assert group_hook.client_config.service.path == f"/{recipient_groups.GROUP_WEBHOOK_ID}"
     assert connect.name == admission.CONNECT_WEBHOOK_ID
     assert webhook.name == admission.WEBHOOK_ID
     assert webhook.client_config.service.path == f"/{admission.WEBHOOK_ID}"
@@ -226,6 +230,10 @@ def test_service_account_can_do_what_the_operator_needs(
         *((v, "jobs.batch", *team) for v in ("get", "list", "watch", "create", "patch")),
         ("list", "pods", *team),
         ("create", "events", *team),
+        # @group recipients: the groups, and each report's tidings-recipients-REPORT ConfigMap.
+        *((v, "recipientgroups.tidings.dev", *team) for v in ("get", "list", "watch")),
+        ("list", "recipientgroups.tidings.dev", "-A"),
+        *((v, "configmaps", *team) for v in ("get", "create", "patch")),
         ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
         *((v, "namespaces") for v in ("get", "list", "watch")),
         ("create", "subjectaccessreviews.authorization.k8s.io"),
@@ -254,7 +262,8 @@ def test_service_account_can_do_nothing_beyond(
         ("delete", "scheduledreports.tidings.dev", *team),
         ("delete", "cronjobs.batch", *team),  # garbage collection deletes, not the operator
         ("delete", "jobs.batch", *team),
-        *((v, "configmaps", *team) for v in ("get", "create", "patch")),  # none any more
+        *((v, "configmaps", *team) for v in ("list", "watch", "delete", "update")),
+        *((v, "recipientgroups.tidings.dev", *team) for v in ("create", "patch", "delete")),
         ("create", "mutatingadmissionpolicies.admissionregistration.k8s.io"),
         ("patch", "validatingwebhookconfigurations/someone-elses-webhook"),
         ("create", "validatingwebhookconfigurations"),
@@ -426,6 +435,33 @@ def test_operator_runs_with_only_the_charts_rbac(
         StandInKubelet(cluster).run(job, 0, result_line(True))
         cluster.wait_status("weekly", "the run recorded", lambda s: s.get("lastSentAt"))
         assert wait_for("the Delivered event", lambda: cluster.events("Delivered", "weekly"))
+
+        # @group recipients: the group watched, the report's ConfigMap written and refreshed.
+        group_args = (models.GROUP, models.VERSION, namespace, models.GROUP_PLURAL)
+        cluster.custom.create_namespaced_custom_object(
+            *group_args,
+            {
+                "apiVersion": f"{models.GROUP}/{models.VERSION}",
+                "kind": models.GROUP_KIND,
+                "metadata": {"name": "leads"},
+                "spec": {"addresses": ["lead@example.com"]},
+            },
+        )
+        cluster.create_report(manifest("grouped", recipients={"to": ["@leads"]}))
+
+        def members() -> str:
+            name = groups.configmap_name("grouped")
+            try:
+                found = cluster.core.read_namespaced_config_map(name, namespace)
+            except ApiException:
+                return ""
+            return (found.data or {}).get(groups.CONFIGMAP_KEY, "")
+
+        wait_for("the recipients ConfigMap", lambda: "lead@example.com" in members())
+        cluster.custom.patch_namespaced_custom_object(
+            *group_args, "leads", {"spec": {"addresses": ["new-lead@example.com"]}}
+        )
+        wait_for("the ConfigMap to follow the group", lambda: "new-lead@" in members())
 
         # The webhook answers over TLS with the Secret's certificate, for the Service's name.
         stored = client.CoreV1Api(kube).read_namespaced_secret(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from tests.support.chart_tools import find, render
 
-from tidings.controller import admission, permissions
+from tidings.controller import admission, permissions, recipient_groups
 from tidings.controller import cronjob as cj
 
 
@@ -57,4 +57,7 @@ def test_the_toggle_removes_the_policy_and_the_connect_rule() -> None:
     objects = render("rel", "tidings-system", set_values=("operator.runProtectionPolicy=false",))
     assert not [o for o in objects if o["kind"].startswith("ValidatingAdmissionPolicy")]
     config = find(objects, "ValidatingWebhookConfiguration")
-    assert [w["name"] for w in config["webhooks"]] == [admission.WEBHOOK_ID]
+    assert [w["name"] for w in config["webhooks"]] == [
+        admission.WEBHOOK_ID,
+        recipient_groups.GROUP_WEBHOOK_ID,
+    ]

@@ -103,6 +103,7 @@ def test_relay_rbac_reads_only_what_binding_a_run_needs() -> None:
         "cronjobs",
         "jobs",
         "pods",
+        "recipientgroups",  # @group recipients, expanded by the relay itself
         "scheduledreports",
     ]
     dedupe = find(objects, "Role", "rel-tidings-relay-dedupe")

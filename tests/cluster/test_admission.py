@@ -20,7 +20,7 @@ from tests.support.admission_webhook import (
 )
 
 from tidings import models
-from tidings.controller import admission
+from tidings.controller import admission, recipient_groups
 
 pytestmark = pytest.mark.cluster
 
@@ -37,8 +37,10 @@ def webhook(control_plane, kube, reports, tmp_path_factory) -> Iterator[dict]:
 
 
 def test_configuration_uses_loopback_url_and_fails_closed(webhook):
-    hook, connect = webhook["webhooks"]  # reports; exec into run pods (test_trust_boundary)
+    # reports; exec into run pods (test_trust_boundary); recipient groups
+    hook, connect, groups = webhook["webhooks"]
     assert connect["name"] == admission.CONNECT_WEBHOOK_ID
+    assert groups["clientConfig"]["url"].endswith(f"/{recipient_groups.GROUP_WEBHOOK_ID}")
     assert hook["clientConfig"]["url"].startswith("https://127.0.0.1:")
     assert hook["clientConfig"]["url"].endswith(f"/{admission.WEBHOOK_ID}")
     assert hook["failurePolicy"] == "Fail"

@@ -36,7 +36,8 @@ def test_scalar_defaults_are_filled_in_by_the_apiserver(reports):
     minimal = {k: BASE[k] for k in ("title", "reportType", "source", "recipients")}
     reports.create("defaults", changed({"failurePolicy": {"retries": 1}}, minimal))
     spec = reports.get("defaults")["spec"]
-    assert spec["timeZone"] == "UTC" and spec["schedule"] == "" and spec["suspend"] is False
+    # No zone default: an absent zone follows the namespace's (status.timeZone shows it).
+    assert "timeZone" not in spec and spec["schedule"] == "" and spec["suspend"] is False
     assert spec["failurePolicy"] == {"retries": 1, "disableAfter": 3, "timeoutSeconds": 600}
     assert "filters" not in spec and "delivery" not in spec
 
@@ -50,6 +51,7 @@ def test_printer_columns(control_plane, reports):
             "lastSentAt": "2025-01-06T08:00:02Z",
             "nextSendAt": "2099-01-05T08:00:00Z",
             "nextSendLocal": "Mon 2099-01-05 09:00 CET",
+            "timeZone": "Europe/Berlin",  # the zone in effect, as the operator writes it
             "consecutiveFailures": 2,
             "recipientCount": 3,
             "recipientSummary": "3",

@@ -276,6 +276,19 @@ def test_editor_is_refused_an_external_recipient(reports, people, webhook):
     assert code == 403 and "spec.recipients.bcc[0]: adding the external recipient" in message
 
 
+def test_an_external_owner_needs_the_verb_like_a_recipient(reports, people, webhook):
+    eddie, ns = people["eddie"], reports.namespace
+    spec = changed({"schedule": DROP, "owners": ["lead@example.com", "a@gmail.com"]})
+    code, message = eddie.refused("create", "eddie-owner", spec)
+    shown = f"{OPERATOR_DOMAINS[0]}, {NAMESPACE_DOMAINS}"
+    change = f'adding the external owner "a@gmail.com" (allowed domains: {shown})'
+    assert code == 403
+    assert message == needs_schedule("spec.owners[1]", change, "eddie", ns)
+    eddie.create("eddie-owner", changed({"schedule": DROP, "owners": ["lead@example.com"]}))
+    people["sam"].create("sam-owner", changed({"schedule": DROP, "owners": ["a@gmail.com"]}))
+    assert eddie.get("sam-owner")["spec"]["owners"] == ["a@gmail.com"]
+
+
 def test_editor_keeps_editing_a_report_with_existing_external_recipients(reports, people, webhook):
     """Someone with `schedule` added a partner; an editor may still change other fields."""
     eddie = people["eddie"]

@@ -377,6 +377,53 @@ def test_send_test_mails_one_address_only_and_leaves_status_alone(
     assert not [m for m in installed.smtp.messages if "board@example.com" in m["rcpt_tos"]]
 
 
+def test_recipient_groups_reach_each_run_through_the_kubelet_and_the_relay(
+    installed: NodeCluster, reports: Reports
+) -> None:
+    """@leads: the kubelet mounts the report's recipients ConfigMap, the renderer expands it,
+    the chart's relay admits the live members; an edited group reaches the next run."""
+
+    def put_group(addresses: list[str]) -> None:
+        body = {
+            "apiVersion": "tidings.dev/v1alpha1",
+            "kind": "RecipientGroup",
+            "metadata": {"name": "leads", "namespace": reports.namespace},
+            "spec": {"addresses": addresses},
+        }
+        installed.kubectl("apply", "-f", "-", input=json.dumps(body))
+
+    def mailed(to: str) -> dict:
+        return installed.smtp.wait_for(
+            lambda m: b"Payments changes grouped" in m["content"] and to in m["rcpt_tos"],
+            timeout=WAIT,
+        )
+
+    put_group(["lead-one@example.com"])
+    reports.apply("grouped", schedule="0 3 1 1 *", recipients={"to": ["@leads"]})
+    reports.wait_status("grouped", "Active", lambda s: s.get("phase") == "Active")
+    reports.run_now("grouped")
+    assert mailed("lead-one@example.com")["rcpt_tos"] == ["lead-one@example.com"]
+
+    put_group(["lead-two@example.com"])
+    wait_for(
+        "the ConfigMap to follow the group",
+        lambda: (
+            "lead-two@"
+            in str(
+                reports.core.read_namespaced_config_map(
+                    "tidings-recipients-grouped", reports.namespace
+                ).data
+            )
+        ),
+    )
+    reports.run_now("grouped")
+    assert mailed("lead-two@example.com")["rcpt_tos"] == ["lead-two@example.com"]
+    history = reports.wait_status("grouped", "two runs", lambda s: len(s.get("history", [])) >= 2)[
+        "history"
+    ]
+    assert all(h["outcome"] == "Delivered" for h in history), history
+
+
 def test_uninstall_does_what_the_docs_say(installed: NodeCluster, reports: Reports) -> None:
     reports.apply("survivor", schedule="0 9 * * 1")
     reports.wait_status("survivor", "Active", lambda s: s.get("phase") == "Active")

@@ -9,136 +9,45 @@ pods, her own service account's token, and a token for another audience are refu
 
 from __future__ import annotations
 
-import os
-import signal
 import smtplib
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 import yaml
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult
 from kubernetes import client
-from tests.support.operator_harness import Cluster, OperatorProcess, PodRunner, wait_for
+from tests.support.operator_harness import Cluster, OperatorProcess, wait_for
+from tests.support.relay_harness import (
+    MINTED,
+    OUTSIDE,
+    PLATFORM_PASSWORD,
+    ROW_MARKER,
+    SENDER,
+    PlatformRelay,
+    RelayPodRunner,
+    RelayProcess,
+    mint,
+    relay_env,
+    serve_platform,
+)
 from tests.support.report_bodies import manifest
 
-from tidings import contract
+from tidings import contract, groups, models
 from tidings.controller import cronjob as cj
 from tidings.relay.dedupe import COMPONENT
 from tidings.relay.policy import AUDIENCE
 from tidings_dev.cluster import ControlPlane
-from tidings_dev.procs import free_port
 
 pytestmark = pytest.mark.cluster
-
-PLATFORM_USER, PLATFORM_PASSWORD = "tidings-platform", "hunter2-platform"
-SENDER = "tidings@platform.test"
-OUTSIDE = "mallory@outside.example.org"
-ROW_MARKER = "zqxv-row-title"  # in the message body only: never in the relay's log
-
-
-@dataclass
-class PlatformRelay:
-    """The platform relay: AUTH with the platform login required, messages kept."""
-
-    messages: list[tuple[list[str], bytes]] = field(default_factory=list)
-    logins: list[tuple[str, bool]] = field(default_factory=list)
-
-    def authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
-        ok = (auth_data.login, auth_data.password) == (
-            PLATFORM_USER.encode(),
-            PLATFORM_PASSWORD.encode(),
-        )
-        self.logins.append((auth_data.login.decode(), ok))
-        return AuthResult(success=ok)
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append((list(envelope.rcpt_tos), envelope.original_content))
-        return "250 OK: queued"
-
-    def recipients(self) -> list[str]:
-        return sorted(r for rcpts, _ in self.messages for r in rcpts)
 
 
 @pytest.fixture
 def platform() -> Iterator[tuple[PlatformRelay, int]]:
-    box = PlatformRelay()
-    port = free_port()
-    controller = Controller(
-        box,
-        hostname="127.0.0.1",
-        port=port,
-        authenticator=box.authenticate,
-        auth_required=True,
-        auth_require_tls=False,
-    )
-    controller.start()
-    yield box, port
-    controller.stop()
-
-
-class RelayProcess:
-    """`python -m tidings relay` with the admin kubeconfig, on a free loopback port."""
-
-    def __init__(self, kubeconfig: Path, namespace: str, upstream_port: int, log: Path) -> None:
-        self.port = free_port()
-        self.log_path = log
-        self.env = {
-            **os.environ,
-            "KUBECONFIG": str(kubeconfig),
-            "TIDINGS_OPERATOR_NAMESPACE": namespace,
-            "TIDINGS_RELAY_ADDRESS": "127.0.0.1",
-            "TIDINGS_RELAY_PORT": str(self.port),
-            "TIDINGS_SMTP_HOST": "127.0.0.1",
-            "TIDINGS_SMTP_PORT": str(upstream_port),
-            "TIDINGS_SMTP_FROM": SENDER,
-            "TIDINGS_SMTP_USERNAME": PLATFORM_USER,
-            "TIDINGS_SMTP_PASSWORD": PLATFORM_PASSWORD,
-            "TIDINGS_SMTP_ALLOW_PLAIN_AUTH": "true",  # loopback: no TLS in this test
-            "TIDINGS_LOG_LEVEL": "DEBUG",  # even at DEBUG: no token, no body, no password
-        }
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with self.log_path.open("a") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tidings", "relay"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_for("the relay's SMTP port", self._listening, timeout=60)
-
-    def _listening(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            pytest.fail(f"the relay exited with {self.proc.returncode}:\n{self.log()}")
-        try:
-            socket.create_connection(("127.0.0.1", self.port), 1).close()
-        except OSError:
-            return False
-        return True
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def log(self) -> str:
-        return self.log_path.read_text()
+    yield from serve_platform(PlatformRelay())
 
 
 @pytest.fixture
@@ -176,59 +85,7 @@ def relay(
 
 @pytest.fixture
 def operator_env(relay: RelayProcess) -> dict[str, str]:
-    # No platform relay for the pods at all: only the delivery relay.
-    return {
-        "TIDINGS_RELAY_HOST": "127.0.0.1",
-        "TIDINGS_RELAY_PORT": str(relay.port),
-        "TIDINGS_SMTP_FROM": SENDER,
-    }
-
-
-MINTED: list[str] = []
-
-
-def mint(
-    cluster: Cluster,
-    account: str,
-    audience: str,
-    pod: dict[str, Any] | None = None,
-    seconds: int = contract.RELAY_TOKEN_EXPIRY_SECONDS,
-) -> str:
-    """A service-account token from the TokenRequest API, bound to `pod` when given: what
-    the kubelet mints for a projected serviceAccountToken volume."""
-    bound = None
-    if pod is not None:
-        bound = client.V1BoundObjectReference(
-            api_version="v1", kind="Pod", name=pod["metadata"]["name"], uid=pod["metadata"]["uid"]
-        )
-    spec = client.V1TokenRequestSpec(
-        audiences=[audience], expiration_seconds=seconds, bound_object_ref=bound
-    )
-    answer = cluster.core.create_namespaced_service_account_token(
-        account, cluster.ns, client.AuthenticationV1TokenRequest(spec=spec)
-    )
-    MINTED.append(answer.status.token)
-    return answer.status.token
-
-
-class RelayPodRunner(PodRunner):
-    """PodRunner that also fills the projected relay-token volume, as the kubelet does."""
-
-    OVERRIDES: ClassVar[dict[str, str]] = {
-        **PodRunner.OVERRIDES,
-        contract.RELAY_TOKEN_DIR: "TIDINGS_RELAY_TOKEN_DIR",
-    }
-
-    def _materialize(self, volume: dict[str, Any], target: Path, pod: dict[str, Any]) -> None:
-        if "projected" not in volume:
-            super()._materialize(volume, target, pod)
-            return
-        target.mkdir(parents=True, exist_ok=True)
-        account = pod["spec"].get("serviceAccountName") or "default"
-        for source in volume["projected"]["sources"]:
-            token = source["serviceAccountToken"]
-            minted = mint(self.cluster, account, token["audience"], pod, token["expirationSeconds"])
-            (target / token["path"]).write_text(minted)
+    return relay_env(relay)
 
 
 def report(name: str) -> dict[str, Any]:
@@ -461,3 +318,52 @@ def test_her_own_pods_and_tokens_are_refused(
     replies = submit(relay.port, token, ["ciso@example.com"])  # the same window and trigger
     assert replies["DATA"][0] == 250 and b"not sent again" in replies["DATA"][1]
     assert box.recipients() == ["ciso@example.com"]
+
+
+def test_a_forged_recipients_configmap_reaches_no_outside_address(
+    control_plane: ControlPlane,
+    run_operator: OperatorProcess,
+    relay: RelayProcess,
+    platform: tuple[PlatformRelay, int],
+    cluster: Cluster,
+    tmp_path: Path,
+) -> None:
+    """@group recipients: the pod reads its groups from a ConfigMap an editor can rewrite; the
+    relay expands the live RecipientGroup itself, so what she adds there gets a 550."""
+    box, _ = platform
+    client.CustomObjectsApi(cluster.api).create_namespaced_custom_object(
+        models.GROUP,
+        models.VERSION,
+        cluster.ns,
+        models.GROUP_PLURAL,
+        {
+            "apiVersion": f"{models.GROUP}/{models.VERSION}",
+            "kind": models.GROUP_KIND,
+            "metadata": {"name": "finance"},
+            "spec": {"addresses": ["ciso@example.com"]},
+        },
+    )
+    body = report("weekly")
+    body["spec"]["recipients"] = {"to": ["@finance"], "cc": ["audit@example.com"]}
+    cluster.create_report(body)
+    cluster.wait_status("weekly", "Active", lambda s: s.get("phase") == "Active")
+    name = groups.configmap_name("weekly")
+    wait_for(
+        "the recipients ConfigMap",
+        lambda: (
+            "ciso@example.com"
+            in str(cluster.core.read_namespaced_config_map(name, cluster.ns).data)
+        ),
+    )
+    eve = editor(control_plane, cluster)
+    forged = groups.payload(["finance"], {"finance": ["ciso@example.com", OUTSIDE]})
+    client.CoreV1Api(eve).patch_namespaced_config_map(
+        name, cluster.ns, {"data": {groups.CONFIGMAP_KEY: forged}}
+    )
+
+    job = cluster.create_scheduled_job("weekly", datetime.now(UTC).replace(second=0, microsecond=0))
+    assert RelayPodRunner(cluster, tmp_path).execute(job) == 0, termination(cluster, job)
+    assert box.recipients() == ["audit@example.com", "ciso@example.com"]
+    message = termination(cluster, job)
+    assert OUTSIDE in message and "not a recipient in the admitted spec" in message
+    assert "refused RCPT" in relay.log() and OUTSIDE in relay.log()

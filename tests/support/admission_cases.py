@@ -542,6 +542,32 @@ INVALID: list[Invalid] = [
     Invalid("time-zone-abbreviation", changed({"timeZone": "CEST"}), "spec.timeZone", "IANA"),
     Invalid("time-zone-local", changed({"timeZone": "Local"}), "spec.timeZone", "IANA"),
     Invalid("time-zone-offset", changed({"timeZone": "+02:00"}), "spec.timeZone", "IANA"),
+    # -- spec.owners: the recipients' address rule, at most 10
+    Invalid(
+        "owner-display-name",
+        changed({"owners": ["Owner <owner@example.com>"]}),
+        "spec.owners[0]",
+        "no display name",
+    ),
+    Invalid(
+        "owner-header-injection",
+        changed({"owners": ["owner@example.com\r\nBcc: spy@evil.test"]}),
+        "spec.owners[0]",
+        "header injection",
+    ),
+    Invalid(
+        "owner-duplicate-in-another-case",
+        changed({"owners": ["owner@example.com", "Owner@example.com"]}),
+        "spec.owners[1]",
+        "duplicates spec.owners[0]",
+    ),
+    Invalid(
+        "owners-over-10",
+        changed({"owners": _addresses(11, "owner")}),
+        "spec.owners",
+        "at most 10 items",
+        True,
+    ),
     Invalid(
         "recipient-display-name",
         changed({"recipients.to": ["CISO <ciso@example.com>"]}),
@@ -751,6 +777,82 @@ INVALID: list[Invalid] = [
     ),
 ]
 
+# spec.delivery.sendWhen (issue 25): a threshold is parsed and its figures checked by the webhook;
+# the schema's CEL ties threshold to its mode and skipIfEmpty to nonEmpty.
+_THRESHOLD = "spec.delivery.sendWhen.threshold"
+
+
+def _hook(url: str) -> dict[str, Any]:
+    return {"url": url, "signingSecretRef": {"name": "hook-key", "key": "key"}}
+
+
+INVALID += [
+    Invalid(
+        "send-when-threshold-syntax",
+        changed({"delivery.sendWhen": {"mode": "threshold", "threshold": "overdue >"}}),
+        _THRESHOLD,
+        "expected a figure name or a number at column 10, found the end",
+    ),
+    Invalid(
+        "send-when-threshold-python",
+        changed({"delivery.sendWhen": {"mode": "threshold", "threshold": "__import__('os')"}}),
+        _THRESHOLD,
+        "unexpected character",
+    ),
+    Invalid(
+        "send-when-threshold-unknown-figure",
+        changed({"delivery.sendWhen": {"mode": "threshold", "threshold": "overdue > 0"}}),
+        _THRESHOLD,
+        "overdue is not a figure of reportType changes_summary",
+    ),
+    Invalid(
+        "send-when-threshold-missing",
+        changed({"delivery.sendWhen": {"mode": "threshold"}}),
+        _THRESHOLD,
+        "is required for mode threshold",
+        schema=True,
+    ),
+    Invalid(
+        "send-when-threshold-without-its-mode",
+        changed({"delivery.sendWhen": {"mode": "changed", "threshold": "rows > 0"}}),
+        _THRESHOLD,
+        "is only for mode threshold",
+        schema=True,
+    ),
+    Invalid(
+        "channel-webhook-plain-http",
+        changed({"delivery.channels": [{"webhook": _hook("http://hooks.example.com/x")}]}),
+        "spec.delivery.channels[0].webhook.url",
+        "must be an https:// URL",
+    ),
+    Invalid(
+        "channel-webhook-credentials",
+        changed({"delivery.channels": [{"webhook": _hook("https://u:p@hooks.example.com/")}]}),
+        "spec.delivery.channels[0].webhook.url",
+        "must not contain credentials",
+    ),
+    Invalid(
+        "channel-webhook-metadata-address",
+        changed({"delivery.channels": [{"webhook": _hook("https://169.254.169.254/hook")}]}),
+        "spec.delivery.channels[0].webhook.url",
+        "a link-local or cloud metadata address",
+    ),
+    Invalid(
+        "channel-without-a-kind",
+        changed({"delivery.channels": [{}]}),
+        "spec.delivery.channels[0]",
+        "set webhook",
+        schema=True,
+    ),
+    Invalid(
+        "send-when-contradicts-skip-if-empty",
+        changed({"delivery.skipIfEmpty": True, "delivery.sendWhen": {"mode": "empty"}}),
+        "spec.delivery.skipIfEmpty",
+        "contradicts mode empty",
+        schema=True,
+    ),
+]
+
 _REPORT_TYPES = {
     "changes_summary": {"sql": BASE["source"]["sql"]},
     "incidents_summary": {
@@ -793,6 +895,7 @@ VALID: list[Valid] = [
     for kind, source in _REPORT_TYPES.items()
 ] + [
     Valid("program-optional-elsewhere", changed({"program": "Payments PCI DSS"})),
+    Valid("owners", changed({"owners": ["owner@example.com", "deputy@example.com"]})),
     Valid("schedule-null-is-manual", changed({"schedule": None})),  # the apiserver drops it
     Valid("team-filter", changed({"filters.team": ["payments", "checkout"]})),
     Valid(
@@ -816,6 +919,39 @@ VALID: list[Valid] = [
     Valid("attachments-all", changed({"delivery.attachments": ["pdf", "csv", "xlsx"]})),
     Valid("attachments-xlsx-only", changed({"delivery.attachments": ["xlsx"]})),
     Valid("skip-if-empty", changed({"delivery.skipIfEmpty": True})),
+    Valid("send-when-changed", changed({"delivery.sendWhen": {"mode": "changed"}})),
+    Valid(
+        "channel-webhook",
+        changed(
+            {
+                "delivery.channels": [
+                    {
+                        "webhook": {
+                            "url": "https://hooks.example.com/tidings",
+                            "signingSecretRef": {"name": "hook-key", "key": "key"},
+                            "attachments": "multipart",
+                        }
+                    }
+                ]
+            }
+        ),
+    ),
+    Valid("send-when-empty", changed({"delivery.sendWhen": {"mode": "empty"}})),
+    Valid(
+        "send-when-non-empty-with-its-older-form",
+        changed({"delivery.skipIfEmpty": True, "delivery.sendWhen": {"mode": "nonEmpty"}}),
+    ),
+    Valid(
+        "send-when-threshold",
+        changed(
+            {
+                "delivery.sendWhen": {
+                    "mode": "threshold",
+                    "threshold": "failedOrRolledBack > 0 or (successRate < 90 and rows >= 5)",
+                }
+            }
+        ),
+    ),
     Valid("schedule-macro-annually", changed({"schedule": "@annually"})),
     Valid("schedule-empty", changed({"schedule": ""})),
     Valid("minimal", {k: BASE[k] for k in ("title", "reportType", "source", "recipients")}),

@@ -3,6 +3,7 @@ as termination message, RunOutcomes, and one outcome recorded on a report as the
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,3 +77,11 @@ def record_outcome(report: dict, outcome: RunOutcome) -> st.StatusChange | None:
     if change:
         report["status"] = {**report.get("status", {}), **change.status}
     return change
+
+
+def finished_run(result: dict) -> tuple[dict, list[dict]]:
+    """A completed Job with a name and uid (a record can be made of it) and its pod, whose
+    termination message is `result` as the renderer's line."""
+    job = job_body("payments-weekly-29412345", "Complete")
+    job["metadata"].update(namespace="team-payments", uid="0a1b2c3d-aaaa-bbbb-cccc-000000000000")
+    return job, [pod_body(0, json.dumps(result))]

@@ -4,10 +4,14 @@ Each test writes its own handler on JsonHandler, which answers JSON and keeps no
 
 from __future__ import annotations
 
+import contextlib
 import json
+import ssl
 import sys
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -37,10 +41,17 @@ class _Server(ThreadingHTTPServer):
 class JsonHttpServer:
     """`handler` served on `host` at a free port until close(); `url` has no trailing slash."""
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        handler: type[BaseHTTPRequestHandler],
+        host: str = "127.0.0.1",
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self._server = _Server((host, 0), handler)
+        if tls is not None:  # https:// with this server context (tests.support.pki)
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self.port: int = self._server.server_address[1]
-        self.url = f"http://{host}:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://{host}:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
@@ -58,3 +69,16 @@ class JsonHttpServer:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def https_server(
+    handler: type[BaseHTTPRequestHandler], directory: Path
+) -> Iterator[tuple[JsonHttpServer, Path]]:
+    """`handler` over HTTPS on loopback with a certificate from a fresh test CA in `directory`;
+    yields the server and the CA file a client trusts (SSL_CERT_FILE)."""
+    from tests.support.pki import smtp_pki
+
+    pki = smtp_pki(directory)
+    with JsonHttpServer(handler, tls=pki.server_context()) as server:
+        yield server, pki.ca

@@ -239,6 +239,13 @@ class Cluster:
     def job(self, name: str) -> dict[str, Any] | None:
         return self._raw(f"/apis/batch/v1/namespaces/{self.ns}/jobs/{name}")
 
+    def records(self, report_name: str) -> list[dict[str, Any]]:
+        """The report's ReportDelivery records."""
+        path = (
+            f"/apis/{models.GROUP}/{models.VERSION}/namespaces/{self.ns}/{models.DELIVERY_PLURAL}"
+        )
+        return self._raw(path, [("labelSelector", f"tidings.dev/report={report_name}")])["items"]
+
     def pods(self, job_name: str) -> list[dict[str, Any]]:
         path = f"/api/v1/namespaces/{self.ns}/pods"
         return self._raw(path, [("labelSelector", f"{contract.JOB_NAME_LABEL}={job_name}")])[
@@ -330,11 +337,16 @@ class PodRunner(StandInKubelet):
         "/etc/tidings/smtp": "TIDINGS_SMTP_SECRET_DIR",
         "/etc/tidings/template": "TIDINGS_TEMPLATE_DIR",
         "/etc/tidings/branding": "TIDINGS_BRANDING_DIR",
+        "/etc/tidings/channels": "TIDINGS_CHANNEL_SECRET_DIR",
+        "/etc/tidings/recipients": "TIDINGS_RECIPIENTS_DIR",
     }
 
-    def __init__(self, cluster: Cluster, root: Path) -> None:
+    def __init__(
+        self, cluster: Cluster, root: Path, node_env: dict[str, str] | None = None
+    ) -> None:
         super().__init__(cluster)
         self.root = root
+        self.node_env = node_env or {}  # what the node's image gives, e.g. SSL_CERT_FILE
 
     def _materialize(self, volume: dict[str, Any], target: Path, pod: dict[str, Any]) -> None:
         target.mkdir(parents=True, exist_ok=True)
@@ -362,6 +374,16 @@ class PodRunner(StandInKubelet):
             source = volume["secret"]
             found = self.cluster.core.read_namespaced_secret(source["secretName"], self.cluster.ns)
             data = {k: base64.b64decode(v) for k, v in (found.data or {}).items()}
+        elif "projected" in volume:  # its Secret sources, each key at its path
+            for part in volume["projected"]["sources"]:
+                if "secret" in part:
+                    name = part["secret"]["name"]
+                    found = self.cluster.core.read_namespaced_secret(name, self.cluster.ns)
+                    for item in part["secret"]["items"]:
+                        path = target / item["path"]
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        path.write_bytes(base64.b64decode((found.data or {})[item["key"]]))
+            return
         else:
             return  # emptyDir: the empty directory is all there is
         items = source.get("items") or [{"key": k, "path": k} for k in data]
@@ -382,6 +404,7 @@ class PodRunner(StandInKubelet):
             mounted[mount["mountPath"]] = target
         # The child imports the same tidings as this test (a worktree's, not an installed one).
         env = {"PATH": os.environ["PATH"], "PYTHONPATH": os.pathsep.join(sys.path)}
+        env.update(self.node_env)
         for var in container.get("env", []):
             if "value" in var:
                 env[var["name"]] = var["value"]
@@ -523,3 +546,64 @@ def _line_for(operator: OperatorProcess, offset: int, name: str) -> str:
     with operator.log_path.open() as log:
         log.seek(offset)
         return next((line for line in log if f'"name": "{name}"' in line), "")
+
+
+def ready_deployment(
+    kube: client.ApiClient,
+    namespace: str,
+    name: str,
+    labels: dict[str, str],
+    image: str,
+    env: list[dict[str, str]] | None = None,
+) -> str:
+    """A one-replica Deployment whose pod (made by the real controllers) is marked Running and
+    Ready as a kubelet would, so the Deployment counts it Ready; the pod's name."""
+    apps, core = client.AppsV1Api(kube), client.CoreV1Api(kube)
+    apps.create_namespaced_deployment(
+        namespace,
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "labels": labels},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "main", "image": image, "env": env or []}]},
+                },
+            },
+        },
+    )
+    selector = ",".join(f"{k}={v}" for k, v in labels.items())
+
+    def pod() -> Any:
+        pods = core.list_namespaced_pod(namespace, label_selector=selector)
+        return pods.items[0] if pods.items else None
+
+    found = wait_for(f"the pod of Deployment {name}", pod)
+    now = rfc3339(datetime.now(UTC))
+    core.patch_namespaced_pod_status(
+        found.metadata.name,
+        namespace,
+        {
+            "status": {
+                "phase": "Running",
+                "conditions": [
+                    {"type": "Ready", "status": "True", "lastTransitionTime": now},
+                    {"type": "ContainersReady", "status": "True", "lastTransitionTime": now},
+                ],
+                "containerStatuses": [
+                    {"name": "main", "image": image, "imageID": "", "ready": True,
+                     "restartCount": 0, "started": True, "state": {"running": {"startedAt": now}}}
+                ],
+            }
+        },
+    )  # fmt: skip
+
+    def ready() -> bool:
+        status = apps.read_namespaced_deployment(name, namespace).status
+        return (status.ready_replicas or 0) >= 1
+
+    wait_for(f"Deployment {name} to count its Ready replica", ready)
+    return str(found.metadata.name)

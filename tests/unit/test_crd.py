@@ -157,7 +157,9 @@ def test_everything_cel_touches_is_bounded():
         "spec.filters.window",
         "spec.schedule",
         "spec.recipients",
-        "spec.delivery",  # attachCsv or attachments, not both
+        "spec.delivery",  # attachCsv or attachments, not both; skipIfEmpty against sendWhen
+        "spec.delivery.sendWhen",  # threshold only, and always, for mode threshold
+        "spec.delivery.channels[]",  # exactly one kind per channel
     }
     for path, node in ruled:
         if node["type"] == "string":
@@ -165,7 +167,8 @@ def test_everything_cel_touches_is_bounded():
         for name, child in node.get("properties", {}).items():
             if child["type"] == "array":
                 items = child["items"]
-                bounded = "maxLength" in items or "enum" in items
+                # An object's own strings are checked where a rule touches them.
+                bounded = items["type"] == "object" or "maxLength" in items or "enum" in items
                 assert "maxItems" in child and bounded, f"{path}.{name}"
             if child["type"] == "string":
                 assert "maxLength" in child or "enum" in child, f"{path}.{name}"

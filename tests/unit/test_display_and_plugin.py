@@ -155,3 +155,23 @@ def test_status_text_for_manual_and_paused_reports() -> None:
     assert "Next runs:  none (manual runs only" in kubectl_plugin.status_text(manual, NOW)
     paused = _report("weekly", phase="Paused")
     assert "Next runs:  none while Paused" in kubectl_plugin.status_text(paused, NOW)
+
+
+def test_status_text_shows_the_owners_and_what_the_last_run_told_them() -> None:
+    report = _report("weekly", phase="Disabled", ownerNoticeSentAt="2026-12-01T09:00:00Z")
+    report["spec"]["owners"] = ["owner@example.com", "deputy@example.com"]
+    report["status"]["history"] = [
+        {"jobName": "weekly-1", "outcome": "Failed", "ownerNotice": "Disabled: sent to 2 owner(s)"}
+    ]
+    text = kubectl_plugin.status_text(report, NOW)
+    assert "Owners:     owner@example.com, deputy@example.com (last notice: " in text
+    assert "(Job weekly-1); owners: Disabled: sent to 2 owner(s)" in text
+    assert "Owners:" not in kubectl_plugin.status_text(_report("weekly", phase="Active"), NOW)
+
+
+def test_the_plugin_shows_the_zone_in_effect() -> None:
+    report = _report("weekly", phase="Active", timeZone="America/New_York")
+    del report["spec"]["timeZone"]  # the namespace's default, as status.timeZone says
+    assert kubectl_plugin.zone_of(report) == "America/New_York"
+    assert "0 9 * * 1 in America/New_York" in kubectl_plugin.status_text(report, NOW)
+    assert kubectl_plugin.zone_of({"spec": {}, "status": {}}) == "UTC"

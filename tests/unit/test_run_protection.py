@@ -47,7 +47,8 @@ def test_the_connect_webhook_entry_fails_closed_but_spares_kube_system_and_the_o
     config = admission.webhook_configuration(
         "x", {"service": {"name": "svc", "namespace": "tidings"}}, operator_namespace="tidings"
     )
-    reports, connect = config["webhooks"]
+    reports, connect, groups = config["webhooks"]
+    assert groups["rules"][0]["resources"] == ["recipientgroups"]
     assert reports["name"] == admission.WEBHOOK_ID
     assert connect["name"] == admission.CONNECT_WEBHOOK_ID
     assert connect["clientConfig"]["service"]["path"] == f"/{admission.CONNECT_WEBHOOK_ID}"
@@ -62,7 +63,7 @@ def test_the_connect_webhook_entry_fails_closed_but_spares_kube_system_and_the_o
         "matchLabels": {"kubernetes.io/metadata.name": "team"}
     }
     assert (
-        len(admission.webhook_configuration("x", {"url": "h"}, protect_runs=False)["webhooks"]) == 1
+        len(admission.webhook_configuration("x", {"url": "h"}, protect_runs=False)["webhooks"]) == 2
     )
 
 

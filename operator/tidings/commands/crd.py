@@ -14,7 +14,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--kind",
-        choices=("ScheduledReport", "ReportDelivery"),
+        choices=("ScheduledReport", "ReportDelivery", "RecipientGroup"),
         default="ScheduledReport",
         help="which CustomResourceDefinition to print (default ScheduledReport)",
     )

@@ -24,7 +24,9 @@ def run(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
     from pathlib import Path
 
-    from tidings.contract import EX_TEMPFAIL
+    from tidings import groups
+    from tidings.contract import EX_TEMPFAIL, LAST_ROWS_DIGEST_ENV
+    from tidings.renderer import recipients
     from tidings.renderer import run as runner
     from tidings.renderer.deadline import hard_limit, watchdog
     from tidings.renderer.mail import settings_from_environment
@@ -36,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         try:
             report = runner.load_report(Path(env.get("TIDINGS_REPORT_FILE") or DEFAULT_REPORT_FILE))
+            if not env.get("TIDINGS_TEST_RECIPIENT"):  # a test send goes to the tester only
+                groups_dir = Path(env.get("TIDINGS_RECIPIENTS_DIR") or groups.MOUNT_PATH)
+                report = recipients.resolve(report, groups_dir)
             limit = report.spec.failure_policy.timeout_seconds
             stuck = RunTimedOut(
                 f"the run did not stop at its deadline and was ended (failurePolicy."
@@ -62,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
                 branding=brand,
                 max_pdf_rows=brand.max_pdf_rows,
                 test_recipient=env.get("TIDINGS_TEST_RECIPIENT") or None,
+                last_rows_digest=env.get(LAST_ROWS_DIGEST_ENV) or None,
+                resend_to=runner.resend_list(env),
                 max_bytes=runner.int_setting(
                     env, "TIDINGS_MAX_MESSAGE_BYTES", runner.DEFAULT_MAX_BYTES
                 ),

@@ -49,6 +49,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--result", metavar="FILE", default="/dev/null", help="also write the JSON result here"
     )
     parser.add_argument(
+        "--groups",
+        type=Path,
+        metavar="FILE",
+        help="RecipientGroup objects for the report's @name recipients (kubectl get rg -o yaml)",
+    )
+    parser.add_argument(
         "--test-to",
         metavar="ADDRESS",
         help='a test send: only to ADDRESS, subject prefixed "[TEST]" (as tidings.dev/send-test)',
@@ -60,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     import os
 
     from tidings.commands.render import options_from_args, scheduled_from_args
+    from tidings.contract import LAST_ROWS_DIGEST_ENV
     from tidings.renderer import run as runner
     from tidings.renderer.mail import SmtpSettings, environment_values, settings_from_values
     from tidings.renderer.result import InputError, TidingsError, failed
@@ -91,10 +98,15 @@ def run(args: argparse.Namespace) -> int:
             if problem := annotation_problem(args.test_to):
                 raise InputError(f"--test-to {args.test_to!r} {problem}")
             options.test_recipient = args.test_to
+        else:
+            from tidings.renderer.recipients import from_file
+
+            report = from_file(report, args.groups)
         if args.max_bytes is not None:
             options.max_bytes = args.max_bytes
         elif os.environ.get("TIDINGS_MAX_MESSAGE_BYTES"):
             options.max_bytes = runner.int_setting(os.environ, "TIDINGS_MAX_MESSAGE_BYTES", 0)
+        options.last_rows_digest = os.environ.get(LAST_ROWS_DIGEST_ENV) or None
         result = runner.execute(report, scheduled_from_args(args), options, smtp_settings)
     except TidingsError as error:
         result = failed(error)

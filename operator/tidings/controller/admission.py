@@ -26,7 +26,7 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from tidings import models
-from tidings.controller import permissions, testsend
+from tidings.controller import group_admission, permissions, recipient_groups, testsend
 from tidings.controller.kube import Kube
 from tidings.controller.settings import Settings
 from tidings.validation import validate_spec
@@ -102,6 +102,7 @@ async def admit_report(
     (403)."""
     validate_report(body=body, old=old, operation=operation, warnings=warnings)
     updated = operation == "UPDATE" and old is not None
+    await group_admission.check_report_expansion(memo.kube, body, old if updated else None)
     old_spec = old.get("spec") if updated else None
     old_meta = old.get("metadata") if updated else None
     await check_schedule_permission(
@@ -163,11 +164,13 @@ async def check_schedule_permission(
     domains = settings.allowed_recipient_domains
     test_address = testsend.changed_address(old_meta, meta)
     try:
-        if permissions.added_recipients(old_spec, spec) or test_address:
+        added = permissions.added_recipients(old_spec, spec)
+        if added or permissions.added_owners(old_spec, spec) or test_address:
             own = await namespace_domains(kube, namespace, warnings)
             domains = tuple(dict.fromkeys(domains + own))
         needs = permissions.schedule_needs(old_spec, spec, domains)
         needs += permissions.test_send_needs(test_address, domains)
+        needs += permissions.channel_needs(old_spec, spec, settings.allowed_channel_hosts)
         if not needs:
             return
         review = await kube.create(
@@ -199,6 +202,11 @@ async def namespace_domains(kube: Kube, namespace: str, warnings: list[str]) -> 
         for entry in rejected
     )
     return domains
+
+
+async def admit_group(**kwargs: Any) -> None:
+    """The RecipientGroup webhook (group_admission), with this module's domain reading."""
+    await group_admission.admit_group(domains_of=namespace_domains, **kwargs)
 
 
 async def refuse_connect_to_runs(
@@ -243,6 +251,14 @@ def register(registry: kopf.OperatorRegistry | None = None) -> None:
         registry=registry,
     )(admit_report)
     kopf.on.validate(
+        models.GROUP,
+        models.VERSION,
+        models.GROUP_PLURAL,
+        id=recipient_groups.GROUP_WEBHOOK_ID,
+        operations=["CREATE", "UPDATE"],
+        registry=registry,
+    )(admit_group)
+    kopf.on.validate(
         "v1",
         "pods",
         id=CONNECT_WEBHOOK_ID,
@@ -261,6 +277,17 @@ def _client_config(base: Mapping[str, Any], handler: str) -> dict[str, Any]:
         service["path"] = f"{service.get('path', '').rstrip('/')}/{handler}"
         config["service"] = service
     return config
+
+
+def _group_webhook(webhook: Mapping[str, Any], client_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The same webhook for RecipientGroups (group_admission)."""
+    rule = {**webhook["rules"][0], "resources": [models.GROUP_PLURAL]}
+    return {
+        **webhook,
+        "name": recipient_groups.GROUP_WEBHOOK_ID,
+        "clientConfig": _client_config(client_config, recipient_groups.GROUP_WEBHOOK_ID),
+        "rules": [rule],
+    }
 
 
 def webhook_configuration(
@@ -331,6 +358,7 @@ def webhook_configuration(
                 },
             }
         )
+    webhooks.append(_group_webhook(webhook, client_config))
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingWebhookConfiguration",

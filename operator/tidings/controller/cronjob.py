@@ -18,11 +18,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from tidings import branding, models
+from tidings import branding, groups, models, sendwhen
 from tidings.contract import (
+    CHANNEL_RELAY_ENV,
     COMPONENT_LABEL,
     FINALIZER,
     JOB_NAME_LABEL,
+    LAST_ROWS_DIGEST_ENV,
     MANAGED_BY,
     MANAGED_BY_LABEL,
     PERMANENT_EXIT_CODES,
@@ -119,6 +121,8 @@ def _env(settings: Settings) -> list[dict[str, Any]]:
         "TIDINGS_SMTP_TLS": settings.smtp_tls,
         "TIDINGS_SMTP_TIMEOUT": str(settings.smtp_timeout),
     }
+    if settings.relay_host and settings.relay_http_port:  # channels too (docs/channels.md)
+        relay[CHANNEL_RELAY_ENV] = f"http://{settings.relay_host}:{settings.relay_http_port}"
     if settings.relay_host:  # mail leaves through the delivery relay (docs/relay.md)
         # Plain SMTP to the relay; the token is the AUTH PLAIN password.
         relay.update(
@@ -157,6 +161,17 @@ def _env(settings: Settings) -> list[dict[str, Any]]:
     return env
 
 
+def last_digest_env(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """For sendWhen mode changed only: the last delivered run's rowsDigest (status, copied from
+    its ReportDelivery). The pod has no API access, so the operator hands it over; other modes
+    get nothing, so a delivery does not rewrite their CronJob."""
+    delivery = (report.get("spec") or {}).get("delivery") or {}
+    if ((delivery.get("sendWhen") or {}).get("mode")) != sendwhen.CHANGED:
+        return []
+    last = (report.get("status") or {}).get("lastRowsDigest")
+    return [{"name": LAST_ROWS_DIGEST_ENV, "value": last}] if sendwhen.is_digest(last) else []
+
+
 def _volumes(report: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(volumes, mounts): the snapshot and /tmp always; secrets and template when referenced."""
     spec = report.get("spec") or {}
@@ -186,7 +201,23 @@ def _volumes(report: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict
     if template_ref:
         items = one_key(template_ref["key"], "template.html.j2")
         add("template", "configMap", {"name": template_ref["name"], "items": items})
+    if keys := channel_key_sources(spec):
+        add("channels", "projected", {"sources": keys})
+    if groups.named(spec.get("recipients")):
+        # Not optional: a run waits for the operator's ConfigMap rather than guess its groups.
+        add("recipients", "configMap", {"name": groups.configmap_name(report["metadata"]["name"])})
     return volumes, mounts
+
+
+def channel_key_sources(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Each channel's signing key as <index>/key of the projected volume `channels`."""
+    sources = []
+    for index, channel in enumerate((spec.get("delivery") or {}).get("channels") or ()):
+        ref = ((channel or {}).get("webhook") or {}).get("signingSecretRef") or {}
+        if ref.get("name") and ref.get("key"):
+            items = [{"key": ref["key"], "path": f"{index}/key"}]
+            sources.append({"secret": {"name": ref["name"], "items": items}})
+    return sources
 
 
 def _pod_spec(report: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
@@ -218,7 +249,7 @@ def _pod_spec(report: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
                 "image": settings.renderer_image,
                 "imagePullPolicy": settings.image_pull_policy,
                 "command": ["tidings", "run"],
-                "env": _env(settings),
+                "env": _env(settings) + last_digest_env(report),
                 "resources": {
                     "requests": {"cpu": settings.cpu_request, "memory": settings.memory_request},
                     "limits": {"cpu": settings.cpu_limit, "memory": settings.memory_limit},

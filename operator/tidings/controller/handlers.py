@@ -5,6 +5,9 @@
   puts it back by reconciling its report (a Warning: a hand edit).
 - A Job of ours -> job_outcomes.py: a finished one is counted once, a running one held and
   watched for a pod that never starts (run_start.py).
+- A RecipientGroup event -> recipient_groups_store.py: the recipients ConfigMap of each report
+  naming it (and every report event, before its CronJob is made to match).
+- A namespace's default time zone changed -> namespace_zone.py: its reports reconciled again.
 - A namespace being deleted -> namespace_end.py: its held Jobs are let go (no record or Event
   can be written there, and kopf stops serving it).
 - Every TIDINGS_DELIVERY_PRUNE_INTERVAL_SECONDS, expired ReportDelivery records are deleted
@@ -27,7 +30,16 @@ from typing import Any
 import kopf
 
 from tidings import contract, models
-from tidings.controller import cronjob_index, job_outcomes, metrics, namespace_end, record_store
+from tidings.controller import (
+    cronjob_index,
+    job_outcomes,
+    metrics,
+    namespace_end,
+    namespace_zone,
+    owner_notices_send,
+    recipient_groups_store,
+    record_store,
+)
 from tidings.controller.kube import Kube, load_api_client
 from tidings.controller.reconcile import sync_or_retry_later
 from tidings.controller.settings_load import load_settings
@@ -73,6 +85,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     state = memo.state = OperatorState(settings=memo.settings, kube=memo.kube, instance=instance)
     state.spawn(record_store.prune_forever(state.kube, state.settings))
     # kopf starts the watches after this handler: the map is complete before the first event.
+    await namespace_zone.load(state)  # as the zones: a report's first reconcile has its own
     state.cronjobs = await cronjob_index.list_cronjobs(state.kube, state.settings.namespaces)
 
     def recheck() -> None:
@@ -110,6 +123,8 @@ async def report_event(
         metrics.forget_report(namespace, name)
         return
     metrics.observe_report(body)
+    await recipient_groups_store.sync_report_logged(state.kube, body)  # before its CronJob can fire
+    owner_notices_send.resume(state, body)  # notices a stopped operator still owed
     has_cronjob = (namespace, name) in state.cronjobs
     await sync_or_retry_later(
         state, namespace, name, seen=dict(body), check_children=not has_cronjob
@@ -128,6 +143,12 @@ async def job_event(event: Mapping[str, Any], body: kopf.Body, memo: kopf.Memo, 
     await job_outcomes.job_changed(state_of(memo), event["type"], dict(body))
 
 
+@kopf.on.event(models.GROUP, models.VERSION, models.GROUP_PLURAL)
+async def recipient_group_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await recipient_groups_store.group_changed(state_of(memo).kube, dict(body))
+
+
 @kopf.on.event("", "v1", "namespaces")
 async def namespace_event(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    await namespace_zone.namespace_changed(state_of(memo), dict(body))
     await namespace_end.namespace_changed(state_of(memo), dict(body))

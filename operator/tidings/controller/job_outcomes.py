@@ -20,13 +20,16 @@ from kubernetes.client.exceptions import ApiException
 
 from tidings import contract, models
 from tidings.controller import (
+    cronjob,
     metrics,
+    owner_notices_send,
     record_store,
     records,
     run_outcome,
     run_ownership,
     status,
     testsend,
+    zones,
 )
 from tidings.controller.clock import next_fire, utc_now
 from tidings.controller.kube import Kube, job_path, namespace_terminating, pods_path, report_path
@@ -144,6 +147,7 @@ async def record_outcome(
         if report is None or report["metadata"]["uid"] != job_report_uid:
             await release(kube, job)  # the report is gone (or is a new one, same name)
             return None
+        report = zones.effective(report, state.zone_defaults.get(namespace))
         current = report.get("status") or {}
         if status.already_recorded(current, job_meta["name"], job_meta.get("uid", "")):
             if current.get("phase") == models.Phase.DISABLED:
@@ -162,6 +166,9 @@ async def record_outcome(
         if outcome is None:
             return None
         change = status.apply_outcome(report, outcome, now, next_fire)
+        notice = None
+        if change is not None:
+            notice = owner_notices_send.owed_by(report, outcome, change.status, change.phase)
         try:
             await write_record(state, report, job, outcome, pods)
             if change is None:
@@ -185,6 +192,8 @@ async def record_outcome(
         await patch_status(kube, report, change.status)
         metrics.observe_run(outcome)
         updated = {**report, "status": {**current, **change.status}}
+        if notice is not None:
+            owner_notices_send.start(state, notice)  # in the background
         if change.phase == models.Phase.DISABLED:
             await suspend_disabled(state, updated)
         await release(kube, job)
@@ -197,6 +206,9 @@ async def record_outcome(
         status.pending_run_now(updated) is not None or testsend.pending(updated)
     ):
         await sync_or_retry_later(state, namespace, report_name)  # what waited may start
+    if updated is not None and cronjob.last_digest_env(updated):
+        # sendWhen mode changed: the next run must see this run's rowsDigest in its template.
+        await sync_or_retry_later(state, namespace, report_name, check_children=True)
 
 
 async def write_record(

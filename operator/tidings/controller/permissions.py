@@ -17,6 +17,7 @@ verb, the SubjectAccessReview that asks for it, and the refusal text. The admiss
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from tidings import models
 from tidings.controller import testsend
 from tidings.controller.cronjob import MANAGED_BY, MANAGED_BY_LABEL
 from tidings.controller.settings import MAIL_DOMAIN
+from tidings.groups import group_name
 
 SCHEDULE_VERB = "schedule"
 SCHEDULE_ROLE = "tidings-schedule"
@@ -65,12 +67,14 @@ def domain_allowed(address: str, domains: Iterable[str]) -> bool:
 
 
 def recipients(spec: Mapping[str, Any] | None) -> list[tuple[str, str]]:
-    """(path, address) of every recipient in to, cc and bcc, in order."""
+    """(path, address) of every recipient in to, cc and bcc, in order. A @group is not one:
+    adding an external address to a group needs the verb on the group (recipient_groups)."""
     listed = (spec or {}).get("recipients") or {}
     return [
         (f"spec.recipients.{kind}[{i}]", address)
         for kind in RECIPIENT_FIELDS
         for i, address in enumerate(listed.get(kind) or [])
+        if group_name(address) is None
     ]
 
 
@@ -83,6 +87,17 @@ def added_recipients(
     return [
         (path, address) for path, address in recipients(new_spec) if address.lower() not in before
     ]
+
+
+def added_owners(
+    old_spec: Mapping[str, Any] | None, new_spec: Mapping[str, Any]
+) -> list[tuple[str, str]]:
+    """spec.owners not on `old_spec` as an owner or a recipient (case-insensitively): an owner
+    notice reaches an address as a report does, so the same rule."""
+    before = {address.lower() for _, address in recipients(old_spec)}
+    before |= {str(a).lower() for a in (old_spec or {}).get("owners") or ()}
+    owners = [str(a) for a in new_spec.get("owners") or ()]
+    return [(f"spec.owners[{i}]", a) for i, a in enumerate(owners) if a.lower() not in before]
 
 
 def _schedule(spec: Mapping[str, Any]) -> str:
@@ -117,6 +132,40 @@ def schedule_needs(
             Need(path, f'adding the external recipient "{address}" (allowed domains: {shown})')
             for path, address in added_recipients(old_spec, new_spec)
             if not domain_allowed(address, domains)
+        )
+        needs.extend(
+            Need(path, f'adding the external owner "{address}" (allowed domains: {shown})')
+            for path, address in added_owners(old_spec, new_spec)
+            if not domain_allowed(address, domains)
+        )
+    return needs
+
+
+def channel_destinations(spec: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """(path, url) of every channel destination (spec.delivery.channels), in order."""
+    listed = ((spec or {}).get("delivery") or {}).get("channels") or []
+    found = []
+    for i, channel in enumerate(listed):
+        url = ((channel or {}).get("webhook") or {}).get("url")
+        if isinstance(url, str):
+            found.append((f"spec.delivery.channels[{i}].webhook.url", url))
+    return found
+
+
+def channel_needs(
+    old_spec: Mapping[str, Any] | None, new_spec: Mapping[str, Any], hosts: Sequence[str]
+) -> list[Need]:
+    """A channel destination is an external recipient: adding one (a URL the old spec did not
+    have) needs the verb unless its host is on the allowed channel hosts."""
+    before = {url for _, url in channel_destinations(old_spec)}
+    needs = []
+    for path, url in channel_destinations(new_spec):
+        host = (urllib.parse.urlsplit(url).hostname or "").lower()
+        if url in before or (host and domain_allowed(f"@{host}", hosts)):
+            continue
+        shown = ", ".join(hosts) or "none"
+        needs.append(
+            Need(path, f'adding the external destination "{host}" (allowed hosts: {shown})')
         )
     return needs
 

@@ -16,10 +16,11 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from tidings import contract, models
-from tidings.controller import cronjob, run_outcome, status, testsend
+from tidings.controller import cronjob, run_outcome, status, testsend, zones
 from tidings.controller.clock import next_fire, utc_now
 from tidings.controller.cronjob_plan import Action, owned, plan_cronjob
 from tidings.controller.kube import cronjob_path, job_path, report_path
+from tidings.controller.rerun_start import start_chosen_windows
 from tidings.controller.retry import Conflict, retry_on_conflict
 from tidings.controller.run_checks import foreign_reason, refuse
 from tidings.controller.spec_cache import spec_problems
@@ -84,6 +85,7 @@ async def sync_report(
             report = await kube.get(report_path(namespace, name))
         if report is None or report["metadata"].get("deletionTimestamp"):
             return  # garbage collection removes the children
+        report = zones.effective(report, state.zone_defaults.get(namespace))
         current = report.get("status") or {}
         problems = spec_problems(report)  # once per generation
         pending = status.pending_run_now(report)
@@ -110,12 +112,27 @@ async def sync_report(
             )
         test_fields, test_events = await start_test_send(state, report, not problems)
         events += test_events
-        await patch_status(kube, report, {**decision.change.status, **test_fields})
+        # run-at and resend (controller/reruns.py); a run-now started above counts as going.
+        window_fields, window_events = await start_chosen_windows(
+            state,
+            report,
+            not problems,
+            lambda: _busy_after(state, report, bool(decision.run_now)),
+            _create_once,
+        )
+        events += window_events
+        if problem := state.zone_problems.get(namespace):
+            events.append(Event("Warning", "NamespaceTimeZoneIgnored", problem, key=problem))
+        await patch_status(kube, report, {**decision.change.status, **test_fields, **window_fields})
         events += decision.change.events
         await post_events(kube, state.instance, report, events, strict=False)
 
     async with state.locks[(namespace, name)]:
         await retry_on_conflict(attempt, f"reconcile {namespace}/{name}", delay=5)
+
+
+async def _busy_after(state: OperatorState, report: Mapping[str, Any], started: bool) -> bool:
+    return started or await _run_going(state, report)
 
 
 async def _run_going(

@@ -33,11 +33,14 @@ from tidings.contract import (
     MANAGED_BY_LABEL,
     RECIPIENT_LISTS,
     REPORT_UID_LABEL,
+    RERUN_AT_JOB_ANNOTATION,
+    RESEND_OF_JOB_ANNOTATION,
     RUN_NOW_ANNOTATION,
     SNAPSHOT_ANNOTATION,
     TEST_SEND_ANNOTATION,
     ResultLine,
 )
+from tidings.controller.reruns import resend_addresses
 from tidings.controller.run_outcome import RunOutcome
 from tidings.redaction import redact
 from tidings.schedule import parse_rfc3339
@@ -79,6 +82,10 @@ def trigger(job: Mapping[str, Any]) -> str:
     annotations = job["metadata"].get("annotations") or {}
     if annotations.get(TEST_SEND_ANNOTATION):
         return models.Trigger.TEST
+    if annotations.get(RESEND_OF_JOB_ANNOTATION):
+        return models.Trigger.RESEND
+    if annotations.get(RERUN_AT_JOB_ANNOTATION):
+        return models.Trigger.RERUN
     return models.Trigger.RUN_NOW if RUN_NOW_ANNOTATION in annotations else models.Trigger.SCHEDULE
 
 
@@ -88,6 +95,7 @@ def intended(job: Mapping[str, Any]) -> dict[str, list[str]]:
     test_address = (job["metadata"].get("annotations") or {}).get(TEST_SEND_ANNOTATION)
     if test_address:
         return {"to": [test_address], "cc": [], "bcc": []}
+    resend = resend_addresses(job)  # a resend: those of the lists it was started for
     template_meta = ((job.get("spec") or {}).get("template") or {}).get("metadata") or {}
     text = (template_meta.get("annotations") or {}).get(SNAPSHOT_ANNOTATION) or ""
     try:
@@ -98,7 +106,11 @@ def intended(job: Mapping[str, Any]) -> dict[str, list[str]]:
     lists = (spec or {}).get("recipients") if isinstance(spec, dict) else None
     lists = lists if isinstance(lists, dict) else {}
     return {
-        name: [str(a) for a in lists.get(name) or () if isinstance(a, str)][: models.MAX_RECIPIENTS]
+        name: [
+            str(a)
+            for a in lists.get(name) or ()
+            if isinstance(a, str) and (resend is None or a in resend)
+        ][: models.MAX_RECIPIENTS]
         for name in RECIPIENT_LISTS
     }
 
@@ -143,6 +155,23 @@ def _attachments(result: ResultLine) -> list[dict[str, Any]]:
     ]
 
 
+def _channels(result: ResultLine) -> list[dict[str, Any]]:
+    """Each channel's outcome as the pod reported it, fitted to the record's bounds."""
+    return [
+        {
+            "name": c.name[:32],
+            "type": c.type[:16],
+            "destination": c.destination[:253],
+            "outcome": "accepted" if c.outcome == "accepted" else "refused",
+            "failure": c.failure if c.failure in ("transient", "permanent") else None,
+            "reply": redact(c.reply, ())[:1024],
+            "attempts": max(0, c.attempts),
+            "idempotencyKey": c.idempotency_key[:64],
+        }
+        for c in result.channels[: models.MAX_CHANNELS]
+    ]
+
+
 def _count(value: int | None) -> int | None:
     return value if value is not None and value >= 0 else None
 
@@ -172,6 +201,9 @@ def delivery_record(
         "jobName": job_meta["name"],
         "jobUid": job_meta["uid"],
         "trigger": str(trigger(job)),
+        # What was asked, as the operator wrote it on the Job (tidings.dev/run-at, /resend).
+        "rerunAt": (job_meta.get("annotations") or {}).get(RERUN_AT_JOB_ANNOTATION),
+        "resendOf": (job_meta.get("annotations") or {}).get(RESEND_OF_JOB_ANNOTATION),
         "scheduledTime": outcome.scheduled_time,
         "windowStart": outcome.window_start,
         "windowEnd": outcome.window_end,
@@ -194,6 +226,8 @@ def delivery_record(
         "attachments": _attachments(result),
         "rows": _count(result.rows),
         "pages": _count(result.pages),
+        "rowsDigest": outcome.rows_digest,
+        "channels": _channels(result),
         "retentionDays": retention_days(report, retention),
     }
     # The model checks the shape here, so a bad record fails loudly in tests, not at the API.

@@ -76,7 +76,7 @@ def report_state(report: Mapping[str, Any]) -> ReportState:
         last_success=_timestamp(status.get("lastSentAt")),
         created=_timestamp((report.get("metadata") or {}).get("creationTimestamp")),
         schedule=spec.get("schedule") or "",
-        time_zone=spec.get("timeZone") or "UTC",
+        time_zone=status.get("timeZone") or spec.get("timeZone") or "UTC",  # a namespace's
     )
 
 

@@ -30,6 +30,7 @@ from tidings.controller.objects import (
 )
 from tidings.redaction import redact
 from tidings.schedule import rfc3339
+from tidings.sendwhen import is_digest
 
 MAX_ERROR = 1024
 
@@ -56,6 +57,8 @@ class RunOutcome:
     )
     message_id: str = ""
     job_uid: str = ""
+    rows_digest: str | None = None  # sha256 of the window's rows (sendWhen mode changed)
+    channels: tuple[str, ...] = ()  # each channel's outcome, e.g. "webhook[0] accepted"
 
     def history_entry(self) -> dict[str, Any]:
         entry = models.HistoryEntry(
@@ -76,8 +79,22 @@ class RunOutcome:
             error=self.error,
             test_recipient=self.test_recipient,
             message_id=self.message_id,
+            channels=list(self.channels),
         )
-        return entry.model_dump(by_alias=True, exclude_none=True, mode="json")
+        dumped = entry.model_dump(by_alias=True, exclude_none=True, mode="json")
+        if not dumped["channels"]:
+            del dumped["channels"]  # a run without channels reads as before
+        return dumped
+
+
+def channel_summary(result: ResultLine | None) -> tuple[str, ...]:
+    """Each channel's outcome in a line for status history: `webhook[0] accepted`."""
+    if result is None:
+        return ()
+    return tuple(
+        truncate(f"{c.name} {'accepted' if c.outcome == 'accepted' else 'refused'}", 300)
+        for c in result.channels[: models.MAX_CHANNELS]
+    )
 
 
 def job_finished(job: Mapping[str, Any]) -> bool | None:
@@ -221,6 +238,8 @@ def job_outcome(
         skipped=bool(delivered and result and result.outcome == models.Outcome.SKIPPED),
         test_recipient=testsend.recipient_of(job),
         message_id=result.message_id[:998] if result else "",
+        rows_digest=result.rows_digest if result and is_digest(result.rows_digest) else None,
+        channels=channel_summary(result),
     )
 
 

@@ -24,6 +24,9 @@ from typing import Any
 from tidings.contract import (
     JOB_NAME_LABEL,
     REPORT_UID_LABEL,
+    RESEND_OF_JOB_ANNOTATION,
+    RESEND_RECIPIENTS_ENV,
+    RESEND_TO_JOB_ANNOTATION,
     SCHEDULED_TIME_ENV,
     TEST_RECIPIENT_ENV,
     TEST_SEND_ANNOTATION,
@@ -52,6 +55,8 @@ def _appended_env(job: Mapping[str, Any]) -> dict[str, str]:
     extra = {SCHEDULED_TIME_ENV: ""}
     if annotations.get(TEST_SEND_ANNOTATION):
         extra[TEST_RECIPIENT_ENV] = annotations[TEST_SEND_ANNOTATION]
+    if annotations.get(RESEND_OF_JOB_ANNOTATION):  # a resend: whom, as its annotation says
+        extra[RESEND_RECIPIENTS_ENV] = annotations.get(RESEND_TO_JOB_ANNOTATION) or ""
     return extra
 
 

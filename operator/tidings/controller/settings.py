@@ -83,6 +83,13 @@ class Settings:
             "doc": "Comma-separated internal recipient domains (docs/permissions.md).",
         },
     )
+    allowed_channel_hosts: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "env": "TIDINGS_ALLOWED_CHANNEL_HOSTS",
+            "doc": "Comma-separated channel hosts that need no schedule verb (docs/channels.md).",
+        },
+    )
     starting_deadline_seconds: int = field(
         default=3600,
         metadata={
@@ -111,6 +118,22 @@ class Settings:
             "env": "TIDINGS_TEST_SENDS_PER_NAMESPACE_PER_HOUR",
             "doc": "Test sends started per namespace in any hour; more are refused "
             "(TestSendRateLimited).",
+        },
+    )
+    owner_notice_min_interval: int = field(
+        default=6 * 3600,
+        metadata={
+            "env": "TIDINGS_OWNER_NOTICE_MIN_INTERVAL_SECONDS",
+            "doc": "Least seconds between two notices to a report's spec.owners (the Disabled "
+            "notice always goes); counted from status.ownerNoticeSentAt.",
+        },
+    )
+    owner_notice_token_file: str = field(
+        default="/var/run/secrets/tidings.dev/relay/token",
+        metadata={
+            "env": "TIDINGS_OWNER_NOTICE_TOKEN_FILE",
+            "doc": "The operator's own projected service-account token for the relay's "
+            "audience: its login for owner notices, read anew for each one.",
         },
     )
     metrics_port: int = field(
@@ -217,6 +240,13 @@ class Settings:
     relay_port: int = field(
         default=2525,
         metadata={"env": "TIDINGS_RELAY_PORT", "doc": "The delivery relay's SMTP port."},
+    )
+    relay_http_port: int = field(
+        default=0,
+        metadata={
+            "env": "TIDINGS_RELAY_HTTP_PORT",
+            "doc": "The delivery relay's channel port (docs/channels.md); 0: direct posts.",
+        },
     )
     relay_audience: str = field(
         default="tidings.dev/relay",

@@ -44,7 +44,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             if raw.lower() not in _BOOLEANS:
                 raise SettingsError(f"{env}: must be true or false, got {raw!r}")
             values[spec.name] = _BOOLEANS[raw.lower()]
-        elif spec.name in ("namespaces", "allowed_recipient_domains"):
+        elif spec.name in ("namespaces", "allowed_recipient_domains", "allowed_channel_hosts"):
             values[spec.name] = tuple(ns.strip() for ns in raw.split(",") if ns.strip())
         else:
             values[spec.name] = raw
@@ -135,6 +135,11 @@ def check(s: Settings) -> None:
             )
         ),
         (1 <= s.relay_port <= 65535, "TIDINGS_RELAY_PORT", "must be a port number (1-65535)"),
+        (
+            0 <= s.relay_http_port <= 65535,
+            "TIDINGS_RELAY_HTTP_PORT",
+            "must be a port number (1-65535), or 0 for none",
+        ),
         (bool(s.relay_audience), "TIDINGS_RELAY_AUDIENCE", "must not be empty"),
         (s.log_format in LOG_FORMATS, "TIDINGS_LOG_FORMAT", f"must be one of {LOG_FORMATS}"),
         (
@@ -169,6 +174,14 @@ def check(s: Settings) -> None:
             f"{d!r} is not a domain (example.com, or .example.com for its subdomains)",
         )
         for d in s.allowed_recipient_domains
+    )
+    rules.extend(
+        (
+            bool(MAIL_DOMAIN.match(h)),
+            "TIDINGS_ALLOWED_CHANNEL_HOSTS",
+            f"{h!r} is not a host name (hooks.example.com, or .example.com for its subdomains)",
+        )
+        for h in s.allowed_channel_hosts
     )
     for ok, env, rule in rules:
         if not ok:

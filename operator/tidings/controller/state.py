@@ -45,6 +45,12 @@ class OperatorState:
     # When each namespace's test sends of the last hour started (the per-namespace limit).
     test_sends: dict[str, list[datetime]] = field(default_factory=dict)
     start_checks: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # by Job uid
+    # Namespace -> its default time zone (controller.zones), from the Namespace watch; and why
+    # a namespace's annotation is not used, when it is not.
+    zone_defaults: dict[str, str] = field(default_factory=dict)
+    zone_problems: dict[str, str] = field(default_factory=dict)
+    # Owner notices being sent now (namespace/report/notice id): one sender each.
+    notices_in_flight: set[str] = field(default_factory=set)
     # Background loops (pruning, CronJob re-checks): the event loop keeps only weak references.
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from tidings import display, models
 from tidings.contract import REACTIVATE_ANNOTATION, RUN_NOW_ANNOTATION, digest, handled
+from tidings.controller import status_guard, zones
 from tidings.controller.objects import count, find_condition, truncate
 from tidings.controller.run_outcome import RunOutcome
 from tidings.schedule import rfc3339
@@ -187,6 +188,8 @@ def reconcile(
     new: dict[str, Any] = {}
 
     disabled = old_phase == models.Phase.DISABLED
+    written_over = status_guard.phase_written_over_disabled(status)
+    disabled = disabled or written_over
     reactivate = annotations.get(REACTIVATE_ANNOTATION, "")
     reactivate_is_new = bool(reactivate) and not handled(
         reactivate, status.get("reactivateHandled", "")
@@ -202,11 +205,15 @@ def reconcile(
         disabled = False
         new["consecutiveFailures"] = 0
         events.append(Event("Normal", "Reactivated", f"Reactivated because {why}."))
+    elif written_over:
+        message = status_guard.revert_message(meta.get("name", ""), status)
+        events.append(Event("Warning", status_guard.EVENT_REASON, message))
 
     phase = compute_phase(spec, not problems, disabled)
     new["phase"] = phase
     new["observedGeneration"] = generation
     new["nextSendAt"] = _next_send_at(phase, spec, now, next_fire)
+    new["timeZone"] = zones.zone_in_effect(spec)  # spec.timeZone or the namespace's (zones.py)
     ready, reason, message = _ready(phase, spec, {**status, **new}, problems)
     new["conditions"] = set_condition(
         status.get("conditions"), READY, ready, reason, message, now, generation
@@ -316,6 +323,8 @@ def apply_outcome(
             new["consecutiveFailures"] = min(failures, later)
             if newest:
                 new["lastError"] = ""
+            if outcome.rows_digest:  # the next run's sendWhen mode changed compares with it
+                new["lastRowsDigest"] = outcome.rows_digest
         accepted, rejected = outcome.recipients_accepted, outcome.recipients_rejected
         summary = f"Run {outcome.job_name} delivered to {accepted} recipient(s)"
         if rejected:

@@ -6,13 +6,19 @@ admitted object, never anything the pod or the Job says.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tidings import models
-from tidings.contract import RUN_NOW_LABEL, SCHEDULED_TIMESTAMP_ANNOTATION
+from tidings import groups, models
+from tidings.contract import (
+    RESEND_OF_JOB_ANNOTATION,
+    RESEND_TO_JOB_ANNOTATION,
+    RUN_NOW_LABEL,
+    SCHEDULED_TIMESTAMP_ANNOTATION,
+)
 from tidings.controller import testsend
 from tidings.schedule import rfc3339, scheduled_time_from_job_name
 
@@ -96,8 +102,10 @@ class Run:
     report_uid: str
     job: str
     scheduled: str  # RFC 3339 UTC, "" when the Job does not say
-    trigger: str  # schedule | run-now:<digest> | test:<job> | job:<job uid>
+    trigger: str  # schedule | run-now:<digest> | test:<job> | job:<job uid> | notice:<id>
     test: bool
+    only: frozenset[str] | None = None  # a resend: at most these of the admitted
+    owner_notice: bool = False  # the operator's notice to spec.owners (owners only)
 
     @property
     def key(self) -> str:
@@ -118,6 +126,9 @@ def run_of(job: Mapping[str, Any], report: Mapping[str, Any]) -> Run:
     report_meta = report.get("metadata") or {}
     if testsend.ANNOTATION in annotations:
         trigger = f"test:{meta.get('name')}"
+    elif annotations.get(RESEND_OF_JOB_ANNOTATION):
+        # One key per resent record: a second resend of it reaches only whom the first did not.
+        trigger = f"resend:{annotations[RESEND_OF_JOB_ANNOTATION]}"
     elif annotations.get(RUN_NOW_LABEL):
         trigger = f"run-now:{annotations[RUN_NOW_LABEL]}"
     elif annotations.get(SCHEDULED_TIMESTAMP_ANNOTATION):
@@ -132,7 +143,16 @@ def run_of(job: Mapping[str, Any], report: Mapping[str, Any]) -> Run:
         scheduled=_scheduled(job),
         trigger=trigger,
         test=testsend.ANNOTATION in annotations,
+        only=_resend_to(annotations),
     )
+
+
+def _resend_to(annotations: Mapping[str, Any]) -> frozenset[str] | None:
+    """A resend Job's addresses (it can only narrow what the report admits), else None."""
+    if not annotations.get(RESEND_OF_JOB_ANNOTATION):
+        return None
+    listed = str(annotations.get(RESEND_TO_JOB_ANNOTATION) or "").split(",")
+    return frozenset(normalize(a) for a in listed if a.strip())
 
 
 def _scheduled(job: Mapping[str, Any]) -> str:
@@ -161,17 +181,32 @@ def normalize(address: str) -> str:
     return f"{local}@{domain.lower()}" if at else address.strip()
 
 
-def admitted(report: Mapping[str, Any], run: Run) -> dict[str, str]:
+def admitted(
+    report: Mapping[str, Any],
+    run: Run,
+    live_groups: Mapping[str, Mapping[str, Any] | None] | None = None,
+) -> dict[str, str]:
     """normalized address -> where it was admitted. A test Job admits the report's current
-    send-test address only; any other Job the spec's to, cc and bcc."""
+    send-test address only; any other Job the spec's to, cc and bcc, a @name there standing
+    for the members of `live_groups[name]`: the RecipientGroup object as the relay itself read
+    it (None or absent: it does not exist, and admits nobody). Never what the pod read."""
     if run.test:
         address = testsend.requested(report.get("metadata"))
         return {normalize(address): testsend.ANNOTATION_PATH} if address else {}
+    if run.owner_notice:
+        return admitted_owners(report)
     recipients = (report.get("spec") or {}).get("recipients") or {}
     found: dict[str, str] = {}
     for field in ("to", "cc", "bcc"):
-        for address in recipients.get(field) or ():
-            found.setdefault(normalize(str(address)), f"spec.recipients.{field}")
+        for entry in recipients.get(field) or ():
+            name = groups.group_name(str(entry))
+            if name is None:
+                found.setdefault(normalize(str(entry)), f"spec.recipients.{field}")
+                continue
+            for address in groups.members((live_groups or {}).get(name)):
+                found.setdefault(normalize(address), f"spec.recipients.{field} (@{name})")
+    if run.only is not None:
+        found = {a: where for a, where in found.items() if a in run.only}
     return found
 
 
@@ -181,4 +216,53 @@ def refusal(address: str, allowed: Mapping[str, str], run: Run) -> str | None:
         return None
     if run.test:
         return f"<{address}> is not the admitted test address of {run.where}"
+    if run.owner_notice:
+        return f"<{address}> is not in spec.owners of the admitted {run.where}"
     return f"<{address}> is not a recipient in the admitted spec of {run.where}"
+
+
+# ------------------------------------------------------ the operator's notices to spec.owners
+
+# The AUTH PLAIN login name the operator gives with its own relay token: which report the notice
+# is about, and the notice's id (its dedupe key): owner-notice:<namespace>/<report>/<id>.
+NOTICE_LOGIN_PREFIX = "owner-notice:"
+_NOTICE_LOGIN = re.compile(r"^owner-notice:([a-z0-9.-]{1,63})/([a-z0-9.-]{1,253})/([!-~]{1,200})$")
+
+
+def service_account_of(status: Mapping[str, Any] | None) -> str | None:
+    """`namespace:name` of the service account an authenticated TokenReview names, else None."""
+    status = status or {}
+    username = str((status.get("user") or {}).get("username") or "")
+    if not status.get("authenticated") or not username.startswith(_SA_PREFIX):
+        return None
+    return username.removeprefix(_SA_PREFIX)
+
+
+def notice_target(login: str) -> tuple[str, str, str]:
+    """(namespace, report, notice id) the operator's login names, or Refused."""
+    match = _NOTICE_LOGIN.match(login)
+    if not match:
+        raise Refused("the operator's login must be owner-notice:<namespace>/<report>/<notice id>")
+    return match[1], match[2], match[3]
+
+
+def notice_run(report: Mapping[str, Any], notice_id: str) -> Run:
+    """The operator's notice about `report`: owners only, keyed by the notice, so a resent
+    notice is not forwarded twice."""
+    meta = report.get("metadata") or {}
+    return Run(
+        namespace=str(meta.get("namespace") or ""),
+        report=str(meta.get("name") or ""),
+        report_uid=str(meta.get("uid") or ""),
+        job=notice_id,
+        scheduled="",
+        trigger=f"notice:{notice_id}",
+        test=False,
+        owner_notice=True,
+    )
+
+
+def admitted_owners(report: Mapping[str, Any]) -> dict[str, str]:
+    """normalized address -> spec.owners[i] of the report's admitted object."""
+    owners = (report.get("spec") or {}).get("owners") or ()
+    return {normalize(str(a)): f"spec.owners[{i}]" for i, a in enumerate(owners)}

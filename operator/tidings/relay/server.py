@@ -79,9 +79,10 @@ class RelayHandler:
                 success=False, handled=False, message="501 5.5.2 not an AUTH PLAIN response"
             )
         token = parts[2].decode(errors="replace")
+        login = parts[1].decode(errors="replace")  # read only for the operator's own token
         peer = _peer(server.session)
         try:
-            run = await asyncio.to_thread(self.lookup.bind, token)
+            run = await asyncio.to_thread(self.lookup.bind, token, login)
         except policy.Refused as refused:
             log.warning("refused AUTH from %s: %s", peer, refused)
             return AuthResult(success=False, handled=False, message=f"535 5.7.8 {refused}")
@@ -103,12 +104,14 @@ class RelayHandler:
             report = await asyncio.to_thread(self.lookup.report, run.namespace, run.report)
             if report is None or report["metadata"].get("uid") != run.report_uid:
                 return f"550 5.7.1 {run.where} is gone"
+            live = await asyncio.to_thread(self.lookup.groups, run.namespace, report)
             sent = await asyncio.to_thread(self.store.sent, run.key)
         except ApiException as error:
             log.error("cannot read %s or its dedupe record: API %s", run.where, error.status)
             return "451 4.3.0 cannot read the report now"
         _close(envelope)
-        envelope.tidings = Transaction(run, policy.admitted(report, run), sent, self.upstream())
+        admitted = policy.admitted(report, run, live)
+        envelope.tidings = Transaction(run, admitted, sent, self.upstream())
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 OK"

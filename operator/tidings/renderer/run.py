@@ -24,10 +24,11 @@ from typing import Any, TypeVar
 import pydantic
 import yaml
 
-from tidings import branding, models
+from tidings import branding, models, sendwhen
 from tidings.branding import Branding, BrandingError, Logo, logo_from_data_uri
 from tidings.contract import EX_SOFTWARE, EX_TEMPFAIL, TEST_SUBJECT_PREFIX
-from tidings.renderer import delivery, filters, reports, templating, text
+from tidings.renderer import channels, delivery, filters, reports, templating, text
+from tidings.renderer.channels import run as channel_run
 from tidings.renderer.datafiles import csv_attachment, xlsx_attachment
 from tidings.renderer.deadline import DeadlineExceeded, budget, enforced
 from tidings.renderer.deadline import remaining as deadline_remaining
@@ -153,6 +154,14 @@ def scheduled_time(env: Mapping[str, str], now: datetime) -> datetime:
     return from_name or now
 
 
+def resend_list(env: Mapping[str, str]) -> frozenset[str] | None:
+    """$TIDINGS_RESEND_RECIPIENTS (comma-separated), None when unset."""
+    text = env.get("TIDINGS_RESEND_RECIPIENTS")
+    if text is None:
+        return None
+    return frozenset(a.strip() for a in text.split(",") if a.strip())
+
+
 def logo_data_uri(path: Path | None) -> str | None:
     """The logo embedded as a data: URI (the PDF fetcher loads nothing else)."""
     if path is None:
@@ -184,8 +193,11 @@ class Options:
     sleep: Callable[[float], None] = time.sleep
     force_text: str | None = None  # a reason: render text even if WeasyPrint is there
     test_recipient: str | None = None  # a test send: to this address only, "[TEST]" subject
+    # A resend (TIDINGS_RESEND_RECIPIENTS): only those of to/cc/bcc listed here.
+    resend_to: frozenset[str] | None = None
     retries: int | None = None  # None: spec.failurePolicy.retries
     timeout: float | None = None  # seconds for the whole run; None: budget(timeoutSeconds)
+    last_rows_digest: str | None = None  # the last delivered run's (sendWhen mode changed)
 
     def logo_image(self) -> Logo | None:
         if self.branding.logo is not None:
@@ -220,6 +232,7 @@ class Rendered:
     logo: Logo | None = None  # shown in the HTML body as the inline part LOGO_CID
     rows: int = 0
     pages: int | None = None  # of the PDF
+    rows_digest: str | None = None
 
     @property
     def attachments(self) -> list[Attachment]:
@@ -233,6 +246,7 @@ class Rendered:
             "renderer": self.renderer,
             "rows": self.rows,
             "pages": self.pages,
+            "rows_digest": self.rows_digest,
             "attachments": [
                 {
                     "name": a.filename,
@@ -255,8 +269,8 @@ def render(
 ) -> Rendered:
     """Load, filter, summarize and render; nothing is sent. `stage[0]` tracks the step, for
     the message when the deadline interrupts it. `for_delivery` renders only what is attached
-    (a preview always renders the PDF) and raises EmptyWindow for an empty window when
-    spec.delivery.skipIfEmpty is set."""
+    (a preview always renders the PDF) and raises NotSent when spec.delivery.sendWhen (or
+    skipIfEmpty) says this window is not sent."""
     stage = stage if stage is not None else [""]
     spec = sr.spec
     tz = parse_zone(spec.time_zone)
@@ -312,10 +326,12 @@ def render(
         page_size=str(spec.delivery.page.size),
         orientation=str(spec.delivery.page.orientation),
     )
-    # A test send shows what the mail looks like, so it goes out even for an empty window.
-    skip_empty = spec.delivery.skip_if_empty and options.test_recipient is None
-    if for_delivery and skip_empty and report.empty:
-        raise EmptyWindow(report.empty_message)
+    # Only sendWhen mode changed compares digests: other runs' result lines stay as they were.
+    changed_mode = spec.delivery.send_mode() == sendwhen.CHANGED
+    digest = sendwhen.rows_digest(kept) if changed_mode else None
+    # A test send shows what the mail looks like, so it goes out whatever sendWhen says.
+    if for_delivery and options.test_recipient is None:
+        check_send_when(sr, report, len(kept), digest or "", options.last_rows_digest)
     kinds = spec.delivery.attachment_kinds()
     files = data_files_phrase(kinds)
     stage[0] = "rendering the template"
@@ -366,6 +382,7 @@ def render(
         logo=logo,
         rows=len(kept),
         pages=pages,
+        rows_digest=digest,
     )
 
 
@@ -377,8 +394,41 @@ def data_file(report: reports.Report, kind: str, filename: str, tz: Any) -> Atta
     return xlsx_attachment(report.rows, filename, tz, report.csv_columns, types)
 
 
-class EmptyWindow(Exception):
-    """spec.delivery.skipIfEmpty and the window has no rows: nothing is sent."""
+class NotSent(Exception):
+    """spec.delivery.sendWhen (or skipIfEmpty) says this window is not sent; why, in words."""
+
+
+def check_send_when(
+    sr: models.ScheduledReport,
+    report: reports.Report,
+    rows: int,
+    digest: str,
+    last_digest: str | None,
+) -> None:
+    """NotSent when the report's sendWhen keeps this window back."""
+    delivery = sr.spec.delivery
+    if delivery.send_when is None and delivery.skip_if_empty:
+        if report.empty:  # the older form keeps its older message
+            raise NotSent(f"{report.empty_message} (spec.delivery.skipIfEmpty)")
+        return
+    mode = delivery.send_mode()
+    figures = sendwhen.figure_values(
+        report.report_type, rows, ((f.label, f.value) for f in report.figures)
+    )
+    try:
+        decision = sendwhen.decide(
+            mode,
+            rows=0 if report.empty else rows,
+            empty_message=report.empty_message,
+            digest=digest,
+            last_digest=last_digest,
+            threshold=delivery.send_when.threshold if delivery.send_when else None,
+            figures=figures,
+        )
+    except sendwhen.ThresholdError as error:  # admission refuses these; a file may not have
+        raise InputError(f"spec.delivery.sendWhen.threshold: {error}") from None
+    if not decision.send:
+        raise NotSent(decision.reason)
 
 
 def data_files_phrase(kinds: list[str]) -> str:
@@ -461,6 +511,18 @@ def retrying(
             sleep(delay)
 
 
+def _narrowed(recipients: models.Recipients, only: frozenset[str]) -> models.Recipients:
+    """The lists with only the addresses in `only` (never one that is not on them)."""
+    lists = {
+        name: [a for a in getattr(recipients, name) if a in only] for name in ("to", "cc", "bcc")
+    }
+    if not any(lists.values()):
+        raise InputError(
+            "TIDINGS_RESEND_RECIPIENTS: none of the addresses to resend to is on the report"
+        )
+    return recipients.model_copy(update=lists)
+
+
 def deliver(
     sr: models.ScheduledReport,
     rendered: Rendered,
@@ -473,6 +535,8 @@ def deliver(
     recipients = sr.spec.recipients
     if options.test_recipient:  # to the tester only: nobody on the report's lists
         recipients = models.Recipients(to=[options.test_recipient])
+    elif options.resend_to is not None:  # a resend: the report's own lists, narrowed
+        recipients = _narrowed(recipients, options.resend_to)
     domain = settings.sender.rpartition("@")[2].strip(" >")
     key = sr.metadata.uid or f"{sr.metadata.namespace}/{sr.metadata.name}"
     msg_id = message_id(
@@ -546,6 +610,29 @@ def deliver(
     return RunResult(outcome="Delivered", error=note, **fields())
 
 
+def channel_summary(
+    sr: models.ScheduledReport, rendered: Rendered, mail_outcome: str
+) -> channels.Summary:
+    """What the channels say about this run."""
+    report = rendered.report
+    return channels.Summary(
+        namespace=sr.metadata.namespace,
+        report=sr.metadata.name,
+        report_uid=sr.metadata.uid or "",
+        title=sr.spec.title,
+        report_type=report.report_type,
+        scheduled=rfc3339(rendered.scheduled),
+        window_start=rfc3339(rendered.window[0]),
+        window_end=rfc3339(rendered.window[1]),
+        rows=rendered.rows,
+        figures=sendwhen.figure_values(
+            report.report_type, rendered.rows, ((f.label, f.value) for f in report.figures)
+        ),
+        outcome=mail_outcome,
+        attachments=rendered.attachments,
+    )
+
+
 def branded_sender(sender: str, brand: Branding) -> str:
     """From with the display name: the namespace's fromName, else the one written in the From
     setting in use, else the platform's fromName."""
@@ -590,15 +677,20 @@ def execute(
                 raise InputError(window_error(error)) from None
             try:
                 rendered = render(sr, scheduled, options, deadline, stage, for_delivery=True)
-            except EmptyWindow as empty:
-                return RunResult(
-                    outcome="Skipped",
-                    error=f"nothing sent: {empty} (spec.delivery.skipIfEmpty)",
-                    **fields,
-                )
+            except NotSent as why:
+                return RunResult(outcome="Skipped", error=f"nothing sent: {why}", **fields)
             fields.update(rendered.result_fields())
+            # Read before anything is sent: a missing key must not stop the run after the mail.
+            hooks = [] if options.test_recipient else channel_run.channels_for(sr)
             stage[0] = "sending over SMTP"
-            return deliver(sr, rendered, settings(), options, deadline)
+            mail = deliver(sr, rendered, settings(), options, deadline)
+            if not hooks:
+                return mail
+            stage[0] = "posting to the channels"
+            retries = options.retries_for(sr)
+            summary = channel_summary(sr, rendered, mail.outcome)
+            done = channels.deliver_all(hooks, summary, retries, deadline, options.sleep)
+            return channel_run.combine(mail, done)
     except TidingsError as error:
         return failed(error, **fields)
     except DeadlineExceeded:

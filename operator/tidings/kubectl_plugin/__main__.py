@@ -1,0 +1,5 @@
+import sys
+
+from tidings.kubectl_plugin.cli import main
+
+sys.exit(main())
