@@ -113,13 +113,18 @@ class Kube:
         # every object's managedFields say which shard wrote it.
         self.user_agent = f"tidings-shard-{shard}" if shard else "tidings-operator"
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         # At most pool_size calls prepared at once: a burst of 10,000 reports otherwise holds
         # 10,000 serialised CronJobs waiting for a connection (256 MiB against 173 at 10,000).
         self._slots = asyncio.Semaphore(pool_size)
 
     def _http(self) -> aiohttp.ClientSession:
-        # Made on first use: an aiohttp session belongs to the loop it is made in.
-        if self._session is None or self._session.closed:
+        # Made on first use: an aiohttp session (and the semaphore) belongs to the loop it is
+        # made in, so a Kube used from a new loop (asyncio.run in a script) gets new ones.
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            self._loop = loop
+            self._slots = asyncio.Semaphore(self.pool_size)
             configuration = self.api.configuration
             connector = aiohttp.TCPConnector(
                 limit=self.pool_size, ssl=_tls(configuration), enable_cleanup_closed=True
@@ -146,9 +151,10 @@ class Kube:
         token = configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
         if token:
             headers["Authorization"] = token
+        session = self._http()
         async with (
             self._slots,
-            self._http().request(
+            session.request(
                 method,
                 configuration.host + path,
                 params=query or None,
