@@ -602,19 +602,76 @@ class WebhookChannel(_Model):
     )
 
 
+SLACK_CHANNEL_PATTERN = r"^[CGD][A-Z0-9]{6,20}$"
+HOST_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
+
+
+class SlackChannel(_Model):
+    """A message in a Slack channel with the run's summary and its files (Slack's external
+    upload flow: files.getUploadURLExternal, the upload, files.completeUploadExternal)."""
+
+    channel: str = Field(
+        pattern=SLACK_CHANNEL_PATTERN,
+        max_length=21,
+        description=(
+            "The channel's ID, e.g. C0123ABCD (channel details in Slack), not its name; the "
+            "bot must be a member. An external destination: adding or changing it needs the "
+            "schedule verb unless slack.com is on the platform's allowed channel hosts."
+        ),
+    )
+    token_secret_ref: SecretKeyRef = Field(
+        description=(
+            "The bot token (xoxb-..., scopes files:write and chat:write): a key of a Secret "
+            "in the report's namespace."
+        )
+    )
+
+
+class TeamsChannel(_Model):
+    """An Adaptive Card with the run's summary, posted to a Teams workflow webhook."""
+
+    host: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=HOST_PATTERN,
+        description=(
+            "The workflow URL's host, e.g. prod-12.westeurope.logic.azure.com: the destination "
+            "admitted (adding or changing it needs the schedule verb unless it is on the "
+            "platform's allowed channel hosts). A URL in the Secret for any other host is "
+            "refused."
+        ),
+    )
+    url_secret_ref: SecretKeyRef = Field(
+        description=(
+            "The workflow's https:// URL (it carries its own signature, so it is a "
+            "credential): a key of a Secret in the report's namespace."
+        )
+    )
+
+
 class Channel(_Model):
     """One destination besides email; exactly one kind is set."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": "has(self.webhook)", "message": "set webhook", "fieldPath": ".webhook"}
+                {
+                    "rule": "[has(self.webhook), has(self.slack), has(self.teams)]"
+                    ".filter(x, x).size() == 1",
+                    "message": "set exactly one of webhook, slack and teams",
+                }
             ]
         }
     )
 
     webhook: WebhookChannel | None = Field(
         default=None, description="An HTTPS POST of the JSON summary, signed."
+    )
+    slack: SlackChannel | None = Field(
+        default=None, description="A Slack message with the summary and the report's files."
+    )
+    teams: TeamsChannel | None = Field(
+        default=None, description="A Microsoft Teams Adaptive Card with the summary."
     )
 
 

@@ -805,16 +805,36 @@ def webhook_url_problem(url: str) -> str | None:
     return None
 
 
+CHANNEL_KINDS = ("webhook", "slack", "teams")
+
+
+def teams_host_problem(host: str) -> str | None:
+    """Rule for a Teams channel's host (a host name by the schema's pattern): what
+    webhook_url_problem says of https://<host>/, a link-local or metadata address."""
+    return webhook_url_problem(f"https://{host}/")
+
+
 def channel_problems(spec: Mapping[str, Any]) -> Iterator[Problem]:
-    """spec.delivery.channels: each webhook's url."""
+    """spec.delivery.channels: exactly one kind each; each webhook's url; each Teams host."""
     delivery = spec.get("delivery")
     channels = delivery.get("channels") if isinstance(delivery, Mapping) else None
     if not isinstance(channels, list):
         return
     for i, channel in enumerate(channels):
-        hook = channel.get("webhook") if isinstance(channel, Mapping) else None
-        if isinstance(channel, Mapping) and hook is None:
-            yield Problem(f"spec.delivery.channels[{i}]", "set webhook")
+        if not isinstance(channel, Mapping):
+            continue
+        kinds = [kind for kind in CHANNEL_KINDS if channel.get(kind) is not None]
+        if len(kinds) != 1:
+            yield Problem(
+                f"spec.delivery.channels[{i}]",
+                "set exactly one of webhook, slack and teams"
+                + (f" (found {', '.join(kinds)})" if kinds else ""),
+            )
+        hook = channel.get("webhook")
         url = hook.get("url") if isinstance(hook, Mapping) else None
         if isinstance(url, str) and (message := webhook_url_problem(url)):
             yield Problem(f"spec.delivery.channels[{i}].webhook.url", message)
+        teams = channel.get("teams")
+        host = teams.get("host") if isinstance(teams, Mapping) else None
+        if isinstance(host, str) and (message := teams_host_problem(host)):
+            yield Problem(f"spec.delivery.channels[{i}].teams.host", message)

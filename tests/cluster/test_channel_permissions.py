@@ -114,3 +114,40 @@ def test_moving_an_admitted_webhook_to_an_external_host_needs_it_too(webhook, re
     same = with_hook("https://hooks.internal.example/a")["delivery"]
     same["subjectTemplate"] = "[Tidings] {name} {date}"  # another change, same destination
     eddie.patch("hook-moved", {"delivery": same})
+
+
+def with_chat(channel: dict[str, Any]) -> dict[str, Any]:
+    return changed({"schedule": DROP, "delivery.channels": [channel]})
+
+
+def teams(host: str) -> dict[str, Any]:
+    return {"teams": {"host": host, "urlSecretRef": {"name": "flow", "key": "url"}}}
+
+
+def slack(channel: str) -> dict[str, Any]:
+    return {"slack": {"channel": channel, "tokenSecretRef": {"name": "bot", "key": "token"}}}
+
+
+def test_a_teams_host_off_the_allow_list_needs_the_schedule_verb(webhook, reports, people):
+    host = "prod-12.westeurope.logic.azure.com"
+    status, message = people["eddie"].refused("create", "teams-external", with_chat(teams(host)))
+    assert status == 403 and message.startswith(f"{DENIED}: {models.KIND} is forbidden: ")
+    assert (
+        f'spec.delivery.channels[0].teams.host: adding the external destination "{host}" '
+        '(allowed hosts: hooks.internal.example, .chat.example.org) needs the "schedule" verb'
+    ) in message
+    people["sam"].create("teams-external", with_chat(teams(host)))
+    people["eddie"].create("teams-internal", with_chat(teams("flows.chat.example.org")))
+
+
+def test_a_slack_channel_needs_it_unless_slack_com_is_allowed(webhook, reports, people):
+    status, message = people["eddie"].refused("create", "slack-ext", with_chat(slack("C0123ABCD")))
+    assert status == 403
+    assert (
+        'spec.delivery.channels[0].slack.channel: adding the external destination "slack:C0123ABCD"'
+    ) in message
+    people["sam"].create("slack-ext", with_chat(slack("C0123ABCD")))
+    # Another channel of the same workspace is another audience: the verb again.
+    delivery = with_chat(slack("C0999ZZZZ"))["delivery"]
+    status, message = people["eddie"].refused("patch", "slack-ext", {"delivery": delivery})
+    assert status == 403 and "slack:C0999ZZZZ" in message

@@ -47,6 +47,7 @@ def test_overrides_are_parsed_and_typed() -> None:
         ("TIDINGS_NAMESPACES", "Team_A", "not a namespace name"),
         ("TIDINGS_LOG_FORMAT", "xml", "must be one of"),
         ("TIDINGS_STANDALONE", "maybe", "must be true or false"),
+        ("TIDINGS_SHARD", "Shard_A", "must be a DNS label"),
         ("TIDINGS_FAILED_JOBS_HISTORY", "15", "must be 0-10"),
         ("TIDINGS_DELIVERY_RETENTION_DAYS", "400", "1 to TIDINGS_DELIVERY_RETENTION_MAX_DAYS"),
         ("TIDINGS_DELIVERY_RETENTION_MAX_DAYS", "0", "must be 1-3650"),

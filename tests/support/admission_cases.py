@@ -782,6 +782,13 @@ INVALID: list[Invalid] = [
 _THRESHOLD = "spec.delivery.sendWhen.threshold"
 
 
+_SLACK = {"slack": {"channel": "C0123ABCD", "tokenSecretRef": {"name": "bot", "key": "token"}}}
+
+
+def _teams(host: str) -> dict[str, Any]:
+    return {"teams": {"host": host, "urlSecretRef": {"name": "flow", "key": "url"}}}
+
+
 def _hook(url: str) -> dict[str, Any]:
     return {"url": url, "signingSecretRef": {"name": "hook-key", "key": "key"}}
 
@@ -841,8 +848,37 @@ INVALID += [
         "channel-without-a-kind",
         changed({"delivery.channels": [{}]}),
         "spec.delivery.channels[0]",
-        "set webhook",
+        "set exactly one of webhook, slack and teams",
         schema=True,
+    ),
+    Invalid(
+        "channel-two-kinds",
+        changed(
+            {"delivery.channels": [{"webhook": _hook("https://hooks.example.com/"), **_SLACK}]}
+        ),
+        "spec.delivery.channels[0]",
+        "set exactly one of webhook, slack and teams",
+        schema=True,
+    ),
+    Invalid(
+        "channel-slack-name-not-id",
+        changed({"delivery.channels": [{"slack": {**_SLACK["slack"], "channel": "#general"}}]}),
+        "spec.delivery.channels[0].slack.channel",
+        "must match ^[CGD][A-Z0-9]",
+        schema=True,
+    ),
+    Invalid(
+        "channel-teams-host-is-a-url",
+        changed({"delivery.channels": [_teams("https://prod-1.westeurope.logic.azure.com/x")]}),
+        "spec.delivery.channels[0].teams.host",
+        "must match ^[a-z0-9]",
+        schema=True,
+    ),
+    Invalid(
+        "channel-teams-metadata-host",
+        changed({"delivery.channels": [_teams("169.254.169.254")]}),
+        "spec.delivery.channels[0].teams.host",
+        "a link-local or cloud metadata address",
     ),
     Invalid(
         "send-when-contradicts-skip-if-empty",
@@ -895,6 +931,10 @@ VALID: list[Valid] = [
     for kind, source in _REPORT_TYPES.items()
 ] + [
     Valid("program-optional-elsewhere", changed({"program": "Payments PCI DSS"})),
+    Valid(
+        "channels-slack-and-teams",
+        changed({"delivery.channels": [_SLACK, _teams("prod-12.westeurope.logic.azure.com")]}),
+    ),
     Valid("owners", changed({"owners": ["owner@example.com", "deputy@example.com"]})),
     Valid("schedule-null-is-manual", changed({"schedule": None})),  # the apiserver drops it
     Valid("team-filter", changed({"filters.team": ["payments", "checkout"]})),

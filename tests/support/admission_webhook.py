@@ -104,8 +104,8 @@ def serving_webhook(
         memo.settings = settings or Settings()
 
     @kopf.on.cleanup(registry=registry)
-    def disconnect(memo: kopf.Memo, **_) -> None:
-        memo.kube.api.close()
+    async def disconnect(memo: kopf.Memo, **_) -> None:
+        await memo.kube.close()
 
     operator_settings = kopf.OperatorSettings()
     operator_settings.admission.server = admission.LargeRequestWebhookServer(

@@ -84,11 +84,7 @@ class FakeKube:
     _interference: list[tuple[str, Callable[[FakeKube], None]]] = field(default_factory=list)
     terminating: set[str] = field(default_factory=set)
 
-    @property
-    def api(self) -> FakeKube:
-        return self  # Kube.api.close() at cleanup
-
-    def close(self) -> None:
+    async def close(self) -> None:  # Kube.close() at cleanup
         pass
 
     # ------------------------------------------------------------------------- set-up, faults

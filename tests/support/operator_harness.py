@@ -77,7 +77,8 @@ def install_report_crd(plane: ControlPlane, kube: client.ApiClient) -> None:
 
 
 class OperatorProcess:
-    """`python -m tidings operator [--standalone] -n <ns>` with the admin kubeconfig."""
+    """`python -m tidings operator [--standalone] -n <ns> [-n <more>...]` with the admin
+    kubeconfig (more_namespaces: a shard's list)."""
 
     def __init__(
         self,
@@ -86,8 +87,10 @@ class OperatorProcess:
         log_path: Path,
         env: dict[str, str],
         standalone: bool = True,
+        more_namespaces: tuple[str, ...] = (),
     ) -> None:
         self.namespace = namespace
+        self.more_namespaces = more_namespaces
         self.standalone = standalone
         self.log_path = log_path
         self.health_port = free_port()
@@ -106,6 +109,8 @@ class OperatorProcess:
     def start(self) -> None:
         log = self.log_path.open("a")
         cmd = [sys.executable, "-m", "tidings", "operator", "-n", self.namespace]
+        for more in self.more_namespaces:
+            cmd += ["-n", more]
         if self.standalone:
             cmd.append("--standalone")
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)

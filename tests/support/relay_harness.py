@@ -158,8 +158,9 @@ class RelayPodRunner(PodRunner):
     }
 
     def _materialize(self, volume: dict[str, Any], target: Path, pod: dict[str, Any]) -> None:
-        if "projected" not in volume:
-            super()._materialize(volume, target, pod)
+        sources = (volume.get("projected") or {}).get("sources") or []
+        if not any("serviceAccountToken" in source for source in sources):
+            super()._materialize(volume, target, pod)  # a channels volume: Secret keys only
             return
         target.mkdir(parents=True, exist_ok=True)
         account = pod["spec"].get("serviceAccountName") or "default"

@@ -59,4 +59,19 @@ validate.scheduledreports.tidings.dev
 {{- if and .Values.webhook.certManager.enabled (not .Values.webhook.enabled) -}}
 {{- fail "webhook.certManager.enabled needs webhook.enabled" -}}
 {{- end -}}
+{{- if and .Values.operator.shard.name (empty .Values.operator.watchNamespaces) -}}
+{{- fail "operator.shard.name needs operator.watchNamespaces: a shard without its list would serve every namespace, the other shards' too" -}}
+{{- end -}}
+{{- if and (not .Values.clusterResources.install) (not .Values.operator.shard.name) -}}
+{{- fail "clusterResources.install=false is for a further shard: set operator.shard.name and operator.watchNamespaces" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The peering object's name: a shard has one ClusterKopfPeering of its own. */}}
+{{- define "tidings.peeringName" -}}
+{{- if .Values.operator.shard.name -}}
+{{- printf "%s-%s" .Values.operator.peering.name .Values.operator.shard.name -}}
+{{- else -}}
+{{- .Values.operator.peering.name -}}
+{{- end -}}
 {{- end -}}

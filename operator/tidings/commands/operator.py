@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     import kopf
 
     from tidings.controller import metrics
+    from tidings.controller.kopf_settings import operator_settings
     from tidings.controller.logging import configure_logging
     from tidings.controller.settings import SettingsError
     from tidings.controller.settings_load import load_settings
@@ -75,9 +76,20 @@ def run(args: argparse.Namespace) -> int:
 
     namespaces = args.namespace or list(settings.namespaces)
     standalone = args.standalone or settings.standalone
+    if settings.shard and not namespaces:
+        # It would serve every namespace: the other shards' reports too.
+        print(
+            "tidings operator: TIDINGS_SHARD needs the shard's namespaces "
+            "(TIDINGS_NAMESPACES or -n)",
+            file=sys.stderr,
+        )
+        return 2
+    if settings.shard and not standalone:
+        _peer_cluster_wide()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port, peering=not standalone)
     kopf.run(
+        settings=operator_settings(),
         clusterwide=not namespaces,
         namespaces=namespaces,
         standalone=standalone,
@@ -91,6 +103,19 @@ def run(args: argparse.Namespace) -> int:
         memo=kopf.Memo(settings=dataclasses.replace(settings, namespaces=tuple(namespaces))),
     )
     return 0
+
+
+def _peer_cluster_wide() -> None:
+    """A shard serves a list of namespaces, and kopf would then peer through a KopfPeering in
+    each one (a keep-alive patch per namespace and replica every minute). One ClusterKopfPeering
+    per shard (TIDINGS_PEERING) keeps the standby arrangement at one object. kopf sets the
+    peering scope from `clusterwide=` in kopf.run; a startup handler runs after that and before
+    the peering starts."""
+    import kopf
+
+    @kopf.on.startup(id="shard-peering")
+    def shard_peering(settings: kopf.OperatorSettings, **_: object) -> None:
+        settings.peering.clusterwide = True
 
 
 def _with_relay_address(settings: Settings) -> Settings:

@@ -118,7 +118,10 @@ def start_channel_front(env: Mapping[str, str], lookup: Any, max_bytes: int) -> 
         return None
     denied = netguard.parse_networks(env.get("TIDINGS_HTTP_DENIED_NETWORKS"))
     address = env.get("TIDINGS_RELAY_ADDRESS") or "0.0.0.0"
-    server = ForwardServer(lookup, address, int(port), max_bytes, denied)
+    from tidings.renderer.channels import slack
+
+    slack_api = slack.api_url(env.get(slack.API_URL_ENV))
+    server = ForwardServer(lookup, address, int(port), max_bytes, denied, slack_api)
     server.start()
     logging.getLogger("tidings.relay").info("channel front on port %d", server.port)
     return server

@@ -7,7 +7,8 @@ an outcome writes), run_outcome (what a finished Job tells), run_ownership (whet
 the operator's own run), capacity (capacity waits, which held runs to release), records,
 testsend, reruns (run-at and resend: which window, whom, the Job), permissions,
 recipient_groups, objects, webhook_tls, zones (a namespace's default time zone), status_guard
-(a status write over Disabled), owner_notices (when and what spec.owners are told). The result
+(a status write over Disabled), owner_notices (when and what spec.owners are told),
+channel_secrets (each channel's Secret key in the pod). The result
 line and every label and annotation: tidings.contract.
 
 I/O, by what triggers it: handlers (the kopf registrations) -> reconcile (a report event;

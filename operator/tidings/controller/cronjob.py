@@ -38,6 +38,7 @@ from tidings.contract import (
     digest,
 )
 from tidings.controller import capacity
+from tidings.controller.channel_secrets import channel_key_sources
 from tidings.controller.settings import Settings, run_env
 from tidings.schedule import rfc3339
 from tidings.snapshot import report_snapshot
@@ -208,17 +209,6 @@ def _volumes(report: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[dict
         # Not optional: a run waits for the operator's ConfigMap rather than guess its groups.
         add("recipients", "configMap", {"name": groups.configmap_name(report["metadata"]["name"])})
     return volumes, mounts
-
-
-def channel_key_sources(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Each channel's signing key as <index>/key of the projected volume `channels`."""
-    sources = []
-    for index, channel in enumerate((spec.get("delivery") or {}).get("channels") or ()):
-        ref = ((channel or {}).get("webhook") or {}).get("signingSecretRef") or {}
-        if ref.get("name") and ref.get("key"):
-            items = [{"key": ref["key"], "path": f"{index}/key"}]
-            sources.append({"secret": {"name": ref["name"], "items": items}})
-    return sources
 
 
 def _pod_spec(report: Mapping[str, Any], settings: Settings) -> dict[str, Any]:

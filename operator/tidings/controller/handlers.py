@@ -86,11 +86,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
             certfile=memo.settings.webhook_cert_file or None,
             pkeyfile=memo.settings.webhook_key_file or None,
         )
-    # Every API call runs in a worker thread (kube.py): the default executor's min(32, cores
-    # + 4) threads would cap a burst of reports at a handful of requests in flight.
+    # Blocking work kept off the loop (aiohttp's DNS lookups among it) runs in this executor.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(API_THREADS))
     # The admission webhook reads memo.kube and memo.settings; everything else memo.state.
-    memo.kube = Kube(load_api_client(pool_size=API_THREADS))
+    memo.kube = Kube(load_api_client(pool_size=API_THREADS), shard=memo.settings.shard)
     state = memo.state = OperatorState(settings=memo.settings, kube=memo.kube, instance=instance)
     state.spawn(record_store.prune_forever(state.kube, state.settings))
     memo.slots = slot_guard.SlotState()  # filled by the CronJob watch; the webhook reads it
@@ -121,7 +120,7 @@ async def close_client(memo: kopf.Memo, **_: Any) -> None:
     state = state_of(memo)
     for task in list(state.tasks):  # the pruning loop and CronJob re-checks
         task.cancel()
-    state.kube.api.close()
+    await state.kube.close()
 
 
 @kopf.on.probe(id="reports")

@@ -141,31 +141,46 @@ def schedule_needs(
     return needs
 
 
-def channel_destinations(spec: Mapping[str, Any] | None) -> list[tuple[str, str]]:
-    """(path, url) of every channel destination (spec.delivery.channels), in order."""
+SLACK_HOST = "slack.com"  # what allowedChannelHosts names to let any Slack channel in
+
+
+def channel_destinations(spec: Mapping[str, Any] | None) -> list[tuple[str, str, str]]:
+    """(path, destination, host) of every channel (spec.delivery.channels), in order. The
+    destination is what admission compares with the old spec: a webhook's URL, a Slack
+    channel's ID (the bot token only picks the workspace), a Teams workflow's host (its URL is
+    a Secret; the relay forwards only to that host)."""
     listed = ((spec or {}).get("delivery") or {}).get("channels") or []
     found = []
     for i, channel in enumerate(listed):
-        url = ((channel or {}).get("webhook") or {}).get("url")
+        channel = channel or {}
+        url = (channel.get("webhook") or {}).get("url")
+        slack = (channel.get("slack") or {}).get("channel")
+        teams = (channel.get("teams") or {}).get("host")
+        path = f"spec.delivery.channels[{i}]"
         if isinstance(url, str):
-            found.append((f"spec.delivery.channels[{i}].webhook.url", url))
+            host = (urllib.parse.urlsplit(url).hostname or "").lower()
+            found.append((f"{path}.webhook.url", url, host))
+        elif isinstance(slack, str):
+            found.append((f"{path}.slack.channel", f"slack:{slack}", SLACK_HOST))
+        elif isinstance(teams, str):
+            found.append((f"{path}.teams.host", f"teams:{teams.lower()}", teams.lower()))
     return found
 
 
 def channel_needs(
     old_spec: Mapping[str, Any] | None, new_spec: Mapping[str, Any], hosts: Sequence[str]
 ) -> list[Need]:
-    """A channel destination is an external recipient: adding one (a URL the old spec did not
-    have) needs the verb unless its host is on the allowed channel hosts."""
-    before = {url for _, url in channel_destinations(old_spec)}
+    """A channel destination is an external recipient: adding one (a destination the old spec
+    did not have) needs the verb unless its host is on the allowed channel hosts."""
+    before = {where for _, where, _ in channel_destinations(old_spec)}
     needs = []
-    for path, url in channel_destinations(new_spec):
-        host = (urllib.parse.urlsplit(url).hostname or "").lower()
-        if url in before or (host and domain_allowed(f"@{host}", hosts)):
+    for path, where, host in channel_destinations(new_spec):
+        if where in before or (host and domain_allowed(f"@{host}", hosts)):
             continue
         shown = ", ".join(hosts) or "none"
+        what = where if where.startswith("slack:") else host
         needs.append(
-            Need(path, f'adding the external destination "{host}" (allowed hosts: {shown})')
+            Need(path, f'adding the external destination "{what}" (allowed hosts: {shown})')
         )
     return needs
 

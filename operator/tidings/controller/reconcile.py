@@ -15,7 +15,7 @@ from typing import Any
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from tidings import contract, models, validation
+from tidings import contract, models
 from tidings.controller import capacity, cronjob, run_outcome, status, testsend, zones
 from tidings.controller.clock import next_fire, utc_now
 from tidings.controller.cronjob_plan import Action, owned, plan_cronjob
@@ -23,6 +23,7 @@ from tidings.controller.kube import cronjob_path, job_path, report_path
 from tidings.controller.rerun_start import start_chosen_windows
 from tidings.controller.retry import Conflict, retry_on_conflict
 from tidings.controller.run_checks import foreign_reason, refuse
+from tidings.controller.spec_cache import spec_problems
 from tidings.controller.state import OperatorState
 from tidings.controller.status import Event
 from tidings.controller.writes import patch_status, post_events
@@ -86,7 +87,7 @@ async def sync_report(
             return  # garbage collection removes the children
         report = zones.effective(report, state.zone_defaults.get(namespace))
         current = report.get("status") or {}
-        problems = [str(p) for p in validation.validate_spec(report.get("spec")).errors]
+        problems = spec_problems(report)  # once per generation
         pending = status.pending_run_now(report)
         busy = pending is not None and await _run_going(state, report)
         fires = capacity.jittered(

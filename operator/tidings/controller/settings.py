@@ -189,6 +189,13 @@ class Settings:
             "doc": "true = no peering: only for a single replica.",
         },
     )
+    shard: str = field(
+        default="",
+        metadata={
+            "env": "TIDINGS_SHARD",
+            "doc": "Shard name: serve only TIDINGS_NAMESPACES, peer in one ClusterKopfPeering.",
+        },
+    )
     webhook_port: int = field(
         default=0,
         metadata={

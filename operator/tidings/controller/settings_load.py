@@ -171,6 +171,10 @@ def check(s: Settings) -> None:
         (bool(_DNS_LABEL.match(ns)), "TIDINGS_NAMESPACES", f"{ns!r} is not a namespace name")
         for ns in s.namespaces
     )
+    if s.shard:
+        # In a field manager's name (kube.Kube) and the peering object's; `tidings operator`
+        # also refuses a shard without namespaces (its -n flags count).
+        rules.append((bool(_DNS_LABEL.match(s.shard)), "TIDINGS_SHARD", "must be a DNS label"))
     rules.extend(
         (
             bool(MAIL_DOMAIN.match(d)),

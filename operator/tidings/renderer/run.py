@@ -611,7 +611,7 @@ def deliver(
 
 
 def channel_summary(
-    sr: models.ScheduledReport, rendered: Rendered, mail_outcome: str
+    sr: models.ScheduledReport, rendered: Rendered, mail_outcome: str, mailed: int = 0
 ) -> channels.Summary:
     """What the channels say about this run."""
     report = rendered.report
@@ -630,6 +630,8 @@ def channel_summary(
         ),
         outcome=mail_outcome,
         attachments=rendered.attachments,
+        mailed=mailed,
+        run=os.environ.get("TIDINGS_JOB_NAME", ""),
     )
 
 
@@ -688,7 +690,7 @@ def execute(
                 return mail
             stage[0] = "posting to the channels"
             retries = options.retries_for(sr)
-            summary = channel_summary(sr, rendered, mail.outcome)
+            summary = channel_summary(sr, rendered, mail.outcome, mail.recipients_accepted)
             done = channels.deliver_all(hooks, summary, retries, deadline, options.sleep)
             return channel_run.combine(mail, done)
     except TidingsError as error:

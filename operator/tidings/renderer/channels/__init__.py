@@ -1,7 +1,7 @@
 """Destinations besides email (spec.delivery.channels), behind one interface: a Channel sends
 one run's Summary once; `deliver_all` retries each with the SMTP failure classes (transient:
 408, 429 and 5xx answers, timeouts, dropped connections; permanent: any other 4xx) within the
-run's retries and deadline, honouring Retry-After. Slack and Teams are further Channel kinds.
+run's retries and deadline, honouring Retry-After. The kinds: webhook.py, slack.py, teams.py.
 """
 
 from __future__ import annotations
@@ -18,6 +18,17 @@ from tidings.renderer.mail import Attachment
 from tidings.renderer.result import PERMANENT, TRANSIENT
 
 log = logging.getLogger("tidings.renderer.channels")
+
+
+def quiet_client_logs() -> None:
+    """httpx logs each request's URL at INFO: a Teams workflow URL is a credential (its sig
+    query) and a Slack upload URL is one for a while, so its request logs stay off."""
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if logger.level < logging.WARNING:
+            logger.setLevel(logging.WARNING)
+
+
 MAX_REPLY = 300  # characters of a destination's answer kept per channel
 
 
@@ -38,6 +49,8 @@ class Summary:
     figures: dict[str, float | None]
     outcome: str  # the email's: Delivered | Failed
     attachments: list[Attachment] = field(default_factory=list)
+    mailed: int = 0  # recipients that accepted the mail
+    run: str = ""  # the Job's name: its ReportDelivery record is <run>-<uid start>
 
     def idempotency_key(self, channel: str) -> str:
         """The same for every attempt and every retried run of this report, window and
@@ -51,6 +64,23 @@ class Summary:
             )
         )
         return "tidings-" + hashlib.sha256(text.encode()).hexdigest()[:40]
+
+    def facts(self) -> list[tuple[str, str]]:
+        """The summary as label/value lines, for the chat channels (Slack, Teams)."""
+        shown = [
+            ("Report", f"{self.title} ({self.namespace}/{self.report}, {self.report_type})"),
+            ("Window", f"{self.window_start} to {self.window_end}"),
+            ("Rows", str(self.rows)),
+        ]
+        shown += [
+            (name, "-" if value is None else f"{value:g}")
+            for name, value in self.figures.items()
+            if name != "rows"
+        ]
+        mail = f"{self.outcome}, mailed to {self.mailed} recipient(s)"
+        if self.run:
+            mail += f"; record: the ReportDelivery of run {self.run}"
+        return [*shown, ("Email", mail)]
 
     def document(self, channel: str) -> dict[str, Any]:
         return {

@@ -19,11 +19,14 @@ from tidings.contract import (
     ChannelLine,
 )
 from tidings.renderer import channels as ch
+from tidings.renderer.channels import slack
+from tidings.renderer.channels.slack import Slack
+from tidings.renderer.channels.teams import Teams
 from tidings.renderer.channels.webhook import Relay, Webhook
 from tidings.renderer.result import InputError, RunResult
 
 CHANNEL_SECRET_DIR_ENV = "TIDINGS_CHANNEL_SECRET_DIR"
-DEFAULT_CHANNEL_SECRET_DIR = "/etc/tidings/channels"  # <dir>/<index>/key: each signing key
+DEFAULT_CHANNEL_SECRET_DIR = "/etc/tidings/channels"  # <dir>/<index>/key: each Secret key
 
 
 def channels_for(
@@ -42,34 +45,54 @@ def channels_for(
     if base := env.get(CHANNEL_RELAY_ENV):
         tokens = env.get(RELAY_TOKEN_DIR_ENV) or RELAY_TOKEN_DIR
         relay = Relay(base, str(Path(tokens) / "token"))
+    try:
+        slack_api = slack.api_url(env.get(slack.API_URL_ENV))
+    except ValueError as error:
+        raise InputError(f"renderer configuration: {error}") from None
     found: list[ch.Channel] = []
     for index, channel in enumerate(listed):
-        hook = channel.webhook
-        if hook is None:
-            continue
-        path = f"spec.delivery.channels[{index}].webhook.signingSecretRef"
-        try:
-            key = (root / str(index) / "key").read_bytes().strip()
-        except OSError:
-            ref = hook.signing_secret_ref
-            raise InputError(
-                f"{path}: key {ref.key} of Secret {ref.name} is not mounted (does the Secret "
-                "exist with that key?)"
-            ) from None
-        if not key:
-            raise InputError(f"{path}: the signing key is empty")
-        found.append(
-            Webhook(
-                name=f"webhook[{index}]",
-                url=hook.url,
-                key=key,
-                multipart=hook.attachments == models.ChannelAttachments.MULTIPART,
-                denied=denied,
-                index=index,
-                relay=relay,
+        if (hook := channel.webhook) is not None:
+            path = f"spec.delivery.channels[{index}].webhook.signingSecretRef"
+            key = _mounted(root, index, path, hook.signing_secret_ref, "the signing key")
+            multipart = hook.attachments == models.ChannelAttachments.MULTIPART
+            found.append(
+                Webhook(
+                    f"webhook[{index}]", hook.url, key, multipart, denied, index=index, relay=relay
+                )
             )
-        )
+        elif (chat := channel.slack) is not None:
+            path = f"spec.delivery.channels[{index}].slack.tokenSecretRef"
+            token = _mounted(root, index, path, chat.token_secret_ref, "the bot token").decode()
+            found.append(
+                Slack(
+                    f"slack[{index}]",
+                    chat.channel,
+                    token,
+                    slack_api,
+                    denied,
+                    index=index,
+                    relay=relay,
+                )
+            )
+        elif (card := channel.teams) is not None:
+            path = f"spec.delivery.channels[{index}].teams.urlSecretRef"
+            url = _mounted(root, index, path, card.url_secret_ref, "the workflow URL").decode()
+            found.append(Teams(f"teams[{index}]", card.host, url, denied, index=index, relay=relay))
     return found
+
+
+def _mounted(root: Path, index: int, path: str, ref: models.SecretKeyRef, what: str) -> bytes:
+    """A channel's Secret key as mounted (<root>/<index>/key); InputError naming the field."""
+    try:
+        value = (root / str(index) / "key").read_bytes().strip()
+    except OSError:
+        raise InputError(
+            f"{path}: key {ref.key} of Secret {ref.name} is not mounted (does the Secret "
+            "exist with that key?)"
+        ) from None
+    if not value:
+        raise InputError(f"{path}: {what} is empty")
+    return value
 
 
 def combine(mail: RunResult, outcomes: Sequence[ch.ChannelOutcome]) -> RunResult:

@@ -102,9 +102,11 @@ def post(
     deadline: float,
     denied: tuple[Network, ...] = netguard.DEFAULT_DENIED,
     secrets_: tuple[str, ...] = (),
+    follow: bool = True,
 ) -> Answer:
-    """POST `body` to `url`, following 307 and 308 to https:// only, the network guard on every
-    hop; ChannelFailed for what never got an answer (transient) or must not be sent (permanent).
+    """POST `body` to `url`, following 307 and 308 to https:// only (none with `follow` off:
+    a Teams workflow's URL is its one admitted destination), the network guard on every hop;
+    ChannelFailed for what never got an answer (transient) or must not be sent (permanent).
     Shared by the renderer and the delivery relay."""
     import httpx
 
@@ -121,13 +123,12 @@ def post(
             why = redact(str(error), list(secrets_)) or type(error).__name__
             raise ChannelFailed(f"cannot reach {host}: {why}", TRANSIENT) from None
         status = response.status_code
-        if status in (307, 308):
+        if status in (307, 308) and follow:
             url = redirect_target(url, response.headers.get("location", ""))
             continue
         if 300 <= status < 400:
-            raise ChannelFailed(
-                f"HTTP {status} redirect: only 307 and 308 keep the POST", PERMANENT
-            )
+            why = "only 307 and 308 keep the POST" if follow else "not followed for this channel"
+            raise ChannelFailed(f"HTTP {status} redirect: {why}", PERMANENT)
         reply = " ".join(response.text[:MAX_REPLY].split())
         return Answer(status, reply, response.headers.get("retry-after"))
     raise ChannelFailed(f"more than {MAX_REDIRECTS} redirects", PERMANENT)
@@ -173,6 +174,25 @@ class Relay:
             why = f"the relay token is not readable: {error.strerror}"
             raise ChannelFailed(why, TRANSIENT) from None
 
+    def forward(
+        self,
+        index: int,
+        body: bytes,
+        headers: dict[str, str],
+        deadline: float,
+        secrets_: tuple[str, ...] = (),
+    ) -> Answer:
+        """POST to the relay for channel `index` with the pod's token; the relay's own refusal
+        is permanent, any other answer is the destination's (or the relay's 502/503)."""
+        token = self.token()
+        target = self.base.rstrip("/") + RELAY_PATH.format(index=index)
+        sent = {**headers, "Authorization": f"Bearer {token}"}
+        # The relay is in the cluster: the guard (for pods' own sources) is not for it.
+        answer = post(target, body, sent, deadline, (), (*secrets_, token))
+        if answer.status == 403 and answer.reply.startswith(RELAY_REFUSAL_PREFIX):
+            raise ChannelFailed(answer.reply, PERMANENT)
+        return answer
+
 
 @dataclass
 class Webhook:
@@ -203,13 +223,7 @@ class Webhook:
         if self.relay is None:
             answer = post(self.url, body, headers, deadline, self.denied, (secret,))
         else:
-            token = self.relay.token()
-            headers["Authorization"] = f"Bearer {token}"
-            target = self.relay.base.rstrip("/") + RELAY_PATH.format(index=self.index)
-            # The relay is in the cluster: the guard (for pods' own sources) is not for it.
-            answer = post(target, body, headers, deadline, (), (secret, token))
-            if answer.status == 403 and answer.reply.startswith(RELAY_REFUSAL_PREFIX):
-                raise ChannelFailed(answer.reply, PERMANENT)
+            answer = self.relay.forward(self.index, body, headers, deadline, (secret,))
         if not 200 <= answer.status < 300:
             raise classify(answer.status, answer.reply, answer.retry_after)
         return f"HTTP {answer.status}" + (f": {answer.reply}" if answer.reply else "")
