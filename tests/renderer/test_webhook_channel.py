@@ -19,8 +19,8 @@ from typing import Any, ClassVar
 import pytest
 from tests.support.json_http import JsonHandler, JsonHttpServer
 from tests.support.pki import Pki
-from tests.support.renderer_cli import send
-from tests.support.renderer_reports import small_report
+from tests.support.renderer_cli import run_pod, send
+from tests.support.renderer_reports import CC, small_report
 from tests.support.smtp_servers import SmtpServer
 
 from tidings.contract import EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE
@@ -303,3 +303,20 @@ def test_permanent_mail_and_channel_failures_keep_the_mails_code(
     finally:
         controller.stop()
     assert (result["outcome"], result["failure"], code) == ("Failed", "permanent", EX_UNAVAILABLE)
+
+
+def test_a_resend_mails_whom_the_run_missed_and_posts_to_no_channel(
+    smtp: SmtpServer, hook: JsonHttpServer, keys: Path, tmp_path: Path
+) -> None:
+    env = smtp.env(
+        TIDINGS_RESEND_RECIPIENTS=CC,
+        TIDINGS_SCHEDULED_TIME="2024-05-13T09:00:00+02:00",
+        **{CHANNEL_SECRET_DIR_ENV: str(keys)},
+    )
+    done, result = run_pod(tmp_path, with_hook(f"{hook.url}/ok"), env)
+    assert done.returncode == EX_OK, done.stderr
+    assert result is not None and result["outcome"] == "Delivered"
+    (message,) = smtp.recorder.messages
+    assert message.rcpt_tos == [CC]  # only the address the run did not reach
+    assert Hook.seen == []  # the channel had its post with the run: no second one
+    assert not result.get("channels")

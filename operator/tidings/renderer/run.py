@@ -683,7 +683,10 @@ def execute(
                 return RunResult(outcome="Skipped", error=f"nothing sent: {why}", **fields)
             fields.update(rendered.result_fields())
             # Read before anything is sent: a missing key must not stop the run after the mail.
-            hooks = [] if options.test_recipient else channel_run.channels_for(sr)
+            # A resend is for the mail recipients its run missed: the channels had their post
+            # then (Slack and Teams have no idempotency key, so a repost would show twice).
+            skip_channels = options.test_recipient or options.resend_to is not None
+            hooks = [] if skip_channels else channel_run.channels_for(sr)
             stage[0] = "sending over SMTP"
             mail = deliver(sr, rendered, settings(), options, deadline)
             if not hooks:
