@@ -115,7 +115,9 @@ def test_metadata_addresses_are_refused_at_validation_and_at_run_time() -> None:
 
 
 def test_query_strings_never_reach_the_log(base: str, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO):
+    # httpx's own level too: a channel run earlier in the process may have quieted it
+    # (renderer/channels.quiet_client_logs), and the redaction must hold whenever it logs.
+    with caplog.at_level(logging.INFO), caplog.at_level(logging.INFO, logger="httpx"):
         rows(f"{base}/rows?token=query-secret-123&x=1", auth="Bearer header-secret-456")
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "HTTP Request: GET" in logged  # httpx still says what it fetched...
